@@ -1,6 +1,17 @@
-from firebase_functions import https_fn
-from firebase_admin import initialize_app
+"""Every deployed function of the marketplace backend, on one screen."""
 
-@https_fn.on_request()
-def health(req: https_fn.Request) -> https_fn.Response:
-    return https_fn.Response("ok")
+from firekit.bootstrap import ensure_initialized
+
+# Before anything else: the SDK verifies callers' ID tokens on the default app.
+ensure_initialized()
+
+from api.accounts import before_user_created, set_user_role  # noqa: E402
+from api.health import health  # noqa: E402
+
+__all__ = [
+    # accounts
+    "before_user_created",
+    "set_user_role",
+    # operations
+    "health",
+]

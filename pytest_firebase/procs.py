@@ -18,7 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-MARKER_VAR = "PYTEST_FIREBASE_RUN_MARKER"
+STACK_MARKER_VAR = "PYTEST_FIREBASE_STACK_MARKER"
+"""Set on every process one stack starts; a stack sweeps only its own marker."""
+RUN_MARKER_VAR = "PYTEST_FIREBASE_RUN_MARKER"
+"""Set by a whole test command; what is left with it after the run is a leak."""
 
 
 def new_marker() -> str:
@@ -45,9 +48,26 @@ def spawn_group(
     )
 
 
-def marked_pids(marker: str) -> list[int]:
-    """Pids of live processes whose environment carries ``marker`` (Linux ``/proc``)."""
-    needle = f"{MARKER_VAR}={marker}".encode()
+def ancestors() -> set[int]:
+    """This process and its ancestors: they carry an inherited marker but are not leaks."""
+    chain: set[int] = set()
+    pid = os.getpid()
+    while pid > 1 and pid not in chain:
+        chain.add(pid)
+        try:
+            pid = int((Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split())[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return chain
+
+
+def marked_pids(marker: str, var: str = STACK_MARKER_VAR) -> list[int]:
+    """Pids of live processes, other than our ancestors, whose environment has ``var=marker``.
+
+    Reads Linux ``/proc``; a process whose environment we may not read is not ours.
+    """
+    needle = f"{var}={marker}".encode()
+    skip = ancestors()
     found: list[int] = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -57,7 +77,7 @@ def marked_pids(marker: str) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue  # gone, or not ours to read
-        if state != "Z" and needle in environ.split(b"\0"):
+        if state != "Z" and int(entry.name) not in skip and needle in environ.split(b"\0"):
             found.append(int(entry.name))
     return found
 
@@ -76,6 +96,13 @@ def _wait_until_gone(pids: Sequence[int], timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return not any(_alive(pid) for pid in pids)
+
+
+def _pgid(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return 0
 
 
 def _alive(pid: int) -> bool:
@@ -106,10 +133,10 @@ def sweep(marker: str, *, grace: float = 5.0) -> list[int]:
 
     Returns the pids that had to be swept (empty when everything stopped on its own).
     """
-    leftovers = [pid for pid in marked_pids(marker) if pid != os.getpid()]
+    leftovers = marked_pids(marker)
     if not leftovers:
         return []
-    groups = {os.getpgid(pid) for pid in leftovers if _alive(pid)} - {os.getpgrp()}
+    groups = {_pgid(pid) for pid in leftovers} - {os.getpgrp(), 0}
     for pgid in groups:
         _signal_group(pgid, signal.SIGTERM)
     if not _wait_until_gone(leftovers, grace):
@@ -117,3 +144,27 @@ def sweep(marker: str, *, grace: float = 5.0) -> list[int]:
             _signal_group(pgid, signal.SIGKILL)
         _wait_until_gone(leftovers, grace)
     return leftovers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pytest_firebase.procs <run-marker>``: fail if any marked process is left.
+
+    The test command runs this after pytest, so "nothing left running" is checked on the
+    real command, not assumed.
+    """
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    time.sleep(1.0)  # let exiting children be reaped
+    left = marked_pids(args[0], RUN_MARKER_VAR)
+    for pid in left:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        print(f"leaked process {pid}: {cmd[:200]}", file=sys.stderr)
+    if left:
+        return 1
+    print("process hygiene: no process started by this run is left")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

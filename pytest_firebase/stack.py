@@ -36,6 +36,7 @@ class Sidecar:
 
     name: str
     argv: tuple[str, ...]
+    """Command line; ``{port}`` in an argument is replaced by the sidecar's port."""
     port: int
     ready_path: str = "/"
     on_ready: Callable[[Sidecar, EmulatorStack], None] | None = None
@@ -69,7 +70,7 @@ class EmulatorStack:
 
     def __init__(self, config: StackConfig, *, marker: str | None = None) -> None:
         self.config = config
-        self.marker = marker or os.environ.get(procs.MARKER_VAR) or procs.new_marker()
+        self.marker = marker or procs.new_marker()
         self.reused = False
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._firebase_json = self._load_firebase_json()
@@ -143,7 +144,7 @@ class EmulatorStack:
                     "PUBSUB_EMULATOR_HOST", "FIREBASE_EMULATOR_HUB"):
             env.pop(var, None)  # the CLI sets these for its children; stale ones mislead it
         env.update(self.config.extra_env)
-        env[procs.MARKER_VAR] = self.marker
+        env[procs.STACK_MARKER_VAR] = self.marker
         return env
 
     def _config_args(self) -> list[str]:
@@ -205,7 +206,8 @@ class EmulatorStack:
     def _start_sidecar(self, sidecar: Sidecar) -> None:
         log_path = self.log_dir / f"{sidecar.name}-{sidecar.port}.log"
         with log_path.open("wb") as log:
-            proc = procs.spawn_group(sidecar.argv, env=self._base_env(),
+            argv = [arg.format(port=sidecar.port) for arg in sidecar.argv]
+            proc = procs.spawn_group(argv, env=self._base_env(),
                                      cwd=self.config.project_root, log=log)
         self._procs.append((sidecar.name, proc))
         deadline = time.monotonic() + 60

@@ -33,10 +33,11 @@ venv() { # venv <dir> <requirements> <stamp-name>
 }
 
 mkdir -p .cache
-if [ ! -x node_modules/.bin/firebase ] || fresh .cache/npm.stamp package-lock.json; then
+[ -x node_modules/.bin/firebase ] || rm -f .cache/npm.stamp
+if fresh .cache/npm.stamp package-lock.json; then
   echo "bootstrap: npm ci (firebase-tools; about 90 s the first time)"
   npm ci --no-audit --no-fund --loglevel=error
-  fresh .cache/npm.stamp package-lock.json || true; done_stamp .cache/npm.stamp
+  done_stamp .cache/npm.stamp
 fi
 
 venv functions/venv functions/requirements.txt   # what the Functions emulator runs

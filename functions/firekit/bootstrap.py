@@ -29,7 +29,7 @@ _PROJECT_ENV_VARS = ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT")
 _init_lock = threading.Lock()
 
 
-class AnonymousCredential(credentials.Base):  # type: ignore[misc]
+class AnonymousCredential(credentials.Base):  # type: ignore[misc, unused-ignore]
     """A ``firebase_admin`` credential that never asks Google for a token.
 
     The emulators ignore credentials, and Application Default Credentials need a network

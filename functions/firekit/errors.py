@@ -9,7 +9,7 @@ so neither our internals nor a third party's raw error text ever reach a client.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, TypedDict
 
 from firebase_functions.https_fn import FunctionsErrorCode, HttpsError
@@ -21,9 +21,9 @@ INTERNAL_MESSAGE = "Internal error."
 ROOT_FIELD = "__root__"
 """Field name used in details when the whole payload, not one field, is at fault."""
 
-# pydantic error types whose message is written by a developer's validator, so it may
-# quote the submitted value; for these the message is kept only if it does not.
-_AUTHORED_MESSAGE_TYPES = frozenset({"value_error", "assertion_error"})
+_GENERIC_FIELD_MESSAGE = "Value is invalid."
+# pydantic error types whose message always quotes part of the input.
+_QUOTING_TYPES = frozenset({"union_tag_invalid", "uuid_parsing"})
 
 
 class FieldIssue(TypedDict):
@@ -47,7 +47,7 @@ class AppError(Exception):
         super().__init__(self.message)
 
 
-class InvalidArgument(AppError):
+class InvalidArgument(AppError):  # noqa: N818
     """The request itself is wrong; ``details`` lists every bad field."""
 
     code = FunctionsErrorCode.INVALID_ARGUMENT
@@ -57,49 +57,49 @@ class InvalidArgument(AppError):
         super().__init__(message, details or [])
 
 
-class Unauthenticated(AppError):
+class Unauthenticated(AppError):  # noqa: N818
     """The caller is not signed in (or the token is missing)."""
 
     code = FunctionsErrorCode.UNAUTHENTICATED
     default_message = "Authentication required."
 
 
-class PermissionDenied(AppError):
+class PermissionDenied(AppError):  # noqa: N818
     """The caller is signed in but may not do this."""
 
     code = FunctionsErrorCode.PERMISSION_DENIED
     default_message = "Permission denied."
 
 
-class NotFound(AppError):
+class NotFound(AppError):  # noqa: N818
     """The thing the request names does not exist."""
 
     code = FunctionsErrorCode.NOT_FOUND
     default_message = "Not found."
 
 
-class FailedPrecondition(AppError):
+class FailedPrecondition(AppError):  # noqa: N818
     """The system is not in a state that allows this request (e.g. a wrong status)."""
 
     code = FunctionsErrorCode.FAILED_PRECONDITION
     default_message = "Failed precondition."
 
 
-class ResourceExhausted(AppError):
+class ResourceExhausted(AppError):  # noqa: N818
     """A quota or rate limit was hit."""
 
     code = FunctionsErrorCode.RESOURCE_EXHAUSTED
     default_message = "Too many requests."
 
 
-class Conflict(AppError):
+class Conflict(AppError):  # noqa: N818
     """What the request wants to create already exists."""
 
     code = FunctionsErrorCode.ALREADY_EXISTS
     default_message = "Already exists."
 
 
-class Aborted(AppError):
+class Aborted(AppError):  # noqa: N818
     """A concurrency conflict the caller may retry (e.g. transaction contention)."""
 
     code = FunctionsErrorCode.ABORTED
@@ -141,25 +141,38 @@ def log_unexpected(exc: BaseException, context: Mapping[str, Any] | None = None)
 def field_issues(error: ValidationError) -> list[FieldIssue]:
     """Field-level details of a pydantic error, never echoing the submitted values."""
     issues: list[FieldIssue] = []
-    for item in error.errors(include_url=False, include_context=False, include_input=False):
+    for item in error.errors(include_url=False, include_context=False):
         field = ".".join(str(part) for part in item["loc"]) or ROOT_FIELD
-        issues.append({"field": field, "issue": item["type"], "message": _safe_message(item)})
+        message = _safe_message(item["type"], item["msg"], item.get("input"))
+        issues.append({"field": field, "issue": item["type"], "message": message})
     return issues
 
 
-def _safe_message(item: Mapping[str, Any]) -> str:
-    # errors(include_input=False) drops the "input" key, so look it up again via the
-    # raw error list is not possible here; authored messages are checked by the caller.
-    message = str(item["msg"])
-    if item["type"] in _AUTHORED_MESSAGE_TYPES:
-        return "Value is invalid." if _looks_like_it_quotes_input(message) else message
-    return message
+def _safe_message(kind: str, message: str, submitted: Any) -> str:
+    # Most pydantic messages are templates filled with the constraint, not the input,
+    # but some quote it (a bad union tag, a UUID's offending character, a validator's
+    # f-string). The value is looked for in the text instead of trusting the type.
+    if kind in _QUOTING_TYPES or any(leaf in message for leaf in _text_leaves(submitted)):
+        return _GENERIC_FIELD_MESSAGE
+    return message.removeprefix("Value error, ")
 
 
-def _looks_like_it_quotes_input(message: str) -> bool:
-    # Without the input we cannot compare; keep authored messages only when they are
-    # short and free of quotes, which is how a value usually gets interpolated.
-    return len(message) > 120 or any(quote in message for quote in ("'", '"', "`"))
+def _text_leaves(value: Any, depth: int = 0) -> Iterator[str]:
+    # Strings shorter than 3 characters carry no secret and would match almost anything.
+    if depth > 4:
+        return
+    if isinstance(value, str | bytes):
+        text = value if isinstance(value, str) else value.decode("utf-8", "replace")
+        if len(text) >= 3:
+            yield text
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _text_leaves(item, depth + 1)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _text_leaves(item, depth + 1)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield from _text_leaves(str(value), depth + 1)
 
 
 def invalid_argument(error: ValidationError, message: str | None = None) -> InvalidArgument:

@@ -1,0 +1,1 @@
+"""Adapters: turn Firebase triggers and callables into calls of the marketplace domain."""

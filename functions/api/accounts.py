@@ -1,0 +1,37 @@
+"""Accounts: the sign-up blocking function and the admin role callable."""
+
+from __future__ import annotations
+
+from firebase_functions import identity_fn
+
+from firekit import bootstrap, logs
+from firekit.callables import CallContext, callable_function
+from firekit.errors import AppError, to_https_error
+from marketplace import accounts, profiles, signup
+from marketplace.roles import DEFAULT_ROLE, ROLE_CLAIM, Role
+
+
+@identity_fn.before_user_created()
+def before_user_created(event: identity_fn.AuthBlockingEvent) -> identity_fn.BeforeCreateResponse:
+    """Refuse bad sign-ups; give everyone else the default role and a profile."""
+    user = event.data
+    provider = event.additional_user_info.provider_id if event.additional_user_info else None
+    try:
+        signup.check_sign_up(signup.SignUp(user.uid, user.email, user.display_name, provider))
+    except AppError as refused:
+        logs.info("sign-up refused", function="before_user_created", reason=refused.message)
+        raise to_https_error(refused) from None
+    profiles.create_profile(bootstrap.db(), user.uid, email=user.email,
+                            display_name=user.display_name, photo_url=user.photo_url)  # fmt: skip
+    logs.info("sign-up accepted", function="before_user_created", uid=user.uid)
+    # Merge, never replace: an import or an earlier function may have set other claims.
+    return identity_fn.BeforeCreateResponse(
+        custom_claims={**(user.custom_claims or {}), ROLE_CLAIM: DEFAULT_ROLE.value}
+    )
+
+
+@callable_function(accounts.SetRoleRequest, roles={Role.ADMIN.value})
+def set_user_role(call: CallContext, data: accounts.SetRoleRequest) -> accounts.SetRoleResult:
+    """Admin only: change a user's role (claim merged, profile mirrored, audit logged)."""
+    assert call.uid is not None  # the decorator requires a signed-in caller
+    return accounts.set_role(bootstrap.db(), actor_uid=call.uid, request=data)

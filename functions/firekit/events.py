@@ -1,0 +1,337 @@
+"""``document_trigger``: idempotent, loop-safe, typed Firestore triggers.
+
+For each delivered event, in this order:
+
+1. Loop guard: an update whose changed fields all lie in ``owned_fields`` (the fields
+   this handler writes itself), or that changed nothing, is ``skipped_own_write``.
+   Creates and deletes are never skipped.
+2. Validation: the after-document must fit ``model``; if not, the event is recorded in
+   the ledger as INVALID (field paths and reasons, never values) and acknowledged:
+   ``invalid``, no effect, no exception, so no retry loop. A before-document that no
+   longer fits (an older schema) is passed as ``before=None`` with ``before_data`` set.
+3. The ledger (:mod:`firekit.ledger`) makes the effect happen once: in
+   ``EffectMode.TRANSACTIONAL`` the handler's writes and the DONE record commit together;
+   in ``EffectMode.CLAIM`` the handler runs after a leased claim and may call the
+   outside world.
+
+Exceptions and retries: an unexpected exception is logged with its traceback and
+recorded as a FAILED attempt. It is re-raised only when the function was declared with
+``retry=True`` and fewer than ``max_attempts`` attempts have been made, so the platform
+redelivers exactly when that can help; otherwise the event is acknowledged. Without
+``retry=True`` (the SDK's default) nothing is ever re-raised.
+
+Each event produces exactly one ``logKind=event`` log line with the outcome:
+``applied``, ``duplicate``, ``skipped_own_write``, ``invalid`` or ``error``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import functools
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar, cast
+
+from cloudevents.http import CloudEvent
+from firebase_functions import firestore_fn
+from firebase_functions.core import Change
+from google.cloud import firestore
+from pydantic import BaseModel, ValidationError
+
+from firekit import ledger, logs
+from firekit.bootstrap import db, ensure_initialized
+from firekit.diff import changed_paths, only_owned
+from firekit.errors import field_issues, log_unexpected
+
+M = TypeVar("M", bound=BaseModel)
+EventKind = Literal["written", "created", "updated", "deleted"]
+EventFunction = Callable[[CloudEvent], None]
+"""What the decorator returns: the SDK's own wrapped function (CloudEvent in)."""
+
+_SDK_DECORATORS = {
+    "written": firestore_fn.on_document_written,
+    "created": firestore_fn.on_document_created,
+    "updated": firestore_fn.on_document_updated,
+    "deleted": firestore_fn.on_document_deleted,
+}
+
+
+class EffectMode(enum.StrEnum):
+    """How the handler's effect is made to happen once."""
+
+    TRANSACTIONAL = "transactional"
+    CLAIM = "claim"
+
+
+class EventInProgress(Exception):  # noqa: N818
+    """Another attempt holds a live lease on this event.
+
+    Raised only with ``retry=True``, so the platform redelivers later instead of this
+    delivery silently dropping the event should that other attempt die.
+    """
+
+
+@dataclass(frozen=True)
+class DocumentChange(Generic[M]):
+    """One document write, typed: ``before``/``after`` are models or None."""
+
+    before: M | None
+    after: M | None
+    before_data: Mapping[str, Any] | None
+    after_data: Mapping[str, Any] | None
+    changed_fields: frozenset[str]
+    params: Mapping[str, str]
+    event_id: str
+    event_type: str
+    document: str
+    time: dt.datetime
+
+    @property
+    def kind(self) -> Literal["created", "updated", "deleted"]:
+        """What happened to the document."""
+        if self.before_data is None:
+            return "created"
+        return "deleted" if self.after_data is None else "updated"
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Where a handler makes its effect.
+
+    Transactional mode: write through ``tx`` (and read through it before writing);
+    the ledger record commits with your writes. Claim mode: ``transaction`` is None and
+    you may call outside services; use :meth:`idempotency_key` for their idempotency keys.
+    """
+
+    db: firestore.Client
+    function: str
+    event_id: str
+    transaction: firestore.Transaction | None = None
+
+    @property
+    def tx(self) -> firestore.Transaction:
+        """The transaction of a transactional handler (an error in claim mode)."""
+        if self.transaction is None:
+            raise RuntimeError("No transaction: this trigger runs in claim mode.")
+        return self.transaction
+
+    def idempotency_key(self, *parts: str) -> str:
+        """A key that is stable across redeliveries of this event, e.g. for Stripe."""
+        return ":".join((self.function, self.event_id, *parts))
+
+
+Handler = Callable[[DocumentChange[M], Effects], None]
+
+
+@dataclass(frozen=True)
+class _Trigger(Generic[M]):
+    name: str
+    on: EventKind
+    model: type[M]
+    owned_fields: frozenset[str]
+    mode: EffectMode
+    lease: dt.timedelta
+    max_attempts: int
+    retry: bool
+
+
+@dataclass(frozen=True)
+class _LedgerRecord:
+    client: firestore.Client
+    ref: firestore.DocumentReference
+    base: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Result:
+    outcome: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    reraise: BaseException | None = None
+
+
+def document_trigger(
+    document: str,
+    *,
+    model: type[M],
+    owned_fields: Collection[str] = (),
+    name: str | None = None,
+    on: EventKind = "written",
+    mode: EffectMode | str = EffectMode.TRANSACTIONAL,
+    lease_seconds: int | None = None,
+    max_attempts: int = 5,
+    **firestore_options: Any,
+) -> Callable[[Handler[M]], EventFunction]:
+    """Declare a Firestore trigger on ``document`` (a path pattern like ``users/{uid}``).
+
+    ``on`` picks the SDK trigger (written/created/updated/deleted). ``owned_fields`` are
+    the dotted fields this handler writes to the same document. ``lease_seconds``
+    (claim mode) defaults to the function's timeout plus 30 s, so a live attempt is never
+    taken over. ``name`` (default: the handler's name) is the deployed name and the
+    ledger key; it must match the attribute exported from ``main.py``. Other keyword
+    arguments go to the SDK decorator (``retry``, ``region``, ``timeout_sec``, ...).
+    """
+    timeout = int(firestore_options.get("timeout_sec") or 60)
+
+    def decorate(handler: Handler[M]) -> EventFunction:
+        trigger = _Trigger(
+            name=name or handler.__name__,
+            on=on,
+            model=model,
+            owned_fields=frozenset(owned_fields),
+            mode=EffectMode(mode),
+            lease=dt.timedelta(seconds=lease_seconds or timeout + 30),
+            max_attempts=max_attempts,
+            retry=bool(firestore_options.get("retry", False)),
+        )
+
+        @functools.wraps(handler)
+        def run(event: firestore_fn.Event[Any]) -> None:
+            _handle(trigger, handler, event)
+
+        run.__name__ = run.__qualname__ = trigger.name
+        ensure_initialized()
+        sdk_decorator: Any = _SDK_DECORATORS[on](document=document, **firestore_options)
+        return cast(EventFunction, sdk_decorator(run))
+
+    return decorate
+
+
+def _handle(trigger: _Trigger[M], handler: Handler[M], event: firestore_fn.Event[Any]) -> None:
+    started = time.perf_counter()
+    try:
+        result = _process(trigger, handler, event)
+    except Exception as exc:  # ledger or Firestore trouble outside the handler
+        log_unexpected(exc, {"function": trigger.name, "eventId": event.id})
+        result = _Result("error", {"errorType": type(exc).__name__}, exc if trigger.retry else None)
+    latency_ms = (time.perf_counter() - started) * 1000
+    logs.event_line(
+        trigger.name, event.id, event.document, result.outcome, latency_ms, **result.fields
+    )
+    if result.reraise is not None:
+        raise result.reraise
+
+
+def _process(trigger: _Trigger[M], handler: Handler[M], event: firestore_fn.Event[Any]) -> _Result:
+    before_data, after_data = _document_states(trigger.on, event)
+    changed = changed_paths(before_data, after_data)
+    is_update = before_data is not None and after_data is not None
+    if is_update and only_owned(changed, trigger.owned_fields):
+        return _Result("skipped_own_write", {"changedFields": sorted(changed)})
+    client = db()
+    record = _LedgerRecord(
+        client,
+        ledger.ledger_ref(client, trigger.name, event.id),
+        ledger.base_record(trigger.name, event.id, event.document, event.type),
+    )
+    try:
+        after = trigger.model.model_validate(after_data) if after_data is not None else None
+    except ValidationError as exc:
+        issues = field_issues(exc)
+        ledger.record_invalid(record.ref, record.base, list(issues))
+        return _Result("invalid", {"issues": issues})
+    change = DocumentChange(
+        before=_lenient(trigger.model, before_data),
+        after=after,
+        before_data=before_data,
+        after_data=after_data,
+        changed_fields=changed,
+        params=dict(event.params),
+        event_id=event.id,
+        event_type=event.type,
+        document=event.document,
+        time=event.time,
+    )
+    if trigger.mode is EffectMode.TRANSACTIONAL:
+        return _run_transactional(trigger, handler, change, record)
+    return _run_claimed(trigger, handler, change, record)
+
+
+def _run_transactional(
+    trigger: _Trigger[M],
+    handler: Handler[M],
+    change: DocumentChange[M],
+    record: _LedgerRecord,
+) -> _Result:
+    def apply(transaction: firestore.Transaction) -> None:
+        handler(change, Effects(record.client, trigger.name, change.event_id, transaction))
+
+    try:
+        verdict = ledger.apply_once(
+            record.client, record.ref, record.base, apply, trigger.max_attempts
+        )
+    except Exception as exc:
+        return _failure(trigger, record, exc, count_attempt=True)
+    return _verdict_result(trigger, verdict)
+
+
+def _run_claimed(
+    trigger: _Trigger[M],
+    handler: Handler[M],
+    change: DocumentChange[M],
+    record: _LedgerRecord,
+) -> _Result:
+    lease, max_attempts = trigger.lease, trigger.max_attempts
+    verdict = ledger.claim(record.client, record.ref, record.base, lease, max_attempts)
+    if verdict is not ledger.Verdict.CLAIMED:
+        return _verdict_result(trigger, verdict)
+    try:
+        handler(change, Effects(record.client, trigger.name, change.event_id, None))
+    except Exception as exc:
+        return _failure(trigger, record, exc, count_attempt=False)
+    ledger.mark_done(record.ref)
+    return _Result("applied")
+
+
+def _verdict_result(trigger: _Trigger[M], verdict: ledger.Verdict) -> _Result:
+    if verdict in (ledger.Verdict.APPLIED, ledger.Verdict.CLAIMED):
+        return _Result("applied")
+    if verdict is ledger.Verdict.GAVE_UP:
+        return _Result("error", {"reason": "gave_up"})
+    if verdict is ledger.Verdict.IN_PROGRESS:
+        # Another attempt holds the lease. With retries on, ask to be redelivered: if that
+        # attempt dies, this redelivery is what eventually applies the effect.
+        retry_later = EventInProgress(f"{trigger.name}: event is being processed elsewhere")
+        return _Result(
+            "duplicate", {"reason": "in_progress"}, retry_later if trigger.retry else None
+        )
+    return _Result("duplicate")
+
+
+def _failure(
+    trigger: _Trigger[M], record: _LedgerRecord, exc: Exception, *, count_attempt: bool
+) -> _Result:
+    log_unexpected(exc, {"function": trigger.name, "eventId": record.base["eventId"]})
+    error_type = type(exc).__name__
+    attempts = ledger.mark_failed(record.client, record.ref, record.base, error_type, count_attempt)
+    gave_up = attempts >= trigger.max_attempts
+    fields = {"errorType": type(exc).__name__, "attempts": attempts, "gaveUp": gave_up}
+    return _Result("error", fields, exc if trigger.retry and not gave_up else None)
+
+
+def _document_states(
+    on: EventKind, event: firestore_fn.Event[Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    # written/updated events carry a Change; created/deleted a single snapshot.
+    data = event.data
+    if isinstance(data, Change):
+        return _as_dict(data.before), _as_dict(data.after)
+    if on == "deleted":
+        return _as_dict(data), None
+    return None, _as_dict(data)
+
+
+def _as_dict(snapshot: firestore.DocumentSnapshot[Any] | None) -> dict[str, Any] | None:
+    if snapshot is None or not snapshot.exists:
+        return None
+    return snapshot.to_dict() or {}
+
+
+def _lenient(model: type[M], data: Mapping[str, Any] | None) -> M | None:
+    if data is None:
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None  # an older shape; the raw dict stays available as before_data

@@ -1,0 +1,219 @@
+"""The idempotency ledger: one document per (function, CloudEvent id).
+
+``_eventLedger/{function}__{eventId}`` records what became of an event, so an event
+delivered several times (at-least-once delivery) has its effect once. Two ways in:
+
+* :func:`apply_once` runs transactional effects and writes the ``DONE`` record in the
+  same transaction; a duplicate, or the loser of two concurrent deliveries, sees the
+  record when Firestore retries it and does nothing.
+* :func:`claim` / :func:`mark_done` / :func:`mark_failed` are claim-before-act for side
+  effects that cannot join a transaction (email, push, a provider's API), as the Trigger
+  Email extension does: PENDING -> PROCESSING with a lease, act, then DONE. A crashed
+  attempt whose lease expired may be claimed again.
+
+Records carry ``expiresAt`` (30 days, longer than Eventarc's 7-day retry window) for a
+Firestore TTL policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import enum
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+from urllib.parse import quote
+
+from google.api_core import exceptions as api_exceptions
+from google.cloud import firestore
+
+COLLECTION = "_eventLedger"
+RETENTION = dt.timedelta(days=30)
+_MAX_TRANSACTION_ATTEMPTS = 10
+
+
+class LedgerState(enum.StrEnum):
+    """Life of an event in the ledger. No record at all means PENDING."""
+
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"  # claimed; the lease says until when
+    DONE = "DONE"  # the effect happened; redelivery is a no-op
+    FAILED = "FAILED"  # the last attempt raised; retried until max attempts
+    INVALID = "INVALID"  # the document failed validation; terminal, no effect
+
+
+class Verdict(enum.Enum):
+    """What the ledger decided for this delivery."""
+
+    APPLIED = "applied"
+    CLAIMED = "claimed"
+    DUPLICATE = "duplicate"
+    IN_PROGRESS = "in_progress"
+    GAVE_UP = "gave_up"
+
+
+def record_id(function: str, event_id: str) -> str:
+    """Ledger document id for an event seen by a function."""
+    return quote(f"{function}__{event_id}", safe="")
+
+
+def ledger_ref(
+    client: firestore.Client, function: str, event_id: str
+) -> firestore.DocumentReference:
+    """Reference to the ledger record of an event."""
+    return client.collection(COLLECTION).document(record_id(function, event_id))
+
+
+def base_record(function: str, event_id: str, document: str, event_type: str) -> dict[str, Any]:
+    """Fields every ledger record carries, whatever its state."""
+    return {
+        "function": function,
+        "eventId": event_id,
+        "document": document,
+        "eventType": event_type,
+        "updatedAt": firestore.SERVER_TIMESTAMP,
+        "expiresAt": _now() + RETENTION,
+    }
+
+
+def apply_once(
+    client: firestore.Client,
+    ref: firestore.DocumentReference,
+    base: Mapping[str, Any],
+    apply: Callable[[firestore.Transaction], None],
+    max_attempts: int,
+) -> Verdict:
+    """Run ``apply`` and write the DONE record in one transaction, unless already done.
+
+    ``apply`` may run more than once (Firestore retries contended transactions), so it
+    must only read and write through the transaction it is given.
+    """
+    transaction = client.transaction(max_attempts=_MAX_TRANSACTION_ATTEMPTS)
+    return cast(Verdict, _apply_once(transaction, ref, base, apply, max_attempts))
+
+
+@firestore.transactional
+def _apply_once(
+    transaction: firestore.Transaction,
+    ref: firestore.DocumentReference,
+    base: Mapping[str, Any],
+    apply: Callable[[firestore.Transaction], None],
+    max_attempts: int,
+) -> Verdict:
+    stored = _read(ref, transaction)
+    state = stored.get("state", LedgerState.PENDING.value)
+    attempts = int(stored.get("attempts", 0))
+    if state in (LedgerState.DONE.value, LedgerState.INVALID.value):
+        return Verdict.DUPLICATE
+    if attempts >= max_attempts:
+        return Verdict.GAVE_UP
+    apply(transaction)
+    done = {**base, "state": LedgerState.DONE.value, "attempts": attempts + 1, "doneAt": _now()}
+    transaction.set(ref, done)
+    return Verdict.APPLIED
+
+
+def claim(
+    client: firestore.Client,
+    ref: firestore.DocumentReference,
+    base: Mapping[str, Any],
+    lease: dt.timedelta,
+    max_attempts: int,
+) -> Verdict:
+    """Claim the event: PENDING, FAILED or expired PROCESSING -> PROCESSING with a lease.
+
+    Only a ``CLAIMED`` verdict may act.
+    """
+    transaction = client.transaction(max_attempts=_MAX_TRANSACTION_ATTEMPTS)
+    return cast(Verdict, _claim(transaction, ref, base, lease, max_attempts))
+
+
+@firestore.transactional
+def _claim(
+    transaction: firestore.Transaction,
+    ref: firestore.DocumentReference,
+    base: Mapping[str, Any],
+    lease: dt.timedelta,
+    max_attempts: int,
+) -> Verdict:
+    stored = _read(ref, transaction)
+    state = stored.get("state", LedgerState.PENDING.value)
+    attempts = int(stored.get("attempts", 0))
+    now = _now()
+    if state in (LedgerState.DONE.value, LedgerState.INVALID.value):
+        return Verdict.DUPLICATE
+    if state == LedgerState.PROCESSING.value and stored["leaseExpiresAt"] > now:
+        return Verdict.IN_PROGRESS
+    if attempts >= max_attempts:
+        return Verdict.GAVE_UP
+    processing = {
+        **base,
+        "state": LedgerState.PROCESSING.value,
+        "attempts": attempts + 1,
+        "leaseExpiresAt": now + lease,
+    }
+    transaction.set(ref, processing)
+    return Verdict.CLAIMED
+
+
+def mark_done(ref: firestore.DocumentReference) -> None:
+    """PROCESSING -> DONE after the side effect succeeded."""
+    ref.update(
+        {
+            "state": LedgerState.DONE.value,
+            "doneAt": _now(),
+            "leaseExpiresAt": firestore.DELETE_FIELD,
+            "updatedAt": firestore.SERVER_TIMESTAMP,
+        }
+    )
+
+
+def mark_failed(
+    client: firestore.Client,
+    ref: firestore.DocumentReference,
+    base: Mapping[str, Any],
+    error_type: str,
+    count_attempt: bool,
+) -> int:
+    """Record a failed attempt and release any lease; return the attempts so far.
+
+    ``count_attempt`` is false in claim mode, where :func:`claim` already counted it.
+    A DONE record (a concurrent delivery succeeded meanwhile) is left alone.
+    """
+    transaction = client.transaction(max_attempts=_MAX_TRANSACTION_ATTEMPTS)
+    return cast(int, _mark_failed(transaction, ref, base, error_type, count_attempt))
+
+
+@firestore.transactional
+def _mark_failed(
+    transaction: firestore.Transaction,
+    ref: firestore.DocumentReference,
+    base: Mapping[str, Any],
+    error_type: str,
+    count_attempt: bool,
+) -> int:
+    stored = _read(ref, transaction)
+    attempts = int(stored.get("attempts", 0)) + (1 if count_attempt else 0)
+    if stored.get("state") == LedgerState.DONE.value:
+        return attempts
+    failed = {**base, "state": LedgerState.FAILED.value, "attempts": attempts}
+    transaction.set(ref, {**failed, "lastError": error_type, "failedAt": _now()})
+    return attempts
+
+
+def record_invalid(
+    ref: firestore.DocumentReference, base: Mapping[str, Any], issues: list[Any]
+) -> None:
+    """Record that the document failed validation (field paths and reasons, no values)."""
+    # A redelivery of the same event finds the record there already: the first stands.
+    with contextlib.suppress(api_exceptions.AlreadyExists):
+        ref.create({**base, "state": LedgerState.INVALID.value, "issues": issues})
+
+
+def _read(ref: firestore.DocumentReference, transaction: firestore.Transaction) -> dict[str, Any]:
+    snapshot = ref.get(transaction=transaction)
+    return (snapshot.to_dict() or {}) if snapshot.exists else {}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

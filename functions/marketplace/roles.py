@@ -1,0 +1,27 @@
+"""Who a user is to the marketplace. The role lives in a custom claim; profiles mirror it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+ROLE_CLAIM = "role"
+
+
+class Role(StrEnum):
+    """A user's role. Everyone starts as a buyer (buyers also rent)."""
+
+    BUYER = "buyer"
+    AGENT = "agent"
+    ADMIN = "admin"
+
+
+DEFAULT_ROLE = Role.BUYER
+
+
+def role_of(claims: dict[str, object]) -> Role:
+    """The role a token's claims grant; unknown or missing means the default role."""
+    value = claims.get(ROLE_CLAIM)
+    try:
+        return Role(str(value)) if value is not None else DEFAULT_ROLE
+    except ValueError:
+        return DEFAULT_ROLE

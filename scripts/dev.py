@@ -1,0 +1,63 @@
+"""`make dev`: the whole backend on this machine until Ctrl-C, then nothing left running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+
+import devstack  # noqa: E402
+
+from pytest_firebase.stack import EmulatorStack, StackError  # noqa: E402
+from pytest_firebase.toolchain import ToolchainError  # noqa: E402
+
+READY_LINE = "Dev stack ready."
+
+
+def _print_banner(stack: EmulatorStack, users: list[object]) -> None:
+    print("\nServices:")
+    for name, address in stack.describe():
+        print(f"  {name:<12} {address}")
+    print(f"  {'health':<12} {stack.functions_url('health')}")
+    print(f"\nProject: {stack.config.project_id}. Point clients at the emulators, e.g.")
+    print(f"  connectAuthEmulator(auth, 'http://{stack.host('auth')}')")
+    print(f"  connectFirestoreEmulator(db, '127.0.0.1', {stack.port('firestore')})")
+    print(f"  connectFunctionsEmulator(functions, '127.0.0.1', {stack.port('functions')})")
+    print("\nSign in as (email / password / role):")
+    for user in users:
+        print(f"  {user.email:<26} {user.password:<18} {user.role.value}")  # type: ignore[attr-defined]
+    print(f"\n{READY_LINE} Press Ctrl-C to stop everything.", flush=True)
+
+
+def main() -> int:
+    """Start, seed, announce, wait for Ctrl-C or SIGTERM, stop."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    stack = EmulatorStack(devstack.stack_config())
+    try:
+        print("Starting the emulator suite and localstripe...", flush=True)
+        stack.start(reuse=False)
+        os.environ.update(stack.client_env())
+        from seed.load import load_users
+
+        _print_banner(stack, list(load_users()))
+        while not stop.wait(1.0):
+            pass
+    except (StackError, ToolchainError) as err:
+        print(f"\nCould not start the dev stack:\n{err}", file=sys.stderr)
+        return 1
+    finally:
+        print("\nStopping...", flush=True)
+        swept = stack.stop()
+        print(f"Stopped{f' (swept {len(swept)} stray processes)' if swept else ''}.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

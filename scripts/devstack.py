@@ -1,0 +1,62 @@
+"""The marketplace's emulator stack: the Firebase suite plus a local Stripe server.
+
+Shared by the dev command and the tests, so both run exactly the same stack.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from pytest_firebase.stack import EmulatorStack, Sidecar, StackConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ID = "demo-marketplace"
+EMULATORS = ("auth", "firestore", "functions", "pubsub", "hosting")
+LOCALSTRIPE_PORT = 8420
+WEBHOOK_ID = "marketplace"
+WEBHOOK_FUNCTION = "stripe_webhook"
+"""The function Stripe events are delivered to (the payments issue implements it)."""
+
+
+def local_secret(name: str) -> str:
+    """A value from ``functions/.secret.local``, the emulator's stand-in for secrets."""
+    for line in (ROOT / "functions" / ".secret.local").read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == name:
+            return value.strip()
+    raise KeyError(f"{name} is not in functions/.secret.local")
+
+
+def register_webhook(sidecar: Sidecar, stack: EmulatorStack) -> None:
+    """Tell localstripe where to send signed events, with our endpoint secret."""
+    body = urllib.parse.urlencode({
+        "url": stack.functions_url(WEBHOOK_FUNCTION),
+        "secret": local_secret("STRIPE_WEBHOOK_SECRET"),
+    }).encode()  # fmt: skip
+    request = urllib.request.Request(f"{sidecar.url}/_config/webhooks/{WEBHOOK_ID}", data=body)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def localstripe() -> Sidecar:
+    """localstripe (GPL), run from its own venv as a separate process, never imported."""
+    return Sidecar(
+        name="localstripe",
+        argv=(str(ROOT / ".tools" / "localstripe" / "bin" / "localstripe"),
+              "--port", "{port}", "--from-scratch"),
+        port=LOCALSTRIPE_PORT,
+        ready_path="/v1/customers",
+        on_ready=register_webhook,
+    )  # fmt: skip
+
+
+def stack_config(offset: int | None = None) -> StackConfig:
+    """The whole local stack, optionally on ports shifted by ``offset``."""
+    if offset is None:
+        offset = int(os.environ.get("PYTEST_FIREBASE_PORT_OFFSET", "0"))
+    base = StackConfig(project_root=ROOT, project_id=PROJECT_ID, emulators=EMULATORS,
+                       sidecars=(localstripe(),))  # fmt: skip
+    return base.with_offset(offset)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `make test`: lint, type-check, the whole suite against the real emulators, then proof
+# that no process this run started is still running. Extra arguments go to pytest.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+# Every process started below inherits this marker, detached emulators included.
+export PYTEST_FIREBASE_RUN_MARKER="run-$(date +%s)-$$-$RANDOM"
+
+status=0
+./scripts/lint.sh || status=1
+.venv/bin/python -m pytest "$@" || status=1
+.venv/bin/python -m pytest_firebase.procs "$PYTEST_FIREBASE_RUN_MARKER" || status=1
+exit $status
