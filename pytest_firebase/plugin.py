@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pytest_firebase import rest, tokens, wait, webhooks
+from pytest_firebase import callables, events, rest, tokens, wait, webhooks
 from pytest_firebase.auth import AuthEmulator
 from pytest_firebase.stack import DEFAULT_EMULATORS, EmulatorStack, StackConfig, StackError
 from pytest_firebase.toolchain import ToolchainError
@@ -128,7 +128,7 @@ def as_user(firebase_stack: EmulatorStack) -> Callable[..., rest.FirestoreRest]:
 
     def make(uid: str, claims: dict[str, Any] | None = None,
              email: str | None = None) -> rest.FirestoreRest:
-        token = tokens.emulator_id_token(
+        token = tokens.mint_id_token(
             uid, claims=claims or {}, email=email, project=firebase_stack.config.project_id
         )
         return rest.FirestoreRest(firebase_stack.host("firestore"),
@@ -161,3 +161,31 @@ def wait_for() -> Callable[..., Any]:
 def sign_stripe_webhook() -> Callable[..., webhooks.SignedWebhook]:
     """``sign_stripe_webhook(event, secret, timestamp=None)``: a Stripe-signed delivery."""
     return webhooks.stripe_webhook
+
+
+@pytest.fixture
+def call_function(firebase_stack: EmulatorStack) -> Callable[..., callables.CallResult]:
+    """``call_function(fn, data, uid=None, claims=None)``: a callable, in-process."""
+    callables.ensure_default_app(firebase_stack.config.project_id)
+    return callables.call
+
+
+@pytest.fixture
+def firestore_event() -> Callable[..., Any]:
+    """``firestore_event(document, before=..., after=..., kind=..., event_id=...)``."""
+    return events.firestore_event
+
+
+@pytest.fixture
+def call_emulated(firebase_stack: EmulatorStack) -> Callable[..., callables.CallResult]:
+    """``call_emulated(name, data, id_token=None)``: a callable through the Functions
+    emulator, over HTTP, exactly as a client SDK calls it."""
+
+    def call(name: str, data: Any = None, id_token: str | None = None) -> callables.CallResult:
+        headers = {"Authorization": f"Bearer {id_token}"} if id_token else {}
+        response = rest.requests.post(firebase_stack.functions_url(name), json={"data": data},
+                                      headers=headers, timeout=60)
+        body = response.json() if response.content else {}
+        return callables.CallResult(response.status_code, body, dict(response.headers))
+
+    return call

@@ -14,3 +14,12 @@ pytest_plugins = ["pytest_firebase.plugin"]
 def firebase_stack_config() -> StackConfig:
     """The same stack `make dev` runs: the emulator suite plus localstripe."""
     return devstack.stack_config()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _firebase_admin_app() -> None:
+    # The plugin pointed the SDKs at the emulators at configure time; the functions'
+    # own bootstrap then builds the same default app they use when deployed.
+    from firekit.bootstrap import ensure_initialized
+
+    ensure_initialized()

@@ -8,6 +8,7 @@ so neither our internals nor a third party's raw error text ever reach a client.
 
 from __future__ import annotations
 
+import re
 import traceback
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, TypedDict
@@ -22,6 +23,7 @@ ROOT_FIELD = "__root__"
 """Field name used in details when the whole payload, not one field, is at fault."""
 
 _GENERIC_FIELD_MESSAGE = "Value is invalid."
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # pydantic error types whose message always quotes part of the input.
 _QUOTING_TYPES = frozenset({"union_tag_invalid", "uuid_parsing"})
 
@@ -142,10 +144,16 @@ def field_issues(error: ValidationError) -> list[FieldIssue]:
     """Field-level details of a pydantic error, never echoing the submitted values."""
     issues: list[FieldIssue] = []
     for item in error.errors(include_url=False, include_context=False):
-        field = ".".join(str(part) for part in item["loc"]) or ROOT_FIELD
+        field = ".".join(_path_part(part) for part in item["loc"]) or ROOT_FIELD
         message = _safe_message(item["type"], item["msg"], item.get("input"))
         issues.append({"field": field, "issue": item["type"], "message": message})
     return issues
+
+
+def _path_part(part: str | int) -> str:
+    # Field names come from the model, but an unknown key or a dict key is the caller's
+    # text: keep it only when it looks like a field name, so nothing else is echoed.
+    return str(part) if isinstance(part, int) or _FIELD_NAME.fullmatch(part) else "*"
 
 
 def _safe_message(kind: str, message: str, submitted: Any) -> str:

@@ -19,7 +19,10 @@ DISPOSABLE_EMAIL_DOMAINS = frozenset({
 
 # Deliberately stricter than RFC 5322: the address must be deliverable by ordinary mail
 # servers, because listing enquiries and receipts go to it.
-_EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]{1,64}@(?P<domain>(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63})$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL = re.compile(
+    rf"^[A-Za-z0-9._%+'-]{{1,64}}@(?P<domain>(?:{_LABEL}\.)+[A-Za-z]{{2,63}})$"
+)
 MAX_DISPLAY_NAME = 80
 
 

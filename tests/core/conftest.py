@@ -1,0 +1,36 @@
+"""Helpers for the core's tests: unique ids and the structured log lines a test produced."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+LogReader = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture
+def unique() -> Callable[[str], str]:
+    """Make ids unique per test, so tests never see each other's documents."""
+    suffix = uuid.uuid4().hex[:10]
+    return lambda prefix: f"{prefix}-{suffix}"
+
+
+@pytest.fixture
+def read_logs(capsys: pytest.CaptureFixture[str]) -> LogReader:
+    """Parse the JSON lines written to stdout and stderr since the last read.
+
+    ``read_logs("call")`` keeps only the one-per-call lines, ``read_logs("event")`` the
+    one-per-event lines; ``read_logs()`` returns every structured line.
+    """
+
+    def read(kind: str | None = None) -> list[dict[str, Any]]:
+        captured = capsys.readouterr()
+        lines = (captured.out + captured.err).splitlines()
+        entries = [json.loads(line) for line in lines if line.startswith("{")]
+        return [e for e in entries if kind is None or e.get("logKind") == kind]
+
+    return read

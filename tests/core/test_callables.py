@@ -1,0 +1,242 @@
+"""callable_function, called in-process through the SDK's real on_call path."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from google.cloud import firestore
+from pydantic import BaseModel, ConfigDict, Field
+
+from firekit import bootstrap
+from firekit.callables import CallContext, callable_function
+from firekit.errors import Conflict
+from firekit.ratelimit import COLLECTION as RATE_LIMITS
+from firekit.ratelimit import RateLimit
+from pytest_firebase.callables import call, call_raw
+from pytest_firebase.tokens import encode_unsigned, id_token_claims
+
+from .conftest import LogReader
+
+SECRET_TEXT = "db-password=hunter2 at 10.0.0.7"
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=20)
+    quantity: int = Field(ge=1, le=100)
+    tags: list[str] = []
+
+
+class ItemResult(BaseModel):
+    id: str
+    owner: str | None
+
+
+@callable_function(Item, roles={"admin", "editor"})
+def create_item(call_: CallContext, data: Item) -> ItemResult:
+    """Writes one document, so tests can prove that refused calls write nothing."""
+    ref = bootstrap.db().collection("items").document(f"{call_.uid}-{data.name}")
+    ref.set(data.model_dump())
+    return ItemResult(id=ref.id, owner=call_.uid)
+
+
+@callable_function(Item, allow_anonymous=True)
+def echo_item(call_: CallContext, data: Item) -> dict[str, Any]:
+    return {"uid": call_.uid, "function": call_.function, "quantity": data.quantity}
+
+
+@callable_function(Item)
+def explode(call_: CallContext, data: Item) -> None:
+    raise RuntimeError(SECRET_TEXT)
+
+
+@callable_function(Item)
+def conflicting(call_: CallContext, data: Item) -> None:
+    raise Conflict("Item already exists.", {"name": data.name})
+
+
+@callable_function(Item, rate_limit=RateLimit(max_calls=3, per_seconds=86_400))
+def limited(call_: CallContext, data: Item) -> dict[str, str]:
+    return {"ok": data.name}
+
+
+@callable_function(Item, roles={"owner"}, role_claim="roles", name="custom_name")
+def claims_as_list(call_: CallContext, data: Item) -> str:
+    return str(call_.claim("roles"))
+
+
+GOOD = {"name": "chair", "quantity": 2}
+
+
+def documents(db: firestore.Client, collection: str) -> list[dict[str, Any]]:
+    return [snap.to_dict() or {} for snap in db.collection(collection).stream()]
+
+
+def test_success_dumps_model_and_sees_caller(firestore_db: firestore.Client, unique: Any) -> None:
+    uid = unique("admin")
+    result = call(create_item, GOOD, uid=uid, claims={"role": "admin"})
+    assert result.status == 200
+    assert result.data == {"id": f"{uid}-chair", "owner": uid}
+    assert documents(firestore_db, "items") == [{"name": "chair", "quantity": 2, "tags": []}]
+
+
+def test_missing_auth_is_unauthenticated(firestore_db: firestore.Client) -> None:
+    result = call(create_item, GOOD)
+    assert (result.status, result.error_status) == (401, "UNAUTHENTICATED")
+    assert documents(firestore_db, "items") == []
+
+
+def test_invalid_token_is_refused_by_the_sdk_before_our_code(read_logs: LogReader) -> None:
+    wrong_audience = encode_unsigned({**id_token_claims("u1"), "aud": "another-project"})
+    result = call(create_item, GOOD, token=wrong_audience)
+    assert result.error_status == "UNAUTHENTICATED"
+    assert read_logs("call") == []  # the SDK answered; our handler never ran
+
+
+def test_wrong_role_is_permission_denied(firestore_db: firestore.Client, unique: Any) -> None:
+    for claims in ({}, {"role": "buyer"}, {"role": ["buyer"]}):
+        result = call(create_item, GOOD, uid=unique("buyer"), claims=claims)
+        assert (result.status, result.error_status) == (403, "PERMISSION_DENIED")
+    assert documents(firestore_db, "items") == []
+
+
+def test_role_claim_name_and_list_roles_are_configurable(unique: Any) -> None:
+    result = call(claims_as_list, GOOD, uid=unique("u"), claims={"roles": ["viewer", "owner"]})
+    assert result.data == "['viewer', 'owner']"
+    assert claims_as_list.__name__ == "custom_name"
+
+
+def test_anonymous_allowed_when_declared() -> None:
+    result = call(echo_item, GOOD)
+    assert result.data == {"uid": None, "function": "echo_item", "quantity": 2}
+
+
+def test_malformed_input_names_every_bad_field_and_writes_nothing(
+    firestore_db: firestore.Client, unique: Any
+) -> None:
+    bad = {"name": "", "quantity": "lots", "tags": ["ok", 7], "color": "red"}
+    result = call(create_item, bad, uid=unique("admin"), claims={"role": "admin"})
+    assert (result.status, result.error_status) == (400, "INVALID_ARGUMENT")
+    issues = {d["field"]: d["issue"] for d in result.error_details}
+    assert issues == {
+        "name": "string_too_short",
+        "quantity": "int_parsing",
+        "tags.1": "string_type",
+        "color": "extra_forbidden",
+    }
+    assert all(set(d) == {"field", "issue", "message"} for d in result.error_details)
+    # Not even a rate-limit counter or any other document: validation comes first.
+    assert list(firestore_db.collections()) == []
+
+
+def test_missing_fields_are_reported(unique: Any) -> None:
+    result = call(create_item, {}, uid=unique("admin"), claims={"role": "admin"})
+    assert {d["field"]: d["issue"] for d in result.error_details} == {
+        "name": "missing",
+        "quantity": "missing",
+    }
+
+
+def test_non_object_data_is_invalid_argument(firestore_db: firestore.Client, unique: Any) -> None:
+    for data in (None, [1, 2], "chair", 3):
+        result = call(create_item, data, uid=unique("admin"), claims={"role": "admin"})
+        assert result.error_status == "INVALID_ARGUMENT"
+        assert result.error_details == [
+            {"field": "__root__", "issue": "object_type", "message": "Expected an object."}
+        ]
+    assert list(firestore_db.collections()) == []
+
+
+def test_malformed_protocol_body_is_rejected_by_the_sdk() -> None:
+    result = call_raw(create_item, b'{"nodata": 1}')
+    assert result.error_status == "INVALID_ARGUMENT"
+
+
+def test_validation_details_never_echo_submitted_values(unique: Any) -> None:
+    secret = "my-credit-card-4111111111111111"
+    bad = {"name": secret * 2, "quantity": secret, "tags": secret, secret: secret}
+    result = call(create_item, bad, uid=unique("admin"), claims={"role": "admin"})
+    assert result.error_status == "INVALID_ARGUMENT"
+    assert secret not in str(result.body)
+    # An unknown key that does not look like a field name is not echoed either.
+    assert {d["field"] for d in result.error_details} == {"name", "quantity", "tags", "*"}
+
+
+def test_app_error_keeps_code_message_and_details(unique: Any) -> None:
+    result = call(conflicting, GOOD, uid=unique("u"))
+    assert (result.status, result.error_status) == (409, "ALREADY_EXISTS")
+    assert result.error_message == "Item already exists."
+    assert result.error_details == {"name": "chair"}
+
+
+def test_unexpected_exception_is_internal_generic_and_logged(
+    unique: Any, read_logs: LogReader
+) -> None:
+    result = call(explode, GOOD, uid=unique("u"))
+    assert (result.status, result.error_status) == (500, "INTERNAL")
+    assert result.error_message == "Internal error."
+    assert result.error_details is None
+    assert "hunter2" not in str(result.body) and "RuntimeError" not in str(result.body)
+    lines = read_logs()
+    traces = [line for line in lines if line["severity"] == "ERROR" and "errorType" in line]
+    assert len(traces) == 1
+    assert traces[0]["errorType"] == "RuntimeError"
+    assert "Traceback (most recent call last)" in traces[0]["message"]
+    assert SECRET_TEXT in traces[0]["message"]  # the log keeps what the client must not see
+    assert [line["outcome"] for line in lines if line.get("logKind") == "call"] == ["INTERNAL"]
+
+
+def test_exactly_one_structured_line_per_call(unique: Any, read_logs: LogReader) -> None:
+    uid = unique("admin")
+    call(create_item, GOOD, uid=uid, claims={"role": "admin"})
+    call(create_item, {"name": 1}, uid=uid, claims={"role": "admin"})
+    call(create_item, GOOD)
+    lines = read_logs("call")
+    assert [(line["function"], line["uid"], line["outcome"]) for line in lines] == [
+        ("create_item", uid, "ok"),
+        ("create_item", uid, "INVALID_ARGUMENT"),
+        ("create_item", None, "UNAUTHENTICATED"),
+    ]
+    assert all(isinstance(line["latencyMs"], float) for line in lines)
+    assert [line["severity"] for line in lines] == ["INFO", "WARNING", "WARNING"]
+
+
+def test_rate_limit_trips_with_resource_exhausted(
+    firestore_db: firestore.Client, unique: Any
+) -> None:
+    uid = unique("u")
+    statuses = [call(limited, GOOD, uid=uid).error_status for _ in range(5)]
+    assert statuses == [None, None, None, "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"]
+    refused = call(limited, GOOD, uid=uid)
+    assert refused.status == 429
+    assert refused.error_details["retryAfterSeconds"] > 0
+    # Another caller has a budget of their own.
+    assert call(limited, GOOD, uid=unique("other")).ok
+    counters = documents(firestore_db, RATE_LIMITS)
+    assert sorted(c["count"] for c in counters) == [1, 6]  # refused attempts count too
+
+
+def test_concurrent_calls_never_exceed_the_limit(firestore_db: firestore.Client, unique: Any) -> None:
+    uid = unique("u")
+    barrier = threading.Barrier(8)
+    statuses: list[str | None] = []
+
+    def caller() -> None:
+        barrier.wait()
+        statuses.append(call(limited, GOOD, uid=uid).error_status)
+
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses.count(None) == 3
+    assert statuses.count("RESOURCE_EXHAUSTED") == 5
+    assert documents(firestore_db, RATE_LIMITS)[0]["count"] == 8
+
+
+def test_returns_the_real_sdk_function() -> None:
+    endpoint = create_item.__firebase_endpoint__  # type: ignore[attr-defined]
+    assert endpoint.entryPoint == "create_item"
+    assert endpoint.callableTrigger is not None

@@ -1,0 +1,100 @@
+"""Nothing the dev or test command starts outlives it.
+
+Both run on shifted ports beside the session's own suite, each with a run marker of its
+own that every descendant inherits (the detached Java emulators included), so "left
+running" is checked by identity in /proc, not guessed from process names.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_firebase.procs import RUN_MARKER_VAR, marked_pids, new_marker
+from pytest_firebase.wait import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+DEV_READY = "Dev stack ready."
+
+
+def marked_commands(marker: str) -> list[str]:
+    commands = []
+    for pid in marked_pids(marker, RUN_MARKER_VAR):
+        try:
+            commands.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return commands
+
+
+def child_env(marker: str, offset: int) -> dict[str, str]:
+    return {**os.environ, RUN_MARKER_VAR: marker, "PYTEST_FIREBASE_PORT_OFFSET": str(offset)}
+
+
+class Output:
+    """Collects a child's output lines on a thread, so reading never blocks the test."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stdout is not None
+        self._thread = threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            self.lines.append(line)
+
+    def join(self) -> None:
+        self._thread.join(timeout=10)
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+@pytest.mark.stack
+def test_ctrl_c_of_the_dev_command_stops_everything_it_started() -> None:
+    marker = new_marker()
+    with subprocess.Popen(
+        [sys.executable, "scripts/dev.py"], cwd=ROOT, env=child_env(marker, 1000), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    ) as proc:
+        output = Output(proc)
+        try:
+            wait_for(lambda: DEV_READY in output.text() or proc.poll() is not None,
+                     timeout=240, what="the dev stack to be ready")
+            assert DEV_READY in output.text(), output.text()
+            running = marked_commands(marker)
+            assert any("cloud-firestore-emulator" in c for c in running), running
+            assert any("localstripe" in c for c in running), running
+
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+            assert proc.wait(timeout=90) == 0, output.text()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        output.join()
+    time.sleep(0.5)
+    assert marked_commands(marker) == []
+    assert "Stopped" in output.text()
+
+
+@pytest.mark.stack
+def test_a_test_run_stops_every_emulator_it_started() -> None:
+    marker = new_marker()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/accounts/test_set_role.py::test_the_health_endpoint_answers"],
+        cwd=ROOT, env=child_env(marker, 2000), capture_output=True, text=True, timeout=400,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    assert marked_commands(marker) == []
