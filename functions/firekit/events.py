@@ -18,7 +18,10 @@ Exceptions and retries: an unexpected exception is logged with its traceback and
 recorded as a FAILED attempt. It is re-raised only when the function was declared with
 ``retry=True`` and fewer than ``max_attempts`` attempts have been made, so the platform
 redelivers exactly when that can help; otherwise the event is acknowledged. Without
-``retry=True`` (the SDK's default) nothing is ever re-raised.
+``retry=True`` (the default) nothing is ever re-raised. Retry is off by default because
+a retried trigger is redelivered for up to 7 days; turn it on per function where a
+transient failure (a provider outage) must not lose the effect. firebase-functions 0.6.0
+cannot express it for Firestore triggers, so ``retry=True`` sets it in the manifest.
 
 Each event produces exactly one ``logKind=event`` log line with the outcome:
 ``applied``, ``duplicate``, ``skipped_own_write``, ``invalid`` or ``error``.
@@ -161,6 +164,7 @@ def document_trigger(
     mode: EffectMode | str = EffectMode.TRANSACTIONAL,
     lease_seconds: int | None = None,
     max_attempts: int = 5,
+    retry: bool = False,
     **firestore_options: Any,
 ) -> Callable[[Handler[M]], EventFunction]:
     """Declare a Firestore trigger on ``document`` (a path pattern like ``users/{uid}``).
@@ -169,8 +173,9 @@ def document_trigger(
     the dotted fields this handler writes to the same document. ``lease_seconds``
     (claim mode) defaults to the function's timeout plus 30 s, so a live attempt is never
     taken over. ``name`` (default: the handler's name) is the deployed name and the
-    ledger key; it must match the attribute exported from ``main.py``. Other keyword
-    arguments go to the SDK decorator (``retry``, ``region``, ``timeout_sec``, ...).
+    ledger key; it must match the attribute exported from ``main.py``. ``retry`` asks
+    the platform to redeliver failed events (see the module docstring). Other keyword
+    arguments go to the SDK decorator (``region``, ``timeout_sec``, ``secrets``, ...).
     """
     timeout = int(firestore_options.get("timeout_sec") or 60)
 
@@ -183,7 +188,7 @@ def document_trigger(
             mode=EffectMode(mode),
             lease=dt.timedelta(seconds=lease_seconds or timeout + 30),
             max_attempts=max_attempts,
-            retry=bool(firestore_options.get("retry", False)),
+            retry=retry,
         )
 
         @functools.wraps(handler)
@@ -193,9 +198,19 @@ def document_trigger(
         run.__name__ = run.__qualname__ = trigger.name
         ensure_initialized()
         sdk_decorator: Any = _SDK_DECORATORS[on](document=document, **firestore_options)
-        return cast(EventFunction, sdk_decorator(run))
+        function = sdk_decorator(run)
+        if retry:
+            _enable_platform_retry(function)
+        return cast(EventFunction, function)
 
     return decorate
+
+
+def _enable_platform_retry(function: Any) -> None:
+    # firebase-functions 0.6.0 has no retry option for Firestore triggers: it writes
+    # retry=False into the manifest firebase-tools deploys from. The manifest's
+    # eventTrigger is a plain dict, so the flag is set there, where the CLI reads it.
+    function.__firebase_endpoint__.eventTrigger["retry"] = True
 
 
 def _handle(trigger: _Trigger[M], handler: Handler[M], event: firestore_fn.Event[Any]) -> None:

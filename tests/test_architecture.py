@@ -1,0 +1,40 @@
+"""The shape the codebase promises: a core that knows no domain, and one-screen main.py."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import main
+
+FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"
+DOMAIN_PACKAGES = {"marketplace", "api", "main"}
+
+
+def imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_the_integration_core_never_imports_the_domain() -> None:
+    offenders = {str(p.relative_to(FUNCTIONS)): sorted(imported_roots(p) & DOMAIN_PACKAGES)
+                 for p in (FUNCTIONS / "firekit").rglob("*.py")}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_domain_never_imports_the_functions_sdk() -> None:
+    offenders = [str(p.relative_to(FUNCTIONS)) for p in (FUNCTIONS / "marketplace").rglob("*.py")
+                 if "firebase_functions" in imported_roots(p)]
+    assert offenders == []
+
+
+def test_main_exports_exactly_the_deployed_functions() -> None:
+    endpoints = {name for name in dir(main)
+                 if hasattr(getattr(main, name), "__firebase_endpoint__")}
+    assert endpoints == set(main.__all__)
+    assert len((FUNCTIONS / "main.py").read_text().splitlines()) <= 40  # one screen
