@@ -9,9 +9,7 @@ from api.accounts import before_user_created, set_user_role  # noqa: E402
 from api.health import health  # noqa: E402
 
 __all__ = [
-    # accounts
     "before_user_created",
-    "set_user_role",
-    # operations
     "health",
+    "set_user_role",
 ]

@@ -72,7 +72,8 @@ class AuthEmulator:
         """Exchange the refresh token for a fresh ID token (picks up new custom claims)."""
         url = f"http://{self.host}/securetoken.googleapis.com/v1/token?key={API_KEY}"
         response = self._session.post(
-            url, data={"grant_type": "refresh_token", "refresh_token": user.refresh_token},
+            url,
+            data={"grant_type": "refresh_token", "refresh_token": user.refresh_token},
             timeout=30,
         )
         payload = response.json()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from pytest_firebase import callables, events, rest, tokens, wait, webhooks
 from pytest_firebase.auth import AuthEmulator
@@ -34,8 +35,9 @@ _STACK_KEY = pytest.StashKey[EmulatorStack]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("firebase_project_root", "folder with firebase.json", default="")
     parser.addini("firebase_project_id", "project id (default: .firebaserc)", default="")
-    parser.addini("firebase_emulators", "emulators to start", type="args",
-                  default=list(DEFAULT_EMULATORS))
+    parser.addini(
+        "firebase_emulators", "emulators to start", type="args", default=list(DEFAULT_EMULATORS)
+    )
 
 
 def _default_config(config: pytest.Config) -> StackConfig:
@@ -43,8 +45,9 @@ def _default_config(config: pytest.Config) -> StackConfig:
     root = Path(root_opt) if root_opt else Path(config.rootpath)
     root = root if root.is_absolute() else Path(config.rootpath) / root
     project = str(config.getini("firebase_project_id")) or _project_from_firebaserc(root)
-    base = StackConfig(project_root=root, project_id=project,
-                       emulators=tuple(config.getini("firebase_emulators")))
+    base = StackConfig(
+        project_root=root, project_id=project, emulators=tuple(config.getini("firebase_emulators"))
+    )
     return base.with_offset(int(os.environ.get("PYTEST_FIREBASE_PORT_OFFSET", "0")))
 
 
@@ -95,9 +98,11 @@ def firebase_project(firebase_stack_config: StackConfig) -> str:
 
 def reset_firestore(stack: EmulatorStack) -> None:
     """Delete every document in the emulator's default database."""
-    url = (f"http://{stack.host('firestore')}/emulator/v1/projects/"
-           f"{stack.config.project_id}/databases/(default)/documents")
-    rest.requests.delete(url, timeout=30).raise_for_status()
+    url = (
+        f"http://{stack.host('firestore')}/emulator/v1/projects/"
+        f"{stack.config.project_id}/databases/(default)/documents"
+    )
+    requests.delete(url, timeout=30).raise_for_status()
 
 
 @pytest.fixture(scope="session")
@@ -126,13 +131,15 @@ def auth_emulator(firebase_stack: EmulatorStack) -> AuthEmulator:
 def as_user(firebase_stack: EmulatorStack) -> Callable[..., rest.FirestoreRest]:
     """``as_user(uid, claims=None, email=None)``: Firestore as that signed-in user."""
 
-    def make(uid: str, claims: dict[str, Any] | None = None,
-             email: str | None = None) -> rest.FirestoreRest:
+    def make(
+        uid: str, claims: dict[str, Any] | None = None, email: str | None = None
+    ) -> rest.FirestoreRest:
         token = tokens.mint_id_token(
             uid, claims=claims or {}, email=email, project=firebase_stack.config.project_id
         )
-        return rest.FirestoreRest(firebase_stack.host("firestore"),
-                                  firebase_stack.config.project_id, token)
+        return rest.FirestoreRest(
+            firebase_stack.host("firestore"), firebase_stack.config.project_id, token
+        )
 
     return make
 
@@ -140,15 +147,17 @@ def as_user(firebase_stack: EmulatorStack) -> Callable[..., rest.FirestoreRest]:
 @pytest.fixture
 def anonymous(firebase_stack: EmulatorStack) -> rest.FirestoreRest:
     """Firestore as a visitor who is not signed in."""
-    return rest.FirestoreRest(firebase_stack.host("firestore"),
-                              firebase_stack.config.project_id, None)
+    return rest.FirestoreRest(
+        firebase_stack.host("firestore"), firebase_stack.config.project_id, None
+    )
 
 
 @pytest.fixture
 def admin_rest(firebase_stack: EmulatorStack) -> rest.FirestoreRest:
     """Firestore REST as the emulator owner (rules bypassed), for arranging data."""
-    return rest.FirestoreRest(firebase_stack.host("firestore"),
-                              firebase_stack.config.project_id, "owner")
+    return rest.FirestoreRest(
+        firebase_stack.host("firestore"), firebase_stack.config.project_id, "owner"
+    )
 
 
 @pytest.fixture
@@ -183,8 +192,9 @@ def call_emulated(firebase_stack: EmulatorStack) -> Callable[..., callables.Call
 
     def call(name: str, data: Any = None, id_token: str | None = None) -> callables.CallResult:
         headers = {"Authorization": f"Bearer {id_token}"} if id_token else {}
-        response = rest.requests.post(firebase_stack.functions_url(name), json={"data": data},
-                                      headers=headers, timeout=60)
+        response = requests.post(
+            firebase_stack.functions_url(name), json={"data": data}, headers=headers, timeout=60
+        )
         body = response.json() if response.content else {}
         return callables.CallResult(response.status_code, body, dict(response.headers))
 

@@ -9,6 +9,7 @@ never by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -83,10 +84,8 @@ def marked_pids(marker: str, var: str = STACK_MARKER_VAR) -> list[int]:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _wait_until_gone(pids: Sequence[int], timeout: float) -> bool:
@@ -158,7 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     time.sleep(1.0)  # let exiting children be reaped
     left = marked_pids(args[0], RUN_MARKER_VAR)
     for pid in left:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        cmd = (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
         print(f"leaked process {pid}: {cmd[:200]}", file=sys.stderr)
     if left:
         return 1

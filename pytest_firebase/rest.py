@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
@@ -73,8 +73,13 @@ def encode_value(value: Any, project: str) -> dict[str, Any]:
 def decode_value(value: Mapping[str, Any]) -> Any:
     """A Firestore REST ``Value`` as a Python value."""
     (kind, raw), *_ = value.items()
-    simple = {"nullValue": lambda r: None, "booleanValue": bool, "stringValue": str,
-              "doubleValue": float, "integerValue": int}
+    simple: dict[str, Callable[[Any], Any]] = {
+        "nullValue": lambda _: None,
+        "booleanValue": bool,
+        "stringValue": str,
+        "doubleValue": float,
+        "integerValue": int,
+    }
     if kind in simple:
         return simple[kind](raw)
     if kind == "timestampValue":
@@ -139,8 +144,10 @@ class RestResult:
             raw = [item["document"] for item in self.body if "document" in item]
         else:
             raw = list(self.body.get("documents", [])) if isinstance(self.body, dict) else []
-        return [{"__path__": d["name"].split("/documents/", 1)[1], **decode_fields(
-            d.get("fields", {}))} for d in raw]
+        return [
+            {"__path__": d["name"].split("/documents/", 1)[1], **decode_fields(d.get("fields", {}))}
+            for d in raw
+        ]
 
     @property
     def error_message(self) -> str:
@@ -158,9 +165,18 @@ class RestResult:
         return self
 
 
-_OPS = {"==": "EQUAL", "!=": "NOT_EQUAL", "<": "LESS_THAN", "<=": "LESS_THAN_OR_EQUAL",
-        ">": "GREATER_THAN", ">=": "GREATER_THAN_OR_EQUAL", "in": "IN", "not-in": "NOT_IN",
-        "array-contains": "ARRAY_CONTAINS", "array-contains-any": "ARRAY_CONTAINS_ANY"}
+_OPS = {
+    "==": "EQUAL",
+    "!=": "NOT_EQUAL",
+    "<": "LESS_THAN",
+    "<=": "LESS_THAN_OR_EQUAL",
+    ">": "GREATER_THAN",
+    ">=": "GREATER_THAN_OR_EQUAL",
+    "in": "IN",
+    "not-in": "NOT_IN",
+    "array-contains": "ARRAY_CONTAINS",
+    "array-contains-any": "ARRAY_CONTAINS_ANY",
+}
 
 Filter = tuple[str, str, Any]
 
@@ -197,9 +213,15 @@ class FirestoreRest:
         url = f"{self.base}/{quote(collection.strip('/'))}"
         return self._call("GET", url, params={"pageSize": page_size})
 
-    def query(self, collection: str, where: Sequence[Filter] = (), *,
-              order_by: Sequence[tuple[str, str]] = (), limit: int | None = None,
-              collection_group: bool = False) -> RestResult:
+    def query(
+        self,
+        collection: str,
+        where: Sequence[Filter] = (),
+        *,
+        order_by: Sequence[tuple[str, str]] = (),
+        limit: int | None = None,
+        collection_group: bool = False,
+    ) -> RestResult:
         """A structured query (rules ``list``); ``collection`` may be a subcollection path."""
         parent, _, collection_id = collection.strip("/").rpartition("/")
         query: dict[str, Any] = {
@@ -211,9 +233,13 @@ class FirestoreRest:
         elif filters:
             query["where"] = {"compositeFilter": {"op": "AND", "filters": filters}}
         if order_by:
-            query["orderBy"] = [{"field": {"fieldPath": f},
-                                 "direction": "DESCENDING" if d.lower().startswith("desc")
-                                 else "ASCENDING"} for f, d in order_by]
+            query["orderBy"] = [
+                {
+                    "field": {"fieldPath": f},
+                    "direction": "DESCENDING" if d.lower().startswith("desc") else "ASCENDING",
+                }
+                for f, d in order_by
+            ]
         if limit is not None:
             query["limit"] = limit
         url = f"{self.base}/{quote(parent)}:runQuery" if parent else f"{self.base}:runQuery"
@@ -221,16 +247,26 @@ class FirestoreRest:
 
     def _filter(self, condition: Filter) -> dict[str, Any]:
         field, op, value = condition
-        return {"fieldFilter": {"field": {"fieldPath": field}, "op": _OPS[op],
-                                "value": encode_value(value, self.project)}}
+        return {
+            "fieldFilter": {
+                "field": {"fieldPath": field},
+                "op": _OPS[op],
+                "value": encode_value(value, self.project),
+            }
+        }
 
     # ---- writes ------------------------------------------------------------------------
-    def _write(self, path: str, data: Mapping[str, Any], *, exists: bool | None,
-               mask: Iterable[str] | None) -> RestResult:
+    def _write(
+        self, path: str, data: Mapping[str, Any], *, exists: bool | None, mask: Iterable[str] | None
+    ) -> RestResult:
         plain = {k: v for k, v in data.items() if v is not SERVER_TIMESTAMP}
         stamps = [k for k, v in data.items() if v is SERVER_TIMESTAMP]
-        write: dict[str, Any] = {"update": {"name": self._name(path), "fields": {
-            k: encode_value(v, self.project) for k, v in plain.items()}}}
+        write: dict[str, Any] = {
+            "update": {
+                "name": self._name(path),
+                "fields": {k: encode_value(v, self.project) for k, v in plain.items()},
+            }
+        }
         if mask is not None:
             write["updateMask"] = {"fieldPaths": [m for m in mask if m not in stamps]}
         if exists is not None:

@@ -14,15 +14,24 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pytest_firebase import procs, toolchain
 
-PORT_KEYS = ("hub", "logging", "auth", "firestore", "functions", "pubsub", "hosting",
-             "eventarc", "tasks")
+PORT_KEYS = (
+    "hub",
+    "logging",
+    "auth",
+    "firestore",
+    "functions",
+    "pubsub",
+    "hosting",
+    "eventarc",
+    "tasks",
+)
 DEFAULT_EMULATORS = ("auth", "firestore", "functions", "pubsub", "hosting")
 
 
@@ -100,8 +109,12 @@ class EmulatorStack:
             "FUNCTIONS_EMULATOR": "true",
             "FIREBASE_EMULATOR_HUB": self.host("hub"),
         }
-        names = {"firestore": "FIRESTORE_EMULATOR_HOST", "auth": "FIREBASE_AUTH_EMULATOR_HOST",
-                 "pubsub": "PUBSUB_EMULATOR_HOST", "tasks": "CLOUD_TASKS_EMULATOR_HOST"}
+        names = {
+            "firestore": "FIRESTORE_EMULATOR_HOST",
+            "auth": "FIREBASE_AUTH_EMULATOR_HOST",
+            "pubsub": "PUBSUB_EMULATOR_HOST",
+            "tasks": "CLOUD_TASKS_EMULATOR_HOST",
+        }
         for emulator, var in names.items():
             if emulator in self.config.emulators or emulator == "tasks":
                 env[var] = self.host(emulator)
@@ -128,7 +141,9 @@ class EmulatorStack:
             return self
         self._refuse_busy_ports()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        tools = toolchain.resolve(self.config.project_root / ".cache", emulators=self.config.emulators)
+        tools = toolchain.resolve(
+            self.config.project_root / ".cache", emulators=self.config.emulators
+        )
         try:
             self._start_emulators(tools)
             for sidecar in self.config.sidecars:
@@ -140,8 +155,12 @@ class EmulatorStack:
 
     def _base_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        for var in ("FIRESTORE_EMULATOR_HOST", "FIREBASE_AUTH_EMULATOR_HOST",
-                    "PUBSUB_EMULATOR_HOST", "FIREBASE_EMULATOR_HUB"):
+        for var in (
+            "FIRESTORE_EMULATOR_HOST",
+            "FIREBASE_AUTH_EMULATOR_HOST",
+            "PUBSUB_EMULATOR_HOST",
+            "FIREBASE_EMULATOR_HUB",
+        ):
             env.pop(var, None)  # the CLI sets these for its children; stale ones mislead it
         env.update(self.config.extra_env)
         env[procs.STACK_MARKER_VAR] = self.marker
@@ -166,11 +185,19 @@ class EmulatorStack:
         if not cli.exists():
             raise StackError(f"{cli} is missing: run `npm ci` (make bootstrap does).")
         log_path = self.log_dir / f"emulators-{self.config.port_offset}.log"
-        argv = [str(cli), "emulators:start", "--project", self.config.project_id,
-                "--only", ",".join(self.config.emulators), *self._config_args()]
+        argv = [
+            str(cli),
+            "emulators:start",
+            "--project",
+            self.config.project_id,
+            "--only",
+            ",".join(self.config.emulators),
+            *self._config_args(),
+        ]
         with log_path.open("wb") as log:
-            proc = procs.spawn_group(argv, env=tools.apply(self._base_env()),
-                                     cwd=self.config.project_root, log=log)
+            proc = procs.spawn_group(
+                argv, env=tools.apply(self._base_env()), cwd=self.config.project_root, log=log
+            )
         self._procs.append(("firebase emulators", proc))
         self._wait_for_hub(proc, log_path)
 
@@ -182,20 +209,26 @@ class EmulatorStack:
             if "All emulators ready" in log_path.read_text(errors="replace"):
                 return
             time.sleep(0.25)
-        raise StackError(f"Emulators not ready after {self.config.startup_timeout:.0f}s; "
-                         f"see {log_path}")
+        raise StackError(
+            f"Emulators not ready after {self.config.startup_timeout:.0f}s; see {log_path}"
+        )
 
     def _explain_failure(self, log_path: Path) -> str:
         text = log_path.read_text(errors="replace")
         tail = "\n".join(text.splitlines()[-25:])
         for emulator in ("firestore", "pubsub"):
-            if f"{emulator}" in text.lower() and ("download" in text.lower() or "ENOTFOUND" in text):
+            if f"{emulator}" in text.lower() and (
+                "download" in text.lower() or "ENOTFOUND" in text
+            ):
                 return f"{toolchain.missing_emulator_hint(emulator)}\n--- {log_path} ---\n{tail}"
         return f"firebase emulators:start exited early; see {log_path}:\n{tail}"
 
     def _refuse_busy_ports(self) -> None:
-        busy = [f"{name}:{self.port(name)}" for name in (*self.config.emulators, "hub")
-                if _port_open(self.port(name))]
+        busy = [
+            f"{name}:{self.port(name)}"
+            for name in (*self.config.emulators, "hub")
+            if _port_open(self.port(name))
+        ]
         busy += [f"{s.name}:{s.port}" for s in self.config.sidecars if _port_open(s.port)]
         if busy:
             raise StackError(
@@ -207,8 +240,9 @@ class EmulatorStack:
         log_path = self.log_dir / f"{sidecar.name}-{sidecar.port}.log"
         with log_path.open("wb") as log:
             argv = [arg.format(port=sidecar.port) for arg in sidecar.argv]
-            proc = procs.spawn_group(argv, env=self._base_env(),
-                                     cwd=self.config.project_root, log=log)
+            proc = procs.spawn_group(
+                argv, env=self._base_env(), cwd=self.config.project_root, log=log
+            )
         self._procs.append((sidecar.name, proc))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -254,8 +288,14 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def http_json(method: str, url: str, body: Any = None, *,
-              headers: Mapping[str, str] | None = None, timeout: float = 30) -> Any:
+def http_json(
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 30,
+) -> Any:
     """A tiny JSON-over-HTTP helper for emulator admin endpoints (stdlib only)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
@@ -265,5 +305,3 @@ def http_json(method: str, url: str, body: Any = None, *,
     with urllib.request.urlopen(request, timeout=timeout) as response:
         raw = response.read()
     return json.loads(raw) if raw else None
-
-

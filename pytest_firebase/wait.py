@@ -9,7 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-class EffectTimeout(AssertionError):
+class EffectTimeoutError(AssertionError):
     """The effect did not appear before the deadline."""
 
 
@@ -22,7 +22,7 @@ def wait_for(
 ) -> T:
     """Call ``probe`` until it returns something truthy, and return that.
 
-    Raises EffectTimeout naming ``what`` and the last value seen. Exceptions from the probe
+    Raises EffectTimeoutError naming ``what`` and the last value seen. Exceptions from the probe
     propagate: a probe that cannot run is a bug, not a slow effect.
     """
     deadline = time.monotonic() + timeout
@@ -32,12 +32,19 @@ def wait_for(
         if last:
             return last
         if time.monotonic() >= deadline:
-            raise EffectTimeout(f"{what} did not happen within {timeout:.1f}s (last: {last!r})")
+            raise EffectTimeoutError(
+                f"{what} did not happen within {timeout:.1f}s (last: {last!r})"
+            )
         time.sleep(interval)
 
 
-def stays_absent(probe: Callable[[], object], *, duration: float = 3.0,
-                 interval: float = 0.25, what: str = "effect") -> None:
+def stays_absent(
+    probe: Callable[[], object],
+    *,
+    duration: float = 3.0,
+    interval: float = 0.25,
+    what: str = "effect",
+) -> None:
     """Assert ``probe`` stays falsy for ``duration`` (for 'nothing happens' checks)."""
     deadline = time.monotonic() + duration
     while time.monotonic() < deadline:

@@ -44,8 +44,9 @@ def stripe_webhook(
     )
 
 
-def stripe_event(event_type: str, obj: dict[str, Any], *, event_id: str,
-                 created: int | None = None) -> dict[str, Any]:
+def stripe_event(
+    event_type: str, obj: dict[str, Any], *, event_id: str, created: int | None = None
+) -> dict[str, Any]:
     """A minimal Stripe event envelope around ``obj``."""
     return {
         "id": event_id,

@@ -12,7 +12,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import devstack  # noqa: E402
-
 from pytest_firebase.stack import EmulatorStack, StackError  # noqa: E402
 from pytest_firebase.toolchain import ToolchainError  # noqa: E402
 

@@ -22,19 +22,25 @@ def imported_roots(path: Path) -> set[str]:
 
 
 def test_the_integration_core_never_imports_the_domain() -> None:
-    offenders = {str(p.relative_to(FUNCTIONS)): sorted(imported_roots(p) & DOMAIN_PACKAGES)
-                 for p in (FUNCTIONS / "firekit").rglob("*.py")}
+    offenders = {
+        str(p.relative_to(FUNCTIONS)): sorted(imported_roots(p) & DOMAIN_PACKAGES)
+        for p in (FUNCTIONS / "firekit").rglob("*.py")
+    }
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
 def test_the_domain_never_imports_the_functions_sdk() -> None:
-    offenders = [str(p.relative_to(FUNCTIONS)) for p in (FUNCTIONS / "marketplace").rglob("*.py")
-                 if "firebase_functions" in imported_roots(p)]
+    offenders = [
+        str(p.relative_to(FUNCTIONS))
+        for p in (FUNCTIONS / "marketplace").rglob("*.py")
+        if "firebase_functions" in imported_roots(p)
+    ]
     assert offenders == []
 
 
 def test_main_exports_exactly_the_deployed_functions() -> None:
-    endpoints = {name for name in dir(main)
-                 if hasattr(getattr(main, name), "__firebase_endpoint__")}
+    endpoints = {
+        name for name in dir(main) if hasattr(getattr(main, name), "__firebase_endpoint__")
+    }
     assert endpoints == set(main.__all__)
     assert len((FUNCTIONS / "main.py").read_text().splitlines()) <= 40  # one screen

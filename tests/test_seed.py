@@ -10,8 +10,9 @@ from pytest_firebase.auth import AuthEmulator
 from seed.load import load_users, seed_users
 
 
-def test_every_role_has_a_seeded_account_that_can_sign_in(auth_emulator: AuthEmulator,
-                                                          firestore_db: Any) -> None:
+def test_every_role_has_a_seeded_account_that_can_sign_in(
+    auth_emulator: AuthEmulator, firestore_db: Any
+) -> None:
     load_users()
     load_users()  # idempotent
 

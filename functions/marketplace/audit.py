@@ -9,7 +9,9 @@ from google.cloud import firestore
 AUDIT_LOG = "auditLog"
 
 
-def audit_entry(action: str, *, actor_uid: str, target: str, change: dict[str, Any]) -> dict[str, Any]:
+def audit_entry(
+    action: str, *, actor_uid: str, target: str, change: dict[str, Any]
+) -> dict[str, Any]:
     """An audit record: who did what to which document, and the before/after values."""
     return {
         "action": action,
@@ -20,8 +22,10 @@ def audit_entry(action: str, *, actor_uid: str, target: str, change: dict[str, A
     }
 
 
-def append_in(transaction: firestore.Transaction, db: firestore.Client, entry: dict[str, Any]) -> str:
+def append_in(
+    transaction: firestore.Transaction, db: firestore.Client, entry: dict[str, Any]
+) -> str:
     """Append ``entry`` inside ``transaction``; returns the new entry's id."""
     ref = db.collection(AUDIT_LOG).document()
     transaction.create(ref, entry)
-    return ref.id
+    return str(ref.id)

@@ -20,9 +20,7 @@ DISPOSABLE_EMAIL_DOMAINS = frozenset({
 # Deliberately stricter than RFC 5322: the address must be deliverable by ordinary mail
 # servers, because listing enquiries and receipts go to it.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_EMAIL = re.compile(
-    rf"^[A-Za-z0-9._%+'-]{{1,64}}@(?P<domain>(?:{_LABEL}\.)+[A-Za-z]{{2,63}})$"
-)
+_EMAIL = re.compile(rf"^[A-Za-z0-9._%+'-]{{1,64}}@(?P<domain>(?:{_LABEL}\.)+[A-Za-z]{{2,63}})$")
 MAX_DISPLAY_NAME = 80
 
 
@@ -55,4 +53,6 @@ def check_sign_up(sign_up: SignUp) -> None:
     elif sign_up.provider in (None, "password"):
         raise _refuse("email", "missing", "An email address is required.")
     if sign_up.display_name is not None and len(sign_up.display_name) > MAX_DISPLAY_NAME:
-        raise _refuse("displayName", "too_long", f"Names are at most {MAX_DISPLAY_NAME} characters.")
+        raise _refuse(
+            "displayName", "too_long", f"Names are at most {MAX_DISPLAY_NAME} characters."
+        )

@@ -15,8 +15,9 @@ AsUser = Callable[..., FirestoreRest]
 @pytest.fixture
 def profiles(admin_rest: FirestoreRest, firestore_db: Any) -> None:
     for uid, role in (("ana", "buyer"), ("bo", "agent")):
-        admin_rest.set(f"users/{uid}", {"displayName": uid.title(), "photoURL": None,
-                                        "role": role}).expect_ok()
+        admin_rest.set(
+            f"users/{uid}", {"displayName": uid.title(), "photoURL": None, "role": role}
+        ).expect_ok()
         admin_rest.set(f"users/{uid}/private/account", {"email": f"{uid}@example.com"}).expect_ok()
     admin_rest.set("auditLog/e1", {"action": "user.role_changed"}).expect_ok()
 
@@ -38,17 +39,21 @@ def test_owners_edit_their_presentational_fields(profiles: None, as_user: AsUser
     assert ana.get("users/ana").data["displayName"] == "Ana María"  # type: ignore[index]
 
 
-@pytest.mark.parametrize("change", [
-    {"role": "admin"},                              # raising one's own role
-    {"role": "agent", "displayName": "Ana"},        # ... hidden in a legitimate edit
-    {"createdAt": "2020-01-01"},                    # server-owned timestamp
-    {"displayName": 42},                            # type confusion
-    {"displayName": "x" * 81},                      # oversized
-    {"photoURL": {"url": "x"}},                     # a map where a string belongs
-    {"isVerified": True},                           # unknown extra field
-])
-def test_owners_cannot_write_anything_else(profiles: None, as_user: AsUser,
-                                           change: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"role": "admin"},  # raising one's own role
+        {"role": "agent", "displayName": "Ana"},  # ... hidden in a legitimate edit
+        {"createdAt": "2020-01-01"},  # server-owned timestamp
+        {"displayName": 42},  # type confusion
+        {"displayName": "x" * 81},  # oversized
+        {"photoURL": {"url": "x"}},  # a map where a string belongs
+        {"isVerified": True},  # unknown extra field
+    ],
+)
+def test_owners_cannot_write_anything_else(
+    profiles: None, as_user: AsUser, change: dict[str, Any]
+) -> None:
     assert as_user("ana", {"role": "buyer"}).update("users/ana", change).denied
 
 
@@ -61,12 +66,16 @@ def test_nobody_edits_or_deletes_someone_elses_profile(profiles: None, as_user: 
 
 def test_clients_cannot_create_profiles(as_user: AsUser, firestore_db: Any) -> None:
     # Functions create profiles at sign-up; a client-made one could pick its own role.
-    assert as_user("cy").create("users/cy", {"displayName": "Cy", "photoURL": None,
-                                             "role": "buyer"}).denied
+    assert (
+        as_user("cy")
+        .create("users/cy", {"displayName": "Cy", "photoURL": None, "role": "buyer"})
+        .denied
+    )
 
 
-def test_private_account_data_is_the_owners_alone(profiles: None, as_user: AsUser,
-                                                  anonymous: FirestoreRest) -> None:
+def test_private_account_data_is_the_owners_alone(
+    profiles: None, as_user: AsUser, anonymous: FirestoreRest
+) -> None:
     assert as_user("ana").get("users/ana/private/account").ok
     assert as_user("bo").get("users/ana/private/account").denied
     assert as_user("bo", {"role": "admin"}).get("users/ana/private/account").denied
@@ -74,8 +83,9 @@ def test_private_account_data_is_the_owners_alone(profiles: None, as_user: AsUse
     assert as_user("ana").update("users/ana/private/account", {"email": "x@example.com"}).denied
 
 
-def test_only_admins_read_the_audit_log_and_nobody_writes_it(profiles: None,
-                                                             as_user: AsUser) -> None:
+def test_only_admins_read_the_audit_log_and_nobody_writes_it(
+    profiles: None, as_user: AsUser
+) -> None:
     assert as_user("root", {"role": "admin"}).list("auditLog").ok
     assert as_user("bo", {"role": "agent"}).list("auditLog").denied
     assert as_user("root", {"role": "admin"}).create("auditLog/e2", {"action": "x"}).denied

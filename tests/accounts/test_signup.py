@@ -16,14 +16,26 @@ def sign_up(email: str | None, *, name: str | None = None, provider: str = "pass
     return SignUp(uid="u1", email=email, display_name=name, provider=provider)
 
 
-@pytest.mark.parametrize("email", ["ana@example.com", "a.b+homes@mail.example.co.uk",
-                                   "o'neil@example.ie"])
+@pytest.mark.parametrize(
+    "email", ["ana@example.com", "a.b+homes@mail.example.co.uk", "o'neil@example.ie"]
+)
 def test_ordinary_addresses_are_accepted(email: str) -> None:
     check_sign_up(sign_up(email))
 
 
-@pytest.mark.parametrize("email", ["no-at-sign", "a@b", "a@@example.com", "a b@example.com",
-                                   "@example.com", "ana@example", "ana@-.com", "x" * 65 + "@e.com"])
+@pytest.mark.parametrize(
+    "email",
+    [
+        "no-at-sign",
+        "a@b",
+        "a@@example.com",
+        "a b@example.com",
+        "@example.com",
+        "ana@example",
+        "ana@-.com",
+        "x" * 65 + "@e.com",
+    ],
+)
 def test_malformed_addresses_are_refused(email: str) -> None:
     with pytest.raises(InvalidArgument) as refused:
         check_sign_up(sign_up(email))
@@ -64,14 +76,19 @@ def test_a_new_user_gets_the_buyer_claim_and_a_profile(
     account = firestore_db.document(f"users/{user.uid}/private/account").get()
     assert account.get("email") == "newcomer@example.com"
     # The claim is on the account itself, so every later token carries it too.
-    assert auth_emulator.sign_in("newcomer@example.com", "correct-horse-1").claims["role"] == "buyer"
+    assert (
+        auth_emulator.sign_in("newcomer@example.com", "correct-horse-1").claims["role"] == "buyer"
+    )
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize(("email", "expected"), [
-    ("someone@mailinator.com", "Disposable email addresses cannot be used"),
-    ("someone@localhost", "Enter a valid email address."),
-])
+@pytest.mark.parametrize(
+    ("email", "expected"),
+    [
+        ("someone@mailinator.com", "Disposable email addresses cannot be used"),
+        ("someone@localhost", "Enter a valid email address."),
+    ],
+)
 def test_refused_sign_ups_say_why_and_create_nothing(
     auth_emulator: AuthEmulator, firestore_db: Any, email: str, expected: str
 ) -> None:

@@ -62,13 +62,21 @@ class Output:
 def test_ctrl_c_of_the_dev_command_stops_everything_it_started() -> None:
     marker = new_marker()
     with subprocess.Popen(
-        [sys.executable, "scripts/dev.py"], cwd=ROOT, env=child_env(marker, 1000), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "scripts/dev.py"],
+        cwd=ROOT,
+        env=child_env(marker, 1000),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     ) as proc:
         output = Output(proc)
         try:
-            wait_for(lambda: DEV_READY in output.text() or proc.poll() is not None,
-                     timeout=240, what="the dev stack to be ready")
+            wait_for(
+                lambda: DEV_READY in output.text() or proc.poll() is not None,
+                timeout=240,
+                what="the dev stack to be ready",
+            )
             assert DEV_READY in output.text(), output.text()
             running = marked_commands(marker)
             assert any("cloud-firestore-emulator" in c for c in running), running
@@ -89,9 +97,20 @@ def test_ctrl_c_of_the_dev_command_stops_everything_it_started() -> None:
 def test_a_test_run_stops_every_emulator_it_started() -> None:
     marker = new_marker()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/accounts/test_set_role.py::test_the_health_endpoint_answers"],
-        cwd=ROOT, env=child_env(marker, 2000), capture_output=True, text=True, timeout=400,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/accounts/test_set_role.py::test_the_health_endpoint_answers",
+        ],
+        cwd=ROOT,
+        env=child_env(marker, 2000),
+        capture_output=True,
+        text=True,
+        timeout=400,
         check=False,
     )
 

@@ -11,10 +11,17 @@ from pytest_firebase.rest import SERVER_TIMESTAMP, FirestoreRest, GeoPoint, Refe
 from pytest_firebase.webhooks import stripe_event, stripe_webhook
 
 EVERY_KIND = {
-    "null": None, "flag": True, "count": 7, "ratio": 0.25, "name": "Ana", "raw": b"\x00\x01",
+    "null": None,
+    "flag": True,
+    "count": 7,
+    "ratio": 0.25,
+    "name": "Ana",
+    "raw": b"\x00\x01",
     "when": dt.datetime(2026, 11, 24, 12, 30, tzinfo=dt.UTC),
-    "where": GeoPoint(51.5, -0.12), "ref": Reference("users/ana"),
-    "tags": ["a", 1, {"nested": [True]}], "address": {"city": "Leeds", "rooms": {"bed": 2}},
+    "where": GeoPoint(51.5, -0.12),
+    "ref": Reference("users/ana"),
+    "tags": ["a", 1, {"nested": [True]}],
+    "address": {"city": "Leeds", "rooms": {"bed": 2}},
 }
 
 
@@ -49,14 +56,17 @@ def test_queries_filter_order_and_limit(admin_rest: FirestoreRest, firestore_db:
     for i in range(5):
         admin_rest.set(f"homes/h{i}", {"city": "Leeds" if i % 2 else "York", "price": i})
 
-    result = admin_rest.query("homes", [("city", "==", "Leeds")], order_by=[("price", "desc")],
-                              limit=1)
+    result = admin_rest.query(
+        "homes", [("city", "==", "Leeds")], order_by=[("price", "desc")], limit=1
+    )
 
     assert [d["__path__"] for d in result.documents] == ["homes/h3"]
 
 
 def test_signed_webhooks_verify_with_the_official_stripe_sdk() -> None:
-    event = stripe_event("customer.created", {"id": "cus_1", "object": "customer"}, event_id="evt_1")
+    event = stripe_event(
+        "customer.created", {"id": "cus_1", "object": "customer"}, event_id="evt_1"
+    )
     delivery = stripe_webhook(event, "whsec_test")
 
     verified = stripe.Webhook.construct_event(
@@ -66,8 +76,9 @@ def test_signed_webhooks_verify_with_the_official_stripe_sdk() -> None:
     assert verified["id"] == "evt_1"
     forged = stripe_webhook(event, "whsec_other")
     try:
-        stripe.Webhook.construct_event(forged.body, forged.headers["Stripe-Signature"],
-                                       "whsec_test")
+        stripe.Webhook.construct_event(
+            forged.body, forged.headers["Stripe-Signature"], "whsec_test"
+        )
     except stripe.SignatureVerificationError:
         pass
     else:
