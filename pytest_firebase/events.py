@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from cloudevents.http import CloudEvent
@@ -69,6 +69,15 @@ def firestore_event(
         "document": document,
     }
     return CloudEvent(attributes, fs_types.DocumentEventData.serialize(payload))
+
+
+def deliver(function: Callable[..., object], event: CloudEvent) -> None:
+    """Deliver ``event`` to a Firestore-triggered function object, as the runtime does.
+
+    Exists for typing: the SDK annotates its wrapped functions as taking the decoded
+    ``Event``, while what they really accept is the raw ``CloudEvent``.
+    """
+    function(event)
 
 
 def redelivery(event: CloudEvent) -> CloudEvent:

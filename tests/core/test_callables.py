@@ -217,7 +217,9 @@ def test_rate_limit_trips_with_resource_exhausted(
     assert sorted(c["count"] for c in counters) == [1, 6]  # refused attempts count too
 
 
-def test_concurrent_calls_never_exceed_the_limit(firestore_db: firestore.Client, unique: Any) -> None:
+def test_concurrent_calls_never_exceed_the_limit(
+    firestore_db: firestore.Client, unique: Any
+) -> None:
     uid = unique("u")
     barrier = threading.Barrier(8)
     statuses: list[str | None] = []

@@ -51,7 +51,7 @@ def count_note_changes(change: DocumentChange[Note], effects: Effects) -> None:
 
 
 SENT: list[tuple[str, str]] = []
-SEND_GATE: dict[str, Callable[[], None]] = {}
+SEND_GATE: dict[str, Callable[[], object]] = {}
 FAILURES: Counter[str] = Counter()
 
 
