@@ -23,9 +23,26 @@ from typing import Any
 
 # Claims Firebase reserves; a custom claim may not reuse them.
 RESERVED_CLAIMS = frozenset(
-    {"acr", "amr", "at_hash", "aud", "auth_time", "azp", "cnf", "c_hash", "exp", "iat",
-     "iss", "jti", "nbf", "nonce", "sub", "firebase", "user_id"}
-)  # fmt: skip
+    {
+        "acr",
+        "amr",
+        "at_hash",
+        "aud",
+        "auth_time",
+        "azp",
+        "cnf",
+        "c_hash",
+        "exp",
+        "iat",
+        "iss",
+        "jti",
+        "nbf",
+        "nonce",
+        "sub",
+        "firebase",
+        "user_id",
+    }
+)
 
 
 def default_project() -> str:

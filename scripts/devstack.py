@@ -32,10 +32,12 @@ def local_secret(name: str) -> str:
 
 def register_webhook(sidecar: Sidecar, stack: EmulatorStack) -> None:
     """Tell localstripe where to send signed events, with our endpoint secret."""
-    body = urllib.parse.urlencode({
-        "url": stack.functions_url(WEBHOOK_FUNCTION),
-        "secret": local_secret("STRIPE_WEBHOOK_SECRET"),
-    }).encode()  # fmt: skip
+    body = urllib.parse.urlencode(
+        {
+            "url": stack.functions_url(WEBHOOK_FUNCTION),
+            "secret": local_secret("STRIPE_WEBHOOK_SECRET"),
+        }
+    ).encode()
     request = urllib.request.Request(f"{sidecar.url}/_config/webhooks/{WEBHOOK_ID}", data=body)
     with urllib.request.urlopen(request, timeout=10) as response:
         response.read()
@@ -45,18 +47,23 @@ def localstripe() -> Sidecar:
     """localstripe (GPL), run from its own venv as a separate process, never imported."""
     return Sidecar(
         name="localstripe",
-        argv=(str(ROOT / ".tools" / "localstripe" / "bin" / "localstripe"),
-              "--port", "{port}", "--from-scratch"),
+        argv=(
+            str(ROOT / ".tools" / "localstripe" / "bin" / "localstripe"),
+            "--port",
+            "{port}",
+            "--from-scratch",
+        ),
         port=LOCALSTRIPE_PORT,
         ready_path="/v1/customers",
         on_ready=register_webhook,
-    )  # fmt: skip
+    )
 
 
 def stack_config(offset: int | None = None) -> StackConfig:
     """The whole local stack, optionally on ports shifted by ``offset``."""
     if offset is None:
         offset = int(os.environ.get("PYTEST_FIREBASE_PORT_OFFSET", "0"))
-    base = StackConfig(project_root=ROOT, project_id=PROJECT_ID, emulators=EMULATORS,
-                       sidecars=(localstripe(),))  # fmt: skip
+    base = StackConfig(
+        project_root=ROOT, project_id=PROJECT_ID, emulators=EMULATORS, sidecars=(localstripe(),)
+    )
     return base.with_offset(offset)

@@ -37,13 +37,19 @@ class SeedUser:
 def seed_users(path: Path = ROOT / "seed" / "users.json") -> list[SeedUser]:
     """The seeded accounts, from ``seed/users.json``."""
     rows = json.loads(path.read_text())
-    return [SeedUser(r["uid"], r["email"], r["password"], r["displayName"], Role(r["role"]))
-            for r in rows]  # fmt: skip
+    return [
+        SeedUser(r["uid"], r["email"], r["password"], r["displayName"], Role(r["role"]))
+        for r in rows
+    ]
 
 
 def _upsert_account(user: SeedUser) -> None:
-    fields = {"email": user.email, "password": user.password,
-              "display_name": user.display_name, "email_verified": True}  # fmt: skip
+    fields = {
+        "email": user.email,
+        "password": user.password,
+        "display_name": user.display_name,
+        "email_verified": True,
+    }
     try:
         auth.update_user(user.uid, **fields)
     except auth.UserNotFoundError:
@@ -58,8 +64,9 @@ def load_users(users: list[SeedUser] | None = None) -> list[SeedUser]:
     for user in users:
         _upsert_account(user)
         claims.update_claims(user.uid, {ROLE_CLAIM: user.role.value})
-        if not profiles.create_profile(db, user.uid, email=user.email,
-                                       display_name=user.display_name, role=user.role):  # fmt: skip
+        if not profiles.create_profile(
+            db, user.uid, email=user.email, display_name=user.display_name, role=user.role
+        ):
             profiles.profile_ref(db, user.uid).update({"role": user.role.value})
     return users
 

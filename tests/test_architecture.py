@@ -44,3 +44,13 @@ def test_main_exports_exactly_the_deployed_functions() -> None:
     }
     assert endpoints == set(main.__all__)
     assert len((FUNCTIONS / "main.py").read_text().splitlines()) <= 40  # one screen
+
+
+def test_the_cores_bookkeeping_expires_by_ttl_policy() -> None:
+    import json
+
+    from firekit import ledger, ratelimit
+
+    config = json.loads((FUNCTIONS.parent / "firestore.indexes.json").read_text())
+    ttl = {(o["collectionGroup"], o["fieldPath"]) for o in config["fieldOverrides"] if o.get("ttl")}
+    assert {(ledger.COLLECTION, "expiresAt"), (ratelimit.COLLECTION, "expiresAt")} <= ttl

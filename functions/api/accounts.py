@@ -7,6 +7,7 @@ from firebase_functions import identity_fn
 from firekit import bootstrap, logs
 from firekit.callables import CallContext, callable_function
 from firekit.errors import AppError, to_https_error
+from firekit.events import DocumentChange, Effects, document_trigger
 from marketplace import accounts, profiles, signup
 from marketplace.roles import DEFAULT_ROLE, ROLE_CLAIM, Role
 
@@ -21,8 +22,13 @@ def before_user_created(event: identity_fn.AuthBlockingEvent) -> identity_fn.Bef
     except AppError as refused:
         logs.info("sign-up refused", function="before_user_created", reason=refused.message)
         raise to_https_error(refused) from None
-    profiles.create_profile(bootstrap.db(), user.uid, email=user.email,
-                            display_name=user.display_name, photo_url=user.photo_url)  # fmt: skip
+    profiles.create_profile(
+        bootstrap.db(),
+        user.uid,
+        email=user.email,
+        display_name=user.display_name,
+        photo_url=user.photo_url,
+    )
     logs.info("sign-up accepted", function="before_user_created", uid=user.uid)
     # Merge, never replace: an import or an earlier function may have set other claims.
     return identity_fn.BeforeCreateResponse(
@@ -35,3 +41,14 @@ def set_user_role(call: CallContext, data: accounts.SetRoleRequest) -> accounts.
     """Admin only: change a user's role (claim merged, profile mirrored, audit logged)."""
     assert call.uid is not None  # the decorator requires a signed-in caller
     return accounts.set_role(bootstrap.db(), actor_uid=call.uid, request=data)
+
+
+@document_trigger(
+    "users/{uid}", model=profiles.Profile, on="updated", owned_fields=profiles.DERIVED_FIELDS
+)
+def on_profile_updated(change: DocumentChange[profiles.Profile], effects: Effects) -> None:
+    """Recompute a profile's server-owned fields after its owner (or a function) edits it."""
+    if change.after is None:
+        return  # a profile no longer matching the model was recorded as invalid
+    ref = profiles.profile_ref(effects.db, change.params["uid"])
+    effects.tx.update(ref, profiles.derived_fields(change.after))

@@ -23,5 +23,9 @@ def health(request: Request) -> Response:
         "revision": os.environ.get("K_REVISION"),
         "emulated": is_emulated(),
     }
-    return Response(json.dumps(body), status=200, mimetype="application/json",
-                             headers={"Cache-Control": "no-store"})  # fmt: skip
+    return Response(
+        json.dumps(body),
+        status=200,
+        mimetype="application/json",
+        headers={"Cache-Control": "no-store"},
+    )

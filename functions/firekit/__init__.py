@@ -4,7 +4,8 @@ Nothing here knows the domain. Modules: :mod:`~firekit.bootstrap` (the admin app
 :mod:`~firekit.settings` (params and secrets), :mod:`~firekit.errors` (the error
 hierarchy and its one mapping), :mod:`~firekit.logs` (structured lines),
 :mod:`~firekit.callables` (``callable_function``), :mod:`~firekit.ratelimit`,
-:mod:`~firekit.events` (``document_trigger``), :mod:`~firekit.ledger` (idempotency),
+:mod:`~firekit.events` (``document_trigger``) with :mod:`~firekit.changes` (the types
+its handlers see), :mod:`~firekit.ledger` (idempotency),
 :mod:`~firekit.diff` (loop guard) and :mod:`~firekit.claims` (custom claims).
 """
 

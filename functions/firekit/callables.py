@@ -31,6 +31,7 @@ from firekit.errors import (
     InvalidArgument,
     PermissionDenied,
     Unauthenticated,
+    error_name,
     invalid_argument,
     to_https_error,
 )
@@ -127,7 +128,7 @@ def _invoke(
         return _to_json(handler(call, data))
     except Exception as exc:  # every failure is mapped here, in one place
         error = to_https_error(exc, {"function": policy.function, "uid": uid})
-        outcome = error.code.name
+        outcome = error_name(error.code)
         raise error from exc
     finally:
         latency_ms = (time.perf_counter() - started) * 1000

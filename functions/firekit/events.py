@@ -30,7 +30,6 @@ Each event produces exactly one ``logKind=event`` log line with the outcome:
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import functools
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -45,10 +44,21 @@ from pydantic import BaseModel, ValidationError
 
 from firekit import ledger, logs
 from firekit.bootstrap import db, ensure_initialized
+from firekit.changes import DocumentChange, EffectMode, Effects, EventInProgress, Handler
 from firekit.diff import changed_paths, only_owned
 from firekit.errors import field_issues, log_unexpected
 
 M = TypeVar("M", bound=BaseModel)
+__all__ = [
+    "DocumentChange",
+    "EffectMode",
+    "Effects",
+    "EventFunction",
+    "EventInProgress",
+    "EventKind",
+    "Handler",
+    "document_trigger",
+]
 EventKind = Literal["written", "created", "updated", "deleted"]
 EventFunction = Callable[[CloudEvent], None]
 """What the decorator returns: the SDK's own wrapped function (CloudEvent in)."""
@@ -59,73 +69,6 @@ _SDK_DECORATORS = {
     "updated": firestore_fn.on_document_updated,
     "deleted": firestore_fn.on_document_deleted,
 }
-
-
-class EffectMode(enum.StrEnum):
-    """How the handler's effect is made to happen once."""
-
-    TRANSACTIONAL = "transactional"
-    CLAIM = "claim"
-
-
-class EventInProgress(Exception):  # noqa: N818
-    """Another attempt holds a live lease on this event.
-
-    Raised only with ``retry=True``, so the platform redelivers later instead of this
-    delivery silently dropping the event should that other attempt die.
-    """
-
-
-@dataclass(frozen=True)
-class DocumentChange(Generic[M]):
-    """One document write, typed: ``before``/``after`` are models or None."""
-
-    before: M | None
-    after: M | None
-    before_data: Mapping[str, Any] | None
-    after_data: Mapping[str, Any] | None
-    changed_fields: frozenset[str]
-    params: Mapping[str, str]
-    event_id: str
-    event_type: str
-    document: str
-    time: dt.datetime
-
-    @property
-    def kind(self) -> Literal["created", "updated", "deleted"]:
-        """What happened to the document."""
-        if self.before_data is None:
-            return "created"
-        return "deleted" if self.after_data is None else "updated"
-
-
-@dataclass(frozen=True)
-class Effects:
-    """Where a handler makes its effect.
-
-    Transactional mode: write through ``tx`` (and read through it before writing);
-    the ledger record commits with your writes. Claim mode: ``transaction`` is None and
-    you may call outside services; use :meth:`idempotency_key` for their idempotency keys.
-    """
-
-    db: firestore.Client
-    function: str
-    event_id: str
-    transaction: firestore.Transaction | None = None
-
-    @property
-    def tx(self) -> firestore.Transaction:
-        """The transaction of a transactional handler (an error in claim mode)."""
-        if self.transaction is None:
-            raise RuntimeError("No transaction: this trigger runs in claim mode.")
-        return self.transaction
-
-    def idempotency_key(self, *parts: str) -> str:
-        """A key that is stable across redeliveries of this event, e.g. for Stripe."""
-        return ":".join((self.function, self.event_id, *parts))
-
-
-Handler = Callable[[DocumentChange[M], Effects], None]
 
 
 @dataclass(frozen=True)
@@ -295,7 +238,13 @@ def _run_claimed(
         handler(change, Effects(record.client, trigger.name, change.event_id, None))
     except Exception as exc:
         return _failure(trigger, record, exc, count_attempt=False)
-    ledger.mark_done(record.ref)
+    try:
+        ledger.mark_done(record.ref)
+    except Exception as exc:
+        # The effect happened: never ask for a redelivery that would repeat it. The lease
+        # still guards against one until it expires.
+        log_unexpected(exc, {"function": trigger.name, "eventId": change.event_id})
+        return _Result("applied", {"ledgerMarked": False})
     return _Result("applied")
 
 

@@ -57,12 +57,14 @@ def set_role(db: firestore.Client, *, actor_uid: str, request: SetRoleRequest) -
     claim_role = role_of(dict(user.custom_claims or {}))
     claims.update_claims(request.uid, {ROLE_CLAIM: request.role.value})
     mirror = _mirror_role(db, actor_uid, request.uid, request.role, claim_role)
-    return SetRoleResult(uid=request.uid, role=request.role, previousRole=mirror.previous,
-                         changed=mirror.changed)  # fmt: skip
+    return SetRoleResult(
+        uid=request.uid, role=request.role, previousRole=mirror.previous, changed=mirror.changed
+    )
 
 
-def _mirror_role(db: firestore.Client, actor_uid: str, uid: str, role: Role,
-                 claim_role: Role) -> _Mirror:  # fmt: skip
+def _mirror_role(
+    db: firestore.Client, actor_uid: str, uid: str, role: Role, claim_role: Role
+) -> _Mirror:
     ref = profile_ref(db, uid)
 
     @firestore.transactional
@@ -78,9 +80,16 @@ def _mirror_role(db: firestore.Client, actor_uid: str, uid: str, role: Role,
             transaction.update(ref, {"role": role.value, "updatedAt": firestore.SERVER_TIMESTAMP})
         else:
             transaction.set(ref, new_profile(None, None, role))
-        audit.append_in(transaction, db, audit.audit_entry(
-            "user.role_changed", actor_uid=actor_uid, target=f"users/{uid}",
-            change={"role": {"from": previous.value, "to": role.value}}))  # fmt: skip
+        audit.append_in(
+            transaction,
+            db,
+            audit.audit_entry(
+                "user.role_changed",
+                actor_uid=actor_uid,
+                target=f"users/{uid}",
+                change={"role": {"from": previous.value, "to": role.value}},
+            ),
+        )
         return _Mirror(previous=previous, changed=True)
 
     result: _Mirror = apply(db.transaction())

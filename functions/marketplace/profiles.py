@@ -11,11 +11,35 @@ from typing import Any
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
+from pydantic import BaseModel, ConfigDict, Field
 
 from marketplace.roles import DEFAULT_ROLE, Role
 
 USERS = "users"
 PRIVATE_ACCOUNT = "private/account"
+MAX_DISPLAY_NAME = 80
+DERIVED_FIELDS = frozenset({"searchName", "updatedAt"})
+"""Fields the profile trigger derives; its own writes to them must not re-trigger it."""
+
+
+class Profile(BaseModel):
+    """A stored public profile, as the profile trigger reads it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    displayName: str = Field(max_length=MAX_DISPLAY_NAME)
+    photoURL: str | None = None
+    role: Role
+
+
+def search_name(display_name: str) -> str:
+    """The form of a name that people search by: case-folded, whitespace collapsed."""
+    return " ".join(display_name.casefold().split())
+
+
+def derived_fields(profile: Profile) -> dict[str, Any]:
+    """Server-owned fields recomputed whenever a profile changes."""
+    return {"searchName": search_name(profile.displayName), "updatedAt": firestore.SERVER_TIMESTAMP}
 
 
 def profile_ref(db: firestore.Client, uid: str) -> firestore.DocumentReference:
@@ -32,6 +56,7 @@ def new_profile(display_name: str | None, photo_url: str | None, role: Role) -> 
     """The first version of a public profile."""
     return {
         "displayName": display_name or "",
+        "searchName": search_name(display_name or ""),
         "photoURL": photo_url,
         "role": role.value,
         "createdAt": firestore.SERVER_TIMESTAMP,
@@ -39,9 +64,15 @@ def new_profile(display_name: str | None, photo_url: str | None, role: Role) -> 
     }
 
 
-def create_profile(db: firestore.Client, uid: str, *, email: str | None,
-                   display_name: str | None = None, photo_url: str | None = None,
-                   role: Role = DEFAULT_ROLE) -> bool:  # fmt: skip
+def create_profile(
+    db: firestore.Client,
+    uid: str,
+    *,
+    email: str | None,
+    display_name: str | None = None,
+    photo_url: str | None = None,
+    role: Role = DEFAULT_ROLE,
+) -> bool:
     """Create the profile and private account documents once; False if they existed.
 
     Both documents are written in one batch with create-only semantics, so a retried

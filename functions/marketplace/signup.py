@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from firekit.errors import InvalidArgument
+from marketplace.profiles import MAX_DISPLAY_NAME
 
 # Throwaway-inbox providers. Kept short on purpose: it stops casual abuse, and a listing
 # marketplace needs reachable users; extend it from abuse reports, not from a scraped list.
@@ -21,7 +22,6 @@ DISPOSABLE_EMAIL_DOMAINS = frozenset({
 # servers, because listing enquiries and receipts go to it.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _EMAIL = re.compile(rf"^[A-Za-z0-9._%+'-]{{1,64}}@(?P<domain>(?:{_LABEL}\.)+[A-Za-z]{{2,63}})$")
-MAX_DISPLAY_NAME = 80
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,11 @@ def check_sign_up(sign_up: SignUp) -> None:
         domain = match.group("domain").lower()
         if any(domain == d or domain.endswith(f".{d}") for d in DISPOSABLE_EMAIL_DOMAINS):
             raise _refuse(
-                "email", "disposable", "Disposable email addresses cannot be used; "
-                "use an address you will keep, so agents can reach you."
-            )  # fmt: skip
+                "email",
+                "disposable",
+                "Disposable email addresses cannot be used; "
+                "use an address you will keep, so agents can reach you.",
+            )
     elif sign_up.provider in (None, "password"):
         raise _refuse("email", "missing", "An email address is required.")
     if sign_up.display_name is not None and len(sign_up.display_name) > MAX_DISPLAY_NAME:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +60,18 @@ def conflicting(call_: CallContext, data: Item) -> None:
 @callable_function(Item, rate_limit=RateLimit(max_calls=3, per_seconds=86_400))
 def limited(call_: CallContext, data: Item) -> dict[str, str]:
     return {"ok": data.name}
+
+
+@callable_function(Item, require_app_check=True)
+def needs_app_check(call_: CallContext, data: Item) -> str:
+    return "ok"
+
+
+@callable_function(
+    Item, allow_anonymous=True, rate_limit=RateLimit(max_calls=1, per_seconds=86_400)
+)
+def anonymous_limited(call_: CallContext, data: Item) -> str:
+    return "ok"
 
 
 @callable_function(Item, roles={"owner"}, role_claim="roles", name="custom_name")
@@ -242,3 +255,23 @@ def test_returns_the_real_sdk_function() -> None:
     endpoint = create_item.__firebase_endpoint__  # type: ignore[attr-defined]
     assert endpoint.entryPoint == "create_item"
     assert endpoint.callableTrigger is not None
+
+
+def test_app_check_is_required_in_production_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert call(needs_app_check, GOOD, uid="u-1").data == "ok"  # emulators: not enforced
+    monkeypatch.delenv("FUNCTIONS_EMULATOR", raising=False)
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
+    result = call(needs_app_check, GOOD, uid="u-1")
+    assert (result.error_status, result.error_message) == (
+        "UNAUTHENTICATED",
+        "App Check token missing or invalid.",
+    )
+
+
+def test_anonymous_callers_are_limited_per_client_address(
+    firestore_db: firestore.Client, unique: Any
+) -> None:
+    first, second = {"X-Forwarded-For": unique("10.0.0.1")}, {"X-Forwarded-For": unique("10.0.0.2")}
+    assert call(anonymous_limited, GOOD, headers=first).ok
+    assert call(anonymous_limited, GOOD, headers=first).error_status == "RESOURCE_EXHAUSTED"
+    assert call(anonymous_limited, GOOD, headers=second).ok

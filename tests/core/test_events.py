@@ -378,3 +378,10 @@ def test_deleted_trigger_gets_typed_before_and_metadata(
     assert (change.document, change.event_id, change.time) == (f"seen/{doc_id}", event["id"], when)
     assert change.event_type == "google.cloud.firestore.document.v1.deleted"
     assert record_deletes.__name__ == "record_deletes"
+
+
+def test_retry_is_declared_in_the_deploy_manifest() -> None:
+    retried = flaky_with_retry.__firebase_endpoint__.eventTrigger  # type: ignore[attr-defined]
+    default = count_note_changes.__firebase_endpoint__.eventTrigger  # type: ignore[attr-defined]
+    assert (retried["retry"], default["retry"]) == (True, False)
+    assert default["eventFilterPathPatterns"] == {"document": "notes/{noteId}"}

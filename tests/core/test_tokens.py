@@ -60,26 +60,32 @@ def test_shape_and_reserved_claims() -> None:
 
 
 @pytest.fixture
-def rules_project(firestore_db: object) -> Iterator[str]:
-    """A throwaway emulator project with its own rules, so shared rules stay untouched."""
+def private_doc(firestore_db: object) -> Iterator[tuple[str, str]]:
+    """A document in a throwaway emulator project with its own rules (shared rules stay
+    untouched); yields the project id and the document's REST URL."""
     project = f"demo-tokens-{uuid.uuid4().hex[:8]}"
     base = f"http://{os.environ['FIRESTORE_EMULATOR_HOST']}"
     body = {"rules": {"files": [{"name": "firestore.rules", "content": RULES}]}}
-    requests.put(f"{base}/emulator/v1/projects/{project}:securityRules", json=body, timeout=10)
+    rules_url = f"{base}/emulator/v1/projects/{project}:securityRules"
+    requests.put(rules_url, json=body, timeout=10).raise_for_status()
     doc = f"{base}/v1/projects/{project}/databases/(default)/documents/private/u-7"
+    fields = {"fields": {"x": {"integerValue": "1"}}}
     owner = {"Authorization": "Bearer owner"}
-    requests.patch(doc, json={"fields": {"x": {"integerValue": "1"}}}, headers=owner, timeout=10)
-    yield doc
+    requests.patch(doc, json=fields, headers=owner, timeout=10).raise_for_status()
+    yield project, doc
     requests.delete(
         f"{base}/emulator/v1/projects/{project}/databases/(default)/documents", timeout=10
     )
 
 
-def test_firestore_emulator_applies_rules_to_the_token(rules_project: str) -> None:
+def test_firestore_emulator_applies_rules_to_the_token(private_doc: tuple[str, str]) -> None:
+    project, doc = private_doc
+
     def read_as(uid: str, tier: str) -> int:
-        token = mint_id_token(uid, project=rules_project.split("/")[4], claims={"tier": tier})
-        headers = {"Authorization": f"Bearer {token}"}
-        return requests.get(rules_project, headers=headers, timeout=10).status_code
+        token = mint_id_token(uid, project=project, claims={"tier": tier})
+        return requests.get(
+            doc, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        ).status_code
 
     assert read_as("u-7", "gold") == 200
     assert read_as("u-7", "silver") == 403
