@@ -33,6 +33,12 @@ PORT_KEYS = (
     "tasks",
 )
 DEFAULT_EMULATORS = ("auth", "firestore", "functions", "pubsub", "hosting")
+# Ports Node's fetch refuses by specification (WHATWG "bad ports"); firebase-tools talks
+# to the emulators with fetch, so an emulator on one of these silently breaks the suite.
+FETCH_BLOCKED_PORTS = frozenset({
+    1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566,
+    6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+})  # fmt: skip
 
 
 class StackError(RuntimeError):
@@ -224,6 +230,15 @@ class EmulatorStack:
         return f"firebase emulators:start exited early; see {log_path}:\n{tail}"
 
     def _refuse_busy_ports(self) -> None:
+        names = (*self.config.emulators, "hub", "logging", "eventarc", "tasks")
+        blocked = [
+            f"{name}:{self.port(name)}" for name in names if self.port(name) in FETCH_BLOCKED_PORTS
+        ]
+        if blocked:
+            raise StackError(
+                f"Ports that Node's fetch refuses: {', '.join(blocked)}. Choose another "
+                f"port offset (now {self.config.port_offset})."
+            )
         busy = [
             f"{name}:{self.port(name)}"
             for name in (*self.config.emulators, "hub")

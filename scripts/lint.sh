@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# ruff (lint + format check) and mypy (strict on the core and the harness).
-set -euo pipefail
+# Static checks: rules freshness, ruff (lint + format), mypy (strict on the core and the
+# harness). Runs them all and fails if any failed, so one run shows every problem.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/python rules/build.py --check
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
+status=0
+.venv/bin/python rules/build.py --check || status=1
+.venv/bin/ruff check . || status=1
+.venv/bin/ruff format --check . || status=1
 .venv/bin/mypy functions/firekit functions/marketplace functions/api functions/main.py \
-  pytest_firebase seed scripts/devstack.py scripts/dev.py
+  pytest_firebase seed scripts/devstack.py scripts/dev.py || status=1
+exit $status

@@ -1,8 +1,9 @@
 """Nothing the dev or test command starts outlives it.
 
-Both run on shifted ports beside the session's own suite, each with a run marker of its
-own that every descendant inherits (the detached Java emulators included), so "left
-running" is checked by identity in /proc, not guessed from process names.
+Both run beside the session's own suite on ports shifted by a small offset (clear of the
+default ports, of each other and of ports Node's fetch refuses), each with a run marker
+that every descendant inherits (the detached Java emulators included), so "left running"
+is checked by identity in /proc, not guessed from process names.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def test_ctrl_c_of_the_dev_command_stops_everything_it_started() -> None:
     with subprocess.Popen(
         [sys.executable, "scripts/dev.py"],
         cwd=ROOT,
-        env=child_env(marker, 1000),
+        env=child_env(marker, 10),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -107,7 +108,7 @@ def test_a_test_run_stops_every_emulator_it_started() -> None:
             "tests/accounts/test_set_role.py::test_the_health_endpoint_answers",
         ],
         cwd=ROOT,
-        env=child_env(marker, 2000),
+        env=child_env(marker, 20),
         capture_output=True,
         text=True,
         timeout=400,

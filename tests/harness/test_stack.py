@@ -1,0 +1,27 @@
+"""Stack configuration: shifted ports, client environment, refusing unusable ports."""
+
+from __future__ import annotations
+
+import pytest
+
+import devstack
+from pytest_firebase.stack import EmulatorStack, StackError
+
+
+def test_an_offset_shifts_every_emulator_and_sidecar() -> None:
+    stack = EmulatorStack(devstack.stack_config(offset=10))
+
+    assert stack.port("firestore") == 8090
+    assert stack.client_env()["FIREBASE_AUTH_EMULATOR_HOST"] == "127.0.0.1:9109"
+    assert stack.functions_url("health").startswith("http://127.0.0.1:5011/demo-marketplace/")
+    assert [s.port for s in stack.config.sidecars] == [8430]
+
+
+def test_ports_that_nodes_fetch_refuses_are_refused_before_anything_starts() -> None:
+    # Offset 2000 puts Firestore on 10080, a port fetch() blocks: the CLI could start the
+    # emulator but never register a trigger with it.
+    stack = EmulatorStack(devstack.stack_config(offset=2000))
+
+    with pytest.raises(StackError, match="firestore:10080"):
+        stack.start()
+    assert stack.stop() == []
