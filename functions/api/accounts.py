@@ -8,6 +8,7 @@ from firekit import bootstrap, logs
 from firekit.callables import CallContext, callable_function
 from firekit.errors import AppError, to_https_error
 from firekit.events import DocumentChange, Effects, document_trigger
+from firekit.ratelimit import RateLimit
 from marketplace import accounts, profiles, signup
 from marketplace.roles import DEFAULT_ROLE, ROLE_CLAIM, Role
 
@@ -36,7 +37,10 @@ def before_user_created(event: identity_fn.AuthBlockingEvent) -> identity_fn.Bef
     )
 
 
-@callable_function(accounts.SetRoleRequest, roles={Role.ADMIN.value})
+# Admins change roles by hand; 60 a minute stops a runaway script, not a person.
+@callable_function(
+    accounts.SetRoleRequest, roles={Role.ADMIN.value}, rate_limit=RateLimit(60, per_seconds=60)
+)
 def set_user_role(call: CallContext, data: accounts.SetRoleRequest) -> accounts.SetRoleResult:
     """Admin only: change a user's role (claim merged, profile mirrored, audit logged)."""
     assert call.uid is not None  # the decorator requires a signed-in caller
