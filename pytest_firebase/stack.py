@@ -22,6 +22,7 @@ from typing import Any
 from pytest_firebase import procs, toolchain
 
 PORT_KEYS = (
+    "ui",
     "hub",
     "logging",
     "auth",
@@ -73,6 +74,8 @@ class StackConfig:
     sidecars: tuple[Sidecar, ...] = ()
     extra_env: Mapping[str, str] = field(default_factory=dict)
     startup_timeout: float = 240.0
+    ui: bool = False
+    """Start the Emulator UI too (see ``toolchain.emulator_ui_available``)."""
 
     def with_offset(self, offset: int) -> StackConfig:
         """The same stack on ports shifted by ``offset``."""
@@ -173,16 +176,18 @@ class EmulatorStack:
         return env
 
     def _config_args(self) -> list[str]:
-        if self.config.port_offset == 0:
+        if self.config.port_offset == 0 and not self.config.ui:
             return []
         data = json.loads(json.dumps(self._firebase_json))
+        if self.config.ui:
+            data["emulators"].setdefault("ui", {})["enabled"] = True
         for key in PORT_KEYS:
             if key in data["emulators"]:
                 data["emulators"][key]["port"] += self.config.port_offset
         firestore = data["emulators"].get("firestore", {})
         if "websocketPort" in firestore:
             firestore["websocketPort"] += self.config.port_offset
-        name = f".firebase.ports-{self.config.port_offset}.json"
+        name = f".firebase.ports-{self.config.port_offset}{'-ui' if self.config.ui else ''}.json"
         (self.config.project_root / name).write_text(json.dumps(data, indent=2))
         return ["--config", name]
 
@@ -282,6 +287,8 @@ class EmulatorStack:
     def describe(self) -> list[tuple[str, str]]:
         """(service, address) rows for humans."""
         rows = [(name, f"http://{self.host(name)}") for name in self.config.emulators]
+        if self.config.ui:
+            rows.insert(0, ("ui", f"http://{self.host('ui')}"))
         rows.append(("hub", f"http://{self.host('hub')}"))
         rows += [(s.name, s.url) for s in self.config.sidecars]
         return rows

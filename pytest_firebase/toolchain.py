@@ -131,6 +131,18 @@ def pubsub_binary() -> Path | None:
     )
 
 
+def emulator_ui_available() -> bool:
+    """True where the Emulator UI can start: forced on, or already in the CLI's cache.
+
+    Offline, enabling the UI without a cached copy aborts the whole suite's start (its
+    download fails), so it is only switched on when it is known to be there.
+    """
+    forced = os.environ.get("FIREBASE_EMULATOR_UI", "").lower()
+    if forced in ("0", "false", "no"):
+        return False
+    return forced in ("1", "true", "yes") or any(CLI_CACHE.glob("ui-v*"))
+
+
 def resolve(cache_dir: Path, *, emulators: Iterable[str]) -> Toolchain:
     """Everything the CLI needs for ``emulators``; raises ToolchainError with a fix."""
     wanted = set(emulators)

@@ -38,7 +38,7 @@ def main() -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
-    stack = EmulatorStack(devstack.stack_config())
+    stack = EmulatorStack(devstack.stack_config(ui=True))
     try:
         print("Starting the emulator suite and localstripe...", flush=True)
         stack.start(reuse=False)

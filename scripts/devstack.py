@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from pytest_firebase.stack import EmulatorStack, Sidecar, StackConfig
+from pytest_firebase.toolchain import emulator_ui_available
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_ID = "demo-marketplace"
@@ -59,11 +60,15 @@ def localstripe() -> Sidecar:
     )
 
 
-def stack_config(offset: int | None = None) -> StackConfig:
-    """The whole local stack, optionally on ports shifted by ``offset``."""
+def stack_config(offset: int | None = None, *, ui: bool = False) -> StackConfig:
+    """The whole local stack, optionally on ports shifted by ``offset``, with the UI."""
     if offset is None:
         offset = int(os.environ.get("PYTEST_FIREBASE_PORT_OFFSET", "0"))
     base = StackConfig(
-        project_root=ROOT, project_id=PROJECT_ID, emulators=EMULATORS, sidecars=(localstripe(),)
+        project_root=ROOT,
+        project_id=PROJECT_ID,
+        emulators=EMULATORS,
+        sidecars=(localstripe(),),
+        ui=ui and emulator_ui_available(),
     )
     return base.with_offset(offset)

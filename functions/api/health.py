@@ -9,7 +9,7 @@ from firebase_functions import https_fn
 from flask import Request, Response
 
 from firekit.bootstrap import is_emulated
-from marketplace import __version__
+from marketplace import __version__, config
 
 
 @https_fn.on_request()
@@ -19,6 +19,7 @@ def health(request: Request) -> Response:
         return Response("Method Not Allowed", status=405, headers={"Allow": "GET, HEAD"})
     body = {
         "status": "ok",
+        "service": config.MARKETPLACE_NAME.value,
         "version": __version__,
         "revision": os.environ.get("K_REVISION"),
         "emulated": is_emulated(),

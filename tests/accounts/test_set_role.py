@@ -181,6 +181,7 @@ def test_the_health_endpoint_answers(firebase_stack: Any) -> None:
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok",
+        "service": "Homefront",  # from functions/.env, through firebase_functions.params
         "version": "0.1.0",
         "revision": response.json()["revision"],
         "emulated": True,

@@ -25,3 +25,12 @@ def test_ports_that_nodes_fetch_refuses_are_refused_before_anything_starts() -> 
     with pytest.raises(StackError, match="firestore:10080"):
         stack.start()
     assert stack.stop() == []
+
+
+def test_the_ui_is_enabled_only_where_it_can_be_had(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIREBASE_EMULATOR_UI", "0")
+    assert devstack.stack_config(offset=0, ui=True).ui is False
+
+    monkeypatch.setenv("FIREBASE_EMULATOR_UI", "1")
+    stack = EmulatorStack(devstack.stack_config(offset=10, ui=True))
+    assert stack.describe()[0] == ("ui", "http://127.0.0.1:4010")
