@@ -1,0 +1,84 @@
+"""``listings/{listingId}``: a home for sale or to let, from draft to sold."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from firekit.docmodel import CallerUid, Client, Document, RequestTime, Transitions
+from marketplace.models.common import CountryCode, HttpsUrl, LatLng, Money, Uid, Value
+
+ListingStatus = Literal[
+    "draft", "pending_review", "active", "under_offer", "sold", "let", "archived", "rejected"
+]
+PUBLIC_STATUSES = ("active", "under_offer", "sold", "let")
+"""Statuses anyone (signed in or not) may read."""
+PREPARING = ("draft", "rejected")
+"""Before (re)submission: everything the agent wrote is still editable."""
+ON_MARKET = (*PREPARING, "active", "under_offer")
+"""Price, description, photos and features stay editable while the home is on the market;
+what identifies the home (address, kind, size) is fixed once it has been reviewed."""
+ListingKind = Literal["sale", "rent"]
+PropertyType = Literal["house", "flat", "bungalow", "maisonette", "land", "commercial", "other"]
+Feature = Literal[
+    "garden", "parking", "garage", "balcony", "lift", "furnished", "pets_allowed",
+    "step_free", "ev_charging", "solar", "fireplace", "pool", "new_build", "chain_free",
+]  # fmt: skip
+MAX_PHOTOS = 12
+
+
+class Address(Value):
+    """A postal address."""
+
+    line1: Annotated[str, Field(min_length=1, max_length=200)]
+    line2: Annotated[str | None, Field(max_length=200)] = None
+    city: Annotated[str, Field(min_length=1, max_length=100)]
+    postcode: Annotated[str, Field(min_length=1, max_length=16)]
+    country: CountryCode
+
+
+class Listing(Document):
+    """A listing. Agents write the description; functions own review, search and counters."""
+
+    path = "listings/{listingId}"
+    transitions = Transitions(
+        field="status",
+        initial=("draft",),
+        moves={
+            "draft": ("pending_review",),
+            "pending_review": ("draft",),  # withdraw before a moderator looks at it
+            "rejected": ("draft", "pending_review"),
+        },
+    )
+
+    ownerId: Annotated[Uid, CallerUid()]
+    status: Annotated[ListingStatus, Client()]
+    kind: Annotated[ListingKind, Client(editable_when=PREPARING)]
+    propertyType: Annotated[PropertyType, Client(editable_when=PREPARING)]
+    title: Annotated[str, Field(min_length=5, max_length=120), Client(editable_when=ON_MARKET)]
+    description: Annotated[str, Field(max_length=5000), Client(editable_when=ON_MARKET)] = ""
+    price: Annotated[Money, Client(editable_when=ON_MARKET)]
+    bedrooms: Annotated[int, Field(ge=0, le=50), Client(editable_when=PREPARING)]
+    bathrooms: Annotated[int, Field(ge=0, le=50), Client(editable_when=PREPARING)]
+    areaSqm: Annotated[int | None, Field(ge=1, le=100_000), Client(editable_when=PREPARING)] = None
+    address: Annotated[Address, Client(editable_when=PREPARING)]
+    location: Annotated[LatLng, Client(editable_when=PREPARING)]
+    photos: Annotated[
+        list[HttpsUrl], Field(max_length=MAX_PHOTOS), Client(editable_when=ON_MARKET)
+    ] = Field(default_factory=list)
+    features: Annotated[list[Feature], Field(max_length=14), Client(editable_when=ON_MARKET)] = (
+        Field(default_factory=list)
+    )
+    createdAt: Annotated[dt.datetime, RequestTime()]
+    updatedAt: Annotated[dt.datetime, RequestTime(on_update=True)]
+
+    # Written by functions only.
+    geohash: Annotated[str, Field(max_length=12)] | None = None
+    searchKeys: list[str] = Field(default_factory=list)
+    favoritesCount: Annotated[int, Field(ge=0)] = 0
+    publishedAt: dt.datetime | None = None
+    featuredUntil: dt.datetime | None = None
+    rejectionReason: Annotated[str, Field(max_length=500)] | None = None
+    reviewedAt: dt.datetime | None = None

@@ -1,0 +1,109 @@
+"""A user's documents: public profile, private account, devices, inbox, favourites."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from firekit.docmodel import Client, DocId, Document, RequestTime
+from marketplace.models.common import HTTPS_URL, DocRef, Value
+from marketplace.roles import Role
+
+MAX_DISPLAY_NAME = 80
+
+
+class Profile(Document):
+    """``users/{uid}``: public. Created by the sign-up function; the owner edits the rest."""
+
+    path = "users/{uid}"
+
+    displayName: Annotated[str, Field(max_length=MAX_DISPLAY_NAME), Client(create=False)]
+    photoURL: Annotated[
+        str | None, Field(max_length=2048, pattern=HTTPS_URL), Client(create=False)
+    ] = None
+    bio: Annotated[str, Field(max_length=500), Client(create=False)] = ""
+    role: Role
+    searchName: Annotated[str, Field(max_length=MAX_DISPLAY_NAME)] = ""
+    verified: bool = False
+    """An agent whose identity an admin checked (publishes without moderation)."""
+    plan: Literal["agent_pro"] | None = None
+    """The paid plan, mirrored from Stripe by functions."""
+    createdAt: dt.datetime | None = None
+    updatedAt: dt.datetime | None = None
+
+
+class QuietHours(Value):
+    """No pushes between ``start`` and ``end`` (local ``HH:MM``) in ``timezone``."""
+
+    start: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    end: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    timezone: Annotated[
+        str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_]+(/[A-Za-z_+-]+)*$")
+    ]
+
+
+class NotificationSettings(Value):
+    """Which channels a user wants, and when not to be disturbed."""
+
+    push: bool
+    email: bool
+    quietHours: QuietHours | None = None
+
+
+class PrivateAccount(Document):
+    """``users/{uid}/private/account``: only the owner reads it."""
+
+    path = "users/{uid}/private/{doc}"
+
+    email: Annotated[str, Field(max_length=320)] | None = None
+    phone: Annotated[str | None, Field(pattern=r"^\+[1-9][0-9]{6,14}$"), Client(create=False)] = (
+        None
+    )
+    notifications: Annotated[NotificationSettings | None, Client(create=False)] = None
+    stripeCustomerId: str | None = None
+    createdAt: dt.datetime | None = None
+
+
+class Device(Document):
+    """``users/{uid}/devices/{token}``: an FCM registration token of the owner's."""
+
+    path = "users/{uid}/devices/{token}"
+
+    token: Annotated[str, Field(min_length=1, max_length=4096), DocId()]
+    platform: Annotated[Literal["ios", "android", "web"], Client()]
+    appVersion: Annotated[str, Field(min_length=1, max_length=32), Client()]
+    locale: Annotated[
+        str | None, Field(max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"), Client()
+    ] = None
+    createdAt: Annotated[dt.datetime, RequestTime()]
+    updatedAt: Annotated[dt.datetime, RequestTime(on_update=True)]
+
+
+NotificationKind = Literal["listing_match", "price_drop", "message", "offer", "viewing", "system"]
+
+
+class Notification(Document):
+    """``users/{uid}/notifications/{id}``: written by functions; the owner marks it read."""
+
+    path = "users/{uid}/notifications/{notificationId}"
+
+    kind: NotificationKind
+    title: Annotated[str, Field(min_length=1, max_length=120)]
+    body: Annotated[str, Field(max_length=500)]
+    listingId: DocRef | None = None
+    link: Annotated[str, Field(max_length=512)] | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    createdAt: dt.datetime | None = None
+    read: Annotated[bool, Client(create=False)] = False
+    readAt: Annotated[dt.datetime | None, RequestTime(on_create=False, on_update=True)] = None
+
+
+class Favorite(Document):
+    """``users/{uid}/favorites/{listingId}``: the owner's saved listing."""
+
+    path = "users/{uid}/favorites/{listingId}"
+
+    listingId: Annotated[DocRef, DocId()]
+    createdAt: Annotated[dt.datetime, RequestTime()]
