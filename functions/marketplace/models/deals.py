@@ -28,7 +28,7 @@ class Viewing(Document):
 
 
 class ViewingSlot(Document):
-    """``viewingSlots/{listingId}__{slotStart}``: exists while a slot is taken (no double booking)."""
+    """``viewingSlots/{listingId}__{slotStart}``: exists while the slot is taken."""
 
     path = "viewingSlots/{slotId}"
 
