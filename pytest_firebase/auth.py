@@ -6,12 +6,12 @@ Functions emulator, and the ID tokens returned are real emulator tokens.
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import requests
+
+from pytest_firebase.tokens import decode_unverified
 
 API_KEY = "fake-api-key"  # the emulator accepts any key
 
@@ -27,8 +27,7 @@ class SignedInUser:
     @property
     def claims(self) -> dict[str, Any]:
         """The (unverified) claims inside the ID token."""
-        payload = self.id_token.split(".")[1]
-        return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+        return decode_unverified(self.id_token)
 
 
 class AuthError(Exception):

@@ -17,12 +17,27 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import firebase_admin  # type: ignore[import-untyped, unused-ignore]
 import flask
+from firebase_admin import credentials  # type: ignore[import-untyped, unused-ignore]
+from google.auth.credentials import AnonymousCredentials
 
 from pytest_firebase.tokens import default_project, mint_id_token
 
 _app_lock = threading.Lock()
 _flask_app: flask.Flask | None = None
+
+
+class AnonymousCredential(credentials.Base):  # type: ignore[misc, unused-ignore]
+    """A ``firebase_admin`` credential that never asks Google for a token (no network).
+
+    The harness stays independent of the code under test, so this does not reuse the
+    backend's own twin of it.
+    """
+
+    def get_credential(self) -> AnonymousCredentials:
+        """Return Google's anonymous credentials."""
+        return AnonymousCredentials()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -116,21 +131,14 @@ def call_raw(
 def ensure_default_app(project: str | None = None) -> None:
     """Make sure a default ``firebase_admin`` app exists; the SDK verifies tokens with it.
 
-    Reuses an existing app; otherwise creates one with anonymous credentials (no network).
+    Reuses an existing app; otherwise creates one with :class:`AnonymousCredential`.
     """
-    import firebase_admin  # type: ignore[import-untyped, unused-ignore]
-    from firebase_admin import credentials  # type: ignore[import-untyped, unused-ignore]
-    from google.auth.credentials import AnonymousCredentials
-
-    class _Anonymous(credentials.Base):  # type: ignore[misc, unused-ignore]
-        def get_credential(self) -> AnonymousCredentials:
-            return AnonymousCredentials()  # type: ignore[no-untyped-call]
-
     with _app_lock:
         try:
             firebase_admin.get_app()
         except ValueError:
-            firebase_admin.initialize_app(_Anonymous(), {"projectId": project or default_project()})
+            options = {"projectId": project or default_project()}
+            firebase_admin.initialize_app(AnonymousCredential(), options)
 
 
 def _app() -> flask.Flask:

@@ -29,12 +29,15 @@ from pytest_firebase.auth import AuthEmulator
 from pytest_firebase.stack import DEFAULT_EMULATORS, EmulatorStack, StackConfig, StackError
 from pytest_firebase.toolchain import ToolchainError
 
-_STACK_KEY = pytest.StashKey[EmulatorStack]()
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("firebase_project_root", "folder with firebase.json", default="")
     parser.addini("firebase_project_id", "project id (default: .firebaserc)", default="")
+    parser.addini(
+        "firebase_triggers_marker",
+        "marker of tests that need background triggers (others run with them paused)",
+        default="e2e",
+    )
     parser.addini(
         "firebase_emulators", "emulators to start", type="args", default=list(DEFAULT_EMULATORS)
     )
@@ -72,9 +75,7 @@ def firebase_stack_config(pytestconfig: pytest.Config) -> StackConfig:
 
 
 @pytest.fixture(scope="session")
-def firebase_stack(
-    firebase_stack_config: StackConfig, pytestconfig: pytest.Config
-) -> Iterator[EmulatorStack]:
+def firebase_stack(firebase_stack_config: StackConfig) -> Iterator[EmulatorStack]:
     """The running emulator suite (started once, or reused), stopped at session end."""
     stack = EmulatorStack(firebase_stack_config)
     try:
@@ -83,8 +84,9 @@ def firebase_stack(
         stack.stop()
         pytest.fail(f"The Firebase emulator suite could not start:\n{err}", pytrace=False)
     os.environ.update(stack.client_env())
-    pytestconfig.stash[_STACK_KEY] = stack
     yield stack
+    if stack.reused and stack.triggers_enabled is False:
+        set_background_triggers(stack, True)  # hand a reused suite back as we found it
     swept = stack.stop()
     if swept:
         print(f"\npytest_firebase: swept {len(swept)} leftover emulator processes: {swept}")
@@ -199,3 +201,30 @@ def call_emulated(firebase_stack: EmulatorStack) -> Callable[..., callables.Call
         return callables.CallResult(response.status_code, body, dict(response.headers))
 
     return call
+
+
+def set_background_triggers(stack: EmulatorStack, enabled: bool) -> None:
+    """Enable or pause the Functions emulator's event triggers (not blocking functions).
+
+    Pausing also waits for triggers already running, so no effect of an earlier test
+    lands in the next one.
+    """
+    verb = "enable" if enabled else "disable"
+    url = f"http://{stack.host('hub')}/functions/{verb}BackgroundTriggers"
+    requests.put(url, timeout=120).raise_for_status()
+
+
+@pytest.fixture(autouse=True)
+def _background_triggers(request: pytest.FixtureRequest) -> None:
+    # Real triggers fire ~1 s after a write and would write into the next test's data;
+    # only tests marked as needing them (default: e2e) run with them on.
+    if "firebase_stack" not in request.fixturenames:
+        return
+    stack: EmulatorStack = request.getfixturevalue("firebase_stack")
+    if "functions" not in stack.config.emulators:
+        return
+    marker = str(request.config.getini("firebase_triggers_marker"))
+    wanted = request.node.get_closest_marker(marker) is not None
+    if stack.triggers_enabled is not wanted:
+        set_background_triggers(stack, wanted)
+        stack.triggers_enabled = wanted

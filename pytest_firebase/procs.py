@@ -49,16 +49,24 @@ def spawn_group(
     )
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """Fields of ``/proc/<pid>/stat`` after the command name (state first), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def ancestors() -> set[int]:
     """This process and its ancestors: they carry an inherited marker but are not leaks."""
     chain: set[int] = set()
     pid = os.getpid()
     while pid > 1 and pid not in chain:
         chain.add(pid)
-        try:
-            pid = int((Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split())[1])
-        except (OSError, IndexError, ValueError):
+        fields = _stat(pid)
+        if fields is None:
             break
+        pid = int(fields[1])
     return chain
 
 
@@ -75,10 +83,10 @@ def marked_pids(marker: str, var: str = STACK_MARKER_VAR) -> list[int]:
             continue
         try:
             environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue  # gone, or not ours to read
-        if state != "Z" and int(entry.name) not in skip and needle in environ.split(b"\0"):
+        pid = int(entry.name)
+        if pid not in skip and needle in environ.split(b"\0") and alive(pid):
             found.append(int(entry.name))
     return found
 
@@ -91,10 +99,10 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 def _wait_until_gone(pids: Sequence[int], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not any(_alive(pid) for pid in pids):
+        if not any(alive(pid) for pid in pids):
             return True
         time.sleep(0.1)
-    return not any(_alive(pid) for pid in pids)
+    return not any(alive(pid) for pid in pids)
 
 
 def _pgid(pid: int) -> int:
@@ -104,12 +112,10 @@ def _pgid(pid: int) -> int:
         return 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+def alive(pid: int) -> bool:
+    """True while ``pid`` is a live (not zombie) process."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 def stop_group(proc: subprocess.Popen[bytes], *, grace: float = 15.0) -> None:
@@ -127,12 +133,12 @@ def stop_group(proc: subprocess.Popen[bytes], *, grace: float = 15.0) -> None:
     _signal_group(proc.pid, signal.SIGKILL)
 
 
-def sweep(marker: str, *, grace: float = 5.0) -> list[int]:
-    """End the process group of every process still carrying ``marker``.
+def sweep(marker: str, *, var: str = STACK_MARKER_VAR, grace: float = 5.0) -> list[int]:
+    """End the process group of every process (not our ancestor) with ``var=marker``.
 
     Returns the pids that had to be swept (empty when everything stopped on its own).
     """
-    leftovers = marked_pids(marker)
+    leftovers = marked_pids(marker, var)
     if not leftovers:
         return []
     groups = {_pgid(pid) for pid in leftovers} - {os.getpgrp(), 0}

@@ -124,11 +124,6 @@ class RestResult:
         return self.status in (401, 403)
 
     @property
-    def allowed(self) -> bool:
-        """The rules let it through (a get of a missing document is allowed: 404)."""
-        return not self.denied and self.status < 500 and self.status != 400
-
-    @property
     def data(self) -> dict[str, Any] | None:
         """Fields of a fetched document (None if missing or refused)."""
         if not self.ok or not isinstance(self.body, dict) or "fields" not in self.body:

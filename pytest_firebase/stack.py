@@ -36,10 +36,29 @@ PORT_KEYS = (
 DEFAULT_EMULATORS = ("auth", "firestore", "functions", "pubsub", "hosting")
 # Ports Node's fetch refuses by specification (WHATWG "bad ports"); firebase-tools talks
 # to the emulators with fetch, so an emulator on one of these silently breaks the suite.
-FETCH_BLOCKED_PORTS = frozenset({
-    1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566,
-    6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
-})  # fmt: skip
+FETCH_BLOCKED_PORTS = frozenset(
+    {
+        1719,
+        1720,
+        1723,
+        2049,
+        3659,
+        4045,
+        4190,
+        5060,
+        5061,
+        6000,
+        6566,
+        6665,
+        6666,
+        6667,
+        6668,
+        6669,
+        6679,
+        6697,
+        10080,
+    }
+)
 
 
 class StackError(RuntimeError):
@@ -76,10 +95,14 @@ class StackConfig:
     startup_timeout: float = 240.0
     ui: bool = False
     """Start the Emulator UI too (see ``toolchain.emulator_ui_available``)."""
+    state_file: Path | None = None
+    """Where a running stack records its marker, so the next start can sweep what a
+    crashed or killed run left behind (without it, those processes hold the ports)."""
 
     def with_offset(self, offset: int) -> StackConfig:
         """The same stack on ports shifted by ``offset``."""
-        sidecars = tuple(replace(s, port=s.port + offset) for s in self.sidecars)
+        delta = offset - self.port_offset  # sidecar ports already carry the current offset
+        sidecars = tuple(replace(s, port=s.port + delta) for s in self.sidecars)
         return replace(self, port_offset=offset, sidecars=sidecars)
 
 
@@ -90,6 +113,8 @@ class EmulatorStack:
         self.config = config
         self.marker = marker or procs.new_marker()
         self.reused = False
+        self.triggers_enabled: bool | None = None
+        """Whether the Functions emulator's event triggers are on (None: not yet known)."""
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._firebase_json = self._load_firebase_json()
         self.log_dir = config.project_root / ".cache" / "logs"
@@ -135,7 +160,11 @@ class EmulatorStack:
 
     # ---- lifecycle -------------------------------------------------------------------
     def running_elsewhere(self) -> bool:
-        """True when a suite for our project already answers on our hub port."""
+        """True when a suite with all our emulators already answers on our hub port.
+
+        The hub does not report its project id; a suite of another project on the same
+        ports would be reused too (its data then gets reset by our tests).
+        """
         try:
             with urllib.request.urlopen(f"http://{self.host('hub')}/emulators", timeout=2) as r:
                 listed = json.loads(r.read())
@@ -147,7 +176,12 @@ class EmulatorStack:
         """Start the suite and sidecars, or reuse a suite already running on our ports."""
         if reuse and self.running_elsewhere():
             self.reused = True
+            # A suite started by hand (`firebase emulators:start`) lacks our sidecars.
+            for sidecar in self.config.sidecars:
+                if not _port_open(sidecar.port):
+                    self._start_sidecar(sidecar)
             return self
+        self._sweep_previous_run()
         self._refuse_busy_ports()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         tools = toolchain.resolve(
@@ -164,13 +198,9 @@ class EmulatorStack:
 
     def _base_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        for var in (
-            "FIRESTORE_EMULATOR_HOST",
-            "FIREBASE_AUTH_EMULATOR_HOST",
-            "PUBSUB_EMULATOR_HOST",
-            "FIREBASE_EMULATOR_HUB",
-        ):
-            env.pop(var, None)  # the CLI sets these for its children; stale ones mislead it
+        for var in self.client_env():
+            if var.endswith(("_HOST", "_HUB")):
+                env.pop(var, None)  # the CLI sets these for its children; stale ones mislead it
         env.update(self.config.extra_env)
         env[procs.STACK_MARKER_VAR] = self.marker
         return env
@@ -275,14 +305,35 @@ class EmulatorStack:
             time.sleep(0.2)
         raise StackError(f"{sidecar.name} not ready on port {sidecar.port}; see {log_path}")
 
+    def _sweep_previous_run(self) -> None:
+        state = self.config.state_file
+        if state is None:
+            return
+        if state.exists():
+            marker, _, owner = state.read_text().partition(" ")
+            if owner.strip().isdigit() and procs.alive(int(owner)):
+                raise StackError(
+                    f"Another run (pid {owner.strip()}) owns this stack; stop "
+                    "it first, or use another port offset."
+                )
+            stale = procs.sweep(marker.strip())
+            if stale:
+                print(f"pytest_firebase: swept {len(stale)} processes of a run that died")
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(f"{self.marker} {os.getpid()}")
+
     def stop(self) -> list[int]:
         """Stop everything this stack started; returns pids that had to be swept."""
         for _name, proc in reversed(self._procs):
             procs.stop_group(proc)
         self._procs.clear()
         if self.reused:
-            return []
-        return procs.sweep(self.marker)
+            return procs.sweep(self.marker)  # only what we started beside a reused suite
+        swept = procs.sweep(self.marker)
+        state = self.config.state_file
+        if state is not None and state.exists() and state.read_text().startswith(self.marker):
+            state.unlink()
+        return swept
 
     def describe(self) -> list[tuple[str, str]]:
         """(service, address) rows for humans."""
@@ -308,22 +359,3 @@ def _http_ok(url: str) -> bool:
         return True  # it answered; any status means it is up
     except OSError:
         return False
-
-
-def http_json(
-    method: str,
-    url: str,
-    body: Any = None,
-    *,
-    headers: Mapping[str, str] | None = None,
-    timeout: float = 30,
-) -> Any:
-    """A tiny JSON-over-HTTP helper for emulator admin endpoints (stdlib only)."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    for key, value in (headers or {}).items():
-        request.add_header(key, value)
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        raw = response.read()
-    return json.loads(raw) if raw else None

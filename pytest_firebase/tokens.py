@@ -21,28 +21,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-# Claims Firebase reserves; a custom claim may not reuse them.
-RESERVED_CLAIMS = frozenset(
-    {
-        "acr",
-        "amr",
-        "at_hash",
-        "aud",
-        "auth_time",
-        "azp",
-        "cnf",
-        "c_hash",
-        "exp",
-        "iat",
-        "iss",
-        "jti",
-        "nbf",
-        "nonce",
-        "sub",
-        "firebase",
-        "user_id",
-    }
-)
+from firebase_admin import _auth_utils  # type: ignore[import-untyped, unused-ignore]
+
+# Claims Firebase reserves (the Admin SDK's own list, which set_custom_user_claims checks),
+# plus ``user_id``: minted tokens carry it as the uid's twin, so a custom claim may not
+# replace it.
+RESERVED_CLAIMS: frozenset[str] = frozenset(_auth_utils.RESERVED_CLAIMS) | {"user_id"}
 
 
 def default_project() -> str:

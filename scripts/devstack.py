@@ -69,6 +69,7 @@ def stack_config(offset: int | None = None, *, ui: bool = False) -> StackConfig:
         project_id=PROJECT_ID,
         emulators=EMULATORS,
         sidecars=(localstripe(),),
-        ui=ui and emulator_ui_available(),
+        ui=ui and emulator_ui_available(ROOT),
+        state_file=ROOT / ".cache" / f"stack-{offset}.marker",
     )
     return base.with_offset(offset)

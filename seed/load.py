@@ -1,80 +1,60 @@
-"""Load the seed data into running emulators (idempotent: safe to run again).
+"""Load the seed into running emulators (idempotent: safe to run again).
 
-Run by the dev command after the emulators start; tests call ``load_users`` directly.
-Seed accounts are created with the Admin SDK, which (as in production) does not run the
-sign-up blocking function, so this sets the role claim and writes the profile itself,
-through the same domain code the functions use.
+Run by the dev command after the emulators start (:func:`load_all`); tests call
+:func:`load_users` for accounts alone, or :func:`load_all` for the whole marketplace.
 """
 
 from __future__ import annotations
 
-import json
-import sys
+import datetime as dt
+import time
 from dataclasses import dataclass
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "functions"))
+import seed  # noqa: F401  (puts functions/ on the path for the imports below)
+from firekit import bootstrap
+from seed import marketplace
+from seed.accounts import PEOPLE, SeedUser, load_users, seed_users
+from seed.clock import seconds
+from seed.documents import SeedDoc, counts, prune, write_all
 
-from firebase_admin import auth  # noqa: E402
-
-from firekit import bootstrap, claims  # noqa: E402
-from marketplace import profiles  # noqa: E402
-from marketplace.roles import ROLE_CLAIM, Role  # noqa: E402
+__all__ = ["SeedSummary", "SeedUser", "load_all", "load_users", "main", "seed_users"]
 
 
 @dataclass(frozen=True)
-class SeedUser:
-    """One seeded account and how to sign in as it."""
+class SeedSummary:
+    """What one load wrote, as of which ``now``, and how long it took."""
 
-    uid: str
-    email: str
-    password: str
-    display_name: str
-    role: Role
+    users: list[SeedUser]
+    documents: list[SeedDoc]
+    now: dt.datetime
+    seconds: float
 
+    def counts(self) -> dict[str, int]:
+        """Documents per collection id (accounts' profiles not included)."""
+        return counts(self.documents)
 
-def seed_users(path: Path = ROOT / "seed" / "users.json") -> list[SeedUser]:
-    """The seeded accounts, from ``seed/users.json``."""
-    rows = json.loads(path.read_text())
-    return [
-        SeedUser(r["uid"], r["email"], r["password"], r["displayName"], Role(r["role"]))
-        for r in rows
-    ]
-
-
-def _upsert_account(user: SeedUser) -> None:
-    fields = {
-        "email": user.email,
-        "password": user.password,
-        "display_name": user.display_name,
-        "email_verified": True,
-    }
-    try:
-        auth.update_user(user.uid, **fields)
-    except auth.UserNotFoundError:
-        auth.create_user(uid=user.uid, **fields)
+    def describe(self) -> str:
+        """One line for a terminal: ``seed: 31 users, 300 listings, ... (1.9 s)``."""
+        parts = [f"{len(self.users)} users"] + [f"{n} {c}" for c, n in self.counts().items()]
+        return f"seed: {', '.join(parts)} ({self.seconds:.1f} s)"
 
 
-def load_users(users: list[SeedUser] | None = None) -> list[SeedUser]:
-    """Create or refresh every seeded account, its role claim and its profile."""
-    bootstrap.ensure_initialized()
+def load_all(now: dt.datetime | None = None) -> SeedSummary:
+    """Load every account and the whole marketplace; timestamps are relative to ``now``."""
+    started = time.perf_counter()
+    now = seconds(now or dt.datetime.now(dt.UTC))
+    people = seed_users() + seed_users(PEOPLE)
+    load_users(people)
+    documents = marketplace.build(people, now)
     db = bootstrap.db()
-    users = seed_users() if users is None else users
-    for user in users:
-        _upsert_account(user)
-        claims.update_claims(user.uid, {ROLE_CLAIM: user.role.value})
-        if not profiles.create_profile(
-            db, user.uid, email=user.email, display_name=user.display_name, role=user.role
-        ):
-            profiles.profile_ref(db, user.uid).update({"role": user.role.value})
-    return users
+    write_all(db, documents)
+    prune(db, documents, "viewingSlots", prefix="seed-")  # their ids move with `now`
+    return SeedSummary(people, documents, now, time.perf_counter() - started)
 
 
 def main() -> int:
     """Load everything; print what was loaded."""
-    users = load_users()
-    print(f"seed: {len(users)} users loaded")
+    print(load_all().describe())
     return 0
 
 

@@ -54,3 +54,23 @@ def test_the_cores_bookkeeping_expires_by_ttl_policy() -> None:
     config = json.loads((FUNCTIONS.parent / "firestore.indexes.json").read_text())
     ttl = {(o["collectionGroup"], o["fieldPath"]) for o in config["fieldOverrides"] if o.get("ttl")}
     assert {(ledger.COLLECTION, "expiresAt"), (ratelimit.COLLECTION, "expiresAt")} <= ttl
+
+
+def test_stored_role_names_are_exactly_the_roles() -> None:
+    from typing import get_args
+
+    from marketplace.roles import Role, RoleName
+
+    assert set(get_args(RoleName)) == {r.value for r in Role}
+
+
+def test_stored_models_use_plain_values_not_enums() -> None:
+    # Strict models refuse a plain string for an Enum field, and Firestore returns strings.
+    import enum
+
+    from firekit.docmodel import specs
+    from marketplace.models import DOCUMENTS
+
+    enum_fields = [f"{m.__name__}.{s.name}" for m in DOCUMENTS for s in specs(m)
+                   if isinstance(s.annotation, type) and issubclass(s.annotation, enum.Enum)]  # fmt: skip
+    assert enum_fields == []

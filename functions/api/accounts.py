@@ -6,10 +6,11 @@ from firebase_functions import identity_fn
 
 from firekit import bootstrap, logs
 from firekit.callables import CallContext, callable_function
-from firekit.errors import AppError, to_https_error
+from firekit.errors import AppError, Unauthenticated, to_https_error
 from firekit.events import DocumentChange, Effects, document_trigger
 from firekit.ratelimit import RateLimit
 from marketplace import accounts, profiles, signup
+from marketplace.models.users import Profile
 from marketplace.roles import DEFAULT_ROLE, ROLE_CLAIM, Role
 
 
@@ -20,16 +21,15 @@ def before_user_created(event: identity_fn.AuthBlockingEvent) -> identity_fn.Bef
     provider = event.additional_user_info.provider_id if event.additional_user_info else None
     try:
         signup.check_sign_up(signup.SignUp(user.uid, user.email, user.display_name, provider))
+        profiles.create_profile(
+            bootstrap.db(), user.uid, email=user.email, display_name=user.display_name,
+            photo_url=signup.usable_photo_url(user.photo_url),
+        )  # fmt: skip
     except AppError as refused:
         logs.info("sign-up refused", function="before_user_created", reason=refused.message)
         raise to_https_error(refused) from None
-    profiles.create_profile(
-        bootstrap.db(),
-        user.uid,
-        email=user.email,
-        display_name=user.display_name,
-        photo_url=user.photo_url,
-    )
+    except Exception as exc:  # one mapping: logged with its traceback, INTERNAL to Auth
+        raise to_https_error(exc, {"function": "before_user_created", "uid": user.uid}) from exc
     logs.info("sign-up accepted", function="before_user_created", uid=user.uid)
     # Merge, never replace: an import or an earlier function may have set other claims.
     return identity_fn.BeforeCreateResponse(
@@ -43,16 +43,15 @@ def before_user_created(event: identity_fn.AuthBlockingEvent) -> identity_fn.Bef
 )
 def set_user_role(call: CallContext, data: accounts.SetRoleRequest) -> accounts.SetRoleResult:
     """Admin only: change a user's role (claim merged, profile mirrored, audit logged)."""
-    assert call.uid is not None  # the decorator requires a signed-in caller
+    if call.uid is None:  # unreachable: a role requirement implies a signed-in caller
+        raise Unauthenticated()
     return accounts.set_role(bootstrap.db(), actor_uid=call.uid, request=data)
 
 
-@document_trigger(
-    "users/{uid}", model=profiles.Profile, on="updated", owned_fields=profiles.DERIVED_FIELDS
-)
-def on_profile_updated(change: DocumentChange[profiles.Profile], effects: Effects) -> None:
+@document_trigger("users/{uid}", model=Profile, on="updated", owned_fields=profiles.DERIVED_FIELDS)
+def on_profile_updated(change: DocumentChange[Profile], effects: Effects) -> None:
     """Recompute a profile's server-owned fields after its owner (or a function) edits it."""
-    if change.after is None:
-        return  # a profile no longer matching the model was recorded as invalid
-    ref = profiles.profile_ref(effects.db, change.params["uid"])
-    effects.tx.update(ref, profiles.derived_fields(change.after))
+    # Derive from the document as it is now, read in the effect's transaction, not from
+    # the event's copy: events arrive out of order, and a stale one applied last would
+    # leave a stale searchName that its own (skipped) write could never correct.
+    profiles.refresh_derived_fields(effects.db, effects.tx, change.params["uid"])

@@ -178,11 +178,18 @@ def _validate(model: type[M], data: object) -> M:
 
 
 def _rate_key(call: CallContext) -> str:
+    """Whose budget a call spends: the uid, or for anonymous callers their address.
+
+    The address is the LAST ``X-Forwarded-For`` entry: the one Google's front end appends
+    on Cloud Run / Cloud Functions 2nd gen. Earlier entries are whatever the client sent,
+    so keying on them would let every request claim a fresh budget. Without the header
+    (not behind Google's front end), the socket's peer address is used.
+    """
     if call.uid is not None:
         return call.uid
-    # Anonymous callers share a budget per client address (first proxy hop on Cloud Run).
     forwarded = call.raw_request.headers.get("X-Forwarded-For", "")
-    return "ip:" + (forwarded.split(",")[0].strip() or call.raw_request.remote_addr or "unknown")
+    appended_by_proxy = forwarded.rsplit(",", 1)[-1].strip()
+    return "ip:" + (appended_by_proxy or call.raw_request.remote_addr or "unknown")
 
 
 def _to_json(result: object) -> Any:

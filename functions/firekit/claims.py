@@ -2,27 +2,42 @@
 
 ``set_custom_user_claims`` replaces *all* claims, so a function that sets ``role`` would
 silently drop a ``plan`` claim set by another. :func:`update_claims` reads, merges and
-writes instead. The Auth API offers no compare-and-set, so two concurrent updates of the
-same user can still race; serialise them (one callable per user action) where it matters.
+writes instead (:func:`replace_claims_merged` does the same and also returns the claims
+as they were before, e.g. for an audit record). The Auth API offers no compare-and-set,
+so two concurrent updates of the same user can still race; serialise them (one callable
+per user action) where it matters.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from firebase_admin import auth  # type: ignore[import-untyped, unused-ignore]
+from firebase_admin import _auth_utils, auth  # type: ignore[import-untyped, unused-ignore]
 
 from firekit.bootstrap import firebase_app
 from firekit.errors import FailedPrecondition, FieldIssue, InvalidArgument, NotFound
 
 MAX_CLAIMS_SIZE = 1000
-# Names Firebase refuses as custom claims (they are standard ID-token claims).
-RESERVED_CLAIMS = frozenset(
-    {"acr", "amr", "at_hash", "aud", "auth_time", "azp", "cnf", "c_hash", "exp", "iat",
-     "iss", "jti", "nbf", "nonce", "sub", "firebase"}
-)  # fmt: skip
+# Names Firebase refuses as custom claims (standard ID-token claims): the Admin SDK's own
+# list, the one set_custom_user_claims() checks, so the two can never disagree. It lives
+# in a private module; firebase_admin is pinned and tests/core checks the list's content.
+RESERVED_CLAIMS: frozenset[str] = frozenset(_auth_utils.RESERVED_CLAIMS)
+
+
+@dataclass(frozen=True)
+class ClaimsChange:
+    """A user's custom claims before and after :func:`replace_claims_merged`."""
+
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+    @property
+    def changed(self) -> bool:
+        """True when the saved claims differ from the previous ones."""
+        return self.before != self.after
 
 
 def claims_size(claims: Mapping[str, Any]) -> int:
@@ -67,11 +82,22 @@ def update_claims(
 
     The new claims reach clients when their ID token next refreshes.
     """
+    return replace_claims_merged(uid, updates, remove).after
+
+
+def replace_claims_merged(
+    uid: str, updates: Mapping[str, Any] | None = None, remove: Iterable[str] = ()
+) -> ClaimsChange:
+    """As :func:`update_claims`, but return the claims before and after the change.
+
+    Raises ``NotFound`` for an unknown user, and what :func:`merge_claims` raises.
+    """
     app = firebase_app()
     try:
         user = auth.get_user(uid, app=app)
     except auth.UserNotFoundError:
         raise NotFound("User not found.") from None
-    merged = merge_claims(user.custom_claims, updates, remove)
+    before = dict(user.custom_claims or {})
+    merged = merge_claims(before, updates, remove)
     auth.set_custom_user_claims(uid, merged, app=app)
-    return merged
+    return ClaimsChange(before=before, after=merged)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, ClassVar, Final
 
@@ -66,7 +67,7 @@ class Transitions:
 
     field: str
     initial: tuple[str, ...]
-    moves: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    moves: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def allows(self, before: str, after: str) -> bool:
         """May a client move the status from ``before`` to ``after``?"""
@@ -143,7 +144,7 @@ def _specs(model: type[Document]) -> tuple[FieldSpec, ...]:
 @cache
 def _adapter(model: type[Document], name: str) -> TypeAdapter[Any]:
     spec = next(s for s in specs(model) if s.name == name)
-    annotated = (
+    annotated: Any = (
         Annotated[(spec.annotation, *spec.constraints)] if spec.constraints else spec.annotation
     )
     if isinstance(spec.annotation, type) and issubclass(spec.annotation, BaseModel):
@@ -254,8 +255,3 @@ def check_update(model: type[Document], before: Mapping[str, Any],
     ):
         issues.append(_issue(status.field, "transition", "Status change not allowed."))
     return issues
-
-
-def utc(value: dt.datetime) -> dt.datetime:
-    """A timezone-aware UTC datetime (Firestore returns them; models compare them)."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

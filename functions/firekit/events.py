@@ -12,7 +12,11 @@ For each delivered event, in this order:
 3. The ledger (:mod:`firekit.ledger`) makes the effect happen once: in
    ``EffectMode.TRANSACTIONAL`` the handler's writes and the DONE record commit together;
    in ``EffectMode.CLAIM`` the handler runs after a leased claim and may call the
-   outside world.
+   outside world. The lease is never shorter than the function's timeout (refused at
+   decoration), so a live attempt cannot be taken over; and an attempt only finishes
+   (DONE or FAILED) while it still owns its claim. One that lost it (possible only if
+   the lease is shorter than the attempt really lived) writes nothing and logs
+   ``lost its claim`` (ERROR if its effect happened, else WARNING).
 
 Exceptions and retries: an unexpected exception is logged with its traceback and
 recorded as a FAILED attempt. It is re-raised only when the function was declared with
@@ -39,6 +43,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 from cloudevents.http import CloudEvent
 from firebase_functions import firestore_fn
 from firebase_functions.core import Change
+from firebase_functions.params import Expression
 from google.cloud import firestore
 from pydantic import BaseModel, ValidationError
 
@@ -62,6 +67,13 @@ __all__ = [
 EventKind = Literal["written", "created", "updated", "deleted"]
 EventFunction = Callable[[CloudEvent], None]
 """What the decorator returns: the SDK's own wrapped function (CloudEvent in)."""
+
+DEFAULT_TIMEOUT_SECONDS = 60
+"""The platform's timeout for an event function that sets none."""
+MAX_TIMEOUT_SECONDS = 540
+"""The platform's cap for event functions: assumed when the timeout is a deploy-time param."""
+LEASE_MARGIN_SECONDS = 30
+"""Default claim lease: the function's timeout plus this."""
 
 _SDK_DECORATORS = {
     "written": firestore_fn.on_document_written,
@@ -114,39 +126,58 @@ def document_trigger(
 
     ``on`` picks the SDK trigger (written/created/updated/deleted). ``owned_fields`` are
     the dotted fields this handler writes to the same document. ``lease_seconds``
-    (claim mode) defaults to the function's timeout plus 30 s, so a live attempt is never
-    taken over. ``name`` (default: the handler's name) is the deployed name and the
-    ledger key; it must match the attribute exported from ``main.py``. ``retry`` asks
-    the platform to redeliver failed events (see the module docstring). Other keyword
-    arguments go to the SDK decorator (``region``, ``timeout_sec``, ``secrets``, ...).
+    (claim mode) defaults to the function's timeout plus 30 s; a lease shorter than the
+    timeout raises ``ValueError`` here, since a live attempt could then be taken over.
+    The timeout is the one the deploy manifest gets (``timeout_sec``, else the global
+    options, else 60 s; a param counts as the 540 s maximum). ``name`` (default: the
+    handler's name) is the deployed name and the ledger key; it must match the attribute
+    exported from ``main.py``. ``retry`` asks the platform to redeliver failed events
+    (see the module docstring). Other keyword arguments go to the SDK decorator
+    (``region``, ``timeout_sec``, ``secrets``, ...).
     """
-    timeout = int(firestore_options.get("timeout_sec") or 60)
+    effect_mode = EffectMode(mode)
 
     def decorate(handler: Handler[M]) -> EventFunction:
-        trigger = _Trigger(
-            name=name or handler.__name__,
-            on=on,
-            model=model,
-            owned_fields=frozenset(owned_fields),
-            mode=EffectMode(mode),
-            lease=dt.timedelta(seconds=lease_seconds or timeout + 30),
-            max_attempts=max_attempts,
-            retry=retry,
-        )
+        function_name = name or handler.__name__
 
         @functools.wraps(handler)
         def run(event: firestore_fn.Event[Any]) -> None:
             _handle(trigger, handler, event)
 
-        run.__name__ = run.__qualname__ = trigger.name
+        run.__name__ = run.__qualname__ = function_name
         ensure_initialized()
         sdk_decorator: Any = _SDK_DECORATORS[on](document=document, **firestore_options)
         function = sdk_decorator(run)
+        # The manifest's timeout is what the platform enforces (global options included).
+        timeout = _timeout_seconds(function.__firebase_endpoint__.timeoutSeconds)
+        if lease_seconds is not None and lease_seconds < timeout:
+            raise ValueError(
+                f"{function_name}: lease_seconds={lease_seconds} is shorter than the "
+                f"function's timeout ({timeout} s); a live attempt could be taken over."
+            )
+        trigger = _Trigger(
+            name=function_name,
+            on=on,
+            model=model,
+            owned_fields=frozenset(owned_fields),
+            mode=effect_mode,
+            lease=dt.timedelta(seconds=lease_seconds or timeout + LEASE_MARGIN_SECONDS),
+            max_attempts=max_attempts,
+            retry=retry,
+        )
         if retry:
             _enable_platform_retry(function)
         return cast(EventFunction, function)
 
     return decorate
+
+
+def _timeout_seconds(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, Expression):
+        return MAX_TIMEOUT_SECONDS  # a param: its value is unknown until deploy
+    return DEFAULT_TIMEOUT_SECONDS  # None or the SDK's reset sentinel
 
 
 def _enable_platform_retry(function: Any) -> None:
@@ -220,7 +251,7 @@ def _run_transactional(
             record.client, record.ref, record.base, apply, trigger.max_attempts
         )
     except Exception as exc:
-        return _failure(trigger, record, exc, count_attempt=True)
+        return _failure(trigger, record, exc, claim_token=None)
     return _verdict_result(trigger, verdict)
 
 
@@ -231,21 +262,43 @@ def _run_claimed(
     record: _LedgerRecord,
 ) -> _Result:
     lease, max_attempts = trigger.lease, trigger.max_attempts
-    verdict = ledger.claim(record.client, record.ref, record.base, lease, max_attempts)
+    token = ledger.new_claim_token()
+    verdict = ledger.claim(
+        record.client, record.ref, record.base, lease, max_attempts, claim_token=token
+    )
     if verdict is not ledger.Verdict.CLAIMED:
         return _verdict_result(trigger, verdict)
     try:
         handler(change, Effects(record.client, trigger.name, change.event_id, None))
     except Exception as exc:
-        return _failure(trigger, record, exc, count_attempt=False)
+        return _failure(trigger, record, exc, claim_token=token)
     try:
-        ledger.mark_done(record.ref)
+        ledger.mark_done(record.client, record.ref, token)
+    except ledger.ClaimLost as lost:
+        _log_lost_claim(trigger, record, lost, effect_applied=True)
+        return _Result("applied", {"ledgerMarked": False, "claimLost": True})
     except Exception as exc:
         # The effect happened: never ask for a redelivery that would repeat it. The lease
         # still guards against one until it expires.
         log_unexpected(exc, {"function": trigger.name, "eventId": change.event_id})
         return _Result("applied", {"ledgerMarked": False})
     return _Result("applied")
+
+
+def _log_lost_claim(
+    trigger: _Trigger[M], record: _LedgerRecord, lost: ledger.ClaimLost, *, effect_applied: bool
+) -> None:
+    # Another attempt took the event over: its record stands, this attempt's is not written.
+    # If this attempt's effect happened, the other attempt may repeat it: an ERROR.
+    log = logs.error if effect_applied else logs.warning
+    log(
+        f"{trigger.name}: attempt lost its claim; ledger record left to its owner",
+        function=trigger.name,
+        eventId=record.base["eventId"],
+        effectApplied=effect_applied,
+        ledgerState=lost.state,
+        ledgerAttempts=lost.attempts,
+    )
 
 
 def _verdict_result(trigger: _Trigger[M], verdict: ledger.Verdict) -> _Result:
@@ -264,13 +317,20 @@ def _verdict_result(trigger: _Trigger[M], verdict: ledger.Verdict) -> _Result:
 
 
 def _failure(
-    trigger: _Trigger[M], record: _LedgerRecord, exc: Exception, *, count_attempt: bool
+    trigger: _Trigger[M], record: _LedgerRecord, exc: Exception, *, claim_token: str | None
 ) -> _Result:
     log_unexpected(exc, {"function": trigger.name, "eventId": record.base["eventId"]})
     error_type = type(exc).__name__
-    attempts = ledger.mark_failed(record.client, record.ref, record.base, error_type, count_attempt)
+    try:
+        attempts = ledger.mark_failed(
+            record.client, record.ref, record.base, error_type, claim_token
+        )
+    except ledger.ClaimLost as lost:
+        # The event belongs to another attempt now: no redelivery needed on our account.
+        _log_lost_claim(trigger, record, lost, effect_applied=False)
+        return _Result("error", {"errorType": error_type, "claimLost": True})
     gave_up = attempts >= trigger.max_attempts
-    fields = {"errorType": type(exc).__name__, "attempts": attempts, "gaveUp": gave_up}
+    fields = {"errorType": error_type, "attempts": attempts, "gaveUp": gave_up}
     return _Result("error", fields, exc if trigger.retry and not gave_up else None)
 
 

@@ -9,7 +9,10 @@ delivered several times (at-least-once delivery) has its effect once. Two ways i
 * :func:`claim` / :func:`mark_done` / :func:`mark_failed` are claim-before-act for side
   effects that cannot join a transaction (email, push, a provider's API), as the Trigger
   Email extension does: PENDING -> PROCESSING with a lease, act, then DONE. A crashed
-  attempt whose lease expired may be claimed again.
+  attempt whose lease expired may be claimed again. Each claim carries a fresh
+  ``claimToken``; the final write (DONE or FAILED) happens in a transaction only while
+  the record still holds that token, so an attempt whose claim was taken over can never
+  overwrite the new owner's record: it gets :class:`ClaimLost` instead.
 
 Records carry ``expiresAt`` (30 days, longer than Eventarc's 7-day retry window) for a
 Firestore TTL policy.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 from urllib.parse import quote
@@ -50,6 +54,23 @@ class Verdict(enum.Enum):
     DUPLICATE = "duplicate"
     IN_PROGRESS = "in_progress"
     GAVE_UP = "gave_up"
+
+
+class ClaimLost(Exception):  # noqa: N818 - a state, like the SDK's NotFound
+    """This attempt's claim is gone (taken over after its lease expired, or finished).
+
+    The final write was skipped; ``state`` and ``attempts`` describe the record found.
+    """
+
+    def __init__(self, state: str, attempts: int) -> None:
+        super().__init__(f"claim lost: the record is {state} after {attempts} attempt(s)")
+        self.state = state
+        self.attempts = attempts
+
+
+def new_claim_token() -> str:
+    """A token that identifies one claim (one attempt) of an event."""
+    return uuid.uuid4().hex
 
 
 def record_id(function: str, event_id: str) -> str:
@@ -119,13 +140,18 @@ def claim(
     base: Mapping[str, Any],
     lease: dt.timedelta,
     max_attempts: int,
+    *,
+    claim_token: str,
 ) -> Verdict:
     """Claim the event: PENDING, FAILED or expired PROCESSING -> PROCESSING with a lease.
 
-    Only a ``CLAIMED`` verdict may act.
+    Only a ``CLAIMED`` verdict may act, and it then finishes with :func:`mark_done` or
+    :func:`mark_failed` passing the same ``claim_token`` (see :func:`new_claim_token`).
     """
     transaction = client.transaction(max_attempts=_MAX_TRANSACTION_ATTEMPTS)
-    return cast(Verdict, _claim(transaction, ref, base, lease, max_attempts))
+    return cast(
+        Verdict, _claim(transaction, ref, base, lease, max_attempts, claim_token=claim_token)
+    )
 
 
 @firestore.transactional
@@ -135,6 +161,8 @@ def _claim(
     base: Mapping[str, Any],
     lease: dt.timedelta,
     max_attempts: int,
+    *,
+    claim_token: str,
 ) -> Verdict:
     stored = _read(ref, transaction)
     state = stored.get("state", LedgerState.PENDING.value)
@@ -151,21 +179,36 @@ def _claim(
         "state": LedgerState.PROCESSING.value,
         "attempts": attempts + 1,
         "leaseExpiresAt": now + lease,
+        "claimToken": claim_token,
     }
     transaction.set(ref, processing)
     return Verdict.CLAIMED
 
 
-def mark_done(ref: firestore.DocumentReference) -> None:
-    """PROCESSING -> DONE after the side effect succeeded."""
-    ref.update(
-        {
-            "state": LedgerState.DONE.value,
-            "doneAt": _now(),
-            "leaseExpiresAt": firestore.DELETE_FIELD,
-            "updatedAt": firestore.SERVER_TIMESTAMP,
-        }
-    )
+def mark_done(client: firestore.Client, ref: firestore.DocumentReference, claim_token: str) -> None:
+    """PROCESSING -> DONE after the side effect succeeded, if the claim is still ours.
+
+    Raises :class:`ClaimLost` (and writes nothing) when the record no longer holds
+    ``claim_token``.
+    """
+    transaction = client.transaction(max_attempts=_MAX_TRANSACTION_ATTEMPTS)
+    _mark_done(transaction, ref, claim_token)
+
+
+@firestore.transactional
+def _mark_done(
+    transaction: firestore.Transaction, ref: firestore.DocumentReference, claim_token: str
+) -> None:
+    stored = _read(ref, transaction)
+    _require_claim(stored, claim_token)
+    done = {
+        "state": LedgerState.DONE.value,
+        "doneAt": _now(),
+        "leaseExpiresAt": firestore.DELETE_FIELD,
+        "claimToken": firestore.DELETE_FIELD,
+        "updatedAt": firestore.SERVER_TIMESTAMP,
+    }
+    transaction.update(ref, done)
 
 
 def mark_failed(
@@ -173,15 +216,17 @@ def mark_failed(
     ref: firestore.DocumentReference,
     base: Mapping[str, Any],
     error_type: str,
-    count_attempt: bool,
+    claim_token: str | None = None,
 ) -> int:
     """Record a failed attempt and release any lease; return the attempts so far.
 
-    ``count_attempt`` is false in claim mode, where :func:`claim` already counted it.
-    A DONE record (a concurrent delivery succeeded meanwhile) is left alone.
+    Transactional mode passes no ``claim_token``: the attempt is counted here, and a DONE
+    record (a concurrent delivery succeeded meanwhile) is left alone. Claim mode passes
+    its token: :func:`claim` already counted the attempt, and the record is written only
+    while it still holds that token, else :class:`ClaimLost` is raised.
     """
     transaction = client.transaction(max_attempts=_MAX_TRANSACTION_ATTEMPTS)
-    return cast(int, _mark_failed(transaction, ref, base, error_type, count_attempt))
+    return cast(int, _mark_failed(transaction, ref, base, error_type, claim_token))
 
 
 @firestore.transactional
@@ -190,12 +235,16 @@ def _mark_failed(
     ref: firestore.DocumentReference,
     base: Mapping[str, Any],
     error_type: str,
-    count_attempt: bool,
+    claim_token: str | None,
 ) -> int:
     stored = _read(ref, transaction)
-    attempts = int(stored.get("attempts", 0)) + (1 if count_attempt else 0)
-    if stored.get("state") == LedgerState.DONE.value:
-        return attempts
+    if claim_token is not None:
+        _require_claim(stored, claim_token)
+        attempts = int(stored.get("attempts", 0))
+    else:
+        attempts = int(stored.get("attempts", 0)) + 1
+        if stored.get("state") == LedgerState.DONE.value:
+            return attempts
     failed = {**base, "state": LedgerState.FAILED.value, "attempts": attempts}
     transaction.set(ref, {**failed, "lastError": error_type, "failedAt": _now()})
     return attempts
@@ -208,6 +257,12 @@ def record_invalid(
     # A redelivery of the same event finds the record there already: the first stands.
     with contextlib.suppress(api_exceptions.AlreadyExists):
         ref.create({**base, "state": LedgerState.INVALID.value, "issues": issues})
+
+
+def _require_claim(stored: Mapping[str, Any], claim_token: str) -> None:
+    state = str(stored.get("state", LedgerState.PENDING.value))
+    if state != LedgerState.PROCESSING.value or stored.get("claimToken") != claim_token:
+        raise ClaimLost(state, int(stored.get("attempts", 0)))
 
 
 def _read(ref: firestore.DocumentReference, transaction: firestore.Transaction) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """Account administration: changing a user's role.
 
-The custom claim is the source of truth (rules and callables read it from the ID token);
-the profile mirrors it so clients can show it and listen for the change, which is their
-cue to refresh the ID token. Claims are set first: if the mirror then fails, the call
-fails and its retry finds the claim already set and completes the mirror and the audit.
+The profile's ``role`` is the record: a change to it and its audit entry commit in one
+transaction, so concurrent changes are ordered and none escapes the audit log. The custom
+claim (what rules and callables enforce) is its copy, synced after the commit and
+re-checked until both agree: whichever admin's sync runs last reads the last committed
+role, so claim and profile converge however two changes interleave. A call that failed
+after the commit is completed by its retry, which finds the record set and syncs the claim.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from firebase_admin import auth
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
 
 from firekit import claims
-from firekit.errors import FailedPrecondition, NotFound
+from firekit.errors import Aborted, FailedPrecondition, NotFound
 from marketplace import audit
 from marketplace.profiles import new_profile, profile_ref
 from marketplace.roles import ROLE_CLAIM, Role, role_of
+
+SYNC_ATTEMPTS = 5
+TRANSACTION_ATTEMPTS = 10
 
 
 class SetRoleRequest(BaseModel):
@@ -40,13 +46,13 @@ class SetRoleResult(BaseModel):
 
 
 @dataclass(frozen=True)
-class _Mirror:
+class _Recorded:
     previous: Role
     changed: bool
 
 
 def set_role(db: firestore.Client, *, actor_uid: str, request: SetRoleRequest) -> SetRoleResult:
-    """Give a user a role: merge the claim, mirror it on the profile, audit the change."""
+    """Give a user a role: record and audit it, then sync the custom claim."""
     if request.uid == actor_uid:
         # An admin demoting themselves could leave the marketplace with no admin at all.
         raise FailedPrecondition("Admins cannot change their own role.")
@@ -54,43 +60,56 @@ def set_role(db: firestore.Client, *, actor_uid: str, request: SetRoleRequest) -
         user = auth.get_user(request.uid)
     except auth.UserNotFoundError:
         raise NotFound("No such user.") from None
-    claim_role = role_of(dict(user.custom_claims or {}))
-    claims.update_claims(request.uid, {ROLE_CLAIM: request.role.value})
-    mirror = _mirror_role(db, actor_uid, request.uid, request.role, claim_role)
+    # Refuse an over-limit claim set before recording anything.
+    claims.merge_claims(user.custom_claims, {ROLE_CLAIM: request.role.value})
+    recorded = _record(db, actor_uid, request.uid, request.role)
+    sync_role_claim(db, request.uid)
     return SetRoleResult(
-        uid=request.uid, role=request.role, previousRole=mirror.previous, changed=mirror.changed
-    )
+        uid=request.uid, role=request.role, previousRole=recorded.previous,
+        changed=recorded.changed,
+    )  # fmt: skip
 
 
-def _mirror_role(
-    db: firestore.Client, actor_uid: str, uid: str, role: Role, claim_role: Role
-) -> _Mirror:
+def _record(db: firestore.Client, actor_uid: str, uid: str, role: Role) -> _Recorded:
     ref = profile_ref(db, uid)
 
     @firestore.transactional
-    def apply(transaction: firestore.Transaction) -> _Mirror:
+    def apply(transaction: firestore.Transaction) -> _Recorded:
         snapshot = ref.get(transaction=transaction)
-        mirrored = Role(snapshot.get("role")) if snapshot.exists else None
-        # After a half-finished earlier attempt the claim is already new; the mirror still
-        # holds the true previous role, so prefer it when the claim shows no change.
-        previous = mirrored if (claim_role == role and mirrored is not None) else claim_role
-        if mirrored == role and claim_role == role:
-            return _Mirror(previous=role, changed=False)
+        stored = snapshot.to_dict() or {}
+        previous = role_of(stored)  # a missing or unknown role reads as the default
+        if snapshot.exists and stored.get("role") == role.value:
+            return _Recorded(previous=role, changed=False)
         if snapshot.exists:
             transaction.update(ref, {"role": role.value, "updatedAt": firestore.SERVER_TIMESTAMP})
         else:
             transaction.set(ref, new_profile(None, None, role))
-        audit.append_in(
-            transaction,
-            db,
-            audit.audit_entry(
-                "user.role_changed",
-                actor_uid=actor_uid,
-                target=f"users/{uid}",
-                change={"role": {"from": previous.value, "to": role.value}},
-            ),
-        )
-        return _Mirror(previous=previous, changed=True)
+        entry = audit.audit_entry(
+            "user.role_changed", actor_uid=actor_uid, target=f"users/{uid}",
+            change={"role": {"from": previous.value, "to": role.value}},
+        )  # fmt: skip
+        audit.append_in(transaction, db, entry)
+        return _Recorded(previous=previous, changed=True)
 
-    result: _Mirror = apply(db.transaction())
+    try:
+        result: _Recorded = apply(db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+    except ValueError as exc:
+        if isinstance(exc.__cause__, gexc.Aborted):  # lost every attempt to contention
+            raise Aborted("The user is being changed by someone else; try again.") from exc
+        raise
     return result
+
+
+def sync_role_claim(db: firestore.Client, uid: str) -> Role:
+    """Copy the recorded role into the user's custom claims, other claims kept.
+
+    Re-reads the record after setting the claim: if another change committed meanwhile,
+    it syncs again, so the claim ends equal to the last committed role.
+    """
+    ref = profile_ref(db, uid)
+    for _ in range(SYNC_ATTEMPTS):
+        role = role_of(ref.get().to_dict() or {})
+        claims.update_claims(uid, {ROLE_CLAIM: role.value})
+        if role_of(ref.get().to_dict() or {}) == role:
+            return role
+    raise Aborted("The role kept changing while it was being applied; try again.")

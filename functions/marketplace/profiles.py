@@ -11,35 +11,13 @@ from typing import Any
 
 from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
-from pydantic import BaseModel, ConfigDict, Field
 
 from marketplace.roles import DEFAULT_ROLE, Role
 
 USERS = "users"
 PRIVATE_ACCOUNT = "private/account"
-MAX_DISPLAY_NAME = 80
 DERIVED_FIELDS = frozenset({"searchName", "updatedAt"})
 """Fields the profile trigger derives; its own writes to them must not re-trigger it."""
-
-
-class Profile(BaseModel):
-    """A stored public profile, as the profile trigger reads it."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    displayName: str = Field(max_length=MAX_DISPLAY_NAME)
-    photoURL: str | None = None
-    role: Role
-
-
-def search_name(display_name: str) -> str:
-    """The form of a name that people search by: case-folded, whitespace collapsed."""
-    return " ".join(display_name.casefold().split())
-
-
-def derived_fields(profile: Profile) -> dict[str, Any]:
-    """Server-owned fields recomputed whenever a profile changes."""
-    return {"searchName": search_name(profile.displayName), "updatedAt": firestore.SERVER_TIMESTAMP}
 
 
 def profile_ref(db: firestore.Client, uid: str) -> firestore.DocumentReference:
@@ -50,6 +28,28 @@ def profile_ref(db: firestore.Client, uid: str) -> firestore.DocumentReference:
 def account_ref(db: firestore.Client, uid: str) -> firestore.DocumentReference:
     """The owner-only account document of ``uid`` (email and settings)."""
     return db.document(f"{USERS}/{uid}/{PRIVATE_ACCOUNT}")
+
+
+def search_name(display_name: str) -> str:
+    """The form of a name that people search by: case-folded, whitespace collapsed."""
+    return " ".join(display_name.casefold().split())
+
+
+def refresh_derived_fields(
+    db: firestore.Client, transaction: firestore.Transaction, uid: str
+) -> None:
+    """Recompute ``searchName`` and stamp ``updatedAt`` from the profile as stored now.
+
+    Nothing happens if the profile is gone (deleted since the event was sent).
+    """
+    snapshot = profile_ref(db, uid).get(transaction=transaction)
+    if not snapshot.exists:
+        return
+    name = str((snapshot.to_dict() or {}).get("displayName", ""))
+    transaction.update(
+        snapshot.reference,
+        {"searchName": search_name(name), "updatedAt": firestore.SERVER_TIMESTAMP},
+    )
 
 
 def new_profile(display_name: str | None, photo_url: str | None, role: Role) -> dict[str, Any]:

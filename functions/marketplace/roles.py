@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 ROLE_CLAIM = "role"
 
@@ -16,6 +17,8 @@ class Role(StrEnum):
 
 
 DEFAULT_ROLE = Role.BUYER
+RoleName = Literal["buyer", "agent", "admin"]
+"""The role as stored in documents (strict models take plain strings, not enum members)."""
 
 
 def role_of(claims: dict[str, object]) -> Role:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from firekit.errors import InvalidArgument
-from marketplace.profiles import MAX_DISPLAY_NAME
+from marketplace.models.users import MAX_DISPLAY_NAME
 
 # Throwaway-inbox providers. Kept short on purpose: it stops casual abuse, and a listing
 # marketplace needs reachable users; extend it from abuse reports, not from a scraped list.
@@ -58,3 +58,14 @@ def check_sign_up(sign_up: SignUp) -> None:
         raise _refuse(
             "displayName", "too_long", f"Names are at most {MAX_DISPLAY_NAME} characters."
         )
+
+
+def usable_photo_url(url: str | None) -> str | None:
+    """The provider's photo URL if the profile may hold it (https, at most 2,048 long).
+
+    Anything else is dropped rather than stored: a profile the rules consider invalid
+    would refuse every later edit by its owner.
+    """
+    if url and url.startswith("https://") and len(url) <= 2048 and " " not in url:
+        return url
+    return None

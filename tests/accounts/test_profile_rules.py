@@ -26,9 +26,14 @@ def test_signed_in_users_read_profiles_and_visitors_do_not(
     profiles: None, as_user: AsUser, anonymous: FirestoreRest
 ) -> None:
     assert as_user("bo").get("users/ana").ok
-    assert as_user("bo").list("users").ok
+    assert as_user("bo").query("users", limit=50).ok
     assert anonymous.get("users/ana").denied
-    assert anonymous.list("users").denied
+    assert anonymous.query("users", limit=50).denied
+
+
+def test_profiles_are_listed_in_pages_of_at_most_50(profiles: None, as_user: AsUser) -> None:
+    assert as_user("bo").query("users", limit=51).denied
+    assert as_user("bo").query("users").denied  # no limit at all
 
 
 def test_owners_edit_their_presentational_fields(profiles: None, as_user: AsUser) -> None:

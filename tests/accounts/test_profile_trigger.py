@@ -1,7 +1,8 @@
-"""The profile trigger: derived fields once per event, and its own writes never loop."""
+"""The profile trigger: derived fields once per event, in any order, and no loops."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -16,41 +17,77 @@ from seed.load import load_users
 PROFILE = {"displayName": "Ana", "photoURL": None, "role": "buyer", "searchName": "ana"}
 
 
-def ledger_entries(db: Any) -> list[dict[str, Any]]:
+@pytest.fixture
+def uid() -> str:
+    # Unique per test: a real trigger fired by another test may still be running.
+    return f"user-{uuid.uuid4().hex[:10]}"
+
+
+def ledger_entries(db: Any, uid: str) -> list[dict[str, Any]]:
     return [
-        d.to_dict()
-        for d in db.collection("_eventLedger").stream()
-        if d.to_dict()["function"] == "on_profile_updated"
+        entry
+        for entry in (d.to_dict() for d in db.collection("_eventLedger").stream())
+        if entry["function"] == "on_profile_updated" and entry["document"] == f"users/{uid}"
     ]
 
 
-def test_an_edit_derives_the_search_name_once_however_often_delivered(
-    firestore_db: Any, firestore_event: Callable[..., Any]
+def test_an_edit_is_applied_once_however_often_it_is_delivered(
+    firestore_db: Any, firestore_event: Callable[..., Any], uid: str
 ) -> None:
     edited = {**PROFILE, "displayName": "  Ana   MARÍA "}
-    firestore_db.document("users/ana").set(edited)
-    event = firestore_event("users/ana", before=PROFILE, after=edited, kind="updated")
+    profile = firestore_db.document(f"users/{uid}")
+    profile.set(edited)
+    event = firestore_event(f"users/{uid}", before=PROFILE, after=edited, kind="updated")
 
-    for delivery in (event, redelivery(event), redelivery(event)):
-        deliver(on_profile_updated, delivery)
+    deliver(on_profile_updated, event)
+    first = profile.get().to_dict()
+    deliver(on_profile_updated, redelivery(event))
+    deliver(on_profile_updated, redelivery(event))
 
-    stored = firestore_db.document("users/ana").get().to_dict()
-    assert stored["searchName"] == "ana maría"
-    assert stored["updatedAt"] is not None
-    assert len(ledger_entries(firestore_db)) == 1
+    assert first["searchName"] == "ana maría"
+    # A second application would have stamped a new updatedAt.
+    assert profile.get().to_dict()["updatedAt"] == first["updatedAt"]
+    assert [e["state"] for e in ledger_entries(firestore_db, uid)] == ["DONE"]
+
+
+def test_events_applied_out_of_order_leave_the_newest_state(
+    firestore_db: Any, firestore_event: Callable[..., Any], uid: str
+) -> None:
+    renamed_b = {**PROFILE, "displayName": "Bea"}
+    renamed_c = {**PROFILE, "displayName": "Cy"}
+    firestore_db.document(f"users/{uid}").set(renamed_c)  # the newest write
+    older = firestore_event(f"users/{uid}", before=PROFILE, after=renamed_b, kind="updated")
+    newer = firestore_event(f"users/{uid}", before=renamed_b, after=renamed_c, kind="updated")
+
+    deliver(on_profile_updated, newer)
+    deliver(on_profile_updated, older)  # the stale one arrives last
+
+    assert firestore_db.document(f"users/{uid}").get().get("searchName") == "cy"
 
 
 def test_the_triggers_own_write_is_skipped(
-    firestore_db: Any, firestore_event: Callable[..., Any]
+    firestore_db: Any, firestore_event: Callable[..., Any], uid: str
 ) -> None:
     derived = {**PROFILE, "searchName": "ana", "updatedAt": "later"}
-    firestore_db.document("users/ana").set(PROFILE)
-    event = firestore_event("users/ana", before=PROFILE, after=derived, kind="updated")
+    firestore_db.document(f"users/{uid}").set(PROFILE)
+    event = firestore_event(f"users/{uid}", before=PROFILE, after=derived, kind="updated")
 
     deliver(on_profile_updated, event)
 
-    assert firestore_db.document("users/ana").get().to_dict() == PROFILE  # untouched
-    assert ledger_entries(firestore_db) == []
+    assert firestore_db.document(f"users/{uid}").get().to_dict() == PROFILE  # untouched
+    assert ledger_entries(firestore_db, uid) == []
+
+
+def test_an_edit_of_a_profile_deleted_since_changes_nothing(
+    firestore_db: Any, firestore_event: Callable[..., Any], uid: str
+) -> None:
+    event = firestore_event(f"users/{uid}", before=PROFILE,
+                            after={**PROFILE, "displayName": "Gone"}, kind="updated")  # fmt: skip
+
+    deliver(on_profile_updated, event)
+
+    assert not firestore_db.document(f"users/{uid}").get().exists
+    assert [e["state"] for e in ledger_entries(firestore_db, uid)] == ["DONE"]
 
 
 @pytest.mark.e2e
@@ -81,4 +118,4 @@ def test_an_owner_edit_is_stamped_by_the_real_trigger_without_looping(
         duration=4.0,
         what="a second stamp (the trigger re-triggered itself)",
     )
-    assert len(ledger_entries(firestore_db)) == 1
+    assert len(ledger_entries(firestore_db, "seed-buyer")) == 1

@@ -22,6 +22,7 @@ Call = Callable[..., CallResult]
 def people(auth_emulator: AuthEmulator, firestore_db: Any) -> dict[str, str]:
     """An admin, and a buyer who also holds an unrelated claim that must survive."""
     users = {u.uid: u for u in load_users()}
+    auth.create_user(uid="seed-admin-2")  # a second admin, for concurrent changes
     auth.set_custom_user_claims("seed-buyer", {"role": "buyer", "plan": "pro", "beta": True})
     return {"admin": users["seed-admin"].uid, "buyer": users["seed-buyer"].uid}
 
@@ -67,20 +68,42 @@ def test_repeating_a_role_change_changes_nothing_more(
     assert len(audit_entries(firestore_db)) == 1
 
 
-def test_a_half_finished_change_is_completed_by_its_retry(
+def test_a_change_recorded_but_not_yet_enforced_is_completed_by_its_retry(
     call_function: Call, people: dict[str, str], firestore_db: Any
 ) -> None:
-    # The claim was set but the mirror never happened (the function died in between).
-    auth.set_custom_user_claims("seed-buyer", {"role": "agent", "plan": "pro"})
+    # The change and its audit entry committed, then the function died before the claim.
+    firestore_db.document("users/seed-buyer").update({"role": "agent"})
 
     retry = call_function(
         set_user_role, {"uid": "seed-buyer", "role": "agent"}, uid=people["admin"], claims=ADMIN
     )
 
-    assert retry.data["changed"] is True
-    assert retry.data["previousRole"] == "buyer"
-    assert firestore_db.document("users/seed-buyer").get().get("role") == "agent"
-    assert audit_entries(firestore_db)[0]["change"]["role"] == {"from": "buyer", "to": "agent"}
+    assert retry.data["changed"] is False
+    assert auth.get_user("seed-buyer").custom_claims == {"role": "agent", "plan": "pro",
+                                                         "beta": True}  # fmt: skip
+
+
+def test_concurrent_changes_by_two_admins_leave_claim_record_and_audit_agreeing(
+    call_function: Call, people: dict[str, str], firestore_db: Any
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    auth.set_custom_user_claims("seed-admin-2", {"role": "admin"})
+    requests = [("seed-admin", "agent"), ("seed-admin-2", "admin")] * 2
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two admins at work at once
+        results = list(pool.map(
+            lambda r: call_function(set_user_role, {"uid": "seed-buyer", "role": r[1]},
+                                    uid=r[0], claims=ADMIN), requests))  # fmt: skip
+
+    assert all(r.ok for r in results), [r.body for r in results if not r.ok]
+    recorded = firestore_db.document("users/seed-buyer").get().get("role")
+    assert auth.get_user("seed-buyer").custom_claims["role"] == recorded
+    history = sorted(audit_entries(firestore_db), key=lambda e: e["at"])
+    assert len(history) == sum(r.data["changed"] for r in results)
+    assert history[-1]["change"]["role"]["to"] == recorded
+    # Each entry starts where the previous one ended: no change escaped the log.
+    for earlier, later in zip(history, history[1:], strict=False):
+        assert later["change"]["role"]["from"] == earlier["change"]["role"]["to"]
 
 
 @pytest.mark.parametrize("claims", [None, {"role": "agent"}, {"role": "buyer"}, {"admin": True}])

@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
+from firekit import ratelimit
+
 LogReader = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limit_memo() -> None:
+    """Forget refused counters: the emulator's data is reset per test, the memo is not."""
+    ratelimit.forget_refusals()
 
 
 @pytest.fixture

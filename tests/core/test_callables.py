@@ -5,16 +5,18 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import flask
 import pytest
+from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
 
-from firekit import bootstrap
-from firekit.callables import CallContext, callable_function
-from firekit.errors import Conflict
+from firekit import bootstrap, ratelimit
+from firekit.callables import CallContext, _rate_key, callable_function
+from firekit.errors import Conflict, ResourceExhausted
 from firekit.ratelimit import COLLECTION as RATE_LIMITS
 from firekit.ratelimit import RateLimit
-from pytest_firebase.callables import call, call_raw
+from pytest_firebase.callables import AnonymousCredential, call, call_raw
 from pytest_firebase.tokens import encode_unsigned, id_token_claims
 
 from .conftest import LogReader
@@ -227,7 +229,8 @@ def test_rate_limit_trips_with_resource_exhausted(
     # Another caller has a budget of their own.
     assert call(limited, GOOD, uid=unique("other")).ok
     counters = documents(firestore_db, RATE_LIMITS)
-    assert sorted(c["count"] for c in counters) == [1, 6]  # refused attempts count too
+    # The first refusal is counted; later ones in the window are refused without a write.
+    assert sorted(c["count"] for c in counters) == [1, 4]
 
 
 def test_concurrent_calls_never_exceed_the_limit(
@@ -248,7 +251,8 @@ def test_concurrent_calls_never_exceed_the_limit(
         thread.join()
     assert statuses.count(None) == 3
     assert statuses.count("RESOURCE_EXHAUSTED") == 5
-    assert documents(firestore_db, RATE_LIMITS)[0]["count"] == 8
+    # Calls already in flight when the first refusal came back still wrote.
+    assert 4 <= documents(firestore_db, RATE_LIMITS)[0]["count"] <= 8
 
 
 def test_returns_the_real_sdk_function() -> None:
@@ -271,7 +275,88 @@ def test_app_check_is_required_in_production_only(monkeypatch: pytest.MonkeyPatc
 def test_anonymous_callers_are_limited_per_client_address(
     firestore_db: firestore.Client, unique: Any
 ) -> None:
-    first, second = {"X-Forwarded-For": unique("10.0.0.1")}, {"X-Forwarded-For": unique("10.0.0.2")}
-    assert call(anonymous_limited, GOOD, headers=first).ok
-    assert call(anonymous_limited, GOOD, headers=first).error_status == "RESOURCE_EXHAUSTED"
-    assert call(anonymous_limited, GOOD, headers=second).ok
+    first, second = unique("10.0.0.1"), unique("10.0.0.2")
+    assert call(anonymous_limited, GOOD, headers={"X-Forwarded-For": first}).ok
+    again = call(anonymous_limited, GOOD, headers={"X-Forwarded-For": first})
+    assert again.error_status == "RESOURCE_EXHAUSTED"
+    # The address Google's front end appends is the last entry; earlier ones are the client's.
+    proxied = {"X-Forwarded-For": f"{first}, {second}"}
+    assert call(anonymous_limited, GOOD, headers=proxied).ok
+
+
+def test_a_forged_first_hop_does_not_buy_a_fresh_budget(
+    firestore_db: firestore.Client, unique: Any
+) -> None:
+    real = unique("192.0.2.10")
+    statuses = [
+        call(
+            anonymous_limited, GOOD, headers={"X-Forwarded-For": f"198.51.100.{n}, {real}"}
+        ).error_status
+        for n in range(3)
+    ]
+    assert statuses == [None, "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"]
+
+
+def test_a_huge_forwarded_header_is_rate_limited_not_internal(
+    firestore_db: firestore.Client, unique: Any
+) -> None:
+    huge = {"X-Forwarded-For": unique("203.0.113.") + "9" * 10_000}
+    assert len(huge["X-Forwarded-For"]) > 10_000
+    assert call(anonymous_limited, GOOD, headers=huge).ok
+    assert call(anonymous_limited, GOOD, headers=huge).error_status == "RESOURCE_EXHAUSTED"
+    [counter] = firestore_db.collection(RATE_LIMITS).get()
+    assert len(counter.id) < 120  # hashed key: bounded whatever the caller sends
+    assert len((counter.to_dict() or {})["key"]) == ratelimit.KEY_LABEL_CHARS
+
+
+def test_without_forwarded_header_the_peer_address_is_the_key() -> None:
+    app = flask.Flask(__name__)
+    environ = {"REMOTE_ADDR": "192.0.2.77"}
+    with app.test_request_context("/", environ_base=environ):
+        anonymous = CallContext(None, {}, flask.request, "f")
+        assert _rate_key(anonymous) == "ip:192.0.2.77"
+        assert _rate_key(CallContext("u-1", {}, flask.request, "f")) == "u-1"
+    with app.test_request_context("/", environ_base=environ, headers={"X-Forwarded-For": " "}):
+        assert _rate_key(CallContext(None, {}, flask.request, "f")) == "ip:192.0.2.77"
+
+
+def test_counter_ids_are_bounded_and_distinct() -> None:
+    ids = {ratelimit.counter_id("f", key, 0) for key in ("a", "b", "a" * 10_000, "é/ü")}
+    assert len(ids) == 4
+    assert all(len(doc_id) == len("f__") + ratelimit.KEY_HASH_CHARS + len("__0") for doc_id in ids)
+
+
+def test_refused_callers_stop_writing_until_the_window_ends(
+    firestore_db: firestore.Client, unique: Any
+) -> None:
+    client, key, limit = bootstrap.db(), unique("k"), RateLimit(max_calls=1, per_seconds=60)
+    start = 6_000_000.0  # a window boundary (a multiple of 60)
+    assert ratelimit.consume(client, "scope", key, limit, now=start) == 0
+    for offset in (1, 2, 59):
+        with pytest.raises(ResourceExhausted) as refused:
+            ratelimit.consume(client, "scope", key, limit, now=start + offset)
+    assert refused.value.details == {"retryAfterSeconds": 1}
+    [counter] = documents(firestore_db, RATE_LIMITS)
+    assert counter["count"] == 2  # the first refusal wrote; the other two did not
+    # The next window is a new budget (and a new counter).
+    assert ratelimit.consume(client, "scope", key, limit, now=start + 60) == 0
+
+
+def test_the_refusal_memo_is_bounded(
+    firestore_db: firestore.Client, unique: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ratelimit, "MEMO_SIZE", 2)
+    client, limit = bootstrap.db(), RateLimit(max_calls=1, per_seconds=3600)
+    keys = [unique(f"k{n}") for n in range(3)]
+    for key in keys:
+        ratelimit.consume(client, "scope", key, limit, now=0)
+        with pytest.raises(ResourceExhausted):
+            ratelimit.consume(client, "scope", key, limit, now=0)
+    assert len(ratelimit._refused_until) == 2
+    # The forgotten one is still refused: Firestore's counter stays authoritative.
+    with pytest.raises(ResourceExhausted):
+        ratelimit.consume(client, "scope", keys[0], limit, now=0)
+
+
+def test_harness_credential_is_anonymous() -> None:
+    assert isinstance(AnonymousCredential().get_credential(), AnonymousCredentials)

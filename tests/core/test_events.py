@@ -12,6 +12,7 @@ import pytest
 from google.cloud import firestore
 from pydantic import BaseModel, Field
 
+from firekit import bootstrap, ledger
 from firekit.events import DocumentChange, EffectMode, Effects, EventInProgress, document_trigger
 from firekit.ledger import COLLECTION as LEDGER
 from firekit.ledger import LedgerState, record_id
@@ -222,7 +223,7 @@ def test_same_event_three_times_has_one_effect_claim(
     assert sent_for(mail_id) == [f"send_mail:{event['id']}"]
     record = ledger_record(firestore_db, "send_mail", event["id"])
     assert (record["state"], record["attempts"]) == (LedgerState.DONE, 1)
-    assert "leaseExpiresAt" not in record
+    assert "leaseExpiresAt" not in record and "claimToken" not in record
     assert [line["outcome"] for line in read_logs("event")] == ["applied", "duplicate", "duplicate"]
 
 
@@ -305,6 +306,97 @@ def test_failed_side_effect_releases_the_claim_for_a_redelivery(
         "error",
     ]
     assert any("Traceback" in line["message"] for line in lines if line["severity"] == "ERROR")
+
+
+def taken_over(db: firestore.Client, function: str, event_id: str) -> Callable[[], object]:
+    """A gate that, while the handler acts, lets 'another attempt' take the event over."""
+    ref = db.collection(LEDGER).document(record_id(function, event_id))
+    other = {
+        "state": LedgerState.PROCESSING.value,
+        "attempts": 2,
+        "claimToken": "another-attempt",
+        "leaseExpiresAt": dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5),
+    }
+    return lambda: ref.set(other)
+
+
+def test_a_finisher_that_lost_its_claim_does_not_mark_it_done(
+    firestore_db: firestore.Client, unique: Callable[[str], str], read_logs: LogReader
+) -> None:
+    mail_id = unique("m")
+    event = firestore_event(f"mail/{mail_id}", after={"title": "Welcome"})
+    SEND_GATE[mail_id] = taken_over(firestore_db, "send_mail", event["id"])
+    send_mail(event)
+    assert sent_for(mail_id) == [f"send_mail:{event['id']}"]  # this attempt's effect happened
+    record = ledger_record(firestore_db, "send_mail", event["id"])
+    assert (record["state"], record["attempts"], record["claimToken"]) == (
+        LedgerState.PROCESSING,
+        2,
+        "another-attempt",
+    )
+    lines = read_logs()
+    [lost] = [line for line in lines if "lost its claim" in line["message"]]
+    assert (lost["severity"], lost["effectApplied"], lost["ledgerAttempts"]) == ("ERROR", True, 2)
+    [event_line] = [line for line in lines if line.get("logKind") == "event"]
+    assert (event_line["outcome"], event_line["claimLost"]) == ("applied", True)
+
+
+def test_a_failure_that_lost_its_claim_does_not_mark_it_failed(
+    firestore_db: firestore.Client, unique: Callable[[str], str], read_logs: LogReader
+) -> None:
+    mail_id = unique("m")
+    FAILURES[mail_id] = 1
+    event = firestore_event(f"mail/{mail_id}", after={"title": "Welcome"})
+    SEND_GATE[mail_id] = taken_over(firestore_db, "send_mail", event["id"])
+    send_mail(event)
+    record = ledger_record(firestore_db, "send_mail", event["id"])
+    assert (record["state"], record["claimToken"]) == (LedgerState.PROCESSING, "another-attempt")
+    assert "lastError" not in record
+    lines = read_logs()
+    [lost] = [line for line in lines if "lost its claim" in line["message"]]
+    assert (lost["severity"], lost["effectApplied"]) == ("WARNING", False)
+    [event_line] = [line for line in lines if line.get("logKind") == "event"]
+    assert (event_line["outcome"], event_line["claimLost"]) == ("error", True)
+
+
+def test_ledger_final_writes_need_the_claim_token(
+    firestore_db: firestore.Client, unique: Callable[[str], str]
+) -> None:
+    client = bootstrap.db()
+    ref = ledger.ledger_ref(client, "fn", unique("evt"))
+    base = ledger.base_record("fn", ref.id, "docs/d", "written")
+    expired_at_once, lease = dt.timedelta(0), dt.timedelta(minutes=5)
+    first, second = ledger.new_claim_token(), ledger.new_claim_token()
+    assert ledger.claim(client, ref, base, expired_at_once, 5, claim_token=first) is (
+        ledger.Verdict.CLAIMED
+    )
+    assert ledger.claim(client, ref, base, lease, 5, claim_token=second) is (ledger.Verdict.CLAIMED)
+    with pytest.raises(ledger.ClaimLost) as lost:
+        ledger.mark_done(client, ref, first)
+    assert (lost.value.state, lost.value.attempts) == ("PROCESSING", 2)
+    with pytest.raises(ledger.ClaimLost):
+        ledger.mark_failed(client, ref, base, "ConnectionError", claim_token=first)
+    assert (ref.get().to_dict() or {})["claimToken"] == second
+    ledger.mark_done(client, ref, second)
+    assert (ref.get().to_dict() or {})["state"] == LedgerState.DONE
+    with pytest.raises(ledger.ClaimLost):  # a DONE record belongs to nobody any more
+        ledger.mark_failed(client, ref, base, "ConnectionError", claim_token=second)
+
+
+def _noop(change: DocumentChange[Note], effects: Effects) -> None:
+    pass
+
+
+def test_a_lease_shorter_than_the_timeout_is_refused_at_decoration() -> None:
+    with pytest.raises(ValueError, match=r"shorter than the function's timeout \(60 s\)"):
+        document_trigger("x/{id}", model=Note, mode="claim", lease_seconds=59)(_noop)
+    with pytest.raises(ValueError, match=r"\(300 s\)"):
+        document_trigger("x/{id}", model=Note, mode="claim", lease_seconds=120, timeout_sec=300)(
+            _noop
+        )
+    # As long as the timeout is fine: an attempt is over when the timeout strikes.
+    document_trigger("x/{id}", model=Note, mode="claim", lease_seconds=300, timeout_sec=300)(_noop)
+    document_trigger("x/{id}", model=Note, mode="claim", timeout_sec=300)(_noop)
 
 
 # --- retries ---------------------------------------------------------------------------

@@ -55,8 +55,9 @@ def test_shape_and_reserved_claims() -> None:
     token = mint_id_token("u-2", project="p", now=1_000, lifetime_seconds=60)
     assert token.split(".")[2] == ""  # no signature
     assert decode_unverified(token)["exp"] == 1_060
-    with pytest.raises(ValueError, match="Reserved"):
-        mint_id_token("u-2", claims={"sub": "someone-else"})
+    for name in ("sub", "firebase", "user_id"):
+        with pytest.raises(ValueError, match="Reserved"):
+            mint_id_token("u-2", claims={name: "someone-else"})
 
 
 @pytest.fixture

@@ -14,11 +14,14 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from pytest_firebase.procs import RUN_MARKER_VAR, marked_pids, new_marker
+import devstack
+from pytest_firebase.procs import RUN_MARKER_VAR, marked_pids, new_marker, sweep
+from pytest_firebase.stack import EmulatorStack
 from pytest_firebase.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +63,7 @@ class Output:
 
 
 @pytest.mark.stack
+@pytest.mark.timeout(900)
 def test_ctrl_c_of_the_dev_command_stops_everything_it_started() -> None:
     marker = new_marker()
     with subprocess.Popen(
@@ -86,8 +90,15 @@ def test_ctrl_c_of_the_dev_command_stops_everything_it_started() -> None:
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
             assert proc.wait(timeout=90) == 0, output.text()
         finally:
+            # On a failure above, still stop gracefully, then sweep by the run marker:
+            # a SIGKILL of dev.py alone would orphan the emulators it started.
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGINT)
+                try:
+                    proc.wait(timeout=90)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+            sweep(marker, var=RUN_MARKER_VAR)
         output.join()
     time.sleep(0.5)
     assert marked_commands(marker) == []
@@ -95,26 +106,62 @@ def test_ctrl_c_of_the_dev_command_stops_everything_it_started() -> None:
 
 
 @pytest.mark.stack
+@pytest.mark.timeout(900)
 def test_a_test_run_stops_every_emulator_it_started() -> None:
     marker = new_marker()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "tests/accounts/test_set_role.py::test_the_health_endpoint_answers",
-        ],
-        cwd=ROOT,
-        env=child_env(marker, 20),
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
-    )
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/accounts/test_set_role.py::test_the_health_endpoint_answers",
+    ]
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=ROOT,
+            env=child_env(marker, 20),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    finally:
+        left = marked_commands(marker)
+        sweep(marker, var=RUN_MARKER_VAR)  # never leave a failed run's processes behind
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
-    assert marked_commands(marker) == []
+    assert left == []
+
+
+@pytest.mark.stack
+@pytest.mark.timeout(600)
+def test_emulators_orphaned_by_a_killed_cli_are_swept() -> None:
+    # firebase-tools starts the Java emulators in sessions of their own: when the CLI is
+    # killed outright, they live on. Stopping the stack must still find and end them.
+    config = devstack.stack_config(offset=70)
+    stack = EmulatorStack(replace(config, emulators=("firestore",), sidecars=()))
+    stack.start(reuse=False)
+    try:
+        java = [p for p in marked_pids(stack.marker) if b"java" in _cmdline(p)]
+        assert java, "the Firestore emulator should be running"
+        cli = stack._procs[0][1]
+        os.killpg(cli.pid, signal.SIGKILL)
+        cli.wait(timeout=30)
+        time.sleep(1.0)
+        assert all(p in marked_pids(stack.marker) for p in java), "orphans expected"
+    finally:
+        swept = stack.stop()
+
+    assert set(java) <= set(swept)
+    assert marked_pids(stack.marker) == []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import devstack
@@ -34,3 +36,27 @@ def test_the_ui_is_enabled_only_where_it_can_be_had(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("FIREBASE_EMULATOR_UI", "1")
     stack = EmulatorStack(devstack.stack_config(offset=10, ui=True))
     assert stack.describe()[0] == ("ui", "http://127.0.0.1:4010")
+
+
+def test_cached_emulators_count_only_in_the_version_the_cli_wants(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from pytest_firebase import toolchain
+
+    monkeypatch.setattr(toolchain, "CLI_CACHE", tmp_path)
+    info = json.loads((devstack.ROOT / toolchain.EMULATOR_INFO).read_text())
+    wanted_jar = info["firestore"]["downloadPathRelativeToCacheDir"]
+    wanted_ui = info["ui"]["main"]["binaryPathRelativeToCacheDir"]
+
+    (tmp_path / "cloud-firestore-emulator-v0.0.1.jar").touch()  # some other version
+    assert toolchain.cli_has_cached("firestore", devstack.ROOT) is False
+    (tmp_path / wanted_jar).touch()
+    assert toolchain.cli_has_cached("firestore", devstack.ROOT) is True
+
+    assert toolchain.cli_has_cached("ui", devstack.ROOT) is False
+    (tmp_path / wanted_ui).parent.mkdir(parents=True)
+    (tmp_path / wanted_ui).touch()
+    assert toolchain.cli_has_cached("ui", devstack.ROOT) is True
+    assert toolchain.cli_has_cached("firestore", tmp_path) is False  # no firebase-tools there

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from firekit.docmodel import Client, DocId, Document, RequestTime
 from marketplace.models.common import HTTPS_URL, DocRef, Value
-from marketplace.roles import Role
+from marketplace.roles import RoleName
 
 MAX_DISPLAY_NAME = 80
 
@@ -24,7 +24,7 @@ class Profile(Document):
         str | None, Field(max_length=2048, pattern=HTTPS_URL), Client(create=False)
     ] = None
     bio: Annotated[str, Field(max_length=500), Client(create=False)] = ""
-    role: Role
+    role: RoleName
     searchName: Annotated[str, Field(max_length=MAX_DISPLAY_NAME)] = ""
     verified: bool = False
     """An agent whose identity an admin checked (publishes without moderation)."""

@@ -1,0 +1,246 @@
+"""Who may do what: the expected rules matrix, and the doc rendered from it.
+
+Every row is a collection (in one state of its document, where the state matters) and
+names, per principal, the operations it may perform; every other cell is a deny. The
+matrix test (``tests/security/test_rules_matrix.py``) checks every cell against the real
+emulator; ``python rules/matrix.py`` renders ``docs/rules-matrix.md`` with the lookups
+(``get``/``exists``) each rule may cost, counted in the real ``firestore.rules``;
+``--check`` fails if the doc is stale.
+
+Principals: ``anonymous`` (not signed in); ``owner`` (the user the document belongs to:
+the uid in its path or its owner field; for listings an agent); ``other`` (another
+signed-in buyer); ``agent`` (an agent who does not own it); ``admin``.
+Operations: get, list (a query a client would make, constrained as the rules require),
+create (a valid document the principal would write for themselves: at the owner's path
+for documents under ``users/{uid}``), update (a valid client edit), delete.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "firestore.rules"
+DOC = ROOT / "docs" / "rules-matrix.md"
+
+PRINCIPALS = ("anonymous", "owner", "other", "agent", "admin")
+OPERATIONS = ("get", "list", "create", "update", "delete")
+_RULE_OPS = {"get": "get", "list": "list", "create": "create", "update": "update",
+             "delete": "delete"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Row:
+    """Expected allows for one collection (in one document state)."""
+
+    path: str
+    state: str
+    anonymous: str = ""
+    owner: str = ""
+    other: str = ""
+    agent: str = ""
+    admin: str = ""
+    note: str = ""
+    rule: str = ""
+    """The match path whose rules govern this row, when it is not ``path`` itself."""
+
+    def allowed(self, principal: str) -> frozenset[str]:
+        """Operations ``principal`` may perform here."""
+        ops = frozenset(str(getattr(self, principal)).split())
+        unknown = ops - set(OPERATIONS)
+        if unknown:
+            raise ValueError(f"{self.path}: unknown operations {sorted(unknown)}")
+        return ops
+
+    @property
+    def key(self) -> str:
+        """A stable id for tests."""
+        return f"{self.path}[{self.state}]"
+
+
+ALL = "get list create update delete"
+READ = "get list"
+
+MATRIX: tuple[Row, ...] = (
+    Row("users/{uid}", "profile", owner="get list update", other=READ, agent=READ, admin=READ,
+        note="created by the sign-up function; role and timestamps are server-owned"),
+    Row("users/{uid}/private/{docId}", "account", owner="get list update",
+        note="not even admins read it"),
+    Row("users/{uid}/devices/{token}", "device", owner=ALL),
+    Row("users/{uid}/notifications/{notificationId}", "notification", owner="get list update",
+        note="update = mark read"),
+    Row("users/{uid}/favorites/{listingId}", "favorite", owner="get list create delete"),
+    Row("listings/{listingId}", "draft", owner=ALL, agent="create", admin=READ,
+        note="create = an agent creating a draft of their own"),
+    Row("listings/{listingId}", "pending_review", owner="get list update", agent="create",
+        admin=READ, note="update = withdraw to draft"),
+    Row("listings/{listingId}", "active", anonymous=READ, owner="get list create update",
+        other=READ, agent="get list create", admin=READ, note="update = a price change"),
+    Row("listings/{listingId}", "sold", anonymous=READ, owner="get list create", other=READ,
+        agent="get list create", admin=READ, note="nothing is editable once sold"),
+    Row("listings/{listingId}", "rejected", owner="get list create update", agent="create",
+        admin=READ, note="update = back to draft to fix"),
+    Row("listings/{listingId}", "archived", owner="get list create", agent="create", admin=READ),
+    Row("savedSearches/{searchId}", "search", owner=ALL, other="create", agent="create",
+        admin="create", note="create = a search of one's own"),
+    Row("viewings/{viewingId}", "viewing", owner=READ, agent=READ, admin=READ,
+        note="owner = the requester; agent = the listing's agent; made by callables"),
+    Row("viewingSlots/{slotId}", "slot lock", note="functions only"),
+    Row("offers/{offerId}", "offer", owner=READ, agent=READ, admin=READ,
+        note="owner = the buyer; agent = the listing's agent; made by callables"),
+    Row("conversations/{conversationId}", "conversation", owner="get list create",
+        agent=READ, note="owner = the buyer; agent = the listing's agent (a participant)"),
+    Row("conversations/{conversationId}/messages/{messageId}", "message",
+        owner="get list create", agent="get list create",
+        note="owner = the buyer; agent = the listing's agent"),
+    Row("customers/{uid}", "customer", owner=READ, note="the Stripe mirror: functions only",
+        rule="customers/{uid}/{document=**}"),
+    Row("customers/{uid}/subscriptions/{subscriptionId}", "subscription", owner=READ,
+        rule="customers/{uid}/{document=**}"),
+    Row("customers/{uid}/payments/{paymentId}", "payment", owner=READ,
+        rule="customers/{uid}/{document=**}"),
+    Row("auditLog/{entryId}", "entry", admin=READ),
+    Row("_eventLedger/{entryId}", "ledger entry", note="the core's bookkeeping",
+        rule="{document=**}"),
+)  # fmt: skip
+
+
+# ---- lookups counted in the real firestore.rules ----------------------------------------
+_FUNCTION = re.compile(r"function\s+(\w+)\s*\(([^)]*)\)\s*\{")
+_ALLOW = re.compile(r"allow\s+([\w\s,]+):\s*if\s+(.*?);", re.S)
+_LOOKUP = re.compile(r"\b(get|exists|getAfter|existsAfter)\s*\(")
+_CALL = re.compile(r"\b(\w+)\s*\(")
+
+
+_BLOCK = re.compile(r"(match\s+(\S+)|service\s+\S+)\s*\{")
+_FUNCTION_START = re.compile(r"function\s+\w+\s*\([^)]*\)\s*\{")
+
+
+def _balanced_end(text: str, open_at: int) -> int:
+    """Index just past the brace that closes the one at ``open_at``."""
+    depth, j = 1, open_at + 1
+    while depth and j < len(text):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        j += 1
+    return j
+
+
+def _blocks(text: str) -> Iterator[tuple[str, str]]:
+    """(match path, the block's own text without functions and nested matches)."""
+    text = re.sub(r"//[^\n]*", "", text)  # comments may hold anything
+    stack: list[tuple[str, list[str]]] = [("", [])]
+    i = 0
+    while i < len(text):
+        block = _BLOCK.match(text, i)
+        function = _FUNCTION_START.match(text, i)
+        if block:
+            path = f"{stack[-1][0]}/{(block.group(2) or '').strip('/')}".rstrip("/")
+            stack.append((path.replace("//", "/"), []))
+            i = block.end()
+        elif function:
+            i = _balanced_end(text, function.end() - 1)
+        elif text[i] == "}":
+            path, body = stack.pop()
+            if path:
+                yield path, "".join(body)
+            i += 1
+        else:
+            stack[-1][1].append(text[i])
+            i += 1
+
+
+def _function_bodies(text: str) -> dict[str, str]:
+    bodies = {}
+    for match in _FUNCTION.finditer(text):
+        depth, j = 1, match.end()
+        while depth and j < len(text):
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        bodies[match.group(1)] = text[match.end() : j - 1]
+    return bodies
+
+
+def _lookups(expr: str, functions: dict[str, str], seen: frozenset[str] = frozenset()) -> int:
+    count = len(_LOOKUP.findall(expr))
+    for name in _CALL.findall(expr):
+        if name in functions and name not in seen:
+            count += _lookups(functions[name], functions, seen | {name})
+    return count
+
+
+def rule_lookups(text: str) -> dict[str, dict[str, int]]:
+    """For each match path, the lookups each operation's rule may cost (an upper bound)."""
+    functions = _function_bodies(text)
+    costs: dict[str, dict[str, int]] = {}
+    for path, body in _blocks(text):
+        for allow in _ALLOW.finditer(body):
+            ops = [o.strip() for o in allow.group(1).split(",")]
+            expanded = {"read": ["get", "list"], "write": ["create", "update", "delete"]}
+            for op in [x for o in ops for x in expanded.get(o, [o])]:
+                costs.setdefault(_short(path), {})[op] = _lookups(allow.group(2), functions)
+    return costs
+
+
+def _short(path: str) -> str:
+    return path.split("/documents/", 1)[-1] if "/documents/" in path else path.strip("/")
+
+
+# ---- the doc ----------------------------------------------------------------------------
+def render(rules_text: str) -> str:
+    """docs/rules-matrix.md."""
+    costs = rule_lookups(rules_text)
+    lines = [
+        "# Firestore rules matrix",
+        "",
+        "Generated by `python rules/matrix.py` from `rules/matrix.py` and `firestore.rules`;",
+        "the test command fails if it is stale. Every cell is checked against the Firestore",
+        "emulator running the real rules by `tests/security/test_rules_matrix.py`.",
+        "",
+        "Principals: **anonymous** (not signed in), **owner** (the user the document belongs",
+        "to), **other** (another signed-in buyer), **agent** (an agent who does not own it),",
+        "**admin**. ✅ allowed, · denied. *Lookups*: the `get()`/`exists()` calls the rule",
+        "may make (an upper bound; the first true branch of an `||` stops earlier).",
+        "",
+        f"{len(MATRIX)} rows × {len(PRINCIPALS)} principals × {len(OPERATIONS)} operations = "
+        f"{len(MATRIX) * len(PRINCIPALS) * len(OPERATIONS)} cells.",
+        "",
+    ]
+    for row in MATRIX:
+        lines += _render_row(row, costs.get(row.rule or row.path, {}))
+    return "\n".join(lines) + "\n"
+
+
+def _render_row(row: Row, costs: dict[str, int]) -> list[str]:
+    header = "| principal | " + " | ".join(OPERATIONS) + " |"
+    out = [f"## `{row.path}` ({row.state})", ""]
+    if row.note:
+        out += [row.note[0].upper() + row.note[1:] + ".", ""]
+    out += [header, "|" + "---|" * (len(OPERATIONS) + 1)]
+    for principal in PRINCIPALS:
+        allowed = row.allowed(principal)
+        cells = ["✅" if op in allowed else "·" for op in OPERATIONS]
+        out.append(f"| {principal} | " + " | ".join(cells) + " |")
+    lookups = [str(costs.get(op, 0)) for op in OPERATIONS]
+    out += ["| *lookups* | " + " | ".join(lookups) + " |", ""]
+    return out
+
+
+def main(argv: list[str]) -> int:
+    """Write the doc, or with ``--check`` fail if it is stale."""
+    text = render(RULES.read_text())
+    if "--check" in argv:
+        if not DOC.exists() or DOC.read_text() != text:
+            print("docs/rules-matrix.md is stale: run `python rules/matrix.py`", file=sys.stderr)
+            return 1
+        return 0
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,51 @@
+"""The marketplace's seed: listings, and everything buyers and agents did with them.
+
+:func:`build` is pure: the same people and ``now`` give the same documents, ids and
+values (one ``random.Random`` with a fixed seed, drawn from in a fixed order). Timestamps
+are relative to ``now`` so a fresh dev stack looks lived-in today: listings published
+last week, viewings next week, featured listings still featured.
+
+Not seeded here: ``customers/...`` and payments (the payments issue seeds them), and the
+search fields functions derive (``geohash``, ``searchKeys``, ``matchKeys``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from marketplace.roles import Role
+from seed import buyers as buyer_docs
+from seed import deals, inbox
+from seed.accounts import SeedUser
+from seed.documents import SeedDoc
+from seed.listings import build_homes
+
+SEED = 20_240_611
+"""The one seed every random choice comes from."""
+
+
+def build(people: list[SeedUser], now: dt.datetime) -> list[SeedDoc]:
+    """Every marketplace document to seed, given the seeded accounts and the time."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    rng = random.Random(SEED)
+    homes = build_homes(rng, now)
+    buyers = buyer_docs.assign_buyers(
+        rng, [(p.uid, p.display_name) for p in people if p.role is Role.BUYER]
+    )
+    owned: list[SeedDoc] = []
+    favourites: list[SeedDoc] = []
+    for buyer in buyers:
+        owned += buyer_docs.saved_searches(rng, now, buyer)
+        owned += buyer_docs.devices(rng, now, buyer)
+        favourites += buyer_docs.favourites(rng, now, buyer, homes)
+    buyer_docs.tally_favourites(homes, favourites)
+    dealings = [
+        *deals.conversations(rng, now, buyers, homes),
+        *deals.viewings(rng, now, buyers, homes),
+        *deals.offers(rng, now, buyers, homes),
+    ]
+    names = {p.uid: p.display_name for p in people}
+    notes = inbox.notifications(rng, now, names, homes, owned + dealings)
+    return [*(h.doc for h in homes), *owned, *favourites, *dealings, *notes]
