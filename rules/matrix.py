@@ -25,12 +25,31 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "firestore.rules"
+RULES_SIZE_LIMIT = 256 * 1024  # Firestore's limit on a rules source file
+LOOKUP_LIMIT = 10  # get()/exists() calls per single-document request or query
+HOT_PATHS = (
+    ("reading a listing", "listings/{listingId}", "get"),
+    ("browsing listings", "listings/{listingId}", "list"),
+    ("listing one's notifications", "users/{uid}/notifications/{notificationId}", "list"),
+    ("sending a chat message", "conversations/{conversationId}/messages/{messageId}", "create"),
+    (
+        "reading a conversation's messages",
+        "conversations/{conversationId}/messages/{messageId}",
+        "list",
+    ),
+)
+HOT_PATH_BUDGET = 1
 DOC = ROOT / "docs" / "rules-matrix.md"
 
 PRINCIPALS = ("anonymous", "owner", "other", "agent", "admin")
 OPERATIONS = ("get", "list", "create", "update", "delete")
-_RULE_OPS = {"get": "get", "list": "list", "create": "create", "update": "update",
-             "delete": "delete"}  # fmt: skip
+_RULE_OPS = {
+    "get": "get",
+    "list": "list",
+    "create": "create",
+    "update": "update",
+    "delete": "delete",
+}
 
 
 @dataclass(frozen=True)
@@ -66,47 +85,144 @@ ALL = "get list create update delete"
 READ = "get list"
 
 MATRIX: tuple[Row, ...] = (
-    Row("users/{uid}", "profile", owner="get list update", other=READ, agent=READ, admin=READ,
-        note="created by the sign-up function; role and timestamps are server-owned"),
-    Row("users/{uid}/private/{docId}", "account", owner="get list update",
-        note="not even admins read it"),
+    Row(
+        "users/{uid}",
+        "profile",
+        owner="get list update",
+        other=READ,
+        agent=READ,
+        admin=READ,
+        note="created by the sign-up function; role and timestamps are server-owned",
+    ),
+    Row(
+        "users/{uid}/private/{docId}",
+        "account",
+        owner="get list update",
+        note="not even admins read it",
+    ),
     Row("users/{uid}/devices/{token}", "device", owner=ALL),
-    Row("users/{uid}/notifications/{notificationId}", "notification", owner="get list update",
-        note="update = mark read"),
+    Row(
+        "users/{uid}/notifications/{notificationId}",
+        "notification",
+        owner="get list update",
+        note="update = mark read",
+    ),
     Row("users/{uid}/favorites/{listingId}", "favorite", owner="get list create delete"),
-    Row("listings/{listingId}", "draft", owner=ALL, agent="create", admin=READ,
-        note="create = an agent creating a draft of their own"),
-    Row("listings/{listingId}", "pending_review", owner="get list update", agent="create",
-        admin=READ, note="update = withdraw to draft"),
-    Row("listings/{listingId}", "active", anonymous=READ, owner="get list create update",
-        other=READ, agent="get list create", admin=READ, note="update = a price change"),
-    Row("listings/{listingId}", "sold", anonymous=READ, owner="get list create", other=READ,
-        agent="get list create", admin=READ, note="nothing is editable once sold"),
-    Row("listings/{listingId}", "rejected", owner="get list create update", agent="create",
-        admin=READ, note="update = back to draft to fix"),
+    Row(
+        "listings/{listingId}",
+        "draft",
+        owner=ALL,
+        agent="create",
+        admin=READ,
+        note="create = an agent creating a draft of their own",
+    ),
+    Row(
+        "listings/{listingId}",
+        "pending_review",
+        owner="get list create update",
+        agent="create",
+        admin=READ,
+        note="update = withdraw to draft",
+    ),
+    Row(
+        "listings/{listingId}",
+        "active",
+        anonymous=READ,
+        owner="get list create update",
+        other=READ,
+        agent="get list create",
+        admin=READ,
+        note="update = a price change",
+    ),
+    Row(
+        "listings/{listingId}",
+        "sold",
+        anonymous=READ,
+        owner="get list create",
+        other=READ,
+        agent="get list create",
+        admin=READ,
+        note="nothing is editable once sold",
+    ),
+    Row(
+        "listings/{listingId}",
+        "rejected",
+        owner="get list create update",
+        agent="create",
+        admin=READ,
+        note="update = back to draft to fix",
+    ),
     Row("listings/{listingId}", "archived", owner="get list create", agent="create", admin=READ),
-    Row("savedSearches/{searchId}", "search", owner=ALL, other="create", agent="create",
-        admin="create", note="create = a search of one's own"),
-    Row("viewings/{viewingId}", "viewing", owner=READ, agent=READ, admin=READ,
-        note="owner = the requester; agent = the listing's agent; made by callables"),
+    Row(
+        "savedSearches/{searchId}",
+        "search",
+        owner=ALL,
+        other="create",
+        agent="create",
+        admin="create",
+        note="create = a search of one's own",
+    ),
+    Row(
+        "viewings/{viewingId}",
+        "viewing",
+        owner=READ,
+        agent=READ,
+        admin=READ,
+        note="owner = the requester; agent = the listing's agent; made by callables",
+    ),
     Row("viewingSlots/{slotId}", "slot lock", note="functions only"),
-    Row("offers/{offerId}", "offer", owner=READ, agent=READ, admin=READ,
-        note="owner = the buyer; agent = the listing's agent; made by callables"),
-    Row("conversations/{conversationId}", "conversation", owner="get list create",
-        agent=READ, note="owner = the buyer; agent = the listing's agent (a participant)"),
-    Row("conversations/{conversationId}/messages/{messageId}", "message",
-        owner="get list create", agent="get list create",
-        note="owner = the buyer; agent = the listing's agent"),
-    Row("customers/{uid}", "customer", owner=READ, note="the Stripe mirror: functions only",
-        rule="customers/{uid}/{document=**}"),
-    Row("customers/{uid}/subscriptions/{subscriptionId}", "subscription", owner=READ,
-        rule="customers/{uid}/{document=**}"),
-    Row("customers/{uid}/payments/{paymentId}", "payment", owner=READ,
-        rule="customers/{uid}/{document=**}"),
+    Row(
+        "offers/{offerId}",
+        "offer",
+        owner=READ,
+        agent=READ,
+        admin=READ,
+        note="owner = the buyer; agent = the listing's agent; made by callables",
+    ),
+    Row(
+        "conversations/{conversationId}",
+        "conversation",
+        owner="get list create",
+        other="create",
+        agent=READ,
+        admin="create",
+        note="owner = the buyer; agent = the listing's agent (a participant); create = "
+        "opening one's own conversation with the agent of a public listing",
+    ),
+    Row(
+        "conversations/{conversationId}/messages/{messageId}",
+        "message",
+        owner="get list create",
+        agent="get list create",
+        note="owner = the buyer; agent = the listing's agent",
+    ),
+    Row(
+        "customers/{uid}",
+        "customer",
+        owner="get",
+        note="the Stripe mirror: functions only; nobody lists all customers",
+        rule="customers/{uid}/{document=**}",
+    ),
+    Row(
+        "customers/{uid}/subscriptions/{subscriptionId}",
+        "subscription",
+        owner=READ,
+        rule="customers/{uid}/{document=**}",
+    ),
+    Row(
+        "customers/{uid}/payments/{paymentId}",
+        "payment",
+        owner=READ,
+        rule="customers/{uid}/{document=**}",
+    ),
     Row("auditLog/{entryId}", "entry", admin=READ),
-    Row("_eventLedger/{entryId}", "ledger entry", note="the core's bookkeeping",
-        rule="{document=**}"),
-)  # fmt: skip
+    Row(
+        "_eventLedger/{entryId}",
+        "ledger entry",
+        note="the core's bookkeeping",
+        rule="{document=**}",
+    ),
+)
 
 
 # ---- lookups counted in the real firestore.rules ----------------------------------------
@@ -208,10 +324,26 @@ def render(rules_text: str) -> str:
         f"{len(MATRIX)} rows × {len(PRINCIPALS)} principals × {len(OPERATIONS)} operations = "
         f"{len(MATRIX) * len(PRINCIPALS) * len(OPERATIONS)} cells.",
         "",
+        *_render_budgets(rules_text, costs),
     ]
     for row in MATRIX:
         lines += _render_row(row, costs.get(row.rule or row.path, {}))
     return "\n".join(lines) + "\n"
+
+
+def _render_budgets(rules_text: str, costs: dict[str, dict[str, int]]) -> list[str]:
+    size = len(rules_text.encode())
+    most = max(n for ops in costs.values() for n in ops.values())
+    out = [
+        "## Budgets",
+        "",
+        f"- `firestore.rules`: {size:,} bytes of Firestore's {RULES_SIZE_LIMIT:,}.",
+        f"- The costliest rule makes {most} lookup(s); Firestore allows {LOOKUP_LIMIT} per "
+        "single-document request or query.",
+        f"- Hot paths (budget: {HOT_PATH_BUDGET} lookup):",
+    ]
+    out += [f"  - {what}: {costs[path][op]}" for what, path, op in HOT_PATHS]
+    return [*out, ""]
 
 
 def _render_row(row: Row, costs: dict[str, int]) -> list[str]:

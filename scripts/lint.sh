@@ -5,6 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
 .venv/bin/python rules/build.py --check || status=1
+.venv/bin/python rules/matrix.py --check || status=1
 .venv/bin/ruff check . || status=1
 .venv/bin/ruff format --check . || status=1
 .venv/bin/mypy functions/firekit functions/marketplace functions/api functions/main.py \

@@ -172,13 +172,21 @@ def viewings(
 
 
 def _slot(rng: random.Random, now: dt.datetime, home: Home) -> dt.datetime:
-    """A half-hour slot in office hours: in the next fortnight, or past if it can be."""
+    """A half-hour slot in office hours: in the next fortnight, or past if it can be.
+
+    Every draw happens whatever the outcome and the choice compares only with ``now``
+    (not the time of day), so the seed's shape is the same whenever it is built.
+    """
     assert home.published is not None
+    ahead, back, in_past, slot = (
+        rng.randint(1, 14),
+        rng.randint(1, 28),
+        rng.random(),
+        rng.randint(0, 16),
+    )
+    offset = -back if in_past < 0.5 and home.published < now - 31 * DAY else ahead
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    offset = rng.randint(1, 14)
-    if rng.random() < 0.5 and home.published < day - 30 * DAY:
-        offset = -rng.randint(1, 28)
-    return day + offset * DAY + dt.timedelta(hours=9) + rng.randint(0, 16) * SLOT
+    return day + offset * DAY + dt.timedelta(hours=9) + slot * SLOT
 
 
 def _viewing(

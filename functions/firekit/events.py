@@ -14,8 +14,8 @@ For each delivered event, in this order:
    in ``EffectMode.CLAIM`` the handler runs after a leased claim and may call the
    outside world. The lease is never shorter than the function's timeout (refused at
    decoration), so a live attempt cannot be taken over; and an attempt only finishes
-   (DONE or FAILED) while it still owns its claim. One that lost it (possible only if
-   the lease is shorter than the attempt really lived) writes nothing and logs
+   (DONE or FAILED) while it still owns its claim. One that lost it anyway (it outlived
+   its lease, e.g. through clock skew between instances) writes nothing and logs
    ``lost its claim`` (ERROR if its effect happened, else WARNING).
 
 Exceptions and retries: an unexpected exception is logged with its traceback and

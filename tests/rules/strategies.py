@@ -140,6 +140,10 @@ def shape_of(annotation: Any, constraints: tuple[Any, ...] = ()) -> Shape:
     raise NotImplementedError(f"no strategy for {annotation!r}")
 
 
+_LIMITS = {at.MinLen: "min_length", at.MaxLen: "max_length", at.Ge: "ge", at.Gt: "gt",
+           at.Le: "le", at.Lt: "lt"}  # fmt: skip
+
+
 def _collect(item: Any, limits: dict[str, Any]) -> None:
     if isinstance(item, Marker):
         return
@@ -147,9 +151,8 @@ def _collect(item: Any, limits: dict[str, Any]) -> None:
         for inner in item.metadata:
             _collect(inner, limits)
         return
-    for kind in (at.MinLen, at.MaxLen, at.Ge, at.Gt, at.Le, at.Lt):
+    for kind, key in _LIMITS.items():
         if isinstance(item, kind):
-            key = next(iter(vars(item)))  # e.g. MinLen(min_length=1) -> "min_length"
             limits[key] = getattr(item, key)
             return
     pattern = getattr(item, "pattern", None)

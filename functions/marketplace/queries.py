@@ -1,0 +1,234 @@
+"""Every query the clients and the functions make, declared as data.
+
+Firestore serves a query only from an index, and which composite indexes exist is
+decided ahead of time in ``firestore.indexes.json``; the emulator checks none of it, so a
+query nobody declared fails first in production. Declaring each query here, with the
+exact field names of the models, lets ``tests/test_indexes.py`` derive the index each one
+needs and hold ``firestore.indexes.json`` to exactly that set, and lets functions build
+the query from its declaration (:meth:`Query.build`) so code and index cannot drift.
+
+Clients' queries are listed too: the rules must be able to prove each one allowed from its
+own filters (``ownerId == uid``, ``status == 'active'``), which is why they look as they do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from firekit.docmodel import Document
+from marketplace.models import (
+    Conversation,
+    Favorite,
+    Listing,
+    Message,
+    Notification,
+    Offer,
+    SavedSearch,
+    Viewing,
+)
+
+Direction = Literal["asc", "desc"]
+RangeOp = Literal["<", "<=", ">", ">="]
+RANGE_OPS: tuple[RangeOp, ...] = ("<", "<=", ">", ">=")
+
+
+@dataclass(frozen=True)
+class Order:
+    """One order-by: a field and its direction."""
+
+    field: str
+    direction: Direction = "asc"
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query's shape: what it filters on and how it sorts (values come at run time).
+
+    ``ranges`` are the fields with inequality filters; they must lead ``order`` (Firestore
+    sorts by them first anyway, and saying so keeps the needed index explicit).
+    """
+
+    name: str
+    model: type[Document]
+    who: str
+    """Who makes the query, and why."""
+    equals: tuple[str, ...] = ()
+    contains: str | None = None
+    """The one field with an ``array-contains`` filter, if any."""
+    ranges: tuple[str, ...] = ()
+    order: tuple[Order, ...] = ()
+    group: bool = False
+    """A collection-group query (every collection with this id, whatever its parent)."""
+
+    def __post_init__(self) -> None:
+        ordered = tuple(o.field for o in self.order)
+        if ordered[: len(self.ranges)] != self.ranges:
+            raise ValueError(f"{self.name}: range fields must lead the order-by")
+        if set(ordered) & set(self.equals):
+            raise ValueError(f"{self.name}: ordering by an equality field does nothing")
+
+    @property
+    def collection(self) -> str:
+        """The collection id the query reads, e.g. ``notifications``."""
+        return self.model.path.split("/")[-2]
+
+    @property
+    def parent(self) -> str:
+        """The collection path pattern, e.g. ``users/{uid}/notifications``."""
+        return self.model.path.rsplit("/", 1)[0]
+
+    def fields(self) -> tuple[str, ...]:
+        """Every field the query filters or sorts on."""
+        named = (*self.equals, *([self.contains] if self.contains else []), *self.ranges)
+        return tuple(dict.fromkeys((*named, *(o.field for o in self.order))))
+
+    def build(
+        self,
+        db: firestore.Client,
+        *,
+        path: Mapping[str, str] | None = None,
+        equals: Mapping[str, Any] | None = None,
+        contains: Any = None,
+        ranges: Mapping[str, Sequence[tuple[RangeOp, Any]]] | None = None,
+        limit: int | None = None,
+    ) -> firestore.Query:
+        """The query with these values: exactly the declared filters, nothing more.
+
+        ``path`` fills the parent's placeholders (``{"uid": ...}``) unless ``group``.
+        """
+        equals, ranges = dict(equals or {}), dict(ranges or {})
+        if set(equals) != set(self.equals) or set(ranges) != set(self.ranges):
+            raise ValueError(f"{self.name}: give values for exactly the declared filters")
+        if (contains is None) != (self.contains is None):
+            raise ValueError(f"{self.name}: array-contains value missing or undeclared")
+        query: Any = (
+            db.collection_group(self.collection)
+            if self.group
+            else db.collection(self.parent.format(**(path or {})))
+        )
+        for name, value in equals.items():
+            query = query.where(filter=FieldFilter(name, "==", value))
+        if self.contains is not None:
+            query = query.where(filter=FieldFilter(self.contains, "array_contains", contains))
+        for name, bounds in ranges.items():
+            for op, value in bounds:
+                if op not in RANGE_OPS:
+                    raise ValueError(f"{self.name}: {op!r} is not a range operator")
+                query = query.where(filter=FieldFilter(name, op, value))
+        for order in self.order:
+            direction = "DESCENDING" if order.direction == "desc" else "ASCENDING"
+            query = query.order_by(order.field, direction=direction)
+        result: firestore.Query = query.limit(limit) if limit is not None else query
+        return result
+
+
+DESC: Direction = "desc"
+PUBLIC_BROWSE = ("status", "address.city", "kind")
+"""A public browse: active listings of one city, for sale or to rent."""
+
+BROWSE_BY_PRICE = Query(
+    "browse_by_price", Listing, "anyone browsing a city, price low to high, within a range",
+    equals=PUBLIC_BROWSE, ranges=("price.amount",), order=(Order("price.amount"),),
+)  # fmt: skip
+BROWSE_BY_PRICE_DESC = Query(
+    "browse_by_price_desc", Listing, "anyone browsing a city, price high to low",
+    equals=PUBLIC_BROWSE, ranges=("price.amount",), order=(Order("price.amount", DESC),),
+)  # fmt: skip
+BROWSE_BY_BEDROOMS = Query(
+    "browse_by_bedrooms", Listing, "anyone browsing a city with a minimum of bedrooms",
+    equals=PUBLIC_BROWSE, ranges=("bedrooms",), order=(Order("bedrooms"),),
+)  # fmt: skip
+BROWSE_NEWEST = Query(
+    "browse_newest", Listing, "anyone browsing a city, newest first",
+    equals=PUBLIC_BROWSE, order=(Order("publishedAt", DESC),),
+)  # fmt: skip
+FEATURED = Query(
+    "featured", Listing, "the home screen: active listings whose paid boost still runs",
+    equals=("status",), ranges=("featuredUntil",), order=(Order("featuredUntil"),),
+)  # fmt: skip
+NEAR = Query(
+    "near", Listing, "the map: one query per geohash cell range around a point",
+    equals=("status",), ranges=("geohash",), order=(Order("geohash"),),
+)  # fmt: skip
+AGENT_LISTINGS = Query(
+    "agent_listings", Listing, "an agent's own listings, last changed first",
+    equals=("ownerId",), order=(Order("updatedAt", DESC),),
+)  # fmt: skip
+AGENT_LISTINGS_BY_STATUS = Query(
+    "agent_listings_by_status", Listing, "an agent's own listings in one status",
+    equals=("ownerId", "status"), order=(Order("updatedAt", DESC),),
+)  # fmt: skip
+MODERATION_QUEUE = Query(
+    "moderation_queue", Listing, "admins: listings waiting for review, oldest first",
+    equals=("status",), order=(Order("updatedAt"),),
+)  # fmt: skip
+INBOX = Query(
+    "inbox", Notification, "a user's notifications, newest first (listened to live)",
+    order=(Order("createdAt", DESC),),
+)  # fmt: skip
+INBOX_UNREAD = Query(
+    "inbox_unread", Notification, "a user's unread notifications (the badge), newest first",
+    equals=("read",), order=(Order("createdAt", DESC),),
+)  # fmt: skip
+FAVOURITES = Query(
+    "favourites", Favorite, "a user's saved listings, newest first",
+    order=(Order("createdAt", DESC),),
+)  # fmt: skip
+FAVOURITED_BY = Query(
+    "favourited_by", Favorite, "functions: who saved a listing (price-drop fan-out)",
+    equals=("listingId",), group=True,
+)  # fmt: skip
+MY_SAVED_SEARCHES = Query(
+    "my_saved_searches", SavedSearch, "a user's saved searches, newest first",
+    equals=("ownerId",), order=(Order("createdAt", DESC),),
+)  # fmt: skip
+SEARCHES_MATCHING = Query(
+    "searches_matching", SavedSearch, "functions: unmuted saved searches with a match key",
+    equals=("muted",), contains="matchKeys",
+)  # fmt: skip
+MY_CONVERSATIONS = Query(
+    "my_conversations", Conversation, "a buyer's or agent's chats, latest activity first",
+    contains="participantIds", order=(Order("updatedAt", DESC),),
+)  # fmt: skip
+MESSAGES = Query(
+    "messages", Message, "the participants: one conversation's messages, oldest first",
+    order=(Order("createdAt"),),
+)  # fmt: skip
+BUYER_OFFERS = Query(
+    "buyer_offers", Offer, "a buyer's offers, newest first",
+    equals=("buyerId",), order=(Order("createdAt", DESC),),
+)  # fmt: skip
+AGENT_OFFERS = Query(
+    "agent_offers", Offer, "an agent's offers received, newest first",
+    equals=("agentId",), order=(Order("createdAt", DESC),),
+)  # fmt: skip
+LISTING_OFFERS = Query(
+    "listing_offers", Offer, "an agent: the offers on one of their listings, newest first",
+    equals=("agentId", "listingId"), order=(Order("createdAt", DESC),),
+)  # fmt: skip
+OPEN_OFFERS = Query(
+    "open_offers", Offer, "functions: offers still open on a listing (declined on acceptance)",
+    equals=("listingId", "status"),
+)  # fmt: skip
+BUYER_VIEWINGS = Query(
+    "buyer_viewings", Viewing, "a buyer's viewings from a date on, soonest first",
+    equals=("requesterId",), ranges=("slotStart",), order=(Order("slotStart"),),
+)  # fmt: skip
+AGENT_VIEWINGS = Query(
+    "agent_viewings", Viewing, "an agent's diary of viewings from a date on",
+    equals=("agentId",), ranges=("slotStart",), order=(Order("slotStart"),),
+)  # fmt: skip
+
+QUERIES: tuple[Query, ...] = (
+    BROWSE_BY_PRICE, BROWSE_BY_PRICE_DESC, BROWSE_BY_BEDROOMS, BROWSE_NEWEST, FEATURED, NEAR,
+    AGENT_LISTINGS, AGENT_LISTINGS_BY_STATUS, MODERATION_QUEUE, INBOX, INBOX_UNREAD,
+    FAVOURITES, FAVOURITED_BY, MY_SAVED_SEARCHES, SEARCHES_MATCHING, MY_CONVERSATIONS,
+    MESSAGES, BUYER_OFFERS, AGENT_OFFERS, LISTING_OFFERS, OPEN_OFFERS, BUYER_VIEWINGS,
+    AGENT_VIEWINGS,
+)  # fmt: skip
+"""Every query made against the marketplace's documents."""
