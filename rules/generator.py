@@ -357,10 +357,7 @@ class _Renderer:
         if annotation is str:
             b = bounds.take({"min_length", "max_length", "pattern"}, "str", where)
             checks = [f"{v} is string"]
-            if "max_length" in b:
-                checks.append(f"charsIn({v}, {b.get('min_length', 0)}, {b['max_length']})")
-            elif b.get("min_length"):
-                checks.append(f"chars({v}) >= {b['min_length']}")
+            checks += _length_checks(v, b.get("min_length", 0), b.get("max_length"))
             if "pattern" in b:
                 checks.append(f"{v}.matches({quote(rules_regex(b['pattern']))})")
             return _all(checks)
@@ -541,6 +538,21 @@ class _Renderer:
 
 def _when_in(container: str, name: str, check: str) -> str:
     return f"!({quote(name)} in {container}) || {_group(check)}"
+
+
+def _length_checks(v: str, low: int, high: int | None) -> list[str]:
+    """Code point bounds of string ``v``, computing ``chars()`` only when size() cannot tell.
+
+    ``size()`` counts UTF-16 units: never fewer than code points, at most twice as many.
+    """
+    checks = []
+    if low == 1:
+        checks.append(f"{v}.size() > 0")
+    elif low > 1:
+        checks.append(f"({v}.size() >= {2 * low} || chars({v}) >= {low})")
+    if high is not None:
+        checks.append(f"({v}.size() <= {high} || chars({v}) <= {high})")
+    return checks
 
 
 def _helper_name(where: str) -> str:

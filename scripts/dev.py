@@ -43,9 +43,10 @@ def main() -> int:
         print("Starting the emulator suite and localstripe...", flush=True)
         stack.start(reuse=False)
         os.environ.update(stack.client_env())
-        from seed.load import load_users
+        from seed.load import load_all, seed_users
 
-        _print_banner(stack, list(load_users()))
+        print(load_all().describe(), flush=True)
+        _print_banner(stack, list(seed_users()))  # the sign-in accounts, not the population
         while not stop.wait(1.0):
             pass
     except (StackError, ToolchainError) as err:

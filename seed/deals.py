@@ -156,18 +156,9 @@ def viewings(
             docs.append(SeedDoc(f"viewings/{viewing_id}", Viewing, viewing))
             if viewing["status"] in ("requested", "confirmed", "completed"):
                 taken.add(lock)
-                docs.append(
-                    SeedDoc(
-                        f"viewingSlots/{lock}",
-                        ViewingSlot,
-                        {
-                            "listingId": home.id,
-                            "slotStart": start,
-                            "viewingId": viewing_id,
-                            "createdAt": viewing["createdAt"],
-                        },
-                    )
-                )
+                lock_data = {"listingId": home.id, "slotStart": start, "viewingId": viewing_id,
+                             "createdAt": viewing["createdAt"]}  # fmt: skip
+                docs.append(SeedDoc(f"viewingSlots/{lock}", ViewingSlot, lock_data))
     return docs
 
 
@@ -178,12 +169,8 @@ def _slot(rng: random.Random, now: dt.datetime, home: Home) -> dt.datetime:
     (not the time of day), so the seed's shape is the same whenever it is built.
     """
     assert home.published is not None
-    ahead, back, in_past, slot = (
-        rng.randint(1, 14),
-        rng.randint(1, 28),
-        rng.random(),
-        rng.randint(0, 16),
-    )
+    ahead, back, slot = rng.randint(1, 14), rng.randint(1, 28), rng.randint(0, 16)
+    in_past = rng.random()
     offset = -back if in_past < 0.5 and home.published < now - 31 * DAY else ahead
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     return day + offset * DAY + dt.timedelta(hours=9) + slot * SLOT

@@ -34,6 +34,7 @@ import pytest
 from pydantic import BaseModel
 
 from marketplace import queries
+from marketplace.models import Listing
 from marketplace.queries import QUERIES, Query
 from pytest_firebase.auth import AuthEmulator
 from seed.load import SeedSummary, load_all
@@ -208,7 +209,7 @@ def test_names_are_unique_and_building_refuses_undeclared_filters() -> None:
     with pytest.raises(ValueError, match="declared filters"):
         queries.AGENT_LISTINGS.build(None, equals={"ownerId": "u", "status": "active"})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="lead the order"):
-        Query("bad", queries.Listing, "nobody", ranges=("price.amount",))
+        Query("bad", Listing, "nobody", ranges=("price.amount",))
 
 
 # -- the queries, run on the seed ---------------------------------------------------------
@@ -323,11 +324,11 @@ def test_every_query_runs_on_the_seed_and_finds_what_it_should(
             if parent is None or s.reference.path.rsplit("/", 1)[0] == parent
         }
         expected = {p for p, data in stored.items() if _matches(query, data, given)}
-        found = [s for s in query.build(firestore_db, **given).stream()]
+        found = list(query.build(firestore_db, **given).stream())
         paths = [s.reference.path for s in found]
         if set(paths) != expected or len(paths) != len(expected):
             problems.append(f"{query.name}: found {len(paths)}, expected {len(expected)}")
-        elif not _in_order(query, [s.to_dict() for s in found]):
+        elif not _in_order(query, [s.to_dict() or {} for s in found]):
             problems.append(f"{query.name}: not in the declared order")
         elif (not expected) != (query.name in DERIVED_ONLY):
             problems.append(f"{query.name}: {len(expected)} results on the seed")

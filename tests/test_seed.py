@@ -92,8 +92,8 @@ def test_loading_again_overwrites_rather_than_duplicates(
 ) -> None:
     first = load_all()
     once = {c: len(docs) for c, docs in _read_back(firestore_db).items()}
-    # A day later, as a long-running stack would be reseeded: times (and slot ids) move.
-    load_all(now=first.now + dt.timedelta(days=1))
+    # Later, as a long-running stack would be reseeded: times (and slot ids) move.
+    load_all(now=first.now + dt.timedelta(days=1, hours=5))
     twice = {c: len(docs) for c, docs in _read_back(firestore_db).items()}
 
     assert twice == once
@@ -117,6 +117,18 @@ def _by_collection(docs: list[SeedDoc]) -> dict[str, dict[str, SeedDoc]]:
 def test_the_seed_is_deterministic() -> None:
     first, second = _build(), _build()
     assert [(d.path, d.data) for d in first] == [(d.path, d.data) for d in second]
+
+
+def test_only_times_move_with_now() -> None:
+    # Whenever it is loaded, the seed has the same documents: a reload overwrites them.
+    later = NOW + dt.timedelta(days=3, hours=7, minutes=13)
+    people = seed_users() + seed_users(PEOPLE)
+    first, second = marketplace.build(people, NOW), marketplace.build(people, later)
+    assert Counter(d.collection for d in first) == Counter(d.collection for d in second)
+    moving = {"viewingSlots"}  # their ids hold the slot's start
+    assert [d.path for d in first if d.collection not in moving] == [
+        d.path for d in second if d.collection not in moving
+    ]
 
 
 def test_listings_are_realistic_for_their_status_and_kind() -> None:
