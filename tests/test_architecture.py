@@ -71,6 +71,10 @@ def test_stored_models_use_plain_values_not_enums() -> None:
     from firekit.docmodel import specs
     from marketplace.models import DOCUMENTS
 
-    enum_fields = [f"{m.__name__}.{s.name}" for m in DOCUMENTS for s in specs(m)
-                   if isinstance(s.annotation, type) and issubclass(s.annotation, enum.Enum)]  # fmt: skip
+    enum_fields = [
+        f"{m.__name__}.{s.name}"
+        for m in DOCUMENTS
+        for s in specs(m)
+        if isinstance(s.annotation, type) and issubclass(s.annotation, enum.Enum)
+    ]
     assert enum_fields == []

@@ -21,9 +21,8 @@ client may create a document with, and the status changes a client may make.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, ClassVar, Final

@@ -81,8 +81,9 @@ def test_the_triggers_own_write_is_skipped(
 def test_an_edit_of_a_profile_deleted_since_changes_nothing(
     firestore_db: Any, firestore_event: Callable[..., Any], uid: str
 ) -> None:
-    event = firestore_event(f"users/{uid}", before=PROFILE,
-                            after={**PROFILE, "displayName": "Gone"}, kind="updated")  # fmt: skip
+    event = firestore_event(
+        f"users/{uid}", before=PROFILE, after={**PROFILE, "displayName": "Gone"}, kind="updated"
+    )
 
     deliver(on_profile_updated, event)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -79,8 +80,11 @@ def test_a_change_recorded_but_not_yet_enforced_is_completed_by_its_retry(
     )
 
     assert retry.data["changed"] is False
-    assert auth.get_user("seed-buyer").custom_claims == {"role": "agent", "plan": "pro",
-                                                         "beta": True}  # fmt: skip
+    assert auth.get_user("seed-buyer").custom_claims == {
+        "role": "agent",
+        "plan": "pro",
+        "beta": True,
+    }
 
 
 def test_concurrent_changes_by_two_admins_leave_claim_record_and_audit_agreeing(
@@ -91,9 +95,14 @@ def test_concurrent_changes_by_two_admins_leave_claim_record_and_audit_agreeing(
     auth.set_custom_user_claims("seed-admin-2", {"role": "admin"})
     requests = [("seed-admin", "agent"), ("seed-admin-2", "admin")] * 2
     with ThreadPoolExecutor(max_workers=2) as pool:  # two admins at work at once
-        results = list(pool.map(
-            lambda r: call_function(set_user_role, {"uid": "seed-buyer", "role": r[1]},
-                                    uid=r[0], claims=ADMIN), requests))  # fmt: skip
+        results = list(
+            pool.map(
+                lambda r: call_function(
+                    set_user_role, {"uid": "seed-buyer", "role": r[1]}, uid=r[0], claims=ADMIN
+                ),
+                requests,
+            )
+        )
 
     assert all(r.ok for r in results), [r.body for r in results if not r.ok]
     recorded = firestore_db.document("users/seed-buyer").get().get("role")
@@ -102,7 +111,7 @@ def test_concurrent_changes_by_two_admins_leave_claim_record_and_audit_agreeing(
     assert len(history) == sum(r.data["changed"] for r in results)
     assert history[-1]["change"]["role"]["to"] == recorded
     # Each entry starts where the previous one ended: no change escaped the log.
-    for earlier, later in zip(history, history[1:], strict=False):
+    for earlier, later in itertools.pairwise(history):
         assert later["change"]["role"]["from"] == earlier["change"]["role"]["to"]
 
 
