@@ -12,6 +12,7 @@ commands run it with ``--check`` so a stale ``firestore.rules`` is never deploye
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -45,10 +46,17 @@ def render() -> str:
     if len(slots) > 1:
         raise SystemExit(f"{POLICY.name}: {PLACEHOLDER} appears {len(slots)} times")
     for i in slots:
+        generated = shape_functions()
+        clashes = _declared(generated) & _declared("".join(lines))
+        if clashes:  # two definitions of one name: which one the rules use is not ours to guess
+            raise SystemExit(f"{POLICY.name} declares generated function(s) {sorted(clashes)}")
         indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
-        generated = shape_functions().splitlines()
-        lines[i] = "".join(f"{indent}{text}\n" if text else "\n" for text in generated)
+        lines[i] = "".join(f"{indent}{text}\n" if text else "\n" for text in generated.splitlines())
     return HEADER + "".join(lines)
+
+
+def _declared(rules_text: str) -> set[str]:
+    return set(re.findall(r"\bfunction\s+(\w+)\s*\(", rules_text))
 
 
 def main(argv: list[str]) -> int:

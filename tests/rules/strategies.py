@@ -170,7 +170,7 @@ def field_shape(spec: FieldSpec) -> Shape:
 # Characters that make length and pattern checks interesting: astral-plane (2 UTF-16 units),
 # a combining mark, non-ASCII letters, Unicode white space that RE2's \s does not know.
 TRICKY_CHARS = ("a", "Z", "é", "\u0301", "😀", "𝔸", "\u00a0", "\u2003", "\u0085", "\x0b", "\n")
-_chars = st.one_of(st.sampled_from(TRICKY_CHARS), st.characters(exclude_categories=("Cs",)))
+_chars = st.one_of(st.sampled_from(TRICKY_CHARS), st.characters(codec="utf-8"))
 _names = st.from_regex(r"[a-z][A-Za-z0-9]{0,11}", fullmatch=True)
 _simple = st.one_of(
     st.none(), st.booleans(), st.integers(-1000, 1000), st.floats(-1e6, 1e6), st.text(max_size=8)
@@ -186,11 +186,44 @@ def _text_of_length(n: int) -> st.SearchStrategy[str]:
     return st.builds(build, st.text(_chars, max_size=4), _chars)
 
 
+def _bounded_repeats(pattern: str) -> str:
+    """``pattern`` with ``*`` and ``+`` capped at 3 repeats: short matches to draw from."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in "*+":
+            char = "{0,3}" if char == "*" else "{1,3}"
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _matching(pattern: str) -> st.SearchStrategy[str]:
+    return st.from_regex(_bounded_repeats(pattern), fullmatch=True)
+
+
+def _padded(text: str, n: int) -> str:
+    """``text`` grown to ``n`` code points by repeating its last one (often still a match)."""
+    return text + text[-1:] * (n - len(text)) if text else text
+
+
 def _strings(limits: Mapping[str, Any]) -> st.SearchStrategy[str]:
     low, high = limits.get("min_length", 0), limits.get("max_length")
     if "pattern" in limits:
-        fits = st.from_regex(limits["pattern"], fullmatch=True)
-        return fits.filter(lambda s: low <= len(s) <= (high if high is not None else len(s)))
+        fits = _matching(limits["pattern"])
+        if high is None:
+            return fits
+        # Longest allowed, often astral: the case for exact lengths and the rules' budget.
+        return st.one_of(fits.filter(lambda s: low <= len(s) <= high),
+                         st.builds(_padded, fits, st.just(high)))  # fmt: skip
     options = [
         st.text(_chars, min_size=low, max_size=low + 20 if high is None else min(high, low + 20)),
         _text_of_length(low),
@@ -239,7 +272,9 @@ def _valid_base(shape: Shape) -> st.SearchStrategy[Any]:
     if kind == "choice":
         return st.sampled_from(shape.choices)
     if kind == "datetime":
-        return st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC))
+        return st.datetimes(
+            dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)
+        )
     if kind == "model":
         assert shape.model is not None
         return model_values(shape.model)
@@ -317,7 +352,9 @@ def _float_edges(limits: Mapping[str, Any]) -> list[float]:
             bound = float(limits[key])
             step = math.copysign(0.001, outward)
             # Just past an inclusive bound, or exactly on an exclusive one.
-            edges += [bound + step, math.nextafter(bound, outward)] if key in ("ge", "le") else [bound]
+            edges += (
+                [bound + step, math.nextafter(bound, outward)] if key in ("ge", "le") else [bound]
+            )
     return edges
 
 
@@ -329,8 +366,10 @@ def _string_misses(limits: Mapping[str, Any]) -> list[st.SearchStrategy[Any]]:
     if high is not None:
         misses.append(_text_of_length(high + 1))
     if "pattern" in limits:
-        fits = st.from_regex(limits["pattern"], fullmatch=True)
-        edit = st.sampled_from(TRICKY_CHARS + (" ", "x", "0", "-", "/"))
+        fits = _matching(limits["pattern"])
+        if high is not None:
+            misses.append(st.builds(_padded, fits, st.just(high + 1)))
+        edit = st.sampled_from((*TRICKY_CHARS, " ", "x", "0", "-", "/"))
         misses += [
             st.builds(lambda s, c: s + c, fits, edit),
             st.builds(lambda s, c: c + s, fits, edit),
@@ -362,9 +401,11 @@ def _broken_list(draw: Draw[Any], shape: Shape) -> list[Any]:
     low, high = shape.limits.get("min_length", 0), shape.limits.get("max_length")
     how = draw(st.sampled_from(["long", "short", "item"]))
     if how == "long" and high is not None and high < MAX_LIST_DRAWN:
-        return draw(st.lists(valid(shape.item), min_size=high + 1, max_size=high + 1))
+        longer: list[Any] = draw(st.lists(valid(shape.item), min_size=high + 1, max_size=high + 1))
+        return longer
     if how == "short" and low > 0:
-        return draw(st.lists(valid(shape.item), min_size=low - 1, max_size=low - 1))
+        shorter: list[Any] = draw(st.lists(valid(shape.item), min_size=low - 1, max_size=low - 1))
+        return shorter
     items = draw(st.lists(valid(shape.item), min_size=max(low - 1, 0), max_size=max(low, 2)))
     position = draw(st.integers(0, len(items)))
     return [*items[:position], draw(broken(shape.item)), *items[position:]]
@@ -412,8 +453,9 @@ def create_cases(draw: Draw[Any], model: type[Document], refine: Refine | None =
         always = spec.required or not isinstance(spec.marker, Client)
         if always or draw(st.booleans()):
             data[spec.name] = draw(_marker_value(spec, field_shape(spec)))
-    if model.transitions:
-        data[model.transitions.field] = draw(st.sampled_from(model.transitions.initial))
+    status = model.transitions
+    if status and any(s.name == status.field for s in creatable):
+        data[status.field] = draw(st.sampled_from(status.initial))
     if refine is not None:
         data = refine(draw, data)
     edits = []
