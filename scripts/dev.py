@@ -33,11 +33,19 @@ def _print_banner(stack: EmulatorStack, users: list[object]) -> None:
     print(f"\n{READY_LINE} Press Ctrl-C to stop everything.", flush=True)
 
 
+class _StartupInterruptedError(Exception):
+    """Ctrl-C (or SIGTERM/SIGHUP) while starting: stop now, not once start-up is over."""
+
+
+def _interrupt(*_: object) -> None:
+    raise _StartupInterruptedError
+
+
 def main() -> int:
     """Start, seed, announce, wait for Ctrl-C or SIGTERM, stop."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, _interrupt)
     stack = EmulatorStack(devstack.stack_config(ui=True))
     try:
         print("Starting the emulator suite and localstripe...", flush=True)
@@ -46,13 +54,19 @@ def main() -> int:
         from seed.load import load_all, seed_users
 
         print(load_all().describe(), flush=True)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda *_: stop.set())  # up and running: stop calmly
         _print_banner(stack, list(seed_users()))  # the sign-in accounts, not the population
         while not stop.wait(1.0):
             pass
+    except _StartupInterruptedError:
+        print("\nInterrupted while starting.", flush=True)
     except (StackError, ToolchainError) as err:
         print(f"\nCould not start the dev stack:\n{err}", file=sys.stderr)
         return 1
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda *_: stop.set())  # a second Ctrl-C must not cut the stop short
         print("\nStopping...", flush=True)
         swept = stack.stop()
         print(f"Stopped{f' (swept {len(swept)} stray processes)' if swept else ''}.", flush=True)
