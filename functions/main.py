@@ -7,10 +7,20 @@ ensure_initialized()
 
 from api.accounts import before_user_created, on_profile_updated, set_user_role  # noqa: E402
 from api.health import health  # noqa: E402
+from api.listings import (  # noqa: E402
+    approve_listing,
+    on_listing_updated,
+    reject_listing,
+    set_listing_status,
+)
 
 __all__ = [
+    "approve_listing",
     "before_user_created",
     "health",
+    "on_listing_updated",
     "on_profile_updated",
+    "reject_listing",
+    "set_listing_status",
     "set_user_role",
 ]

@@ -228,7 +228,9 @@ def _anchors(summary: SeedSummary) -> Anchors:
     offer = next(d for d in docs if d.collection == "offers" and d.data["status"] == "submitted")
     unread = next(d for d in docs if d.collection == "notifications" and not d.data["read"])
     favourites = Counter(d.data["listingId"] for d in docs if d.collection == "favorites")
+    listing = next(d for d in docs if d.collection == "listings")
     return {
+        "postcode": listing.data["address"]["postcode"],
         "conversation": chat.path.split("/")[1], "offer": offer.data,
         "unread_uid": unread.path.split("/")[1], "favourite": favourites.most_common(1)[0][0],
     }  # fmt: skip
@@ -250,6 +252,7 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
         "agent_listings": {"equals": {"ownerId": "seed-agent"}},
         "agent_listings_by_status": {"equals": {"ownerId": "seed-agent", "status": "active"}},
         "moderation_queue": {"equals": {"status": "pending_review"}},
+        "duplicate_address": {"equals": {"address.postcode": a["postcode"]}},
         "inbox": {"path": {"uid": "seed-agent"}},
         "inbox_unread": {"path": {"uid": a["unread_uid"]}, "equals": {"read": False}},
         "favourites": {"path": {"uid": "seed-buyer"}},

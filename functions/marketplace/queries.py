@@ -147,6 +147,10 @@ BROWSE_NEWEST = Query(
     "browse_newest", Listing, "anyone browsing a city, newest first",
     equals=PUBLIC_BROWSE, order=(Order("publishedAt", DESC),),
 )  # fmt: skip
+DUPLICATE_ADDRESS = Query(
+    "duplicate_address", Listing, "functions: listings at one postcode (duplicate check)",
+    equals=("address.postcode",),
+)  # fmt: skip
 FEATURED = Query(
     "featured", Listing, "the home screen: active listings whose paid boost still runs",
     equals=("status",), ranges=("featuredUntil",), order=(Order("featuredUntil"),),
@@ -229,6 +233,6 @@ QUERIES: tuple[Query, ...] = (
     AGENT_LISTINGS, AGENT_LISTINGS_BY_STATUS, MODERATION_QUEUE, INBOX, INBOX_UNREAD,
     FAVOURITES, FAVOURITED_BY, MY_SAVED_SEARCHES, SEARCHES_MATCHING, MY_CONVERSATIONS,
     MESSAGES, BUYER_OFFERS, AGENT_OFFERS, LISTING_OFFERS, OPEN_OFFERS, BUYER_VIEWINGS,
-    AGENT_VIEWINGS,
+    AGENT_VIEWINGS, DUPLICATE_ADDRESS,
 )  # fmt: skip
 """Every query made against the marketplace's documents."""

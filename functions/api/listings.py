@@ -1,0 +1,77 @@
+"""Listings: the submission trigger, the admins' review calls and the agents' status calls."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from firekit import bootstrap, logs
+from firekit.callables import CallContext, callable_function
+from firekit.errors import Unauthenticated
+from firekit.events import DocumentChange, Effects, document_trigger
+from firekit.ratelimit import RateLimit
+from marketplace import listings
+from marketplace.roles import Role
+
+
+class ListingEvent(BaseModel):
+    """What the trigger needs from the event's copy: only whether it is a submission.
+
+    Deliberately lenient: a listing that no longer fits the strict model must still reach
+    the handler, which rejects it with a reason instead of leaving it queued for ever.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: str
+
+
+@document_trigger(
+    "listings/{listingId}", model=ListingEvent, on="updated", owned_fields=listings.OWNED_FIELDS
+)
+def on_listing_updated(change: DocumentChange[ListingEvent], effects: Effects) -> None:
+    """Review a submitted listing: publish it, queue it for an admin, or reject it."""
+    # Only an event into pending_review can need a review. The event's copy decides
+    # nothing else: the listing is read again in the effect's transaction, since events
+    # arrive out of order and the listing may have moved on since.
+    if change.after is None or change.after.status != "pending_review":
+        return
+    listing_id = change.params["listingId"]
+    outcome = listings.review_submission(effects.db, effects.tx, listing_id)
+    logs.info(
+        "listing reviewed", function="on_listing_updated", listingId=listing_id,
+        outcome=outcome.value,
+    )  # fmt: skip
+
+
+_ADMIN_LIMIT = RateLimit(120, per_seconds=60)
+_AGENT_LIMIT = RateLimit(60, per_seconds=60)
+
+
+@callable_function(listings.ListingRequest, roles={Role.ADMIN.value}, rate_limit=_ADMIN_LIMIT)
+def approve_listing(call: CallContext, data: listings.ListingRequest) -> listings.TransitionResult:
+    """Admin only: publish a listing waiting for review."""
+    if call.uid is None:  # unreachable: a role requirement implies a signed-in caller
+        raise Unauthenticated()
+    return listings.approve(bootstrap.db(), actor_uid=call.uid, listing_id=data.listingId)
+
+
+@callable_function(listings.RejectRequest, roles={Role.ADMIN.value}, rate_limit=_ADMIN_LIMIT)
+def reject_listing(call: CallContext, data: listings.RejectRequest) -> listings.TransitionResult:
+    """Admin only: reject a listing waiting for review, with a reason for its agent."""
+    if call.uid is None:
+        raise Unauthenticated()
+    return listings.reject(
+        bootstrap.db(), actor_uid=call.uid, listing_id=data.listingId, reason=data.reason
+    )
+
+
+@callable_function(listings.SetStatusRequest, roles={Role.AGENT.value}, rate_limit=_AGENT_LIMIT)
+def set_listing_status(
+    call: CallContext, data: listings.SetStatusRequest
+) -> listings.TransitionResult:
+    """The listing's agent: under offer, sold, let, archived, or back on the market."""
+    if call.uid is None:
+        raise Unauthenticated()
+    return listings.set_status(
+        bootstrap.db(), owner_uid=call.uid, listing_id=data.listingId, status=data.status
+    )

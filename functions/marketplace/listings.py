@@ -1,0 +1,448 @@
+"""Listings: the lifecycle past the client's own moves, from review to sold.
+
+Clients create and edit drafts under the rules, and submit one by moving it from
+``draft`` (or ``rejected``) to ``pending_review``. The submission trigger then reviews it
+here (:func:`review_submission`): it reads the listing as stored *now*, in the effect's
+transaction, and acts only while it is still ``pending_review``; it checks what rules
+cannot (price sanity per kind, photos, a usable address, no duplicate on the market),
+normalises the text, derives ``geohash`` and ``searchKeys``, and then either publishes
+(owners who are verified or on the paid plan) or leaves the listing queued for an admin.
+A listing it cannot accept (bad data included) is rejected with a reason, never raised
+about, so no event ever loops.
+
+Queued means: still ``pending_review``, with ``searchKeys`` set and ``reviewedAt`` unset
+(the moderation queue is ``status == pending_review`` by ``updatedAt``).
+
+Every other move goes through :func:`approve`, :func:`reject` and :func:`set_status`,
+each checked against :data:`GRAPH`; a move the graph does not allow is refused with
+``FailedPrecondition`` before anything is written.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, cast
+
+import pygeohash
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from firekit.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied, field_issues
+from marketplace import audit, queries
+from marketplace.models.listings import Listing, ListingStatus
+from marketplace.profiles import profile_ref
+
+LISTINGS = "listings"
+GEOHASH_PRECISION = 9
+"""About 5 m x 5 m: finer than any map zoom, coarse prefixes give the NEAR ranges."""
+TRANSACTION_ATTEMPTS = 10
+MAX_REASON = 500
+
+GRAPH: Mapping[str, frozenset[str]] = {
+    "draft": frozenset({"pending_review"}),
+    "pending_review": frozenset({"draft", "active", "rejected"}),
+    "rejected": frozenset({"draft", "pending_review"}),
+    "active": frozenset({"under_offer", "sold", "let", "archived"}),
+    "under_offer": frozenset({"active", "sold", "archived"}),
+    "sold": frozenset({"archived"}),
+    "let": frozenset({"archived"}),
+    "archived": frozenset(),
+}
+"""Every status move anyone may make (clients' moves are the model's ``Transitions``)."""
+
+AgentStatus = Literal["active", "under_offer", "sold", "let", "archived"]
+AGENT_MOVES: Mapping[str, frozenset[str]] = {
+    "active": frozenset({"under_offer", "sold", "let", "archived"}),
+    "under_offer": frozenset({"active", "sold", "archived"}),
+    "sold": frozenset({"archived"}),
+    "let": frozenset({"archived"}),
+}
+"""The moves an owner makes through :func:`set_status` (a subset of :data:`GRAPH`)."""
+ADMIN_MOVES: Mapping[str, frozenset[str]] = {"pending_review": frozenset({"active", "rejected"})}
+"""The moves an admin makes through :func:`approve` and :func:`reject`."""
+KIND_ONLY = {"under_offer": "sale", "sold": "sale", "let": "rent"}
+"""Statuses only one kind reaches: a rental is let, never sold or under offer."""
+DUPLICATE_STATUSES = frozenset({"pending_review", "active", "under_offer"})
+"""A listing at the same address in one of these is on (or about to be on) the market."""
+
+# Prices in major units (pounds, euros, ...); rent is per month.
+PRICE_BOUNDS = {"sale": (10_000, 200_000_000), "rent": (50, 200_000)}
+PRICE_BANDS = {
+    "sale": (0, 100_000, 200_000, 300_000, 400_000, 500_000, 750_000, 1_000_000, 2_000_000),
+    "rent": (0, 500, 750, 1_000, 1_250, 1_500, 2_000, 3_000, 5_000),
+}
+"""Lower edges of the price bands a ``searchKeys`` entry names (the last one is open)."""
+
+SERVER_FIELDS = frozenset(
+    {"status", "geohash", "searchKeys", "publishedAt", "reviewedAt", "rejectionReason"}
+)
+NORMALISED_FIELDS = frozenset({"title", "description", "address.postcode"})
+OWNED_FIELDS = SERVER_FIELDS | NORMALISED_FIELDS
+"""What the submission trigger writes; a change of only these is its own (loop guard).
+
+A client's submission always changes ``updatedAt`` too (the rules demand the request
+time on every update), so it is never mistaken for the trigger's own write.
+"""
+
+ListingId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON)
+]
+
+
+class ListingRequest(BaseModel):
+    """An admin's approval of a listing waiting for review."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listingId: ListingId
+
+
+class RejectRequest(BaseModel):
+    """An admin's rejection, with the reason the agent will read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listingId: ListingId
+    reason: Reason
+
+
+class SetStatusRequest(BaseModel):
+    """An owner's move of their listing on the market."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listingId: ListingId
+    status: AgentStatus
+
+
+class TransitionResult(BaseModel):
+    """The status a call moved a listing from and to."""
+
+    listingId: str
+    status: ListingStatus
+    previousStatus: ListingStatus
+
+
+class ReviewOutcome(enum.StrEnum):
+    """What the submission trigger did."""
+
+    IGNORED = "ignored"  # the listing is gone or no longer pending review
+    PUBLISHED = "published"
+    QUEUED = "queued"
+    REJECTED = "rejected"
+
+
+def listing_ref(db: firestore.Client, listing_id: str) -> firestore.DocumentReference:
+    """The document of one listing."""
+    return db.collection(LISTINGS).document(listing_id)
+
+
+def can_move(before: str, after: str) -> bool:
+    """Does the lifecycle graph allow ``before`` -> ``after``?"""
+    return after in GRAPH.get(before, frozenset())
+
+
+# --- normalisation and derived fields -------------------------------------------------
+
+
+def collapse(text: str) -> str:
+    """Trimmed, with runs of whitespace as one space."""
+    return " ".join(text.split())
+
+
+def normalise_postcode(postcode: str) -> str:
+    """Upper case, single-spaced: ``" sw1a   1aa"`` -> ``"SW1A 1AA"``."""
+    return collapse(postcode).upper()
+
+
+def address_key(line1: str, postcode: str) -> str:
+    """The form two addresses are compared in: case-, space- and punctuation-insensitive."""
+    return re.sub(r"[^0-9a-z]", "", f"{line1}|{postcode}".casefold())
+
+
+def geohash_of(lat: float, lng: float) -> str:
+    """The geohash of a point at :data:`GEOHASH_PRECISION`."""
+    return str(pygeohash.encode(lat, lng, precision=GEOHASH_PRECISION))
+
+
+def price_band(kind: str, amount_major: int) -> str:
+    """``<low>-<high>`` (or ``<low>+`` for the top band) of the band holding a price."""
+    edges = PRICE_BANDS[kind]
+    low = max(edge for edge in edges if edge <= amount_major)
+    higher = [edge for edge in edges if edge > amount_major]
+    return f"{low}-{higher[0]}" if higher else f"{low}+"
+
+
+def search_keys(listing: Listing) -> list[str]:
+    """The keys saved searches and filters match with ``array-contains``.
+
+    ``city:<city>``, ``kind:<kind>``, ``type:<type>``, ``beds:<n>``, ``city_kind:<city>|
+    <kind>`` and ``price:<kind>:<currency>:<band>`` (bands per kind, in major units).
+    """
+    city = collapse(listing.address.city).casefold()
+    major = listing.price.amount // 100
+    return [
+        f"city:{city}",
+        f"kind:{listing.kind}",
+        f"type:{listing.propertyType}",
+        f"beds:{listing.bedrooms}",
+        f"city_kind:{city}|{listing.kind}",
+        f"price:{listing.kind}:{listing.price.currency}:{price_band(listing.kind, major)}",
+    ]
+
+
+def normalised_fields(listing: Listing) -> dict[str, Any]:
+    """The client's text tidied: trimmed title and description, postcode upper-cased."""
+    return {
+        "title": collapse(listing.title),
+        "description": listing.description.strip(),
+        "address.postcode": normalise_postcode(listing.address.postcode),
+    }
+
+
+def derived_fields(listing: Listing) -> dict[str, Any]:
+    """What the server computes for search: ``geohash`` and ``searchKeys``."""
+    return {
+        "geohash": geohash_of(listing.location.lat, listing.location.lng),
+        "searchKeys": search_keys(listing),
+    }
+
+
+# --- sanity checks --------------------------------------------------------------------
+
+
+def problems(listing: Listing) -> list[str]:
+    """What makes a listing unfit to publish, as sentences the agent can act on."""
+    found: list[str] = []
+    amount = listing.price.amount
+    low, high = PRICE_BOUNDS[listing.kind]
+    what = "monthly rent" if listing.kind == "rent" else "price"
+    if amount <= 0:
+        found.append(f"The {what} must be more than zero.")
+    elif not low * 100 <= amount <= high * 100:
+        found.append(f"The {what} must be between {low:,} and {high:,} {listing.price.currency}.")
+    if not listing.photos:
+        found.append("Add at least one photo.")
+    if not collapse(listing.address.line1):
+        found.append("The address needs a first line.")
+    if not collapse(listing.address.city):
+        found.append("The address needs a city.")
+    if not collapse(listing.address.postcode):
+        found.append("The address needs a postcode.")
+    if len(collapse(listing.title)) < 5:
+        found.append("The title needs at least 5 characters.")
+    return found
+
+
+def is_duplicate(listing_id: str, listing: Listing, others: list[Any]) -> bool:
+    """Is another listing at the same address on (or about to be on) the market?"""
+    key = address_key(listing.address.line1, listing.address.postcode)
+    for other in others:
+        if other.id == listing_id:
+            continue
+        data = other.to_dict() or {}
+        address = data.get("address")
+        if data.get("status") not in DUPLICATE_STATUSES or not isinstance(address, dict):
+            continue
+        if address_key(str(address.get("line1", "")), str(address.get("postcode", ""))) == key:
+            return True
+    return False
+
+
+def reason_text(found: list[str]) -> str:
+    """The agent-facing rejection reason, within the model's 500 characters."""
+    text = " ".join(found)
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+@dataclass(frozen=True)
+class _Reviewed:
+    listing: Listing | None
+    problems: list[str]
+
+
+def _review_reads(
+    db: firestore.Client, transaction: firestore.Transaction, listing_id: str, data: dict[str, Any]
+) -> _Reviewed:
+    """Validate and sanity-check a stored listing, duplicate query included (reads only)."""
+    try:
+        listing = Listing.model_validate(data)
+    except ValidationError as exc:
+        fields = sorted({issue["field"] for issue in field_issues(exc)})
+        return _Reviewed(None, [f"The listing has invalid data in: {', '.join(fields)}."])
+    found = problems(listing)
+    postcode = normalise_postcode(listing.address.postcode)
+    if postcode and not found:
+        query = queries.DUPLICATE_ADDRESS.build(db, equals={"address.postcode": postcode})
+        if is_duplicate(listing_id, listing, list(transaction.get(query))):
+            found.append("This address is already on the market in another listing.")
+    return _Reviewed(listing, found)
+
+
+def _publishable(profile: Mapping[str, Any]) -> bool:
+    return profile.get("verified") is True or profile.get("plan") == "agent_pro"
+
+
+def _publish_fields(listing: Listing) -> dict[str, Any]:
+    return {
+        **normalised_fields(listing),
+        **derived_fields(listing),
+        "status": "active",
+        "publishedAt": firestore.SERVER_TIMESTAMP,
+        "reviewedAt": firestore.SERVER_TIMESTAMP,
+        "rejectionReason": None,
+    }
+
+
+def _reject_fields(reason: str) -> dict[str, Any]:
+    return {
+        "status": "rejected",
+        "rejectionReason": reason,
+        "reviewedAt": firestore.SERVER_TIMESTAMP,
+    }
+
+
+# --- the submission trigger -----------------------------------------------------------
+
+
+def review_submission(
+    db: firestore.Client, transaction: firestore.Transaction, listing_id: str
+) -> ReviewOutcome:
+    """Review a submitted listing as stored now: publish, queue or reject it.
+
+    Reads (listing, same-postcode listings, owner profile) all come before the one write,
+    as Firestore transactions require. Never raises for bad data.
+    """
+    ref = listing_ref(db, listing_id)
+    snapshot = ref.get(transaction=transaction)
+    data = (snapshot.to_dict() or {}) if snapshot.exists else {}
+    if data.get("status") != "pending_review":
+        return ReviewOutcome.IGNORED
+    reviewed = _review_reads(db, transaction, listing_id, data)
+    if reviewed.listing is None or reviewed.problems:
+        transaction.update(ref, _reject_fields(reason_text(reviewed.problems)))
+        return ReviewOutcome.REJECTED
+    listing = reviewed.listing
+    owner = profile_ref(db, listing.ownerId).get(transaction=transaction)
+    if _publishable((owner.to_dict() or {}) if owner.exists else {}):
+        transaction.update(ref, _publish_fields(listing))
+        return ReviewOutcome.PUBLISHED
+    queued = {**normalised_fields(listing), **derived_fields(listing), "rejectionReason": None}
+    transaction.update(ref, queued)
+    return ReviewOutcome.QUEUED
+
+
+# --- callables' domain ----------------------------------------------------------------
+
+
+def approve(db: firestore.Client, *, actor_uid: str, listing_id: str) -> TransitionResult:
+    """An admin publishes a listing waiting for review (checked again, as it may not
+    have been reviewed by the trigger yet)."""
+
+    def apply(transaction: firestore.Transaction) -> TransitionResult:
+        ref, data = _read(db, transaction, listing_id)
+        previous = _move_allowed(data, "active", ADMIN_MOVES)
+        reviewed = _review_reads(db, transaction, listing_id, data)
+        if reviewed.listing is None or reviewed.problems:
+            raise FailedPrecondition(
+                "The listing cannot be published: " + reason_text(reviewed.problems)
+            )
+        transaction.update(ref, _publish_fields(reviewed.listing))
+        _audit(
+            transaction, db, "listing.approved", actor_uid=actor_uid, listing_id=listing_id,
+            previous=previous, status="active",
+        )  # fmt: skip
+        return TransitionResult(listingId=listing_id, status="active", previousStatus=previous)
+
+    return _run(db, apply)
+
+
+def reject(
+    db: firestore.Client, *, actor_uid: str, listing_id: str, reason: str
+) -> TransitionResult:
+    """An admin sends a listing waiting for review back to its agent, with a reason."""
+
+    def apply(transaction: firestore.Transaction) -> TransitionResult:
+        ref, data = _read(db, transaction, listing_id)
+        previous = _move_allowed(data, "rejected", ADMIN_MOVES)
+        transaction.update(ref, _reject_fields(reason))
+        _audit(
+            transaction, db, "listing.rejected", actor_uid=actor_uid, listing_id=listing_id,
+            previous=previous, status="rejected",
+        )  # fmt: skip
+        return TransitionResult(listingId=listing_id, status="rejected", previousStatus=previous)
+
+    return _run(db, apply)
+
+
+def set_status(
+    db: firestore.Client, *, owner_uid: str, listing_id: str, status: str
+) -> TransitionResult:
+    """The owner marks their listing under offer, sold, let, archived, or active again."""
+
+    def apply(transaction: firestore.Transaction) -> TransitionResult:
+        ref, data = _read(db, transaction, listing_id)
+        if data.get("ownerId") != owner_uid:
+            raise PermissionDenied("Only the listing's agent may change its status.")
+        previous = _move_allowed(data, status, AGENT_MOVES)
+        only = KIND_ONLY.get(status)
+        if only is not None and data.get("kind") != only:
+            raise FailedPrecondition(f"Only a listing for {only} can be marked {status}.")
+        transaction.update(ref, {"status": status, "updatedAt": firestore.SERVER_TIMESTAMP})
+        return TransitionResult(
+            listingId=listing_id, status=cast(ListingStatus, status), previousStatus=previous
+        )
+
+    return _run(db, apply)
+
+
+def _read(
+    db: firestore.Client, transaction: firestore.Transaction, listing_id: str
+) -> tuple[firestore.DocumentReference, dict[str, Any]]:
+    ref = listing_ref(db, listing_id)
+    snapshot = ref.get(transaction=transaction)
+    if not snapshot.exists:
+        raise NotFound("No such listing.")
+    return ref, snapshot.to_dict() or {}
+
+
+def _move_allowed(data: Mapping[str, Any], status: str, moves: Mapping[str, frozenset[str]]) -> Any:
+    """The stored status, if ``moves`` (a part of :data:`GRAPH`) allows it -> ``status``."""
+    previous = data.get("status")
+    if not isinstance(previous, str) or status not in moves.get(previous, frozenset()):
+        shown = previous if isinstance(previous, str) and previous in GRAPH else "its status"
+        raise FailedPrecondition(f"A listing cannot move from {shown} to {status}.")
+    return previous
+
+
+def _audit(
+    transaction: firestore.Transaction,
+    db: firestore.Client,
+    action: str,
+    *,
+    actor_uid: str,
+    listing_id: str,
+    previous: str,
+    status: str,
+) -> None:
+    entry = audit.audit_entry(
+        action, actor_uid=actor_uid, target=f"{LISTINGS}/{listing_id}",
+        change={"status": {"from": previous, "to": status}},
+    )  # fmt: skip
+    audit.append_in(transaction, db, entry)
+
+
+def _run(db: firestore.Client, apply: Any) -> TransitionResult:
+    transactional = firestore.transactional(apply)
+    try:
+        result: TransitionResult = transactional(db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+    except ValueError as exc:
+        if isinstance(exc.__cause__, gexc.Aborted):  # lost every attempt to contention
+            raise Aborted("The listing is being changed by someone else; try again.") from exc
+        raise
+    return result
