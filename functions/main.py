@@ -6,6 +6,7 @@ from firekit.bootstrap import ensure_initialized
 ensure_initialized()
 
 from api.accounts import before_user_created, on_profile_updated, set_user_role  # noqa: E402
+from api.favorites import on_favorite_written, roll_up_favorites  # noqa: E402
 from api.health import health  # noqa: E402
 from api.listings import (  # noqa: E402
     approve_listing,
@@ -18,9 +19,11 @@ __all__ = [
     "approve_listing",
     "before_user_created",
     "health",
+    "on_favorite_written",
     "on_listing_updated",
     "on_profile_updated",
     "reject_listing",
+    "roll_up_favorites",
     "set_listing_status",
     "set_user_role",
 ]

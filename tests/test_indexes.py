@@ -215,7 +215,7 @@ def test_names_are_unique_and_building_refuses_undeclared_filters() -> None:
 # -- the queries, run on the seed ---------------------------------------------------------
 
 Anchors = dict[str, Any]
-DERIVED_ONLY = {"near", "searches_matching"}
+DERIVED_ONLY = {"near", "searches_matching", "favourite_shards_changed"}
 """Queries on fields functions derive, which the seed leaves unset: empty for now."""
 
 
@@ -253,6 +253,7 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
         "agent_listings_by_status": {"equals": {"ownerId": "seed-agent", "status": "active"}},
         "moderation_queue": {"equals": {"status": "pending_review"}},
         "duplicate_address": {"equals": {"address.postcode": a["postcode"]}},
+        "favourite_shards_changed": {"ranges": {"updatedAt": [(">=", now)]}},
         "inbox": {"path": {"uid": "seed-agent"}},
         "inbox_unread": {"path": {"uid": a["unread_uid"]}, "equals": {"read": False}},
         "favourites": {"path": {"uid": "seed-buyer"}},

@@ -81,7 +81,8 @@ SERVER_FIELDS = frozenset(
     {"status", "geohash", "searchKeys", "publishedAt", "reviewedAt", "rejectionReason"}
 )
 NORMALISED_FIELDS = frozenset({"title", "description", "address.postcode"})
-OWNED_FIELDS = SERVER_FIELDS | NORMALISED_FIELDS
+# favoritesCount: the favourites roll-up writes it; that must not look like a submission.
+OWNED_FIELDS = SERVER_FIELDS | NORMALISED_FIELDS | {"favoritesCount"}
 """What the submission trigger writes; a change of only these is its own (loop guard).
 
 A client's submission always changes ``updatedAt`` too (the rules demand the request

@@ -21,6 +21,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from firekit.docmodel import Document
+from marketplace.favorites import FavoriteShard
 from marketplace.models import (
     Conversation,
     Favorite,
@@ -147,6 +148,10 @@ BROWSE_NEWEST = Query(
     "browse_newest", Listing, "anyone browsing a city, newest first",
     equals=PUBLIC_BROWSE, order=(Order("publishedAt", DESC),),
 )  # fmt: skip
+FAVOURITE_SHARDS_CHANGED = Query(
+    "favourite_shards_changed", FavoriteShard, "functions: the favourites roll-up",
+    ranges=("updatedAt",), order=(Order("updatedAt"),), group=True,
+)  # fmt: skip
 DUPLICATE_ADDRESS = Query(
     "duplicate_address", Listing, "functions: listings at one postcode (duplicate check)",
     equals=("address.postcode",),
@@ -233,6 +238,6 @@ QUERIES: tuple[Query, ...] = (
     AGENT_LISTINGS, AGENT_LISTINGS_BY_STATUS, MODERATION_QUEUE, INBOX, INBOX_UNREAD,
     FAVOURITES, FAVOURITED_BY, MY_SAVED_SEARCHES, SEARCHES_MATCHING, MY_CONVERSATIONS,
     MESSAGES, BUYER_OFFERS, AGENT_OFFERS, LISTING_OFFERS, OPEN_OFFERS, BUYER_VIEWINGS,
-    AGENT_VIEWINGS, DUPLICATE_ADDRESS,
+    AGENT_VIEWINGS, DUPLICATE_ADDRESS, FAVOURITE_SHARDS_CHANGED,
 )  # fmt: skip
 """Every query made against the marketplace's documents."""
