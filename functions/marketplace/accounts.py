@@ -13,18 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from firebase_admin import auth
-from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
 
 from firekit import claims
 from firekit.errors import Aborted, FailedPrecondition, NotFound
+from firekit.transactions import run_transaction
 from marketplace import audit
 from marketplace.profiles import new_profile, profile_ref
 from marketplace.roles import ROLE_CLAIM, Role, role_of
 
 SYNC_ATTEMPTS = 5
-TRANSACTION_ATTEMPTS = 10
 
 
 class SetRoleRequest(BaseModel):
@@ -73,7 +72,6 @@ def set_role(db: firestore.Client, *, actor_uid: str, request: SetRoleRequest) -
 def _record(db: firestore.Client, actor_uid: str, uid: str, role: Role) -> _Recorded:
     ref = profile_ref(db, uid)
 
-    @firestore.transactional
     def apply(transaction: firestore.Transaction) -> _Recorded:
         snapshot = ref.get(transaction=transaction)
         stored = snapshot.to_dict() or {}
@@ -91,13 +89,9 @@ def _record(db: firestore.Client, actor_uid: str, uid: str, role: Role) -> _Reco
         audit.append_in(transaction, db, entry)
         return _Recorded(previous=previous, changed=True)
 
-    try:
-        result: _Recorded = apply(db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
-    except ValueError as exc:
-        if isinstance(exc.__cause__, gexc.Aborted):  # lost every attempt to contention
-            raise Aborted("The user is being changed by someone else; try again.") from exc
-        raise
-    return result
+    return run_transaction(
+        db, apply, busy_message="The user is being changed by someone else; try again."
+    )
 
 
 def sync_role_claim(db: firestore.Client, uid: str) -> Role:

@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, cast
 
 import pygeohash
-from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from firekit.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied, field_issues
+from firekit.errors import FailedPrecondition, NotFound, PermissionDenied, field_issues
+from firekit.transactions import run_transaction
 from marketplace import audit, queries
 from marketplace.models.listings import Listing, ListingStatus
 from marketplace.profiles import profile_ref
@@ -39,7 +39,6 @@ from marketplace.profiles import profile_ref
 LISTINGS = "listings"
 GEOHASH_PRECISION = 9
 """About 5 m x 5 m: finer than any map zoom, coarse prefixes give the NEAR ranges."""
-TRANSACTION_ATTEMPTS = 10
 MAX_REASON = 500
 
 GRAPH: Mapping[str, frozenset[str]] = {
@@ -438,12 +437,9 @@ def _audit(
     audit.append_in(transaction, db, entry)
 
 
-def _run(db: firestore.Client, apply: Any) -> TransitionResult:
-    transactional = firestore.transactional(apply)
-    try:
-        result: TransitionResult = transactional(db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
-    except ValueError as exc:
-        if isinstance(exc.__cause__, gexc.Aborted):  # lost every attempt to contention
-            raise Aborted("The listing is being changed by someone else; try again.") from exc
-        raise
-    return result
+def _run(
+    db: firestore.Client, apply: Callable[[firestore.Transaction], TransitionResult]
+) -> TransitionResult:
+    return run_transaction(
+        db, apply, busy_message="The listing is being changed by someone else; try again."
+    )
