@@ -6,10 +6,17 @@ from firekit.bootstrap import ensure_initialized
 ensure_initialized()
 
 from api.accounts import before_user_created, on_profile_updated, set_user_role  # noqa: E402
+from api.alerts import (  # noqa: E402
+    deliver_alerts,
+    on_listing_alerts,
+    on_saved_search_written,
+    send_email_digests,
+)
 from api.favorites import on_favorite_written, roll_up_favorites  # noqa: E402
 from api.health import health  # noqa: E402
 from api.listings import (  # noqa: E402
     approve_listing,
+    on_agent_profile_changed,
     on_listing_updated,
     reject_listing,
     set_listing_status,
@@ -18,12 +25,17 @@ from api.listings import (  # noqa: E402
 __all__ = [
     "approve_listing",
     "before_user_created",
+    "deliver_alerts",
     "health",
+    "on_agent_profile_changed",
     "on_favorite_written",
+    "on_listing_alerts",
     "on_listing_updated",
     "on_profile_updated",
+    "on_saved_search_written",
     "reject_listing",
     "roll_up_favorites",
+    "send_email_digests",
     "set_listing_status",
     "set_user_role",
 ]

@@ -33,13 +33,22 @@ class SeedUser:
     password: str
     display_name: str
     role: Role
+    verified: bool = False
+    """An agent an admin checked: their listings publish without moderation."""
 
 
 def seed_users(path: Path = SIGN_IN_ACCOUNTS) -> list[SeedUser]:
     """The seeded accounts listed in ``path`` (default: the sign-in accounts)."""
     rows = json.loads(path.read_text())
     return [
-        SeedUser(r["uid"], r["email"], r["password"], r["displayName"], Role(r["role"]))
+        SeedUser(
+            r["uid"],
+            r["email"],
+            r["password"],
+            r["displayName"],
+            Role(r["role"]),
+            verified=bool(r.get("verified", False)),
+        )
         for r in rows
     ]
 
@@ -69,4 +78,6 @@ def load_users(users: list[SeedUser] | None = None) -> list[SeedUser]:
             db, user.uid, email=user.email, display_name=user.display_name, role=user.role
         ):
             profiles.profile_ref(db, user.uid).update({"role": user.role.value})
+        if user.verified:
+            profiles.profile_ref(db, user.uid).update({"verified": True})
     return users

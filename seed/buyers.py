@@ -1,8 +1,9 @@
 """What seeded buyers keep: saved searches, favourites and the devices they sign in on.
 
-Saved searches are written as a client writes them; ``matchKeys`` (derived by a
-function) stays unset. Favourites point only at public listings, and each listing's
-``favoritesCount`` is tallied from them so the counter agrees with the data.
+Saved searches are written as a client writes them, plus the ``matchKeys`` the search
+trigger would derive (the seed is written with triggers off). Favourites point only at
+public listings; each listing's ``favoritesCount`` is tallied from them, and the
+counter's marks and shard are written too, so a later favourite counts on from there.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from marketplace import alerts, favorites
 from marketplace.models import Device, Favorite, SavedSearch
 from seed.clock import DAY, between, days_ago
 from seed.documents import SeedDoc
@@ -67,7 +69,24 @@ def saved_searches(rng: random.Random, now: dt.datetime, buyer: Buyer) -> list[S
             **_criteria(rng, city, kind),
         }
         docs.append(SeedDoc(f"savedSearches/{buyer.uid}-{number}", SavedSearch, data))
+    if buyer.uid in WATCHING_LONDON:
+        created = now - 7 * DAY  # not drawn from rng: the rest of the seed stays as it was
+        kind = WATCHING_LONDON[buyer.uid]
+        name = "Homes to buy in London" if kind == "sale" else "Homes to rent in London"
+        docs.append(SeedDoc(f"savedSearches/{buyer.uid}-london", SavedSearch, {
+            "ownerId": buyer.uid, "name": name, "kind": kind, "city": "London",
+            "currency": "GBP", "propertyTypes": [],
+            "channels": {"inApp": True, "push": True, "email": True}, "muted": False,
+            "createdAt": created, "updatedAt": created,
+        }))  # fmt: skip
+    for doc in docs:
+        doc.data["matchKeys"] = alerts.match_keys(SavedSearch.model_validate(doc.data))
     return docs
+
+
+WATCHING_LONDON = {"seed-buyer": "sale", "seed-renter": "rent"}
+"""The sign-in buyers each watch all of London, with every channel on: publishing any
+seeded London draft of theirs kind (as agent@) visibly notifies them in the dev stack."""
 
 
 def _criteria(rng: random.Random, city: City, kind: str) -> dict[str, Any]:
@@ -120,11 +139,23 @@ def favourites(
     return docs
 
 
-def tally_favourites(homes: list[Home], favs: list[SeedDoc]) -> None:
-    """Set every listing's ``favoritesCount`` to the number of favourites it has."""
+def tally_favourites(homes: list[Home], favs: list[SeedDoc], now: dt.datetime) -> list[SeedDoc]:
+    """Set every listing's ``favoritesCount`` to the number of favourites it has, and
+    return the counter's marks and shards that say those favourites are counted."""
     tally = Counter(str(f.data["listingId"]) for f in favs)
     for home in homes:
         home.doc.data["favoritesCount"] = tally[home.id]
+    fans: dict[str, list[str]] = {}
+    for fav in favs:
+        fans.setdefault(str(fav.data["listingId"]), []).append(fav.path.split("/")[1])
+    counters = []
+    for listing_id, uids in sorted(fans.items()):
+        for path, data in favorites.counter_documents(listing_id, uids, now).items():
+            model = (
+                favorites.FavoriteShard if "/favoriteShards/" in path else favorites.FavoriteMark
+            )
+            counters.append(SeedDoc(path, model, data))
+    return counters
 
 
 def devices(rng: random.Random, now: dt.datetime, buyer: Buyer) -> list[SeedDoc]:
@@ -136,6 +167,7 @@ def devices(rng: random.Random, now: dt.datetime, buyer: Buyer) -> list[SeedDoc]
         created = days_ago(rng, now, 3, 200)
         data = {
             "token": token,
+            "ownerId": buyer.uid,
             "platform": platform,
             "appVersion": rng.choice(("2.4.0", "2.4.1", "2.5.0")),
             "locale": "en-GB",

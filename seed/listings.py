@@ -2,8 +2,8 @@
 
 Each status has a timeline that makes sense for it (a draft was never reviewed, a sold
 home was published weeks before it sold, a rejected one carries the moderator's reason),
-and sale and rent are priced from the city's levels (rent is monthly). Search fields a
-function derives (``geohash``, ``searchKeys``) are left unset on purpose.
+and sale and rent are priced from the city's levels (rent is monthly). The search fields
+a function derives (``geohash``, ``searchKeys``) are added by ``seed.marketplace``.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ values (one ``random.Random`` with a fixed seed, drawn from in a fixed order). T
 are relative to ``now`` so a fresh dev stack looks lived-in today: listings published
 last week, viewings next week, featured listings still featured.
 
-Not seeded here: ``customers/...`` and payments (the payments issue seeds them), and the
-search fields functions derive (``geohash``, ``searchKeys``, ``matchKeys``).
+Not seeded here: ``customers/...`` and payments (the payments issue seeds them). The
+fields functions derive (``geohash`` and ``searchKeys`` of published listings, saved
+searches' ``matchKeys``) are seeded as those functions would have written them, since
+the seed is written with triggers off.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+from marketplace import listings
+from marketplace.models import Listing
 from marketplace.roles import Role
 from seed import buyers as buyer_docs
 from seed import deals, inbox
@@ -31,6 +35,9 @@ def build(people: list[SeedUser], now: dt.datetime) -> list[SeedDoc]:
         raise ValueError("now must be timezone-aware")
     rng = random.Random(SEED)
     homes = build_homes(rng, now)
+    for home in homes:
+        if home.public:  # what the submission trigger derived when it published them
+            home.doc.data.update(listings.derived_fields(Listing.model_validate(home.doc.data)))
     buyers = buyer_docs.assign_buyers(
         rng, [(p.uid, p.display_name) for p in people if p.role is Role.BUYER]
     )
@@ -40,7 +47,7 @@ def build(people: list[SeedUser], now: dt.datetime) -> list[SeedDoc]:
         owned += buyer_docs.saved_searches(rng, now, buyer)
         owned += buyer_docs.devices(rng, now, buyer)
         favourites += buyer_docs.favourites(rng, now, buyer, homes)
-    buyer_docs.tally_favourites(homes, favourites)
+    favourites += buyer_docs.tally_favourites(homes, favourites, now)
     dealings = [
         *deals.conversations(rng, now, buyers, homes),
         *deals.viewings(rng, now, buyers, homes),

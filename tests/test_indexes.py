@@ -172,7 +172,11 @@ def test_the_cores_ttl_policies_are_kept() -> None:
     ttl = {
         (o["collectionGroup"], o["fieldPath"]) for o in _config()["fieldOverrides"] if o.get("ttl")
     }
-    assert ttl == {("_eventLedger", "expiresAt"), ("_rateLimits", "expiresAt")}
+    assert ttl == {
+        ("_eventLedger", "expiresAt"),
+        ("_rateLimits", "expiresAt"),
+        ("_fanoutChunks", "expiresAt"),
+    }
 
 
 # -- the declarations against the models ----------------------------------------------
@@ -215,8 +219,8 @@ def test_names_are_unique_and_building_refuses_undeclared_filters() -> None:
 # -- the queries, run on the seed ---------------------------------------------------------
 
 Anchors = dict[str, Any]
-DERIVED_ONLY = {"near", "searches_matching", "favourite_shards_changed"}
-"""Queries on fields functions derive, which the seed leaves unset: empty for now."""
+DERIVED_ONLY = {"digests_due"}
+"""Queries the seed leaves empty: no digest is made before a day of alerts."""
 
 
 def _anchors(summary: SeedSummary) -> Anchors:
@@ -229,7 +233,9 @@ def _anchors(summary: SeedSummary) -> Anchors:
     unread = next(d for d in docs if d.collection == "notifications" and not d.data["read"])
     favourites = Counter(d.data["listingId"] for d in docs if d.collection == "favorites")
     listing = next(d for d in docs if d.collection == "listings")
+    search = next(d for d in docs if d.collection == "savedSearches" and d.data["matchKeys"])
     return {
+        "match_keys": [*search.data["matchKeys"][:2], "sale|GBP|city:nowhere|0-100000"],
         "postcode": listing.data["address"]["postcode"],
         "conversation": chat.path.split("/")[1], "offer": offer.data,
         "unread_uid": unread.path.split("/")[1], "favourite": favourites.most_common(1)[0][0],
@@ -254,12 +260,14 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
         "moderation_queue": {"equals": {"status": "pending_review"}},
         "duplicate_address": {"equals": {"address.postcode": a["postcode"]}},
         "favourite_shards_changed": {"ranges": {"updatedAt": [(">=", now)]}},
+        "digests_due": {"equals": {"sent": False}, "ranges": {"day": [("<", "2999-01-01")]}},
         "inbox": {"path": {"uid": "seed-agent"}},
         "inbox_unread": {"path": {"uid": a["unread_uid"]}, "equals": {"read": False}},
         "favourites": {"path": {"uid": "seed-buyer"}},
         "favourited_by": {"equals": {"listingId": a["favourite"]}},
         "my_saved_searches": {"equals": {"ownerId": "seed-buyer"}},
-        "searches_matching": {"equals": {"muted": False}, "contains": "city:London"},
+        "searches_matching": {"equals": {"muted": False}, "contains": a["match_keys"]},
+        "devices_of": {"equals": {"ownerId": ["seed-buyer", "seed-renter", "nobody"]}},
         "my_conversations": {"contains": "seed-agent"},
         "messages": {"path": {"conversationId": a["conversation"]}},
         "buyer_offers": {"equals": {"buyerId": "seed-buyer"}},
@@ -288,11 +296,13 @@ def _get(data: dict[str, Any], dotted: str) -> Any:
 
 def _matches(query: Query, data: dict[str, Any], values: dict[str, Any]) -> bool:
     """``query`` with ``values``, evaluated in Python, as Firestore defines it."""
-    if any(_get(data, f) != v for f, v in values.get("equals", {}).items()):
-        return False
+    for f, v in values.get("equals", {}).items():
+        if (_get(data, f) not in v) if f in query.members else (_get(data, f) != v):
+            return False
     if query.contains:
         array = _get(data, query.contains)
-        if not isinstance(array, list) or values["contains"] not in array:
+        wanted = values["contains"] if query.contains_any else [values["contains"]]
+        if not isinstance(array, list) or not any(w in array for w in wanted):
             return False
     for field, bounds in values.get("ranges", {}).items():
         value = _get(data, field)

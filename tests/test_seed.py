@@ -10,7 +10,9 @@ from typing import Any
 from firebase_admin import auth
 
 from firekit.docmodel import Document
-from marketplace.models import DOCUMENTS, Listing
+from marketplace import alerts, favorites
+from marketplace import listings as listings_domain
+from marketplace.models import DOCUMENTS, Listing, SavedSearch
 from marketplace.models.listings import PUBLIC_STATUSES, ListingStatus
 from pytest_firebase.auth import AuthEmulator
 from seed import marketplace
@@ -21,7 +23,7 @@ from seed.load import load_all, load_users, seed_users
 
 SEEDED = {
     "listings", "savedSearches", "favorites", "devices", "notifications", "conversations",
-    "messages", "viewings", "viewingSlots", "offers",
+    "messages", "viewings", "viewingSlots", "offers", "favoriteMarks", "favoriteShards",
 }  # fmt: skip
 """Collections the marketplace seed fills (profiles come with the accounts)."""
 LEFT_FOR_LATER = {"customers", "subscriptions", "payments", "auditLog"}
@@ -54,7 +56,7 @@ def _read_back(db: Any) -> dict[str, list[dict[str, Any]]]:
         _collection_id(model): [
             s.to_dict() for s in db.collection_group(_collection_id(model)).stream()
         ]
-        for model in DOCUMENTS
+        for model in (*DOCUMENTS, favorites.FavoriteMark, favorites.FavoriteShard)
     }
 
 
@@ -65,7 +67,7 @@ def test_the_marketplace_loads_in_seconds_and_reads_back_valid(
 
     assert summary.seconds < LOAD_BUDGET_S, summary.describe()
     stored = _read_back(firestore_db)
-    for model in DOCUMENTS:
+    for model in (*DOCUMENTS, favorites.FavoriteMark, favorites.FavoriteShard):
         for data in stored[_collection_id(model)]:
             model.model_validate(data)  # raises on the first invalid document
     expected = summary.counts()
@@ -141,7 +143,12 @@ def test_listings_are_realistic_for_their_status_and_kind() -> None:
         if published:
             assert created <= data["reviewedAt"] == data["publishedAt"] <= updated
         assert ("rejectionReason" in data) is (data["status"] == "rejected")
-        assert not {"geohash", "searchKeys"} & set(data)  # a function derives them
+        # What the submission trigger derives when it publishes, and only then.
+        derived = listings_domain.derived_fields(Listing.model_validate(data))
+        if data["status"] in PUBLIC_STATUSES:
+            assert {k: data[k] for k in derived} == derived
+        else:
+            assert not {"geohash", "searchKeys"} & set(data)
         pounds = data["price"]["amount"] / 100
         assert (
             (50_000 <= pounds <= 5_000_000) if data["kind"] == "sale" else (400 <= pounds <= 10_000)
@@ -200,18 +207,52 @@ def test_buyers_have_searches_favourites_devices_and_an_inbox() -> None:
     per_owner = Counter(s["ownerId"] for s in searches)
     assert set(per_owner) == buyers and min(per_owner.values()) >= 2
     assert any(s["muted"] for s in searches) and any("near" in s for s in searches)
-    assert not any("matchKeys" in s for s in searches)  # a function derives them
+    for search in searches:  # as the search trigger derives them
+        assert search["matchKeys"] == alerts.match_keys(SavedSearch.model_validate(search))
     for collection in ("favorites", "devices"):
         owners = {p.split("/")[1] for p in seeded[collection]}
         assert owners == buyers, collection
     for path, device in seeded["devices"].items():
         assert path.endswith("/" + device.data["token"])
+        assert path.split("/")[1] == device.data["ownerId"]
     inbox = {p.split("/")[1] for p in seeded["notifications"]}
     assert {"seed-buyer", "seed-renter", "seed-agent"} <= inbox
 
 
+def test_favourite_counters_agree_with_the_favourites() -> None:
+    seeded = _by_collection(_build())
+    fans: defaultdict[str, set[str]] = defaultdict(set)
+    for path in seeded["favorites"]:
+        fans[path.split("/")[3]].add(path.split("/")[1])
+    marks: defaultdict[str, set[str]] = defaultdict(set)
+    for path in seeded["favoriteMarks"]:
+        marks[path.split("/")[1]].add(path.split("/")[3])
+    shards = {p.split("/")[1]: d.data["count"] for p, d in seeded["favoriteShards"].items()}
+    assert marks == fans
+    assert shards == {listing: len(uids) for listing, uids in fans.items()}
+    for path, doc in seeded["listings"].items():
+        assert doc.data.get("favoritesCount", 0) == len(fans.get(path.split("/")[1], ()))
+
+
+def test_submitting_a_seeded_draft_as_agent_notifies_the_sign_in_buyer() -> None:
+    # What the README promises for the dev stack: agent@ (verified) submits one of their
+    # London drafts, it publishes, and buyer@'s London search matches it.
+    seeded = _by_collection(_build())
+    search = SavedSearch.model_validate(
+        seeded["savedSearches"]["savedSearches/seed-buyer-london"].data
+    )
+    drafts = [
+        Listing.model_validate(d.data) for d in seeded["listings"].values()
+        if d.data["ownerId"] == "seed-agent" and d.data["status"] == "draft"
+    ]  # fmt: skip
+    ready = [d for d in drafts if not listings_domain.problems(d) and alerts.matches(search, d)]
+    assert ready
+    assert next(u for u in seed_users() if u.uid == "seed-agent").verified
+
+
 def test_every_seed_document_matches_its_models_path() -> None:
     models: dict[str, type[Document]] = {_collection_id(m): m for m in DOCUMENTS}
+    models |= {"favoriteMarks": favorites.FavoriteMark, "favoriteShards": favorites.FavoriteShard}
     for doc in _build():
         assert doc.model is models[doc.collection], doc.path
     assert Listing in {d.model for d in _build()}

@@ -90,6 +90,15 @@ ROLLUP_OVERLAP = dt.timedelta(minutes=2)
 """How far before the last run's start the next run looks (clock skew, slow commits)."""
 
 
+class FavoriteMark(Document):
+    """``listings/{listingId}/favoriteMarks/{uid}``: this user's favourite is counted."""
+
+    path = "listings/{listingId}/favoriteMarks/{uid}"
+
+    uid: Annotated[str, Field(min_length=1)]
+    countedAt: dt.datetime
+
+
 class FavoriteShard(Document):
     """``listings/{listingId}/favoriteShards/{shard}``: part of a listing's favourite count."""
 

@@ -24,6 +24,7 @@ from firekit.docmodel import Document
 from marketplace.favorites import FavoriteShard
 from marketplace.models import (
     Conversation,
+    Device,
     Favorite,
     Listing,
     Message,
@@ -32,6 +33,7 @@ from marketplace.models import (
     SavedSearch,
     Viewing,
 )
+from marketplace.models.mail import EmailDigest
 
 Direction = Literal["asc", "desc"]
 RangeOp = Literal["<", "<=", ">", ">="]
@@ -61,6 +63,11 @@ class Query:
     equals: tuple[str, ...] = ()
     contains: str | None = None
     """The one field with an ``array-contains`` filter, if any."""
+    contains_any: bool = False
+    """``contains`` is matched with ``array-contains-any`` (a list of up to 30 values)."""
+    members: tuple[str, ...] = ()
+    """The ``equals`` fields matched with ``in`` (a list of up to 30 values); Firestore
+    indexes an ``in`` exactly like an equality."""
     ranges: tuple[str, ...] = ()
     order: tuple[Order, ...] = ()
     group: bool = False
@@ -72,6 +79,10 @@ class Query:
             raise ValueError(f"{self.name}: range fields must lead the order-by")
         if set(ordered) & set(self.equals):
             raise ValueError(f"{self.name}: ordering by an equality field does nothing")
+        if not set(self.members) <= set(self.equals):
+            raise ValueError(f"{self.name}: ``in`` fields must be declared in equals")
+        if self.contains_any and self.contains is None:
+            raise ValueError(f"{self.name}: array-contains-any needs the contains field")
 
     @property
     def collection(self) -> str:
@@ -113,9 +124,11 @@ class Query:
             else db.collection(self.parent.format(**(path or {})))
         )
         for name, value in equals.items():
-            query = query.where(filter=FieldFilter(name, "==", value))
+            op = "in" if name in self.members else "=="
+            query = query.where(filter=FieldFilter(name, op, value))
         if self.contains is not None:
-            query = query.where(filter=FieldFilter(self.contains, "array_contains", contains))
+            op = "array_contains_any" if self.contains_any else "array_contains"
+            query = query.where(filter=FieldFilter(self.contains, op, contains))
         for name, bounds in ranges.items():
             for op, value in bounds:
                 if op not in RANGE_OPS:
@@ -197,8 +210,17 @@ MY_SAVED_SEARCHES = Query(
     equals=("ownerId",), order=(Order("createdAt", DESC),),
 )  # fmt: skip
 SEARCHES_MATCHING = Query(
-    "searches_matching", SavedSearch, "functions: unmuted saved searches with a match key",
-    equals=("muted",), contains="matchKeys",
+    "searches_matching", SavedSearch,
+    "functions: unmuted saved searches holding any of a listing's match keys",
+    equals=("muted",), contains="matchKeys", contains_any=True,
+)  # fmt: skip
+DIGESTS_DUE = Query(
+    "digests_due", EmailDigest, "functions: email digests of past days not yet mailed",
+    equals=("sent",), ranges=("day",), order=(Order("day"),),
+)  # fmt: skip
+DEVICES_OF = Query(
+    "devices_of", Device, "functions: the devices of up to 30 users (push fan-out)",
+    equals=("ownerId",), members=("ownerId",), group=True,
 )  # fmt: skip
 MY_CONVERSATIONS = Query(
     "my_conversations", Conversation, "a buyer's or agent's chats, latest activity first",
@@ -236,8 +258,8 @@ AGENT_VIEWINGS = Query(
 QUERIES: tuple[Query, ...] = (
     BROWSE_BY_PRICE, BROWSE_BY_PRICE_DESC, BROWSE_BY_BEDROOMS, BROWSE_NEWEST, FEATURED, NEAR,
     AGENT_LISTINGS, AGENT_LISTINGS_BY_STATUS, MODERATION_QUEUE, INBOX, INBOX_UNREAD,
-    FAVOURITES, FAVOURITED_BY, MY_SAVED_SEARCHES, SEARCHES_MATCHING, MY_CONVERSATIONS,
-    MESSAGES, BUYER_OFFERS, AGENT_OFFERS, LISTING_OFFERS, OPEN_OFFERS, BUYER_VIEWINGS,
-    AGENT_VIEWINGS, DUPLICATE_ADDRESS, FAVOURITE_SHARDS_CHANGED,
+    FAVOURITES, FAVOURITED_BY, MY_SAVED_SEARCHES, SEARCHES_MATCHING, DEVICES_OF, DIGESTS_DUE,
+    MY_CONVERSATIONS, MESSAGES, BUYER_OFFERS, AGENT_OFFERS, LISTING_OFFERS, OPEN_OFFERS,
+    BUYER_VIEWINGS, AGENT_VIEWINGS, DUPLICATE_ADDRESS, FAVOURITE_SHARDS_CHANGED,
 )  # fmt: skip
 """Every query made against the marketplace's documents."""

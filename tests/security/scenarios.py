@@ -139,6 +139,7 @@ PROFILE = {
 }
 DEVICE = {
     "token": "tok-{n}",
+    "ownerId": OWNER,
     "platform": "ios",
     "appVersion": "1.0.0",
     "locale": "en-GB",

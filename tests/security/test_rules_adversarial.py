@@ -46,6 +46,7 @@ def arrange(admin: FirestoreRest, n: str) -> None:
         f"users/ana/favorites/l-active-{n}": {"listingId": f"l-active-{n}", "createdAt": NOW},
         f"users/ana/devices/t-{n}": {
             "token": f"t-{n}",
+            "ownerId": "ana",
             "platform": "ios",
             "appVersion": "1",
             "locale": None,
@@ -117,6 +118,16 @@ PROFILE_EDIT = {"displayName": "Ana B."}
 EDIT_TITLE = {"title": "A better title", **STAMP}
 TO_DRAFT = {"status": "draft", **STAMP}
 MUTE = {"muted": True, **STAMP}
+
+NEW_DEVICE = {
+    "token": "new-{n}",
+    "ownerId": "ana",
+    "platform": "web",
+    "appVersion": "2",
+    "createdAt": SERVER_TIMESTAMP,
+    "updatedAt": SERVER_TIMESTAMP,
+}
+"""An honest device registration of ana's."""
 
 WRITE_ATTACKS: dict[str, Write] = {
     # -- raising one's own role, or other server-owned profile fields
@@ -333,14 +344,17 @@ WRITE_ATTACKS: dict[str, Write] = {
         ANA,
         "create",
         "users/ana/devices/new-{n}",
-        {
-            "token": "new-{n}",
-            "platform": "web",
-            "appVersion": "2",
-            "createdAt": SERVER_TIMESTAMP,
-            "updatedAt": SERVER_TIMESTAMP,
-        },
+        NEW_DEVICE,
         {"pushKey": "secret"},
+    ),
+    # The push fan-out finds devices by ownerId: a device filed under another user's id
+    # would send that user's alerts to this phone.
+    "device: another user's ownerId": Write(
+        ANA,
+        "create",
+        "users/ana/devices/new-{n}",
+        NEW_DEVICE,
+        {"ownerId": "bo"},
     ),
     "message: extra field": Write(
         ANA,

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from firekit.docmodel import Client, DocId, Document, RequestTime
-from marketplace.models.common import HTTPS_URL, DocRef, Value
+from firekit.docmodel import CallerUid, Client, DocId, Document, RequestTime
+from marketplace.models.common import HTTPS_URL, DocRef, Uid, Value
 from marketplace.roles import RoleName
 
 MAX_DISPLAY_NAME = 80
@@ -72,6 +72,9 @@ class Device(Document):
     path = "users/{uid}/devices/{token}"
 
     token: Annotated[str, Field(min_length=1, max_length=4096), DocId()]
+    ownerId: Annotated[Uid, CallerUid()]
+    """The owner again, as a field: the push fan-out finds the devices of 30 users in one
+    collection-group ``in`` query instead of one query per user."""
     platform: Annotated[Literal["ios", "android", "web"], Client()]
     appVersion: Annotated[str, Field(min_length=1, max_length=32), Client()]
     locale: Annotated[

@@ -1,0 +1,83 @@
+"""Saved-search alerts: match keys, the listing events that start a fan-out, the fan-out
+worker on Cloud Tasks, and the daily email digest. See :mod:`marketplace.alerts`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+
+from firebase_functions import scheduler_fn
+from pydantic import BaseModel, ConfigDict
+
+from firekit import bootstrap, fanout, logs
+from firekit.events import DocumentChange, Effects, document_trigger
+from marketplace import alerts
+
+QUEUE_FUNCTION = "deliver_alerts"
+
+
+class SearchEvent(BaseModel):
+    """Lenient: a search that no longer fits the model must still lose its keys."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ListingAlertEvent(BaseModel):
+    """What decides whether a listing change is an alert event: status and price."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: str | None = None
+    price: dict[str, Any] | None = None
+
+
+@document_trigger(
+    "savedSearches/{searchId}", model=SearchEvent, on="written", owned_fields=("matchKeys",)
+)
+def on_saved_search_written(change: DocumentChange[SearchEvent], effects: Effects) -> None:
+    """Derive the search's match keys from its criteria as stored now."""
+    if change.after is None:
+        return
+    alerts.refresh_match_keys(effects.db, effects.tx, change.params["searchId"])
+
+
+@functools.cache
+def alert_fanout() -> fanout.Fanout:
+    """The fan-out of listing events, run chunk by chunk on the ``deliver_alerts`` queue."""
+    delivery = alerts.AlertDelivery()
+    return fanout.Fanout(
+        deliveries={kind: delivery for kind in alerts.EVENT_KINDS},
+        enqueue=fanout.cloud_tasks_queue(QUEUE_FUNCTION),
+    )
+
+
+# The favourites roll-up rewrites favoritesCount every minute; such a change can never
+# be an alert event, so the loop guard skips it before any ledger work.
+@document_trigger(
+    "listings/{listingId}", model=ListingAlertEvent, on="updated",
+    owned_fields=("favoritesCount",), mode="claim", retry=True,
+)  # fmt: skip
+def on_listing_alerts(change: DocumentChange[ListingAlertEvent], effects: Effects) -> None:
+    """Start the alert fan-out when a listing goes on the market or its price drops.
+
+    The event's before/after say which event happened; the fan-out re-reads the listing
+    for every chunk, so an event that no longer holds (delivered late) notifies nobody.
+    """
+    before = change.before.model_dump() if change.before else None
+    after = change.after.model_dump() if change.after else None
+    for job, kind, params in alerts.events_of(change.params["listingId"], before, after):
+        alert_fanout().start(job, kind, params)
+        logs.info("alert fan-out started", function="on_listing_alerts", job=job, kind=kind)
+
+
+@fanout.task_function(alert_fanout, max_concurrent=20, max_per_second=50, timeout_sec=540)
+def deliver_alerts() -> None:
+    """One chunk (200 saved searches) of a listing alert: inbox, digest, pushes."""
+
+
+@scheduler_fn.on_schedule(schedule="every 60 minutes", timeout_sec=540)
+def send_email_digests(event: scheduler_fn.ScheduledEvent) -> None:
+    """Hourly: mail each user's digest of a finished day (UTC), once."""
+    sent = alerts.send_due_digests(bootstrap.db(), dt.datetime.now(dt.UTC).date())
+    logs.info("email digests sent", function="send_email_digests", sent=sent)

@@ -1,0 +1,348 @@
+"""Fan-out in bounded chunks through a Cloud Tasks queue, once per recipient.
+
+A job (say: "tell everyone whose saved search matches listing L") pages through a source
+query, ``chunk_size`` documents per Cloud Task, so memory and each task's run time stay
+bounded however many recipients match. Each chunk runs in three steps, recorded in a
+``_fanoutChunks/{job}-{n}`` document:
+
+1. **Prepare and commit.** The chunk's page is read (``start_after`` the previous page's
+   last document), the delivery turns it into writes (inbox documents with deterministic
+   ids, digest entries) and *pending* side effects (pushes). The writes and the chunk
+   record, holding the pending list and the next page's cursor, commit in one batch, with
+   ``create`` on the record: two attempts of one chunk cannot both commit.
+2. **Enqueue the next chunk** (task id ``{job}-{n+1}``, so a repeat is refused by the
+   queue), as soon as the record is committed: the next chunk's reads then see this
+   chunk's writes, and the side effects of one chunk overlap with the next's reads.
+3. **Act.** The pending side effects run in slices of ``act_slice``; after each slice
+   the record's pending list shrinks, so a failure (a crash, a provider outage) is
+   retried by the queue and resumes with what is left instead of repeating what was
+   done. An attempt first claims the record for a lease, so a duplicate delivery of the
+   same task does not act alongside a live attempt.
+
+A retried or duplicated task finds the record and goes straight to what is left: no
+recipient the earlier attempt reached is reached again, except in the one window no
+at-least-once system closes (the process dies after a provider accepted a slice and
+before the record says so); deliveries make that harmless where they can (the push
+transport collapses duplicates on the device).
+
+The integration core knows nothing of listings or searches: a :class:`Delivery` says
+what the source query is and what a page turns into.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from firebase_admin import exceptions as admin_exceptions
+from firebase_admin import functions as admin_functions
+from firebase_functions import https_fn, options, tasks_fn
+from google.api_core.exceptions import AlreadyExists, Conflict
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_document import DocumentSnapshot
+from google.cloud.firestore_v1.field_path import FieldPath
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from firekit import logs
+from firekit.bootstrap import db as default_db
+from firekit.errors import field_issues, log_unexpected
+
+CHUNKS = "_fanoutChunks"
+RECORD_TTL = dt.timedelta(days=14)
+"""Chunk records outlive any retry (Cloud Tasks gives up after its retry window)."""
+DEFAULT_CHUNK = 200
+"""Recipients per task: one batch of at most ~2 writes each stays under 500 writes."""
+DEFAULT_ACT_SLICE = 100
+DEFAULT_LEASE = dt.timedelta(minutes=10)
+"""Longer than a task's run time (the worker's timeout is 540 s)."""
+JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,400}$")
+
+
+class ChunkTask(BaseModel):
+    """One task's payload: which job, which chunk, and where its page starts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job: str = Field(pattern=JOB_ID.pattern)
+    """Deterministic per job, e.g. ``new-<listingId>``: a repeated start is the same job."""
+    kind: str = Field(min_length=1, max_length=64)
+    """Which :class:`Delivery` handles it."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    chunk: int = Field(default=0, ge=0)
+    after: str | None = Field(default=None, max_length=1500)
+    """The path of the previous page's last source document."""
+
+    @property
+    def task_id(self) -> str:
+        """The Cloud Tasks id: the queue refuses a second task of the same chunk."""
+        return f"{self.job}-{self.chunk:05d}"
+
+
+@dataclass
+class Prepared:
+    """What a page of source documents turns into."""
+
+    writes: list[tuple[firestore.DocumentReference, dict[str, Any]]] = field(default_factory=list)
+    """Document writes (merged into what is there), committed with the chunk record."""
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    """Side effects to perform after the commit (JSON-able; e.g. one push each)."""
+    recipients: int = 0
+
+
+class Delivery(Protocol):
+    """A kind of fan-out: where recipients come from and what each page turns into."""
+
+    def source(self, db: firestore.Client, task: ChunkTask) -> firestore.Query | None:
+        """The recipients' query (paged by document id), or None if the job no longer
+        applies (e.g. the listing left the market): it then ends without delivering."""
+
+    def prepare(
+        self, db: firestore.Client, task: ChunkTask, page: Sequence[DocumentSnapshot[Any]]
+    ) -> Prepared:
+        """Writes and pending side effects for one page (reads allowed, no writes)."""
+
+    def act(self, db: firestore.Client, task: ChunkTask, pending: Sequence[dict[str, Any]]) -> None:
+        """Perform some pending side effects; raise to have the task retried."""
+
+
+Enqueue = Callable[[ChunkTask], None]
+"""Queue a chunk's task; repeating the same chunk must be harmless."""
+
+
+def cloud_tasks_queue(function_name: str) -> Enqueue:
+    """Enqueue on the Cloud Tasks queue of a task function (the emulator's, when run there)."""
+
+    def enqueue(task: ChunkTask) -> None:
+        queue = admin_functions.task_queue(function_name)
+        # Already queued (a retried chunk, a repeated job start): nothing to do.
+        with contextlib.suppress(
+            admin_exceptions.AlreadyExistsError, admin_exceptions.ConflictError
+        ):
+            queue.enqueue(task.model_dump(), admin_functions.TaskOptions(task_id=task.task_id))
+
+    return enqueue
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """What one run of one chunk did."""
+
+    outcome: str
+    """``delivered``, ``resumed`` (an earlier attempt committed), ``duplicate`` (already
+    done), ``busy`` (another live attempt holds it) or ``stopped`` (job no longer applies)."""
+    recipients: int = 0
+    acted: int = 0
+    next_task: ChunkTask | None = None
+
+
+@dataclass
+class Fanout:
+    """A set of deliveries run through one task queue."""
+
+    deliveries: Mapping[str, Delivery]
+    enqueue: Enqueue
+    chunk_size: int = DEFAULT_CHUNK
+    act_slice: int = DEFAULT_ACT_SLICE
+    lease: dt.timedelta = DEFAULT_LEASE
+
+    def start(self, job: str, kind: str, params: Mapping[str, Any] | None = None) -> ChunkTask:
+        """Queue a job's first chunk. Starting the same job again does nothing new."""
+        if kind not in self.deliveries:
+            raise ValueError(f"no delivery of kind {kind!r}")
+        task = ChunkTask(job=job, kind=kind, params=dict(params or {}))
+        self.enqueue(task)
+        return task
+
+    def run_chunk(self, db: firestore.Client, task: ChunkTask) -> ChunkOutcome:
+        """Run one chunk to the end (see the module docstring); raise to be retried."""
+        delivery = self.deliveries[task.kind]
+        ref = db.collection(CHUNKS).document(task.task_id)
+        snapshot = ref.get()
+        if not snapshot.exists:
+            committed = self._commit(db, delivery, task, ref)
+            if committed is None:
+                return ChunkOutcome("stopped")
+            record, outcome = committed, "delivered"
+        else:
+            record, outcome = snapshot.to_dict() or {}, "resumed"
+        next_task = self._next(task, record.get("next"))
+        if next_task is not None:
+            self.enqueue(next_task)
+        if record.get("state") == "done":
+            return ChunkOutcome("duplicate", record.get("recipients", 0), 0, next_task)
+        pending = self._claim(db, ref)
+        if pending is None:
+            return ChunkOutcome("busy", record.get("recipients", 0), 0, next_task)
+        acted = self._act(db, delivery, task, ref, pending)
+        return ChunkOutcome(outcome, record.get("recipients", 0), acted, next_task)
+
+    # -- the steps ----------------------------------------------------------------------
+
+    def _commit(
+        self,
+        db: firestore.Client,
+        delivery: Delivery,
+        task: ChunkTask,
+        ref: firestore.DocumentReference,
+    ) -> dict[str, Any] | None:
+        source = delivery.source(db, task)
+        if source is None:
+            ref.set(self._record(task, state="done", recipients=0, pending=[], next_after=None))
+            return None
+        query = source.order_by(FieldPath.document_id())
+        if task.after is not None:
+            query = query.start_after({FieldPath.document_id(): db.document(task.after)})
+        docs = list(query.limit(self.chunk_size + 1).stream())
+        page = docs[: self.chunk_size]
+        next_after = page[-1].reference.path if len(docs) > self.chunk_size else None
+        prepared = delivery.prepare(db, task, page)
+        state = "written" if prepared.pending else "done"
+        record = self._record(
+            task, state=state, recipients=prepared.recipients, pending=prepared.pending,
+            next_after=next_after,
+        )  # fmt: skip
+        batch = db.batch()
+        for target, data in prepared.writes:
+            batch.set(target, data, merge=True)
+        batch.create(ref, record)
+        try:
+            batch.commit()
+        except Exception as exc:
+            if not _already_exists(exc):
+                raise
+            # A concurrent attempt of this chunk committed first; go on from its record.
+            existing = ref.get()
+            return existing.to_dict() or {}
+        return record
+
+    def _record(
+        self,
+        task: ChunkTask,
+        *,
+        state: str,
+        recipients: int,
+        pending: list[dict[str, Any]],
+        next_after: str | None,
+    ) -> dict[str, Any]:
+        now = dt.datetime.now(dt.UTC)
+        return {
+            "job": task.job, "kind": task.kind, "chunk": task.chunk, "state": state,
+            "recipients": recipients, "pending": pending, "next": next_after,
+            "acted": 0, "leaseUntil": None, "createdAt": firestore.SERVER_TIMESTAMP,
+            "expiresAt": now + RECORD_TTL,
+        }  # fmt: skip
+
+    def _next(self, task: ChunkTask, next_after: Any) -> ChunkTask | None:
+        if not isinstance(next_after, str):
+            return None
+        return task.model_copy(update={"chunk": task.chunk + 1, "after": next_after})
+
+    def _claim(
+        self, db: firestore.Client, ref: firestore.DocumentReference
+    ) -> list[dict[str, Any]] | None:
+        """Take the record for a lease; None if it is done or another attempt holds it."""
+
+        @firestore.transactional
+        def claim(transaction: firestore.Transaction) -> list[dict[str, Any]] | None:
+            record = ref.get(transaction=transaction).to_dict() or {}
+            now = dt.datetime.now(dt.UTC)
+            lease_until = record.get("leaseUntil")
+            if record.get("state") == "done":
+                return None
+            if isinstance(lease_until, dt.datetime) and lease_until > now:
+                return None
+            transaction.update(ref, {"leaseUntil": now + self.lease})
+            return list(record.get("pending") or [])
+
+        result: list[dict[str, Any]] | None = claim(db.transaction())
+        return result
+
+    def _act(
+        self,
+        db: firestore.Client,
+        delivery: Delivery,
+        task: ChunkTask,
+        ref: firestore.DocumentReference,
+        pending: list[dict[str, Any]],
+    ) -> int:
+        acted = 0
+        while pending:
+            part, rest = pending[: self.act_slice], pending[self.act_slice :]
+            try:
+                delivery.act(db, task, part)
+            except BaseException:
+                # Let the next attempt in at once (the queue's backoff paces it).
+                ref.update({"leaseUntil": None})
+                raise
+            acted += len(part)
+            pending = rest
+            update: dict[str, Any] = {"pending": pending, "acted": firestore.Increment(len(part))}
+            if not pending:
+                update |= {"state": "done", "leaseUntil": None}
+            ref.update(update)
+        return acted
+
+
+def _already_exists(exc: Exception) -> bool:
+    return isinstance(exc, AlreadyExists | Conflict)
+
+
+def task_function(
+    fanout_of: Callable[[], Fanout],
+    *,
+    max_attempts: int = 20,
+    max_concurrent: int = 20,
+    max_per_second: int = 50,
+    **task_options: Any,
+) -> Callable[[Callable[..., Any]], Any]:
+    """Declare the Cloud Tasks function that runs a :class:`Fanout`'s chunks.
+
+    The decorated function is only the deployed name; the body is the engine. Retries:
+    exponential backoff from 1 s to 5 min, ``max_attempts`` times; the rate limits keep a
+    large job from starving everything else of Firestore write capacity.
+    """
+
+    def decorate(named: Callable[..., Any]) -> Any:
+        function_name = named.__name__
+
+        def run(request: https_fn.CallableRequest[Any]) -> dict[str, Any]:
+            started = time.perf_counter()
+            try:
+                task = ChunkTask.model_validate(request.data)
+            except ValidationError as exc:
+                # A malformed payload can never succeed: acknowledge it, loudly.
+                issues = field_issues(exc)
+                logs.error("fan-out task refused", function=function_name, issues=issues)
+                return {"outcome": "refused"}
+            try:
+                result = fanout_of().run_chunk(default_db(), task)
+            except Exception as exc:
+                log_unexpected(
+                    exc, {"function": function_name, "job": task.job, "chunk": task.chunk}
+                )
+                raise
+            logs.info(
+                "fan-out chunk", function=function_name, job=task.job, chunk=task.chunk,
+                outcome=result.outcome, recipients=result.recipients, acted=result.acted,
+                latencyMs=round((time.perf_counter() - started) * 1000, 1),
+            )  # fmt: skip
+            return {"outcome": result.outcome, "recipients": result.recipients}
+
+        run.__name__ = run.__qualname__ = function_name
+        run.__doc__ = named.__doc__
+        return tasks_fn.on_task_dispatched(
+            retry_config=options.RetryConfig(
+                max_attempts=max_attempts, min_backoff_seconds=1, max_backoff_seconds=300
+            ),
+            rate_limits=options.RateLimits(
+                max_concurrent_dispatches=max_concurrent, max_dispatches_per_second=max_per_second
+            ),
+            **task_options,
+        )(run)
+
+    return decorate
