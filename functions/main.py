@@ -2,8 +2,7 @@
 
 from firekit.bootstrap import ensure_initialized
 
-# Before anything else: the SDK verifies callers' ID tokens on the default app.
-ensure_initialized()
+ensure_initialized()  # before anything else: the SDK verifies ID tokens on the default app
 
 from api.accounts import before_user_created, on_profile_updated, set_user_role  # noqa: E402
 from api.alerts import (  # noqa: E402

@@ -1,4 +1,5 @@
-"""Listings: the submission trigger, the admins' review calls and the agents' status calls."""
+"""Listings: the submission and departure triggers, the admins' review calls and the
+agents' status calls."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from pydantic import BaseModel, ConfigDict
 from firekit import bootstrap, logs
 from firekit.callables import CallContext, callable_function
 from firekit.errors import Unauthenticated
-from firekit.events import DocumentChange, Effects, document_trigger
+from firekit.events import DocumentChange, EffectMode, Effects, document_trigger
 from firekit.ratelimit import RateLimit
 from marketplace import listings
+from marketplace.models.users import Profile
 from marketplace.roles import Role
 
 
@@ -40,6 +42,43 @@ def on_listing_updated(change: DocumentChange[ListingEvent], effects: Effects) -
     logs.info(
         "listing reviewed", function="on_listing_updated", listingId=listing_id,
         outcome=outcome.value,
+    )  # fmt: skip
+
+
+class AnyProfile(BaseModel):
+    """The departure trigger's view of a profile event: any document at all.
+
+    Nothing in the event's copy is trusted beyond the cue (the raw role before and after);
+    and a profile that fails the strict model must still let its agent's listings go.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+
+# A profile update that leaves `role` alone cannot be a departure. Declaring every other
+# field as "owned" lets the loop guard skip such updates (owner edits, the profile
+# trigger's own derived-field writes) before the claim, which costs 2 reads and 2 writes.
+_NOT_ROLE = frozenset(Profile.model_fields) - {"role"}
+
+
+# Claim mode: the sweep spans many transactions (a page each), which no single effect
+# transaction can hold. Retry on: a failed sweep must be redelivered, not dropped, and a
+# rerun is harmless (it archives only what is not archived yet). 540 s, the platform's
+# maximum, is tens of thousands of listings; an attempt that times out is redelivered once
+# its lease runs out and carries on from where it stopped.
+@document_trigger(
+    "users/{uid}", model=AnyProfile, on="written", owned_fields=_NOT_ROLE,
+    mode=EffectMode.CLAIM, retry=True, timeout_sec=540,
+)  # fmt: skip
+def on_agent_profile_changed(change: DocumentChange[AnyProfile], effects: Effects) -> None:
+    """An agent was demoted or deleted: archive their listings, unless they are one again."""
+    if not listings.is_departure(change.before_data, change.after_data):
+        return
+    uid = change.params["uid"]
+    sweep = listings.archive_departed_owners_listings(effects.db, uid)
+    logs.info(
+        "departed agent's listings swept", function="on_agent_profile_changed", uid=uid,
+        archived=sweep.archived, ownerIsAgent=sweep.owner_is_agent,
     )  # fmt: skip
 
 

@@ -16,6 +16,25 @@ Queued means: still ``pending_review``, with ``searchKeys`` set and ``reviewedAt
 Every other move goes through :func:`approve`, :func:`reject` and :func:`set_status`,
 each checked against :data:`GRAPH`; a move the graph does not allow is refused with
 ``FailedPrecondition`` before anything is written.
+
+**When an agent leaves** (their profile is deleted, or its ``role`` is no longer
+``agent``), :func:`archive_departed_owners_listings` archives every listing they own, from
+whatever status (:data:`DEPARTURE_MOVES`), with ``archivedReason: "agent_departed"`` and an
+audit entry per listing. It decides from the profile as stored *now*, re-read in every
+page's transaction, never from the event: a demotion followed by a re-promotion before the
+sweep runs leaves the listings alone, and a re-promotion mid-sweep stops it at the next
+page. A re-promotion *after* the sweep restores nothing: ``archived`` is terminal, and
+putting homes back on the market needs the agent's word that they are still for sale (the
+audit entries keep each listing's previous status). Each page archives, in one
+transaction, only listings not yet archived, so repeating the sweep (a redelivered event,
+a retry after a crash, two events of one departure) archives and audits each listing once.
+
+The sweep has to win against the paths that could put a departed agent's listing (back) on
+the market, so each re-reads the owner's profile in its own transaction: the submission
+trigger archives instead of publishing, queueing or rejecting; :func:`approve` and
+:func:`set_status` refuse. A demoted agent's client may hold an ID token with the old role
+claim for up to an hour and write drafts under the rules meanwhile; such a draft stays
+private to them and is archived when submitted, so it can never be published.
 """
 
 from __future__ import annotations
@@ -33,8 +52,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from firekit.errors import FailedPrecondition, NotFound, PermissionDenied, field_issues
 from firekit.transactions import run_transaction
 from marketplace import audit, queries
-from marketplace.models.listings import Listing, ListingStatus
+from marketplace.models.listings import ArchiveReason, Listing, ListingStatus
 from marketplace.profiles import profile_ref
+from marketplace.roles import Role
 
 LISTINGS = "listings"
 GEOHASH_PRECISION = 9
@@ -42,9 +62,10 @@ GEOHASH_PRECISION = 9
 MAX_REASON = 500
 
 GRAPH: Mapping[str, frozenset[str]] = {
-    "draft": frozenset({"pending_review"}),
-    "pending_review": frozenset({"draft", "active", "rejected"}),
-    "rejected": frozenset({"draft", "pending_review"}),
+    # "archived" from draft, pending_review and rejected: only the system's departure move.
+    "draft": frozenset({"pending_review", "archived"}),
+    "pending_review": frozenset({"draft", "active", "rejected", "archived"}),
+    "rejected": frozenset({"draft", "pending_review", "archived"}),
     "active": frozenset({"under_offer", "sold", "let", "archived"}),
     "under_offer": frozenset({"active", "sold", "archived"}),
     "sold": frozenset({"archived"}),
@@ -65,6 +86,26 @@ ADMIN_MOVES: Mapping[str, frozenset[str]] = {"pending_review": frozenset({"activ
 """The moves an admin makes through :func:`approve` and :func:`reject`."""
 KIND_ONLY = {"under_offer": "sale", "sold": "sale", "let": "rent"}
 """Statuses only one kind reaches: a rental is let, never sold or under offer."""
+DEPARTURE_MOVES: Mapping[str, frozenset[str]] = {
+    status: frozenset({"archived"})
+    for status in ("active", "under_offer", "sold", "let", "rejected", "pending_review", "draft")
+}
+"""The system's move when a listing's agent leaves: from any status straight to archived.
+
+Nobody's choice, so it is neither in :data:`AGENT_MOVES` nor in :data:`ADMIN_MOVES`. The
+order is the sweep's: public listings leave the market first; then rejected,
+pending_review and draft, so that a client's own move (rejected or draft to
+pending_review, pending_review or rejected to draft) during the sweep can only lead into a
+status still to be swept, or into pending_review after it was swept, where the submission
+trigger archives it.
+"""
+DEPARTED: ArchiveReason = "agent_departed"
+SYSTEM_ACTOR = "system"
+"""The audit log's actor for what no person did (the admin's role change is audited apart)."""
+DEPARTURE_PAGE = 200
+"""Listings archived per transaction: 200 updates + 200 audit entries, within the 500
+writes per commit that Firestore long enforced (still the safe bound); a page's snapshots
+are all the sweep holds in memory."""
 DUPLICATE_STATUSES = frozenset({"pending_review", "active", "under_offer"})
 """A listing at the same address in one of these is on (or about to be on) the market."""
 
@@ -77,8 +118,11 @@ PRICE_BANDS = {
 """Lower edges of the price bands a ``searchKeys`` entry names (the last one is open)."""
 
 SERVER_FIELDS = frozenset(
-    {"status", "geohash", "searchKeys", "publishedAt", "reviewedAt", "rejectionReason"}
-)
+    {
+        "status", "geohash", "searchKeys", "publishedAt", "reviewedAt", "rejectionReason",
+        "archivedReason",
+    }
+)  # fmt: skip
 NORMALISED_FIELDS = frozenset({"title", "description", "address.postcode"})
 # favoritesCount: the favourites roll-up writes it; that must not look like a submission.
 OWNED_FIELDS = SERVER_FIELDS | NORMALISED_FIELDS | {"favoritesCount"}
@@ -135,6 +179,17 @@ class ReviewOutcome(enum.StrEnum):
     PUBLISHED = "published"
     QUEUED = "queued"
     REJECTED = "rejected"
+    ARCHIVED = "archived"  # the owner is no longer an agent
+
+
+@dataclass(frozen=True)
+class DepartureSweep:
+    """What :func:`archive_departed_owners_listings` did."""
+
+    archived: int
+    """Listings this sweep archived (0 when a previous sweep had archived them all)."""
+    owner_is_agent: bool
+    """The owner is an agent (again) as stored now: the sweep left the rest alone."""
 
 
 def listing_ref(db: firestore.Client, listing_id: str) -> firestore.DocumentReference:
@@ -313,28 +368,122 @@ def _reject_fields(reason: str) -> dict[str, Any]:
 def review_submission(
     db: firestore.Client, transaction: firestore.Transaction, listing_id: str
 ) -> ReviewOutcome:
-    """Review a submitted listing as stored now: publish, queue or reject it.
+    """Review a submitted listing as stored now: publish, queue, reject or archive it.
 
-    Reads (listing, same-postcode listings, owner profile) all come before the one write,
-    as Firestore transactions require. Never raises for bad data.
+    Reads (listing, owner profile, same-postcode listings) all come before the writes, as
+    Firestore transactions require. Never raises for bad data.
+
+    A listing whose owner is not an agent now (demoted, or the profile deleted) is
+    archived as ``agent_departed``, whatever its content: publishing or queueing it would
+    race the departure sweep, and a rejection would invite a resubmission that no agent
+    can make. Archiving is what the sweep does too, so the listing ends the same whichever
+    of the two runs first.
     """
     ref = listing_ref(db, listing_id)
     snapshot = ref.get(transaction=transaction)
     data = (snapshot.to_dict() or {}) if snapshot.exists else {}
     if data.get("status") != "pending_review":
         return ReviewOutcome.IGNORED
+    owner = _agent_profile(db, transaction, data.get("ownerId"))
+    if owner is None:
+        _archive_departed(transaction, db, ref, data)
+        return ReviewOutcome.ARCHIVED
     reviewed = _review_reads(db, transaction, listing_id, data)
     if reviewed.listing is None or reviewed.problems:
         transaction.update(ref, _reject_fields(reason_text(reviewed.problems)))
         return ReviewOutcome.REJECTED
     listing = reviewed.listing
-    owner = profile_ref(db, listing.ownerId).get(transaction=transaction)
-    if _publishable((owner.to_dict() or {}) if owner.exists else {}):
+    if _publishable(owner):
         transaction.update(ref, _publish_fields(listing))
         return ReviewOutcome.PUBLISHED
     queued = {**normalised_fields(listing), **derived_fields(listing), "rejectionReason": None}
     transaction.update(ref, queued)
     return ReviewOutcome.QUEUED
+
+
+# --- an agent's departure -------------------------------------------------------------
+
+
+def is_departure(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> bool:
+    """Is this profile write a demotion from agent, or a deletion (of any profile)?
+
+    Every deletion counts, not only an agent's: an account erased after a demotion whose
+    sweep never completed must still leave no listing behind, and deletions are rare. Only
+    the cue to look: what to do is decided from the profile as stored when the sweep runs,
+    since the event may be old news by then.
+    """
+    if after is None:
+        return before is not None
+    return _role(before) == Role.AGENT.value and _role(after) != Role.AGENT.value
+
+
+def archive_departed_owners_listings(db: firestore.Client, owner_uid: str) -> DepartureSweep:
+    """Archive every listing of ``owner_uid`` not yet archived, unless they are an agent now.
+
+    One transaction per page of at most :data:`DEPARTURE_PAGE` listings of one status
+    (statuses in :data:`DEPARTURE_MOVES` order); each re-reads the profile, so a
+    re-promotion stops the sweep at the next page, and each page query starts afresh:
+    archived listings drop out of it, so no cursor is needed and nothing is visited twice.
+    Safe to run again at any time: it only ever archives what is not archived yet.
+    """
+    archived = 0
+    for status in DEPARTURE_MOVES:
+        while True:
+            page = _archive_page(db, owner_uid, status)
+            if page is None:
+                return DepartureSweep(archived=archived, owner_is_agent=True)
+            archived += page
+            if page < DEPARTURE_PAGE:
+                break
+    return DepartureSweep(archived=archived, owner_is_agent=False)
+
+
+def _archive_page(db: firestore.Client, owner_uid: str, status: str) -> int | None:
+    """Archive up to a page of the owner's listings in ``status``; None if they are an agent."""
+    query = queries.AGENT_LISTINGS_BY_STATUS.build(
+        db, equals={"ownerId": owner_uid, "status": status}, limit=DEPARTURE_PAGE
+    )
+
+    def apply(transaction: firestore.Transaction) -> int | None:
+        if _agent_profile(db, transaction, owner_uid) is not None:
+            return None
+        page = list(transaction.get(query))
+        for snapshot in page:
+            _archive_departed(transaction, db, snapshot.reference, snapshot.to_dict() or {})
+        return len(page)
+
+    return run_transaction(
+        db, apply, busy_message="The agent's listings are being changed; try again."
+    )
+
+
+def _archive_departed(
+    transaction: firestore.Transaction,
+    db: firestore.Client,
+    ref: firestore.DocumentReference,
+    data: Mapping[str, Any],
+) -> None:
+    previous = _move_allowed(data, "archived", DEPARTURE_MOVES)
+    transaction.update(ref, {"status": "archived", "archivedReason": DEPARTED})
+    _audit(
+        transaction, db, "listing.archived", actor_uid=SYSTEM_ACTOR, listing_id=ref.id,
+        previous=previous, status="archived", reason=DEPARTED,
+    )  # fmt: skip
+
+
+def _agent_profile(
+    db: firestore.Client, transaction: firestore.Transaction, owner_id: object
+) -> Mapping[str, Any] | None:
+    """The owner's profile as stored now if they are an agent, else None (no profile too)."""
+    if not isinstance(owner_id, str) or not owner_id or "/" in owner_id:
+        return None  # no usable owner id: no agent stands behind the listing
+    snapshot = profile_ref(db, owner_id).get(transaction=transaction)
+    profile = (snapshot.to_dict() or {}) if snapshot.exists else {}
+    return profile if _role(profile) == Role.AGENT.value else None
+
+
+def _role(profile: Mapping[str, Any] | None) -> object:
+    return (profile or {}).get("role")
 
 
 # --- callables' domain ----------------------------------------------------------------
@@ -347,6 +496,9 @@ def approve(db: firestore.Client, *, actor_uid: str, listing_id: str) -> Transit
     def apply(transaction: firestore.Transaction) -> TransitionResult:
         ref, data = _read(db, transaction, listing_id)
         previous = _move_allowed(data, "active", ADMIN_MOVES)
+        if _agent_profile(db, transaction, data.get("ownerId")) is None:
+            # The departure sweep archives it (or has, if this read lost the race).
+            raise FailedPrecondition("The listing's agent is no longer an agent.")
         reviewed = _review_reads(db, transaction, listing_id, data)
         if reviewed.listing is None or reviewed.problems:
             raise FailedPrecondition(
@@ -389,6 +541,10 @@ def set_status(
         ref, data = _read(db, transaction, listing_id)
         if data.get("ownerId") != owner_uid:
             raise PermissionDenied("Only the listing's agent may change its status.")
+        # The role claim in a demoted agent's ID token outlives the demotion by up to an
+        # hour; the profile does not, and a move back to active must not undo the sweep.
+        if _agent_profile(db, transaction, owner_uid) is None:
+            raise PermissionDenied("Only an agent may change a listing's status.")
         previous = _move_allowed(data, status, AGENT_MOVES)
         only = KIND_ONLY.get(status)
         if only is not None and data.get("kind") != only:
@@ -429,11 +585,14 @@ def _audit(
     listing_id: str,
     previous: str,
     status: str,
+    reason: str | None = None,
 ) -> None:
+    change: dict[str, Any] = {"status": {"from": previous, "to": status}}
+    if reason is not None:
+        change["archivedReason"] = {"from": None, "to": reason}
     entry = audit.audit_entry(
-        action, actor_uid=actor_uid, target=f"{LISTINGS}/{listing_id}",
-        change={"status": {"from": previous, "to": status}},
-    )  # fmt: skip
+        action, actor_uid=actor_uid, target=f"{LISTINGS}/{listing_id}", change=change
+    )
     audit.append_in(transaction, db, entry)
 
 

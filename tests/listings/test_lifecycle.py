@@ -7,7 +7,6 @@ the callables through the SDK's real request path.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -20,76 +19,14 @@ from marketplace.models.listings import Listing
 from pytest_firebase.callables import CallResult
 from pytest_firebase.events import deliver, redelivery
 
+from .factories import SUBMITTED, audit_entries, listing, stored, submit, uid
+
 Call = Callable[..., CallResult]
 Event = Callable[..., Any]
 ADMIN = {"role": "admin"}
 AGENT = {"role": "agent"}
 STATUSES = ("draft", "pending_review", "active", "under_offer", "sold", "let", "archived")
 ALL_STATUSES = (*STATUSES, "rejected")
-CREATED = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
-SUBMITTED = dt.datetime(2026, 1, 6, 9, 0, tzinfo=dt.UTC)
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def listing(owner: str, **overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "ownerId": owner,
-        "status": "draft",
-        "kind": "sale",
-        "propertyType": "flat",
-        "title": "  Bright two bed flat   near the park ",
-        "description": "  Light, quiet, close to the Tube.  ",
-        "price": {"amount": 350_000_00, "currency": "GBP"},
-        "bedrooms": 2,
-        "bathrooms": 1,
-        "areaSqm": 70,
-        "address": {
-            "line1": "12 High Street",
-            "line2": None,
-            "city": "  London ",
-            "postcode": " sw1a  1aa",
-            "country": "GB",
-        },
-        "location": {"lat": 51.5014, "lng": -0.1419},
-        "photos": ["https://img.example.test/1.jpg"],
-        "features": ["balcony"],
-        "createdAt": CREATED,
-        "updatedAt": CREATED,
-    }
-    data.update(overrides)
-    return data
-
-
-@pytest.fixture
-def agent(firestore_db: Any) -> Callable[..., str]:
-    """``agent(verified=False, plan=None)``: a new agent profile; returns its uid."""
-
-    def make(*, verified: bool = False, plan: str | None = None) -> str:
-        who = uid("agent")
-        profile = {"displayName": "Agent", "role": "agent", "verified": verified, "plan": plan}
-        firestore_db.document(f"users/{who}").set(profile)
-        return who
-
-    return make
-
-
-def submit(db: Any, firestore_event: Event, data: dict[str, Any], listing_id: str = "") -> Any:
-    """Store ``data`` as submitted (``pending_review``) and return the submission event."""
-    listing_id = listing_id or uid("home")
-    before = {**data, "status": "draft"}
-    after = {**data, "status": "pending_review", "updatedAt": SUBMITTED}
-    db.document(f"listings/{listing_id}").set(after)
-    return listing_id, firestore_event(
-        f"listings/{listing_id}", before=before, after=after, kind="updated"
-    )
-
-
-def stored(db: Any, listing_id: str) -> dict[str, Any]:
-    result: dict[str, Any] = db.document(f"listings/{listing_id}").get().to_dict()
-    return result
 
 
 def ledger(db: Any, listing_id: str) -> list[dict[str, Any]]:
@@ -109,7 +46,7 @@ def test_every_move_anyone_makes_is_in_the_graph() -> None:
     assert transitions is not None
     for before, afters in transitions.moves.items():
         assert all(listings.can_move(before, after) for after in afters)
-    for moves in (listings.AGENT_MOVES, listings.ADMIN_MOVES):
+    for moves in (listings.AGENT_MOVES, listings.ADMIN_MOVES, listings.DEPARTURE_MOVES):
         for status, targets in moves.items():
             assert targets <= listings.GRAPH[status]
     assert set(listings.GRAPH) == set(ALL_STATUSES)
@@ -164,14 +101,16 @@ def test_an_unverified_agents_submission_is_queued_for_moderation(
     assert [e["state"] for e in ledger(firestore_db, listing_id)] == ["DONE"]
 
 
-def test_a_submission_by_an_owner_without_a_profile_is_queued(
+def test_a_submission_by_an_owner_without_a_profile_is_archived(
     firestore_db: Any, firestore_event: Event
 ) -> None:
+    # Every account has a profile from sign-up on: a missing one is a deleted account.
     listing_id, event = submit(firestore_db, firestore_event, listing(uid("ghost")))
 
     deliver(on_listing_updated, event)
 
-    assert stored(firestore_db, listing_id)["status"] == "pending_review"
+    doc = stored(firestore_db, listing_id)
+    assert (doc["status"], doc["archivedReason"]) == ("archived", "agent_departed")
 
 
 RENT = {"kind": "rent", "price": {"amount": 1_500_00, "currency": "GBP"}}
@@ -324,10 +263,6 @@ def put(db: Any, data: dict[str, Any]) -> str:
     listing_id = uid("home")
     db.document(f"listings/{listing_id}").set(data)
     return listing_id
-
-
-def audit_entries(db: Any) -> list[dict[str, Any]]:
-    return [doc.to_dict() for doc in db.collection("auditLog").stream()]
 
 
 def test_an_admin_approves_a_queued_listing(

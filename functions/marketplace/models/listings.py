@@ -20,6 +20,8 @@ PREPARING = ("draft", "rejected")
 ON_MARKET = (*PREPARING, "active", "under_offer")
 """Price, description, photos and features stay editable while the home is on the market;
 what identifies the home (address, kind, size) is fixed once it has been reviewed."""
+ArchiveReason = Literal["agent_departed"]
+"""Why the system (not the agent) archived a listing: its owner is no longer an agent."""
 ListingKind = Literal["sale", "rent"]
 PropertyType = Literal["house", "flat", "bungalow", "maisonette", "land", "commercial", "other"]
 Feature = Literal[
@@ -82,3 +84,5 @@ class Listing(Document):
     featuredUntil: dt.datetime | None = None
     rejectionReason: Annotated[str, Field(max_length=500)] | None = None
     reviewedAt: dt.datetime | None = None
+    archivedReason: ArchiveReason | None = None
+    """Set only when the system archived the listing; an agent's own archiving leaves it unset."""
