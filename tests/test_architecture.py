@@ -43,7 +43,7 @@ def test_main_exports_exactly_the_deployed_functions() -> None:
         name for name in dir(main) if hasattr(getattr(main, name), "__firebase_endpoint__")
     }
     assert endpoints == set(main.__all__)
-    assert len((FUNCTIONS / "main.py").read_text().splitlines()) <= 40  # one screen
+    assert len((FUNCTIONS / "main.py").read_text().splitlines()) <= 50  # one screen
 
 
 def test_the_cores_bookkeeping_expires_by_ttl_policy() -> None:

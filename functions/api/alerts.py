@@ -14,7 +14,9 @@ from firekit import bootstrap, fanout, logs
 from firekit.events import DocumentChange, Effects, document_trigger
 from marketplace import alerts
 
-QUEUE_FUNCTION = "deliver_alerts"
+QUEUE_FUNCTION = "deliverAlerts"
+"""Cloud Tasks queue ids allow only letters, digits and hyphens, and a task function's
+queue is named after it: hence the one camelCase function name."""
 
 
 class SearchEvent(BaseModel):
@@ -44,7 +46,7 @@ def on_saved_search_written(change: DocumentChange[SearchEvent], effects: Effect
 
 @functools.cache
 def alert_fanout() -> fanout.Fanout:
-    """The fan-out of listing events, run chunk by chunk on the ``deliver_alerts`` queue."""
+    """The fan-out of listing events, run chunk by chunk on the ``deliverAlerts`` queue."""
     delivery = alerts.AlertDelivery()
     return fanout.Fanout(
         deliveries={kind: delivery for kind in alerts.EVENT_KINDS},
@@ -72,7 +74,7 @@ def on_listing_alerts(change: DocumentChange[ListingAlertEvent], effects: Effect
 
 
 @fanout.task_function(alert_fanout, max_concurrent=20, max_per_second=50, timeout_sec=540)
-def deliver_alerts() -> None:
+def deliverAlerts() -> None:  # noqa: N802 (see QUEUE_FUNCTION)
     """One chunk (200 saved searches) of a listing alert: inbox, digest, pushes."""
 
 

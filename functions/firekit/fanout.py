@@ -31,7 +31,6 @@ what the source query is and what a page turns into.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import re
 import time
@@ -50,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from firekit import logs
 from firekit.bootstrap import db as default_db
+from firekit.bootstrap import is_emulated
 from firekit.errors import field_issues, log_unexpected
 
 CHUNKS = "_fanoutChunks"
@@ -119,11 +119,20 @@ def cloud_tasks_queue(function_name: str) -> Enqueue:
 
     def enqueue(task: ChunkTask) -> None:
         queue = admin_functions.task_queue(function_name)
-        # Already queued (a retried chunk, a repeated job start): nothing to do.
-        with contextlib.suppress(
-            admin_exceptions.AlreadyExistsError, admin_exceptions.ConflictError
-        ):
-            queue.enqueue(task.model_dump(), admin_functions.TaskOptions(task_id=task.task_id))
+        # firebase-admin (Python, 7.7) posts the data as the whole body, while a task
+        # function reads the callable envelope ``{"data": ...}`` (as the Node SDK sends
+        # it): wrap it ourselves, or every task is refused as "missing data".
+        body = {"data": task.model_dump()}
+        try:
+            queue.enqueue(body, admin_functions.TaskOptions(task_id=task.task_id))
+        except (admin_exceptions.AlreadyExistsError, admin_exceptions.ConflictError):
+            pass  # already queued (a retried chunk, a repeated job start): nothing to do
+        except ValueError as exc:
+            # firebase-admin 7.7 under the emulator: after the emulator accepted a *named*
+            # task, it drops the first character of the name it echoes and fails to parse
+            # it. The task is queued; anything else is a real error.
+            if not (is_emulated() and str(exc) == "Invalid resource name format."):
+                raise
 
     return enqueue
 

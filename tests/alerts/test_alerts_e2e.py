@@ -1,0 +1,94 @@
+"""Saved-search alerts end to end: the real triggers, the Cloud Tasks emulator, the worker.
+
+An agent submits a listing through the rules; the submission trigger publishes it; the
+alert trigger starts a fan-out on the ``deliver_alerts`` queue; the worker writes inboxes
+and records pushes. Nothing here calls our code in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pytest_firebase.rest import SERVER_TIMESTAMP, FirestoreRest
+
+from .world import World, listing, search, uid
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_published_listing_notifies_matching_buyers_once_and_nobody_else(
+    firestore_db: Any,
+    as_user: Callable[..., FirestoreRest],
+    wait_for: Callable[..., Any],
+) -> None:
+    world = World(firestore_db)
+    agent = world.agent(verified=True)
+    matching = world.buyer(tokens=2)
+    elsewhere = world.buyer(searches=({"city": "Leeds"},))
+    muted = world.buyer(searches=({"muted": True},))
+    # The agent searches too, and their own listing matches it: they must not be told.
+    own_search = firestore_db.document(f"savedSearches/{agent}-own")
+    own_search.set(search(agent))
+    wait_for(lambda: own_search.get().to_dict().get("matchKeys"), timeout=30, what="match keys")
+
+    home = uid("home")
+    firestore_db.document(f"listings/{home}").set(listing(agent, status="draft"))
+    agent_client = as_user(agent, {"role": "agent"})
+    submitted = agent_client.update(
+        f"listings/{home}", {"status": "pending_review", "updatedAt": SERVER_TIMESTAMP}
+    )
+    assert submitted.ok, submitted.error_message
+
+    inbox = wait_for(lambda: world.inbox(matching), timeout=60, what="the buyer's notification")
+    assert list(inbox) == [f"new_listing-{home}"]
+    note = inbox[f"new_listing-{home}"]
+    assert (note["kind"], note["listingId"], note["read"]) == ("listing_match", home, False)
+    pushes = wait_for(lambda: len(world.pushes(matching)) == 2 and world.pushes(matching))
+    assert {p["token"] for p in pushes} == {f"tok-{matching}-0", f"tok-{matching}-1"}
+    assert all(p["data"]["notificationId"] == f"new_listing-{home}" for p in pushes)
+    digests = [d.to_dict() for d in firestore_db.collection("emailDigests").stream()]
+    assert [(d["key"], list(d["items"])) for d in digests] == [(matching, [f"new_listing-{home}"])]
+
+    for nobody in (elsewhere, muted, agent):
+        assert world.inbox(nobody) == {}, nobody
+        assert world.pushes(nobody) == []
+
+    # A price drop: a second notification, again only for the matching buyer.
+    dropped = agent_client.update(
+        f"listings/{home}",
+        {"price": {"amount": 325_000_00, "currency": "GBP"}, "updatedAt": SERVER_TIMESTAMP},
+    )
+    assert dropped.ok, dropped.error_message
+    drop_id = f"price_drop-{home}-{325_000_00}"
+    inbox = wait_for(
+        lambda: drop_id in (box := world.inbox(matching)) and box, timeout=60, what="price drop"
+    )
+    assert set(inbox) == {f"new_listing-{home}", drop_id}
+    assert "£325,000" in inbox[drop_id]["body"]
+    wait_for(lambda: len(world.pushes(matching)) == 4, what="the price drop's pushes")
+    for nobody in (elsewhere, muted, agent):
+        assert world.inbox(nobody) == {}, nobody
+
+
+def test_a_saved_search_gets_its_match_keys_from_the_real_trigger(
+    firestore_db: Any, as_user: Callable[..., FirestoreRest], wait_for: Callable[..., Any]
+) -> None:
+    buyer = uid("buyer")
+    data = {k: v for k, v in search(buyer).items() if k not in ("createdAt", "updatedAt")} | {
+        "createdAt": SERVER_TIMESTAMP,
+        "updatedAt": SERVER_TIMESTAMP,
+    }
+    created = as_user(buyer).create(f"savedSearches/{buyer}-1", data)
+    assert created.ok, created.error_message
+    ref = firestore_db.document(f"savedSearches/{buyer}-1")
+    keys = wait_for(lambda: ref.get().to_dict().get("matchKeys"), timeout=30, what="match keys")
+    assert "sale|GBP|city:london|300000-400000" in keys
+
+    muted = as_user(buyer).update(
+        f"savedSearches/{buyer}-1", {"muted": True, "updatedAt": SERVER_TIMESTAMP}
+    )
+    assert muted.ok, muted.error_message
+    wait_for(lambda: ref.get().to_dict().get("matchKeys") == [], timeout=30, what="keys cleared")
