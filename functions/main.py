@@ -6,7 +6,7 @@ ensure_initialized()  # before anything else: the SDK verifies ID tokens on the 
 
 from api.accounts import before_user_created, on_profile_updated, set_user_role  # noqa: E402
 from api.alerts import (  # noqa: E402
-    deliver_alerts,
+    deliverAlerts,
     on_listing_alerts,
     on_saved_search_written,
     send_email_digests,
@@ -24,7 +24,7 @@ from api.listings import (  # noqa: E402
 __all__ = [
     "approve_listing",
     "before_user_created",
-    "deliver_alerts",
+    "deliverAlerts",
     "health",
     "on_agent_profile_changed",
     "on_favorite_written",
