@@ -96,7 +96,7 @@ class RecordingTransport:
         batch = self.db.batch()
         responses = []
         for message in messages:
-            token = str(message.token)
+            token = str(message.fid)
             if token.startswith(EXPIRED_PREFIX):
                 error = messaging.UnregisteredError("Requested entity was not found.")
                 responses.append(messaging.SendResponse(None, error))
@@ -116,7 +116,7 @@ def recorded(message: messaging.Message) -> dict[str, Any]:
     apns_headers = (message.apns.headers or {}) if message.apns else {}
     webpush_headers = (message.webpush.headers or {}) if message.webpush else {}
     return {
-        "token": message.token,
+        "token": message.fid,
         "title": note.title if note else None,
         "body": note.body if note else None,
         "data": dict(message.data or {}),
@@ -136,8 +136,10 @@ def message_for(push: Push, token: str) -> messaging.Message:
     """The FCM message for one device, collapsing duplicates of the same notification."""
     # APNs and Web Push limit these ids to 64 and 32 characters: use a digest of it.
     collapse = hashlib.sha256(push.collapse_id.encode()).hexdigest()[:32]
+    # firebase-admin 7.7 addresses an app instance by ``fid`` (``token`` is deprecated);
+    # the device document's id is whatever the client registered as its FCM target.
     return messaging.Message(
-        token=token,
+        fid=token,
         notification=messaging.Notification(title=push.title, body=push.body),
         data=dict(push.data),
         android=messaging.AndroidConfig(collapse_key=collapse),
