@@ -20,6 +20,7 @@ from api.listings import (  # noqa: E402
     reject_listing,
     set_listing_status,
 )
+from api.search import search_near  # noqa: E402
 
 __all__ = [
     "approve_listing",
@@ -34,6 +35,7 @@ __all__ = [
     "on_saved_search_written",
     "reject_listing",
     "roll_up_favorites",
+    "search_near",
     "send_email_digests",
     "set_listing_status",
     "set_user_role",
