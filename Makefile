@@ -1,5 +1,5 @@
 # The two commands of the README. Both install whatever is missing first.
-.PHONY: dev test bootstrap lint
+.PHONY: dev test bootstrap lint bench
 
 bootstrap:
 	./scripts/bootstrap.sh
@@ -12,3 +12,9 @@ test: bootstrap
 
 lint: bootstrap
 	./scripts/lint.sh
+
+# Every benchmark module (bench/README.md); add yours to the list. Not part of `make test`.
+BENCHES = near_search
+
+bench: bootstrap
+	@for name in $(BENCHES); do .venv/bin/python -m bench.$$name || exit 1; done

@@ -10,5 +10,5 @@ status=0
 .venv/bin/ruff format --check . || status=1
 .venv/bin/mypy functions/firekit functions/marketplace functions/api functions/main.py \
   pytest_firebase seed scripts/devstack.py scripts/dev.py rules/generator.py rules/build.py \
-  rules/matrix.py || status=1
+  rules/matrix.py bench || status=1
 exit $status
