@@ -260,7 +260,7 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
         "moderation_queue": {"equals": {"status": "pending_review"}},
         "duplicate_address": {"equals": {"address.postcode": a["postcode"]}},
         "favourite_shards_changed": {"ranges": {"updatedAt": [(">=", now)]}},
-        "digests_due": {"equals": {"sent": False}, "ranges": {"day": [("<", "2999-01-01")]}},
+        "digests_due": {"ranges": {"day": [("<", "2999-01-01")]}},
         "inbox": {"path": {"uid": "seed-agent"}},
         "inbox_unread": {"path": {"uid": a["unread_uid"]}, "equals": {"read": False}},
         "favourites": {"path": {"uid": "seed-buyer"}},

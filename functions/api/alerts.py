@@ -68,7 +68,8 @@ def on_listing_alerts(change: DocumentChange[ListingAlertEvent], effects: Effect
     """
     before = change.before.model_dump() if change.before else None
     after = change.after.model_dump() if change.after else None
-    for job, kind, params in alerts.events_of(change.params["listingId"], before, after):
+    listing_id = change.params["listingId"]
+    for job, kind, params in alerts.events_of(listing_id, before, after, change.event_id):
         alert_fanout().start(job, kind, params)
         logs.info("alert fan-out started", function="on_listing_alerts", job=job, kind=kind)
 

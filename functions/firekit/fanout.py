@@ -16,8 +16,12 @@ bounded however many recipients match. Each chunk runs in three steps, recorded 
 3. **Act.** The pending side effects run in slices of ``act_slice``; after each slice
    the record's pending list shrinks, so a failure (a crash, a provider outage) is
    retried by the queue and resumes with what is left instead of repeating what was
-   done. An attempt first claims the record for a lease, so a duplicate delivery of the
-   same task does not act alongside a live attempt.
+   done. Side effects the delivery reports as worth retrying (a provider's transient
+   error) stay pending and the task is retried for them alone. An attempt first claims
+   the record for a short lease, renewed after every slice: a duplicate delivery of the
+   task while it runs is told to come back later (``ChunkBusy``, answered 503 so the
+   queue retries), and the retry of an attempt that died takes over once its lease ran
+   out. A chunk whose job no longer applies records nothing, so the job can run again.
 
 A retried or duplicated task finds the record and goes straight to what is left: no
 recipient the earlier attempt reached is reached again, except in the one window no
@@ -41,7 +45,7 @@ from typing import Any, Protocol
 from firebase_admin import exceptions as admin_exceptions
 from firebase_admin import functions as admin_functions
 from firebase_functions import https_fn, options, tasks_fn
-from google.api_core.exceptions import AlreadyExists, Conflict
+from google.api_core.exceptions import AlreadyExists
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from google.cloud.firestore_v1.field_path import FieldPath
@@ -58,8 +62,9 @@ RECORD_TTL = dt.timedelta(days=14)
 DEFAULT_CHUNK = 200
 """Recipients per task: one batch of at most ~2 writes each stays under 500 writes."""
 DEFAULT_ACT_SLICE = 100
-DEFAULT_LEASE = dt.timedelta(minutes=10)
-"""Longer than a task's run time (the worker's timeout is 540 s)."""
+DEFAULT_LEASE = dt.timedelta(minutes=2)
+"""How long an attempt holds a chunk without progress: renewed after every slice, so a
+live attempt keeps it and a dead one's retry waits at most this long."""
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,400}$")
 
 
@@ -106,8 +111,11 @@ class Delivery(Protocol):
     ) -> Prepared:
         """Writes and pending side effects for one page (reads allowed, no writes)."""
 
-    def act(self, db: firestore.Client, task: ChunkTask, pending: Sequence[dict[str, Any]]) -> None:
-        """Perform some pending side effects; raise to have the task retried."""
+    def act(
+        self, db: firestore.Client, task: ChunkTask, pending: Sequence[dict[str, Any]]
+    ) -> Sequence[dict[str, Any]]:
+        """Perform some pending side effects; return those to try again later (the task
+        is then retried for them alone); raise to retry the whole slice."""
 
 
 Enqueue = Callable[[ChunkTask], None]
@@ -142,8 +150,9 @@ class ChunkOutcome:
     """What one run of one chunk did."""
 
     outcome: str
-    """``delivered``, ``resumed`` (an earlier attempt committed), ``duplicate`` (already
-    done), ``busy`` (another live attempt holds it) or ``stopped`` (job no longer applies)."""
+    """``delivered``, ``resumed`` (an earlier attempt committed its writes),
+    ``duplicate`` (an earlier attempt finished it) or ``stopped`` (the job no longer
+    applies)."""
     recipients: int = 0
     acted: int = 0
     next_task: ChunkTask | None = None
@@ -168,27 +177,35 @@ class Fanout:
         return task
 
     def run_chunk(self, db: firestore.Client, task: ChunkTask) -> ChunkOutcome:
-        """Run one chunk to the end (see the module docstring); raise to be retried."""
+        """Run one chunk to the end (see the module docstring); raise to be retried.
+
+        Raises :class:`ChunkBusy` while another attempt holds the chunk's lease: the
+        queue then retries later, and if that attempt died, its lease has run out by then.
+        """
         delivery = self.deliveries[task.kind]
         ref = db.collection(CHUNKS).document(task.task_id)
         snapshot = ref.get()
-        if not snapshot.exists:
+        if snapshot.exists:
+            record, outcome = snapshot.to_dict() or {}, "resumed"
+        else:
             committed = self._commit(db, delivery, task, ref)
             if committed is None:
+                # Nothing is recorded: if the job's event holds again later (the listing
+                # is back on the market), a re-run of this chunk reads it afresh.
                 return ChunkOutcome("stopped")
-            record, outcome = committed, "delivered"
-        else:
-            record, outcome = snapshot.to_dict() or {}, "resumed"
+            record, outcome = committed
         next_task = self._next(task, record.get("next"))
         if next_task is not None:
             self.enqueue(next_task)
+        recipients = int(record.get("recipients", 0))
         if record.get("state") == "done":
-            return ChunkOutcome("duplicate", record.get("recipients", 0), 0, next_task)
+            finished = "delivered" if outcome == "delivered" else "duplicate"
+            return ChunkOutcome(finished, recipients, 0, next_task)
         pending = self._claim(db, ref)
         if pending is None:
-            return ChunkOutcome("busy", record.get("recipients", 0), 0, next_task)
+            return ChunkOutcome("duplicate", recipients, 0, next_task)
         acted = self._act(db, delivery, task, ref, pending)
-        return ChunkOutcome(outcome, record.get("recipients", 0), acted, next_task)
+        return ChunkOutcome(outcome, recipients, acted, next_task)
 
     # -- the steps ----------------------------------------------------------------------
 
@@ -198,10 +215,10 @@ class Fanout:
         delivery: Delivery,
         task: ChunkTask,
         ref: firestore.DocumentReference,
-    ) -> dict[str, Any] | None:
+    ) -> tuple[dict[str, Any], str] | None:
+        """Read the page, prepare it, commit writes and record together: (record, outcome)."""
         source = delivery.source(db, task)
         if source is None:
-            ref.set(self._record(task, state="done", recipients=0, pending=[], next_after=None))
             return None
         query = source.order_by(FieldPath.document_id())
         if task.after is not None:
@@ -221,13 +238,14 @@ class Fanout:
         batch.create(ref, record)
         try:
             batch.commit()
-        except Exception as exc:
-            if not _already_exists(exc):
-                raise
-            # A concurrent attempt of this chunk committed first; go on from its record.
+        except AlreadyExists:
+            # A concurrent attempt of this chunk committed first (the batch is atomic, so
+            # none of ours landed): go on from its record.
             existing = ref.get()
-            return existing.to_dict() or {}
-        return record
+            if not existing.exists:
+                raise
+            return existing.to_dict() or {}, "resumed"
+        return record, "delivered"
 
     def _record(
         self,
@@ -254,7 +272,10 @@ class Fanout:
     def _claim(
         self, db: firestore.Client, ref: firestore.DocumentReference
     ) -> list[dict[str, Any]] | None:
-        """Take the record for a lease; None if it is done or another attempt holds it."""
+        """Take the record for a lease: its pending list, or None if it is done.
+
+        Raises :class:`ChunkBusy` if another attempt holds a live lease.
+        """
 
         @firestore.transactional
         def claim(transaction: firestore.Transaction) -> list[dict[str, Any]] | None:
@@ -264,7 +285,7 @@ class Fanout:
             if record.get("state") == "done":
                 return None
             if isinstance(lease_until, dt.datetime) and lease_until > now:
-                return None
+                raise ChunkBusy(f"{ref.id} is held until {lease_until.isoformat()}")
             transaction.update(ref, {"leaseUntil": now + self.lease})
             return list(record.get("pending") or [])
 
@@ -283,22 +304,35 @@ class Fanout:
         while pending:
             part, rest = pending[: self.act_slice], pending[self.act_slice :]
             try:
-                delivery.act(db, task, part)
+                retry = list(delivery.act(db, task, part))
             except BaseException:
                 # Let the next attempt in at once (the queue's backoff paces it).
                 ref.update({"leaseUntil": None})
                 raise
-            acted += len(part)
-            pending = rest
-            update: dict[str, Any] = {"pending": pending, "acted": firestore.Increment(len(part))}
+            acted += len(part) - len(retry)
+            pending = retry + rest
+            now = dt.datetime.now(dt.UTC)
+            update: dict[str, Any] = {
+                "pending": pending, "acted": firestore.Increment(len(part) - len(retry)),
+                "leaseUntil": now + self.lease,  # renewed: a live attempt keeps its chunk
+            }  # fmt: skip
+            if retry:
+                # Some side effects failed for a reason that may pass (a provider hiccup):
+                # record what is left, free the chunk, and have the queue retry it later.
+                ref.update(update | {"leaseUntil": None})
+                raise ChunkRetry(f"{len(retry)} side effects to retry")
             if not pending:
                 update |= {"state": "done", "leaseUntil": None}
             ref.update(update)
         return acted
 
 
-def _already_exists(exc: Exception) -> bool:
-    return isinstance(exc, AlreadyExists | Conflict)
+class ChunkBusy(RuntimeError):  # noqa: N818 (a state, not a failure)
+    """Another attempt holds this chunk; the queue should retry later."""
+
+
+class ChunkRetry(RuntimeError):  # noqa: N818
+    """Some of a chunk's side effects must be tried again later."""
 
 
 def task_function(
@@ -330,6 +364,13 @@ def task_function(
                 return {"outcome": "refused"}
             try:
                 result = fanout_of().run_chunk(default_db(), task)
+            except (ChunkBusy, ChunkRetry) as exc:
+                logs.info(
+                    "fan-out chunk deferred", function=function_name, job=task.job,
+                    chunk=task.chunk, reason=str(exc),
+                )  # fmt: skip
+                # 503: the queue retries with backoff (no traceback: nothing is wrong).
+                raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAVAILABLE, "retry") from exc
             except Exception as exc:
                 log_unexpected(
                     exc, {"function": function_name, "job": task.job, "chunk": task.chunk}

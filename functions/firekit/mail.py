@@ -7,12 +7,18 @@ digest's mail document has a deterministic id and is created (never set) in the 
 transaction that marks the digest sent: a retried send cannot mail twice.
 
 A digest is one document per recipient per day holding a map of items keyed by a stable
-item id, so adding the same item twice (a retried fan-out) changes nothing.
+item id, so adding the same item twice (a retried fan-out) changes nothing. Mailing a
+digest deletes it in the same transaction that creates the mail document, whose id is
+derived from the items it holds: an item that arrives late (a chunk committed after its
+day's digest went out) starts a new digest of that day, mailed on the next run, and is
+neither lost nor able to block the run. A digest holds at most what fits Firestore's
+1 MiB document limit: about 3,000 items a day for one recipient.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html as html_lib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,13 +52,7 @@ def digest_entry(
     to: str, key: str, day: dt.date, item_id: str, item: Mapping[str, Any]
 ) -> dict[str, Any]:
     """A merge-write adding one item to ``key``'s digest of ``day`` (idempotent per item)."""
-    return {
-        "key": key,
-        "to": to,
-        "day": day.isoformat(),
-        "sent": False,
-        "items": {item_id: dict(item)},
-    }
+    return {"key": key, "to": to, "day": day.isoformat(), "items": {item_id: dict(item)}}
 
 
 def digest_id(key: str, day: dt.date) -> str:
@@ -65,17 +65,24 @@ def send_digest(
     digest_ref: firestore.DocumentReference,
     render: Callable[[Mapping[str, Any]], Rendered],
 ) -> bool:
-    """Turn one digest into a ``mail`` document, once; False if it was already sent."""
+    """Turn one digest into a ``mail`` document and delete it; False if it was gone."""
 
     @firestore.transactional
     def send(transaction: firestore.Transaction) -> bool:
         snapshot = digest_ref.get(transaction=transaction)
         digest = snapshot.to_dict() or {}
-        if not snapshot.exists or digest.get("sent") is True or not digest.get("items"):
+        if not snapshot.exists:
             return False
-        mail_ref = db.collection(MAIL).document(f"digest-{digest_ref.id}")
+        items = digest.get("items") or {}
+        # Same items, same id: a send repeated after a lost commit response cannot mail
+        # twice, and a later digest of the same day gets its own id.
+        digest_key = hashlib.sha256("|".join(sorted(items)).encode()).hexdigest()[:16]
+        mail_ref = db.collection(MAIL).document(f"digest-{digest_ref.id}-{digest_key}")
+        mailed = mail_ref.get(transaction=transaction).exists
+        transaction.delete(digest_ref)
+        if mailed or not items:
+            return False
         transaction.create(mail_ref, mail_document(str(digest["to"]), render(digest)))
-        transaction.update(digest_ref, {"sent": True, "sentAt": firestore.SERVER_TIMESTAMP})
         return True
 
     result: bool = send(db.transaction())

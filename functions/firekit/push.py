@@ -4,11 +4,17 @@
 device in calls of up to 500 (FCM's ``send_each`` limit), and deletes the devices FCM
 reports as unregistered, so a dead token costs one failed send, once.
 
-Every message carries the notification's id as its collapse key (Android
-``collapse_key``, APNs ``apns-collapse-id``, Web Push ``Topic``). A push that is sent
-twice (the one ambiguous moment of any at-least-once delivery: the process dies after
-FCM accepted the message and before we recorded it) therefore replaces the first on the
-device instead of showing twice.
+Every message carries a digest of the notification's id as its collapse id and tag
+(APNs ``apns-collapse-id``; Android ``collapse_key`` and notification ``tag``; Web Push
+``Topic`` and notification ``tag``). A push sent twice (the one ambiguous moment of any
+at-least-once delivery: the process dies after FCM accepted the message and before we
+recorded it) therefore replaces the first on the device instead of showing twice: the
+collapse ids while it is undelivered, the tags once it is on screen.
+
+Failures FCM calls transient (unavailable, internal, quota) are returned for a later
+retry of those users alone; others are logged and dropped, since the inbox holds the
+notification anyway. A user's devices are capped at :data:`MAX_DEVICES` per push, so a
+slice of 100 users is always one ``send_each`` call.
 
 FCM cannot be reached from the emulators, so there :func:`default_transport` is a
 :class:`RecordingTransport`: it writes each message it would send, exactly as built, to
@@ -21,11 +27,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from firebase_admin import messaging
+from firebase_admin import exceptions, messaging
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -34,6 +41,10 @@ from firekit.bootstrap import is_emulated
 
 MAX_PER_CALL = 500
 """FCM's ``send_each`` limit."""
+MAX_DEVICES = 5
+"""Devices pushed per user (the most a phone, a tablet and a few browsers need)."""
+TRANSIENT = (exceptions.UnavailableError, messaging.QuotaExceededError, exceptions.InternalError)
+"""What FCM answers when trying again later can help."""
 MAX_IN = 30
 """Firestore's limit on the values of one ``in`` filter."""
 OUTBOX = "_pushOutbox"
@@ -68,6 +79,8 @@ class PushReport:
     failed: int = 0
     removed_tokens: int = 0
     users_without_devices: int = 0
+    retry: set[str] = field(default_factory=set)
+    """Users with a transient failure on some device: push them again later."""
 
 
 class PushTransport(Protocol):
@@ -96,7 +109,7 @@ class RecordingTransport:
         batch = self.db.batch()
         responses = []
         for message in messages:
-            token = str(message.fid)
+            token = str(message.token)
             if token.startswith(EXPIRED_PREFIX):
                 error = messaging.UnregisteredError("Requested entity was not found.")
                 responses.append(messaging.SendResponse(None, error))
@@ -116,11 +129,12 @@ def recorded(message: messaging.Message) -> dict[str, Any]:
     apns_headers = (message.apns.headers or {}) if message.apns else {}
     webpush_headers = (message.webpush.headers or {}) if message.webpush else {}
     return {
-        "token": message.fid,
+        "token": message.token,
         "title": note.title if note else None,
         "body": note.body if note else None,
         "data": dict(message.data or {}),
         "collapseKey": android.collapse_key if android else None,
+        "androidTag": android.notification.tag if android and android.notification else None,
         "apnsCollapseId": apns_headers.get("apns-collapse-id"),
         "webpushTopic": webpush_headers.get("Topic"),
         "recordedAt": firestore.SERVER_TIMESTAMP,
@@ -136,16 +150,23 @@ def message_for(push: Push, token: str) -> messaging.Message:
     """The FCM message for one device, collapsing duplicates of the same notification."""
     # APNs and Web Push limit these ids to 64 and 32 characters: use a digest of it.
     collapse = hashlib.sha256(push.collapse_id.encode()).hexdigest()[:32]
-    # firebase-admin 7.7 addresses an app instance by ``fid`` (``token`` is deprecated);
-    # the device document's id is whatever the client registered as its FCM target.
-    return messaging.Message(
-        fid=token,
-        notification=messaging.Notification(title=push.title, body=push.body),
-        data=dict(push.data),
-        android=messaging.AndroidConfig(collapse_key=collapse),
-        apns=messaging.APNSConfig(headers={"apns-collapse-id": collapse}),
-        webpush=messaging.WebpushConfig(headers={"Topic": collapse}),
-    )
+    with warnings.catch_warnings():
+        # firebase-admin 7.7 deprecates ``token`` for ``fid`` (installation ids), but the
+        # apps register what ``getToken()`` returns: a registration token, sent as such.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return messaging.Message(
+            token=token,
+            notification=messaging.Notification(title=push.title, body=push.body),
+            data=dict(push.data),
+            android=messaging.AndroidConfig(
+                collapse_key=collapse, notification=messaging.AndroidNotification(tag=collapse)
+            ),
+            apns=messaging.APNSConfig(headers={"apns-collapse-id": collapse}),
+            webpush=messaging.WebpushConfig(
+                headers={"Topic": collapse},
+                notification=messaging.WebpushNotification(tag=collapse),
+            ),
+        )
 
 
 def device_tokens(
@@ -164,7 +185,7 @@ def device_tokens(
             parent = snapshot.reference.parent.parent
             if isinstance(owner, str) and parent is not None and parent.id == owner:
                 found.setdefault(owner, []).append(snapshot.reference)
-    return found
+    return {owner: sorted(refs, key=lambda r: r.id)[:MAX_DEVICES] for owner, refs in found.items()}
 
 
 def send_pushes(
@@ -175,9 +196,8 @@ def send_pushes(
 ) -> PushReport:
     """Send each push to every device of its user; delete devices FCM says are gone.
 
-    Failures other than an unregistered token are counted and logged, not raised: the
-    notification is in the user's inbox either way, and retrying a whole batch would
-    send again to every device that already got it.
+    Transient failures name their users in ``report.retry``; other failures are counted
+    and logged, not raised: the notification is in the user's inbox either way.
     """
     report = PushReport()
     tokens = device_tokens(db, devices, (p.uid for p in pushes))
@@ -186,11 +206,13 @@ def send_pushes(
     dead: list[firestore.DocumentReference] = []
     for part in _chunks(targets, MAX_PER_CALL):
         response = transport.send_each([message_for(push, ref.id) for push, ref in part])
-        for (_push, ref), result in zip(part, response.responses, strict=True):
+        for (push, ref), result in zip(part, response.responses, strict=True):
             if result.success:
                 report.sent += 1
             elif isinstance(result.exception, messaging.UnregisteredError):
                 dead.append(ref)
+            elif isinstance(result.exception, TRANSIENT):
+                report.retry.add(push.uid)
             else:
                 report.failed += 1
                 logs.warning(

@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -204,20 +206,35 @@ def refresh_match_keys(
 # --- the events -----------------------------------------------------------------------
 
 
-def alert_job(listing_id: str, kind: EventKind, amount: int | None = None) -> str:
-    """The fan-out job id (and inbox document id) of one listing event."""
+def notification_id(listing_id: str, kind: EventKind, amount: int | None = None) -> str:
+    """The inbox document id of one listing event: once per user, ever."""
     return f"{kind}-{listing_id}" if amount is None else f"{kind}-{listing_id}-{amount}"
 
 
+def alert_job(notification: str, event_id: str) -> str:
+    """The fan-out job id: the notification, plus the change that started it.
+
+    Each change (the listing going active again after an offer fell through) runs its
+    own job, so searches saved since the last one are read; the inbox documents still
+    tell each user at most once. Redeliveries of one change carry the same event id.
+    """
+    return f"{notification}-{re.sub(r'[^A-Za-z0-9]', '', event_id)[:16]}"
+
+
 def events_of(
-    listing_id: str, before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+    listing_id: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    event_id: str,
 ) -> list[tuple[str, EventKind, dict[str, Any]]]:
     """The alert jobs a listing change starts: ``(job, kind, params)``."""
     if after is None or after.get("status") != "active":
         return []
     before = before or {}
     if before.get("status") != "active":
-        return [(alert_job(listing_id, "new_listing"), "new_listing", {"listingId": listing_id})]
+        note = notification_id(listing_id, "new_listing")
+        params: dict[str, Any] = {"listingId": listing_id, "notificationId": note}
+        return [(alert_job(note, event_id), "new_listing", params)]
     old, new = before.get("price") or {}, after.get("price") or {}
     if (
         old.get("currency") == new.get("currency")
@@ -226,8 +243,9 @@ def events_of(
         and new["amount"] < old["amount"]
     ):
         amount = int(new["amount"])
-        params = {"listingId": listing_id, "amount": amount}
-        return [(alert_job(listing_id, "price_drop", amount), "price_drop", params)]
+        note = notification_id(listing_id, "price_drop", amount)
+        params = {"listingId": listing_id, "amount": amount, "notificationId": note}
+        return [(alert_job(note, event_id), "price_drop", params)]
     return []
 
 
@@ -311,56 +329,75 @@ class AlertDelivery:
     def prepare(
         self, db: firestore.Client, task: fanout.ChunkTask, page: Sequence[DocumentSnapshot[Any]]
     ) -> fanout.Prepared:
-        """Inbox documents and digest items for the page's new recipients; pushes pending."""
+        """Inbox documents and digest items for the page's recipients; pushes pending.
+
+        The inbox document is every recipient's record (``data.channels`` says how they
+        were told): a user told by an earlier chunk or job gets only the channels not
+        served yet (a second search of theirs may ask for push where the first did not).
+        """
         listing = self._listing(db, task)
         if listing is None:
             return fanout.Prepared()
         recipients = self._recipients(listing, page)
-        notification_id = task.job
-        inboxes = {
-            uid: db.document(f"users/{uid}/notifications/{notification_id}")
-            for uid, r in recipients.items()
-            if r.in_app or r.push
-        }
-        told = {
-            s.reference.parent.parent.id for s in db.get_all(list(inboxes.values())) if s.exists
-        }
-        fresh = [r for uid, r in recipients.items() if uid not in told]
-        settings = self._settings(db, [r.uid for r in fresh])
+        note_id = str(task.params.get("notificationId") or task.job)
+        inboxes = {uid: db.document(f"users/{uid}/notifications/{note_id}") for uid in recipients}
+        served: dict[str, set[str]] = {}
+        for snapshot in db.get_all(list(inboxes.values())) if inboxes else []:
+            if snapshot.exists:
+                owner = snapshot.reference.parent.parent
+                channels = ((snapshot.to_dict() or {}).get("data") or {}).get("channels") or []
+                if owner is not None:
+                    served[owner.id] = set(channels) | {"inApp"}
+        settings = self._settings(db, list(recipients))
         title, body = message_of(task.kind, listing)
         now = self.clock()
         listing_id = str(task.params["listingId"])
         link = f"/listings/{listing_id}"
         prepared = fanout.Prepared()
-        for recipient in fresh:
+        for recipient in recipients.values():
+            already = served.get(recipient.uid)
             prefs, email_to = settings.get(recipient.uid, (None, None))
-            if recipient.uid in inboxes:
+            wants_push = recipient.push and (prefs is None or prefs.push)
+            if wants_push and in_quiet_hours(prefs.quietHours if prefs else None, now):
+                wants_push = False  # the inbox carries it alone
+            wants_email = recipient.email and (prefs is None or prefs.email) and bool(email_to)
+            new = {"push"} if wants_push else set()
+            new |= {"email"} if wants_email else set()
+            if already is not None:
+                new -= already
+                if not new:
+                    continue  # told before, on every channel they ask for
+                channels = sorted(already | new)
+                prepared.writes.append((inboxes[recipient.uid], {"data": {"channels": channels}}))
+            else:
                 prepared.writes.append((inboxes[recipient.uid], {
                     "kind": "listing_match" if task.kind == "new_listing" else "price_drop",
                     "title": title, "body": body, "listingId": listing_id, "link": link,
-                    "data": {"searchIds": recipient.searches[:10], "event": task.kind},
-                    "createdAt": firestore.SERVER_TIMESTAMP, "read": False,
+                    "data": {"searchIds": recipient.searches[:10], "event": task.kind,
+                             "channels": sorted(new | {"inApp"})},
+                    # In-app is every alert's record; a user who wants none in-app still
+                    # finds it in their history, but it never badges as unread.
+                    "createdAt": firestore.SERVER_TIMESTAMP, "read": not recipient.in_app,
                 }))  # fmt: skip
-            wants_push = recipient.push and (prefs is None or prefs.push)
-            if wants_push and not in_quiet_hours(prefs.quietHours if prefs else None, now):
+            if "push" in new:
                 prepared.pending.append({
-                    "uid": recipient.uid, "id": notification_id, "title": title, "body": body,
-                    "data": {"listingId": listing_id, "notificationId": notification_id,
+                    "uid": recipient.uid, "id": note_id, "title": title, "body": body,
+                    "data": {"listingId": listing_id, "notificationId": note_id,
                              "kind": task.kind, "link": link},
                 })  # fmt: skip
-            if recipient.email and (prefs is None or prefs.email) and email_to:
+            if "email" in new and email_to:
                 day = now.date()
                 ref = db.collection(DIGESTS).document(mail.digest_id(recipient.uid, day))
                 item = {"title": title, "body": body, "link": link, "at": now}
                 prepared.writes.append(
-                    (ref, mail.digest_entry(email_to, recipient.uid, day, notification_id, item))
+                    (ref, mail.digest_entry(email_to, recipient.uid, day, note_id, item))
                 )
-        prepared.recipients = len(fresh)
+            prepared.recipients += 1
         return prepared
 
     def act(
         self, db: firestore.Client, task: fanout.ChunkTask, pending: Sequence[dict[str, Any]]
-    ) -> None:
+    ) -> list[dict[str, Any]]:
         """Push to every device of each pending recipient."""
         pushes = [
             push.Push(uid=p["uid"], collapse_id=p["id"], title=p["title"], body=p["body"],
@@ -371,7 +408,9 @@ class AlertDelivery:
         logs.info(
             "alert pushes", job=task.job, sent=report.sent, failed=report.failed,
             removedTokens=report.removed_tokens, withoutDevices=report.users_without_devices,
+            retry=len(report.retry),
         )  # fmt: skip
+        return [p for p in pending if p["uid"] in report.retry]
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -437,13 +476,20 @@ def render_digest(digest: Mapping[str, Any]) -> mail.Rendered:
     return mail.render_list(subject, intro, rows, count - len(shown))
 
 
-def send_due_digests(db: firestore.Client, today: dt.date, limit: int = 500) -> int:
-    """Mail every unsent digest of a day before ``today``; returns how many were sent."""
-    query = queries.DIGESTS_DUE.build(
-        db, equals={"sent": False}, ranges={"day": [("<", today.isoformat())]}, limit=limit
-    )
-    sent = 0
-    for snapshot in query.stream():
-        if mail.send_digest(db, snapshot.reference, render_digest):
-            sent += 1
+def send_due_digests(
+    db: firestore.Client, today: dt.date, *, page: int = 200, budget_s: float = 480.0
+) -> int:
+    """Mail every digest of a day before ``today``, page by page within a time budget
+    (under the scheduler's timeout; what is left goes out on the next run)."""
+    started, sent = time.monotonic(), 0
+    while time.monotonic() - started < budget_s:
+        query = queries.DIGESTS_DUE.build(
+            db, ranges={"day": [("<", today.isoformat())]}, limit=page
+        )
+        due = list(query.stream())
+        for snapshot in due:
+            if mail.send_digest(db, snapshot.reference, render_digest):
+                sent += 1
+        if len(due) < page:
+            break
     return sent

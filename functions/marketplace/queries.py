@@ -215,8 +215,8 @@ SEARCHES_MATCHING = Query(
     equals=("muted",), contains="matchKeys", contains_any=True,
 )  # fmt: skip
 DIGESTS_DUE = Query(
-    "digests_due", EmailDigest, "functions: email digests of past days not yet mailed",
-    equals=("sent",), ranges=("day",), order=(Order("day"),),
+    "digests_due", EmailDigest, "functions: email digests of past days (mailed, then deleted)",
+    ranges=("day",), order=(Order("day"),),
 )  # fmt: skip
 DEVICES_OF = Query(
     "devices_of", Device, "functions: the devices of up to 30 users (push fan-out)",

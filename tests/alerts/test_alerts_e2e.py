@@ -1,7 +1,7 @@
 """Saved-search alerts end to end: the real triggers, the Cloud Tasks emulator, the worker.
 
 An agent submits a listing through the rules; the submission trigger publishes it; the
-alert trigger starts a fan-out on the ``deliver_alerts`` queue; the worker writes inboxes
+alert trigger starts a fan-out on the ``deliverAlerts`` queue; the worker writes inboxes
 and records pushes. Nothing here calls our code in-process.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_firebase.rest import SERVER_TIMESTAMP, FirestoreRest
+from pytest_firebase.wait import stays_absent
 
 from .world import World, listing, search, uid
 
@@ -69,6 +70,7 @@ def test_a_published_listing_notifies_matching_buyers_once_and_nobody_else(
     assert set(inbox) == {f"new_listing-{home}", drop_id}
     assert "£325,000" in inbox[drop_id]["body"]
     wait_for(lambda: len(world.pushes(matching)) == 4, what="the price drop's pushes")
+    stays_absent(lambda: len(world.pushes(matching)) > 4, duration=3.0, what="a repeated push")
     for nobody in (elsewhere, muted, agent):
         assert world.inbox(nobody) == {}, nobody
 

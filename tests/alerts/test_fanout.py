@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from firebase_admin import messaging
+from firebase_admin import exceptions, messaging
 
 from firekit import fanout, push
 from marketplace import alerts
@@ -33,6 +33,8 @@ class Transport:
 
     sent: list[messaging.Message] = field(default_factory=list)
     fail_on_call: int | None = None
+    unavailable_once: set[str] = field(default_factory=set)
+    """Tokens FCM answers UNAVAILABLE the first time."""
     calls: int = 0
 
     def send_each(self, messages: list[messaging.Message]) -> messaging.BatchResponse:
@@ -41,15 +43,20 @@ class Transport:
             raise BoomError("FCM unavailable")
         responses = []
         for message in messages:
-            if str(message.fid).startswith(push.EXPIRED_PREFIX):
+            if str(message.token).startswith(push.EXPIRED_PREFIX):
                 responses.append(messaging.SendResponse(None, messaging.UnregisteredError("gone")))
+            elif str(message.token) in self.unavailable_once:
+                self.unavailable_once.discard(str(message.token))
+                responses.append(
+                    messaging.SendResponse(None, exceptions.UnavailableError("try later"))
+                )
             else:
                 self.sent.append(message)
                 responses.append(messaging.SendResponse({"name": "ok"}, None))
         return messaging.BatchResponse(responses)
 
     def tokens(self) -> Counter[str]:
-        return Counter(str(m.fid) for m in self.sent)
+        return Counter(str(m.token) for m in self.sent)
 
 
 @dataclass
@@ -66,7 +73,7 @@ class Queue:
 class Harness:
     def __init__(self, db: Any, *, chunk: int = 50, clock: dt.datetime = NOW) -> None:
         self.db, self.world = db, World(db)
-        self.transport, self.queue = Transport(), Queue()
+        self.transport, self.queue, self.ran = Transport(), Queue(), 0
         self.delivery = alerts.AlertDelivery(
             transport=lambda _db: self.transport, clock=lambda: clock
         )
@@ -81,23 +88,32 @@ class Harness:
         return home
 
     def start(
-        self, home: str, kind: alerts.EventKind = "new_listing", amount: int | None = None
+        self,
+        home: str,
+        kind: alerts.EventKind = "new_listing",
+        amount: int | None = None,
+        *,
+        event: str = "event-1",
     ) -> None:
-        params: dict[str, Any] = {"listingId": home} | ({"amount": amount} if amount else {})
-        self.fanout.start(alerts.alert_job(home, kind, amount), kind, params)
+        """Start the job one listing change (``event``) starts."""
+        note = alerts.notification_id(home, kind, amount)
+        params: dict[str, Any] = {"listingId": home, "notificationId": note}
+        params |= {"amount": amount} if amount else {}
+        self.fanout.start(alerts.alert_job(note, event), kind, params)
 
     def drain(self) -> list[str]:
-        """Run queued tasks in order; one that fails goes to the back, as a retry."""
-        outcomes, done = [], 0
-        while done < len(self.queue.tasks):
-            task = self.queue.tasks[done]
+        """Run the tasks queued since the last drain, in order; one that fails goes to
+        the back of the queue, as a retry."""
+        outcomes = []
+        while self.ran < len(self.queue.tasks):
+            task = self.queue.tasks[self.ran]
             try:
                 outcomes.append(f"{task.chunk}:{self.fanout.run_chunk(self.db, task).outcome}")
-            except BoomError:
+            except (BoomError, fanout.ChunkRetry, fanout.ChunkBusy):
                 outcomes.append(f"{task.chunk}:failed")
-                self.queue.tasks.append(self.queue.tasks.pop(done))
+                self.queue.tasks.append(self.queue.tasks.pop(self.ran))
                 continue
-            done += 1
+            self.ran += 1
         return outcomes
 
 
@@ -155,30 +171,39 @@ def test_duplicated_and_shuffled_tasks_change_nothing(h: Harness) -> None:
     h.drain()
     sent_once = h.transport.tokens()
 
-    # Cloud Tasks redelivers: every task again, in a shuffled order, and the job restarted.
+    # Cloud Tasks redelivers: every task again, in a shuffled order.
     again = list(h.queue.tasks)
     random.Random(7).shuffle(again)
     outcomes = [h.fanout.run_chunk(h.db, task).outcome for task in again]
+    # The trigger's event redelivered starts the same job: a repeat the queue refuses.
     h.start(home)
+    assert len(h.queue.tasks) == len(again)
+    # A new change (back on the market) runs a new job: it reads every search again,
+    # and tells nobody twice.
+    h.start(home, event="event-2")
+    rerun = h.drain()
 
     assert outcomes == ["duplicate"] * len(again)
+    assert rerun == ["0:delivered", "1:delivered", "2:delivered"]
     assert h.transport.tokens() == sent_once
     assert inbox_counts(h, buyers) == {u: 1 for u in buyers}
 
 
 def test_a_rerun_job_tells_only_those_not_yet_told(h: Harness) -> None:
-    # Chunk records expire (TTL); after that the inbox documents still say who was told.
+    # Stopped while the listing was under offer, then back on the market: the new job
+    # reads every search (some saved since) and tells only those not told.
     agent = h.world.agent()
     first = [h.world.buyer() for _ in range(30)]
     home = h.publish(agent)
     h.start(home)
     h.drain()
-    for record in h.db.collection(fanout.CHUNKS).stream():
-        record.reference.delete()
+    h.db.document(f"listings/{home}").update({"status": "under_offer"})
+    h.start(home, event="event-2")
+    assert h.drain()[-1] == "0:stopped"
+    h.db.document(f"listings/{home}").update({"status": "active"})
     late = h.world.buyer()
-    h.queue.tasks.clear()
 
-    h.start(home)
+    h.start(home, event="event-3")  # the change back to active
     h.drain()
 
     assert inbox_counts(h, [*first, late]) == {u: 1 for u in [*first, late]}
@@ -218,8 +243,9 @@ def test_muted_other_criteria_and_own_listings_are_not_told(h: Harness) -> None:
 
 
 def test_channels_quiet_hours_and_dead_tokens(firestore_db: Any) -> None:
-    # 23:30 in London: inside 22:00-07:00 quiet hours.
-    h = Harness(firestore_db, clock=dt.datetime(2026, 11, 24, 23, 30, tzinfo=dt.UTC))
+    # 21:30 UTC in July is 22:30 in London (BST): inside 22:00-07:00 quiet hours there,
+    # outside them in UTC, so a clock that ignored the zone would push.
+    h = Harness(firestore_db, clock=dt.datetime(2026, 7, 1, 21, 30, tzinfo=dt.UTC))
     agent = h.world.agent()
     quiet = QuietHours(start="22:00", end="07:00", timezone="Europe/London").model_dump()
     sleeping = h.world.buyer(quietHours=quiet)
@@ -239,14 +265,16 @@ def test_channels_quiet_hours_and_dead_tokens(firestore_db: Any) -> None:
     h.start(home)
     h.drain()
 
+    # Everyone has the inbox record; the email-only user's never badges (read).
     assert inbox_counts(h, [sleeping, push_off, email_only, dead]) == {
-        sleeping: 1, push_off: 1, email_only: 0, dead: 1,
+        sleeping: 1, push_off: 1, email_only: 1, dead: 1,
     }  # fmt: skip
     assert set(h.transport.tokens()) == {f"tok-{dead}-0"}  # quiet, off and email-only: none
     assert not h.db.document(f"users/{dead}/devices/expired-{dead}").get().exists
     assert h.db.document(f"users/{dead}/devices/tok-{dead}-0").get().exists
     digests = {d.id: d.to_dict() for d in h.db.collection(alerts.DIGESTS).stream()}
-    assert set(digests) == {f"{u}_2026-11-24" for u in (sleeping, push_off, email_only, dead)}
+    assert set(digests) == {f"{u}_2026-07-01" for u in (sleeping, push_off, email_only, dead)}
+    assert h.world.inbox(email_only)[next(iter(h.world.inbox(email_only)))]["read"] is True
 
 
 def test_a_stale_event_notifies_nobody(h: Harness) -> None:
@@ -286,3 +314,83 @@ def test_a_malformed_task_is_refused_by_the_payload_model() -> None:
     for bad in ({"job": "a/b", "kind": "new_listing"}, {"job": "x", "kind": "k", "chunk": -1}, {}):
         with pytest.raises(ValueError):
             fanout.ChunkTask.model_validate(bad)
+
+
+def test_a_users_channels_add_up_across_chunks(h: Harness) -> None:
+    from .world import search, with_keys
+
+    agent = h.world.agent()
+    buyer = h.world.buyer(searches=())
+    # Ids that sort far apart: one search in the first chunk, the other in the last.
+    in_app_only = {"inApp": True, "push": False, "email": False}
+    h.db.document(f"savedSearches/aaa-{buyer}").set(with_keys(search(buyer, channels=in_app_only)))
+    fillers = [h.world.buyer(searches=({"channels": in_app_only},)) for _ in range(60)]
+    h.db.document(f"savedSearches/zzz-{buyer}").set(with_keys(search(buyer)))
+    home = h.publish(agent)
+
+    h.start(home)
+    outcomes = h.drain()
+
+    assert len(outcomes) == 2
+    assert inbox_counts(h, [buyer, *fillers]) == {u: 1 for u in [buyer, *fillers]}
+    note = h.world.inbox(buyer)[f"new_listing-{home}"]
+    assert note["data"]["channels"] == ["email", "inApp", "push"]
+    assert h.transport.tokens() == Counter({f"tok-{buyer}-0": 1})
+    assert h.db.document(f"{alerts.DIGESTS}/{buyer}_2026-11-24").get().exists
+
+
+def test_an_attempt_that_died_holding_its_chunk_is_taken_over_after_its_lease(
+    h: Harness,
+) -> None:
+    agent = h.world.agent()
+    buyers = [h.world.buyer() for _ in range(10)]
+    home = h.publish(agent)
+    h.start(home)
+    task = h.queue.tasks[0]
+    h.transport.fail_on_call = 1
+    with pytest.raises(BoomError):
+        h.fanout.run_chunk(h.db, task)
+    # As if that attempt had died instead (a timeout, a lost instance): the lease stays.
+    record = h.db.collection(fanout.CHUNKS).document(task.task_id)
+    record.update({"leaseUntil": dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)})
+
+    with pytest.raises(fanout.ChunkBusy):  # answered 503: the queue comes back later
+        h.fanout.run_chunk(h.db, task)
+    record.update({"leaseUntil": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)})
+    later = h.fanout.run_chunk(h.db, task)
+
+    assert (later.outcome, later.acted) == ("resumed", 10)
+    assert h.transport.tokens() == Counter({f"tok-{u}-0": 1 for u in buyers})
+
+
+def test_a_transient_fcm_failure_retries_only_those_users(h: Harness) -> None:
+    agent = h.world.agent()
+    buyers = [h.world.buyer() for _ in range(10)]
+    h.transport.unavailable_once = {f"tok-{buyers[3]}-0"}
+    home = h.publish(agent)
+
+    h.start(home)
+    outcomes = h.drain()
+
+    assert outcomes == ["0:failed", "0:resumed"]
+    assert h.transport.tokens() == Counter({f"tok-{u}-0": 1 for u in buyers})
+
+
+def test_a_late_item_after_its_digest_was_mailed_goes_out_next_run(h: Harness) -> None:
+    agent = h.world.agent()
+    buyer = h.world.buyer()
+    h.start(h.publish(agent))
+    h.drain()
+    tomorrow = NOW.date() + dt.timedelta(days=1)
+    assert alerts.send_due_digests(h.db, tomorrow) == 1
+
+    h.start(h.publish(agent))  # a chunk that committed just after midnight's send
+    h.drain()
+
+    assert alerts.send_due_digests(h.db, tomorrow) == 1
+    assert alerts.send_due_digests(h.db, tomorrow) == 0
+    mails = [d.to_dict() for d in h.db.collection("mail").stream()]
+    assert sorted(m["message"]["subject"] for m in mails) == [
+        "1 new home for your saved searches", "1 new home for your saved searches",
+    ]  # fmt: skip
+    assert {m["to"] for m in mails} == {f"{buyer}@example.test"}

@@ -7,7 +7,6 @@ Trigger Email extension's ``mail`` documents are made from these by
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -24,6 +23,4 @@ class EmailDigest(Document):
     key: Uid
     to: Annotated[str, Field(max_length=320)]
     day: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
-    sent: bool = False
     items: dict[str, Any] = Field(default_factory=dict)
-    sentAt: dt.datetime | None = None
