@@ -69,7 +69,24 @@ def stack_config(offset: int | None = None, *, ui: bool = False) -> StackConfig:
         project_id=PROJECT_ID,
         emulators=EMULATORS,
         sidecars=(localstripe(),),
+        # The functions (they inherit the emulators' environment) call localstripe.
+        extra_env={"STRIPE_API_BASE": stripe_api_base(offset)},
         ui=ui and emulator_ui_available(ROOT),
         state_file=ROOT / ".cache" / f"stack-{offset}.marker",
     )
     return base.with_offset(offset)
+
+
+def stripe_api_base(offset: int = 0) -> str:
+    """localstripe's address in the stack on ports shifted by ``offset``."""
+    return f"http://127.0.0.1:{LOCALSTRIPE_PORT + offset}"
+
+
+def stripe_environment(offset: int = 0) -> dict[str, str]:
+    """What in-process code needs to call localstripe as the functions do: the API base
+    and the SecretParams' local values (the emulator reads them from .secret.local)."""
+    return {
+        "STRIPE_API_BASE": stripe_api_base(offset),
+        "STRIPE_SECRET_KEY": local_secret("STRIPE_SECRET_KEY"),
+        "STRIPE_WEBHOOK_SECRET": local_secret("STRIPE_WEBHOOK_SECRET"),
+    }

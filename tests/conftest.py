@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import devstack
@@ -14,6 +16,13 @@ pytest_plugins = ["pytest_firebase.plugin"]
 def firebase_stack_config() -> StackConfig:
     """The same stack `make dev` runs: the emulator suite plus localstripe."""
     return devstack.stack_config()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stripe_environment(firebase_stack_config: StackConfig) -> None:
+    # In-process payments code reads the same params the functions read under the
+    # emulators: localstripe's address and the secrets' local values.
+    os.environ.update(devstack.stripe_environment(firebase_stack_config.port_offset))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,21 @@
+"""Payments tests run against localstripe, emptied before each test."""
+
+from __future__ import annotations
+
+import urllib.request
+from typing import Any
+
+import pytest
+import stripe
+
+from marketplace.payments import stripe_api
+
+
+@pytest.fixture
+def stripe_client(firebase_stack: Any, firestore_db: Any) -> stripe.StripeClient:
+    """The functions' own Stripe client, on an empty localstripe (webhooks stay registered)."""
+    base = stripe_api.client()._requestor.base_addresses["api"]  # type: ignore[attr-defined]
+    request = urllib.request.Request(f"{base}/_config/data", method="DELETE")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+    return stripe_api.client()
