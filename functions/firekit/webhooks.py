@@ -19,6 +19,12 @@ For each request, in this order:
    and the log says why); 500 when processing failed, so the provider retries (the
    transaction left nothing behind).
 
+Effects outside Firestore that follow from the stored state (syncing a custom claim from
+the mirrored plan) are ``followups``: they run after the commit, for applied, stale *and*
+duplicate deliveries, so a delivery that committed and then died before its followup
+is completed by the provider's retry. They must be idempotent (they converge on what is
+stored); one that fails answers 500.
+
 Each request logs one structured line: provider, event id and type, outcome, latency.
 Handlers guard against reordering themselves (see ``marketplace.payments``): the ledger
 makes an event apply once, not in order.
@@ -92,6 +98,9 @@ class Handler(Protocol):
         """Apply the event."""
 
 
+Followup = Callable[[firestore.Client, WebhookEvent], None]
+"""Brings something outside Firestore in line with what the event's transaction stored."""
+
 Verify = Callable[[bytes, Mapping[str, str]], Mapping[str, Any]]
 """Check the signature on the raw body; return the parsed event or raise SignatureError."""
 
@@ -102,6 +111,7 @@ class Intake:
 
     provider: str
     handlers: Mapping[str, Handler]
+    followups: Mapping[str, Followup] = field(default_factory=dict)
     max_bytes: int = DEFAULT_MAX_BYTES
 
     def ledger_ref(self, db: firestore.Client, event_id: str) -> firestore.DocumentReference:
@@ -128,6 +138,9 @@ class Intake:
             return outcome
 
         result: str = apply(db.transaction())
+        followup = self.followups.get(event.type)
+        if followup is not None and result in (Outcome.APPLIED, Outcome.DUPLICATE, Outcome.STALE):
+            followup(db, event)
         return result
 
 

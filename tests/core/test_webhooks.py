@@ -178,3 +178,26 @@ def test_concurrent_duplicates_apply_once(firestore_db: Any) -> None:
     assert outcomes.count("applied") == 20 and outcomes.count("duplicate") == 40
     totals = [firestore_db.document(f"totals/cus_{n}").get().to_dict() for n in range(20)]
     assert totals == [{"sum": 1}] * 20
+
+
+def test_a_followup_that_failed_after_the_commit_runs_again_on_the_retry(
+    firestore_db: Any,
+) -> None:
+    calls: list[str] = []
+
+    def sync(db: Any, event: webhooks.WebhookEvent) -> None:
+        calls.append(event.id)
+        if len(calls) == 1:
+            raise FlakyError("the claims service hiccuped")
+
+    the_intake = webhooks.Intake(
+        "stripe", {"charge.counted": counter_handler()}, {"charge.counted": sync}
+    )
+    signed = stripe_webhook(event(amount=2), SECRET)
+
+    first = post(firestore_db, the_intake, signed.body, signed.headers)
+    second = post(firestore_db, the_intake, signed.body, signed.headers)
+
+    assert (first[0], second) == (500, (200, {"outcome": "duplicate"}))
+    assert len(calls) == 2  # the retry completed what the first delivery left undone
+    assert firestore_db.document("totals/cus_1").get().to_dict() == {"sum": 2}  # applied once
