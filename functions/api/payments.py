@@ -1,13 +1,14 @@
-"""Stripe's webhook (see :mod:`firekit.webhooks` for what it guarantees)."""
+"""Stripe's webhook (see :mod:`firekit.webhooks` for what it guarantees) and the
+reconciliation that catches what it missed."""
 
 from __future__ import annotations
 
-from firebase_functions import https_fn
+from firebase_functions import https_fn, scheduler_fn
 from flask import Request, Response
 
-from firekit import webhooks
+from firekit import bootstrap, logs, webhooks
 from marketplace import config
-from marketplace.payments import events, stripe_api
+from marketplace.payments import events, reconcile, stripe_api
 
 
 @https_fn.on_request(secrets=[config.STRIPE_WEBHOOK_SECRET], timeout_sec=60)
@@ -15,3 +16,12 @@ def stripe_webhook(request: Request) -> Response:
     """Verify, apply once, answer: 200 done or not ours, 4xx refused, 500 retry."""
     verify = webhooks.stripe_verifier(stripe_api.webhook_secret)
     return webhooks.handle_request(request, events.intake(), verify)
+
+
+@scheduler_fn.on_schedule(
+    schedule="every 15 minutes", timeout_sec=540, secrets=[config.STRIPE_SECRET_KEY]
+)
+def reconcile_stripe_events(event: scheduler_fn.ScheduledEvent) -> None:
+    """Every 15 minutes: apply any recent Stripe event the webhook missed (idempotent)."""
+    report = reconcile.reconcile(bootstrap.db(), stripe_api.client())
+    logs.info("stripe events reconciled", function="reconcile_stripe_events", **report.outcomes)
