@@ -70,7 +70,7 @@ def stack_config(offset: int | None = None, *, ui: bool = False) -> StackConfig:
         emulators=EMULATORS,
         sidecars=(localstripe(),),
         # The functions (they inherit the emulators' environment) call localstripe.
-        extra_env={"STRIPE_API_BASE": stripe_api_base(offset)},
+        extra_env={"EMULATED_STRIPE_API_BASE": stripe_api_base(offset)},
         ui=ui and emulator_ui_available(ROOT),
         state_file=ROOT / ".cache" / f"stack-{offset}.marker",
     )

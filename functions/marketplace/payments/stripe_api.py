@@ -1,15 +1,26 @@
 """The Stripe client: the official SDK, keyed by a SecretParam, pointed at localstripe
-under the emulators (``STRIPE_API_BASE``)."""
+under the emulators.
+
+The API base is the ``STRIPE_API_BASE`` param (Stripe's own by default), except under the
+emulators when :data:`EMULATED_BASE_ENV` is set: the dev stack sets that in the emulators'
+environment. It cannot set the param itself: firebase-tools resolves declared params only
+from ``functions/.env*`` files (writing the default into ``.env.local``), and those
+values override the inherited environment, while each stack's localstripe port depends
+on its port offset."""
 
 from __future__ import annotations
 
 import functools
+import os
 
 import stripe
 
+from firekit.bootstrap import is_emulated
 from firekit.settings import require_secret
 from marketplace import config
 
+EMULATED_BASE_ENV = "EMULATED_STRIPE_API_BASE"
+"""localstripe's address, in the environment of the dev stack's emulators."""
 MAX_NETWORK_RETRIES = 2
 """The SDK retries connection errors and 409/429/5xx itself, with the same idempotency
 key, so a retry never creates a second object."""
@@ -24,7 +35,13 @@ def _client(key: str, base: str) -> stripe.StripeClient:
 
 def client() -> stripe.StripeClient:
     """A client for the configured key and API base (read at call time, in a handler)."""
-    return _client(require_secret(config.STRIPE_SECRET_KEY), config.STRIPE_API_BASE.value)
+    return _client(require_secret(config.STRIPE_SECRET_KEY), api_base())
+
+
+def api_base() -> str:
+    """Stripe's API base: the stack's localstripe under the emulators, else the param."""
+    emulated = os.environ.get(EMULATED_BASE_ENV) if is_emulated() else None
+    return emulated or config.STRIPE_API_BASE.value
 
 
 def webhook_secret() -> str:
