@@ -12,6 +12,7 @@ from api.alerts import (  # noqa: E402
     send_email_digests,
 )
 from api.favorites import on_favorite_written, roll_up_favorites  # noqa: E402
+from api.featured import feature_listing  # noqa: E402
 from api.health import health  # noqa: E402
 from api.listings import (  # noqa: E402
     approve_listing,
@@ -24,7 +25,7 @@ from api.payments import reconcile_stripe_events, stripe_webhook  # noqa: E402
 from api.search import search_near  # noqa: E402
 
 __all__ = [
-    "approve_listing", "before_user_created", "deliverAlerts", "health",
+    "approve_listing", "before_user_created", "deliverAlerts", "feature_listing", "health",
     "on_agent_profile_changed", "on_favorite_written", "on_listing_alerts",
     "on_listing_updated", "on_profile_updated", "on_saved_search_written",
     "reconcile_stripe_events", "reject_listing", "roll_up_favorites", "search_near",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from firekit.docmodel import Document
 from marketplace.models.common import DocRef, Money
@@ -44,5 +46,7 @@ class Payment(Document):
                     "processing", "succeeded", "canceled", "refunded", "disputed"]  # fmt: skip
     purpose: Literal["plan", "featured_listing", "deposit"]
     listingId: DocRef | None = None
+    days: Annotated[int, Field(ge=1)] | None = None
+    """Featured listings: the days of featured time this payment buys."""
     stripeCreated: int
     updatedAt: dt.datetime
