@@ -45,6 +45,7 @@ from google.cloud import firestore
 from firekit import logs
 from firekit.bootstrap import db as default_db
 from firekit.errors import log_unexpected
+from firekit.transactions import run_transaction
 
 LEDGER = "_webhookEvents"
 LEDGER_TTL = dt.timedelta(days=60)
@@ -123,7 +124,6 @@ class Intake:
         ledger = self.ledger_ref(db, event.id)
         handler = self.handlers.get(event.type)
 
-        @firestore.transactional
         def apply(transaction: firestore.Transaction) -> str:
             if ledger.get(transaction=transaction).exists:
                 return Outcome.DUPLICATE
@@ -137,7 +137,9 @@ class Intake:
             })  # fmt: skip
             return outcome
 
-        result: str = apply(db.transaction())
+        # Contention that outlasts every attempt is Aborted: the caller answers 500 and
+        # the provider retries (a duplicate delivery racing the first is the usual cause).
+        result = run_transaction(db, apply, busy_message="event contended; retry")
         followup = self.followups.get(event.type)
         if followup is not None and result in (Outcome.APPLIED, Outcome.DUPLICATE, Outcome.STALE):
             followup(db, event)

@@ -168,7 +168,7 @@ def test_concurrent_duplicates_apply_once(firestore_db: Any) -> None:
     random.Random(3).shuffle(deliveries)
     db = firestore.Client()  # a client per test thread pool is fine: it is thread-safe
 
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(4) as pool:
         outcomes = list(
             pool.map(
                 lambda e: the_intake.process(db, webhooks.parse_event("stripe", e)), deliveries

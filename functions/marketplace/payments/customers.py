@@ -24,6 +24,7 @@ import stripe
 from google.cloud import firestore
 
 from firekit.errors import Aborted
+from firekit.transactions import run_transaction
 from marketplace.profiles import account_ref
 
 CUSTOMERS = "customers"
@@ -52,7 +53,6 @@ def _take_lease(db: firestore.Client, uid: str) -> tuple[str | None, bool]:
     lock = db.collection(LOCKS).document(f"customer-{uid}")
     ref = customer_ref(db, uid)
 
-    @firestore.transactional
     def take(transaction: firestore.Transaction) -> tuple[str | None, bool]:
         existing = (ref.get(transaction=transaction).to_dict() or {}).get("stripeCustomerId")
         if isinstance(existing, str):
@@ -64,8 +64,10 @@ def _take_lease(db: firestore.Client, uid: str) -> tuple[str | None, bool]:
         transaction.set(lock, {"until": now + LEASE, "expiresAt": now + dt.timedelta(days=1)})
         return None, True
 
-    result: tuple[str | None, bool] = take(db.transaction())
-    return result
+    try:
+        return run_transaction(db, take, busy_message="customer being created")
+    except Aborted:
+        return None, False  # contended: someone else is at it; wait and look again
 
 
 def ensure_customer(
