@@ -176,6 +176,8 @@ def test_the_cores_ttl_policies_are_kept() -> None:
         ("_eventLedger", "expiresAt"),
         ("_rateLimits", "expiresAt"),
         ("_fanoutChunks", "expiresAt"),
+        ("_webhookEvents", "expiresAt"),
+        ("_paymentLocks", "expiresAt"),
     }
 
 

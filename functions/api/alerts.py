@@ -54,11 +54,12 @@ def alert_fanout() -> fanout.Fanout:
     )
 
 
-# The favourites roll-up rewrites favoritesCount every minute; such a change can never
-# be an alert event, so the loop guard skips it before any ledger work.
+# The favourites roll-up (favoritesCount, every minute) and paid features (featuredUntil)
+# change listings in ways that are never alert events: the loop guard skips those
+# changes before any ledger work.
 @document_trigger(
     "listings/{listingId}", model=ListingAlertEvent, on="updated",
-    owned_fields=("favoritesCount",), mode="claim", retry=True,
+    owned_fields=("favoritesCount", "featuredUntil"), mode="claim", retry=True,
 )  # fmt: skip
 def on_listing_alerts(change: DocumentChange[ListingAlertEvent], effects: Effects) -> None:
     """Start the alert fan-out when a listing goes on the market or its price drops.
