@@ -22,6 +22,7 @@ from api.listings import (  # noqa: E402
     set_listing_status,
 )
 from api.payments import reconcile_stripe_events, stripe_webhook  # noqa: E402
+from api.plans import start_agent_plan  # noqa: E402
 from api.search import search_near  # noqa: E402
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "on_agent_profile_changed", "on_favorite_written", "on_listing_alerts",
     "on_listing_updated", "on_profile_updated", "on_saved_search_written",
     "reconcile_stripe_events", "reject_listing", "roll_up_favorites", "search_near",
-    "send_email_digests", "set_listing_status", "set_user_role", "stripe_webhook",
+    "send_email_digests", "set_listing_status", "set_user_role", "start_agent_plan",
+    "stripe_webhook",
 ]  # fmt: skip

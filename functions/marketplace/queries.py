@@ -31,6 +31,7 @@ from marketplace.models import (
     Notification,
     Offer,
     SavedSearch,
+    Subscription,
     Viewing,
 )
 from marketplace.models.mail import EmailDigest
@@ -254,6 +255,10 @@ AGENT_VIEWINGS = Query(
     "agent_viewings", Viewing, "an agent's diary of viewings from a date on",
     equals=("agentId",), ranges=("slotStart",), order=(Order("slotStart"),),
 )  # fmt: skip
+PLAN_SUBSCRIPTIONS = Query(
+    "plan_subscriptions", Subscription, "functions: a user's subscriptions that grant a plan",
+    equals=("status",), members=("status",),
+)  # fmt: skip
 
 QUERIES: tuple[Query, ...] = (
     BROWSE_BY_PRICE, BROWSE_BY_PRICE_DESC, BROWSE_BY_BEDROOMS, BROWSE_NEWEST, FEATURED, NEAR,
@@ -261,5 +266,6 @@ QUERIES: tuple[Query, ...] = (
     FAVOURITES, FAVOURITED_BY, MY_SAVED_SEARCHES, SEARCHES_MATCHING, DEVICES_OF, DIGESTS_DUE,
     MY_CONVERSATIONS, MESSAGES, BUYER_OFFERS, AGENT_OFFERS, LISTING_OFFERS, OPEN_OFFERS,
     BUYER_VIEWINGS, AGENT_VIEWINGS, DUPLICATE_ADDRESS, FAVOURITE_SHARDS_CHANGED,
+    PLAN_SUBSCRIPTIONS,
 )  # fmt: skip
 """Every query made against the marketplace's documents."""

@@ -25,4 +25,4 @@ def handlers() -> dict[str, webhooks.Handler]:
 
 def intake() -> webhooks.Intake:
     """Stripe's intake: verified events applied once each."""
-    return webhooks.Intake(PROVIDER, handlers())
+    return webhooks.Intake(PROVIDER, handlers(), followups=plans.FOLLOWUPS)

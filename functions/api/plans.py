@@ -1,0 +1,41 @@
+"""The agent plan: the agent's callable that starts it (the webhook keeps it in step;
+see :mod:`marketplace.payments.plans`)."""
+
+from __future__ import annotations
+
+import stripe
+
+from api.stripe_errors import our_error
+from firekit import bootstrap
+from firekit.callables import CallContext, callable_function
+from firekit.errors import Unauthenticated
+from firekit.ratelimit import RateLimit
+from marketplace import config
+from marketplace.payments import plans, stripe_api
+from marketplace.roles import Role
+
+# Ten a minute: a repeat returns the same subscription, so this only bounds Stripe calls.
+_AGENT_LIMIT = RateLimit(10, per_seconds=60)
+
+
+@callable_function(
+    plans.StartPlanRequest, roles={Role.AGENT.value}, rate_limit=_AGENT_LIMIT,
+    secrets=[config.STRIPE_SECRET_KEY],
+)  # fmt: skip
+def start_agent_plan(call: CallContext, data: plans.StartPlanRequest) -> plans.PlanStart:
+    """An agent: subscribe to the agent plan with the card the payment sheet collected.
+
+    Returns the customer id and the first payment's client secret for the sheet; the plan
+    is granted when the payment succeeds (at once, or by the webhook after 3-D Secure).
+    """
+    if call.uid is None:  # unreachable: a role requirement implies a signed-in caller
+        raise Unauthenticated()
+    email = call.claim("email")
+    try:
+        return plans.start(
+            bootstrap.db(), stripe_api.client(), uid=call.uid,
+            email=email if isinstance(email, str) else None, request=data,
+        )  # fmt: skip
+    except stripe.StripeError as exc:
+        failed = "The plan could not be started."
+        raise our_error(exc, call.function, failed=failed, declined=plans.CardDeclined()) from exc
