@@ -81,9 +81,19 @@ def ensure_customer(
             return existing
         if may_create:
             return _create(db, api, uid, email)
-        if time.monotonic() > deadline:
+        # Someone else holds the lease: wait with plain reads (a transaction per poll
+        # would contend with the creator's own commit) until they are done or it lapses.
+        while time.monotonic() < deadline:
+            time.sleep(POLL_S)
+            found = stored_customer_id(db, uid)
+            if found is not None:
+                return found
+            held = db.collection(LOCKS).document(f"customer-{uid}").get().to_dict() or {}
+            until = held.get("until")
+            if not isinstance(until, dt.datetime) or until <= dt.datetime.now(dt.UTC):
+                break  # lapsed (its holder died) or released: try to take it
+        else:
             raise Aborted("Your payment account is being set up; try again in a moment.")
-        time.sleep(POLL_S)
 
 
 def _create(db: firestore.Client, api: stripe.StripeClient, uid: str, email: str | None) -> str:
