@@ -69,8 +69,13 @@ def stack_config(offset: int | None = None, *, ui: bool = False) -> StackConfig:
         project_id=PROJECT_ID,
         emulators=EMULATORS,
         sidecars=(localstripe(),),
-        # The functions (they inherit the emulators' environment) call localstripe.
-        extra_env={"EMULATED_STRIPE_API_BASE": stripe_api_base(offset)},
+        # The functions (they inherit the emulators' environment) call localstripe, unless
+        # the developer points them at Stripe's test mode (see the README).
+        extra_env={
+            "EMULATED_STRIPE_API_BASE": os.environ.get(
+                "EMULATED_STRIPE_API_BASE", stripe_api_base(offset)
+            )
+        },
         ui=ui and emulator_ui_available(ROOT),
         state_file=ROOT / ".cache" / f"stack-{offset}.marker",
     )
