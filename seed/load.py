@@ -1,7 +1,8 @@
 """Load the seed into running emulators (idempotent: safe to run again).
 
 Run by the dev command after the emulators start (:func:`load_all`); tests call
-:func:`load_users` for accounts alone, or :func:`load_all` for the whole marketplace.
+:func:`load_users` for accounts alone, or :func:`load_all` for the whole marketplace
+(which needs the stack's localstripe too: :mod:`seed.payments`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import seed  # noqa: F401  (puts functions/ on the path for the imports below)
 from firekit import bootstrap
-from seed import marketplace
+from seed import marketplace, payments
 from seed.accounts import PEOPLE, SeedUser, load_users, seed_users
 from seed.clock import seconds
 from seed.documents import SeedDoc, counts, prune, write_all
@@ -49,6 +50,7 @@ def load_all(now: dt.datetime | None = None) -> SeedSummary:
     db = bootstrap.db()
     write_all(db, documents)
     prune(db, documents, "viewingSlots", prefix="seed-")  # their ids move with `now`
+    documents += payments.load(db, people, documents)  # in localstripe, as the app pays
     return SeedSummary(people, documents, now, time.perf_counter() - started)
 
 

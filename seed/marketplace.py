@@ -5,10 +5,11 @@ values (one ``random.Random`` with a fixed seed, drawn from in a fixed order). T
 are relative to ``now`` so a fresh dev stack looks lived-in today: listings published
 last week, viewings next week, featured listings still featured.
 
-Not seeded here: ``customers/...`` and payments (the payments issue seeds them). The
-fields functions derive (``geohash`` and ``searchKeys`` of published listings, saved
-searches' ``matchKeys``) are seeded as those functions would have written them, since
-the seed is written with triggers off.
+Payments (``customers/...``) are seeded by :mod:`seed.payments`, through localstripe,
+and so is the featured state of the two sign-in agents' listings (none is drawn for
+them here). The fields functions derive (``geohash`` and ``searchKeys`` of published
+listings, saved searches' ``matchKeys``) are seeded as those functions would have
+written them, since the seed is written with triggers off.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from marketplace import listings
 from marketplace.models import Listing
 from marketplace.roles import Role
 from seed import buyers as buyer_docs
-from seed import deals, inbox
+from seed import deals, inbox, payments
 from seed.accounts import SeedUser
 from seed.documents import SeedDoc
 from seed.listings import build_homes
@@ -38,6 +39,8 @@ def build(people: list[SeedUser], now: dt.datetime) -> list[SeedDoc]:
     for home in homes:
         if home.public:  # what the submission trigger derived when it published them
             home.doc.data.update(listings.derived_fields(Listing.model_validate(home.doc.data)))
+        if home.owner in payments.SIGN_IN_AGENTS:  # featured only by what they paid for
+            home.doc.data.pop("featuredUntil", None)
     buyers = buyer_docs.assign_buyers(
         rng, [(p.uid, p.display_name) for p in people if p.role is Role.BUYER]
     )

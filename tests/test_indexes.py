@@ -221,9 +221,8 @@ def test_names_are_unique_and_building_refuses_undeclared_filters() -> None:
 # -- the queries, run on the seed ---------------------------------------------------------
 
 Anchors = dict[str, Any]
-DERIVED_ONLY = {"digests_due", "plan_subscriptions"}
-"""Queries the seed leaves empty: no digest is made before a day of alerts; no agent is on
-the plan yet (seeding one needs its subscription in localstripe too: not done yet)."""
+DERIVED_ONLY = {"digests_due"}
+"""Queries the seed leaves empty: no digest is made before a day of alerts."""
 
 
 def _anchors(summary: SeedSummary) -> Anchors:

@@ -4,9 +4,11 @@ quick to load, and the same however often it is loaded."""
 from __future__ import annotations
 
 import datetime as dt
+import urllib.request
 from collections import Counter, defaultdict
 from typing import Any
 
+import stripe
 from firebase_admin import auth
 
 from firekit.docmodel import Document
@@ -14,8 +16,9 @@ from marketplace import alerts, favorites
 from marketplace import listings as listings_domain
 from marketplace.models import DOCUMENTS, Listing, SavedSearch
 from marketplace.models.listings import PUBLIC_STATUSES, ListingStatus
+from marketplace.payments import featured, plans
 from pytest_firebase.auth import AuthEmulator
-from seed import marketplace
+from seed import marketplace, payments
 from seed.accounts import PEOPLE
 from seed.deals import slot_id
 from seed.documents import SeedDoc
@@ -24,9 +27,11 @@ from seed.load import load_all, load_users, seed_users
 SEEDED = {
     "listings", "savedSearches", "favorites", "devices", "notifications", "conversations",
     "messages", "viewings", "viewingSlots", "offers", "favoriteMarks", "favoriteShards",
+    "customers", "subscriptions", "payments",
 }  # fmt: skip
-"""Collections the marketplace seed fills (profiles come with the accounts)."""
-LEFT_FOR_LATER = {"customers", "subscriptions", "payments", "auditLog"}
+"""Collections the seed fills (profiles come with the accounts; payments through
+localstripe, for ``seed-agent``)."""
+LEFT_FOR_LATER = {"auditLog"}
 LOAD_BUDGET_S = 15.0
 NOW = dt.datetime(2026, 3, 14, 9, 30, tzinfo=dt.UTC)
 
@@ -102,6 +107,96 @@ def test_loading_again_overwrites_rather_than_duplicates(
     assert len(list(auth.list_users().iterate_all())) == len(first.users)
 
 
+def _empty_localstripe() -> stripe.StripeClient:
+    """The seed's Stripe client, on an emptied localstripe (the webhook stays registered)."""
+    api = payments.client()
+    base = api._requestor.base_addresses["api"]  # type: ignore[attr-defined]
+    request = urllib.request.Request(f"{base}/_config/data", method="DELETE")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+    return api
+
+
+def test_the_agent_on_the_plan_and_their_featured_listings_are_real_in_localstripe(
+    auth_emulator: AuthEmulator, firestore_db: Any
+) -> None:
+    api = _empty_localstripe()
+    load_all()
+    summary = load_all()  # again: reuses what Stripe has
+    uid = payments.PLAN_AGENT
+
+    # One customer, one active subscription: Stripe, the mirror, profile and claim agree.
+    customer_id = firestore_db.document(f"customers/{uid}").get().get("stripeCustomerId")
+    assert firestore_db.document(f"_stripeCustomers/{customer_id}").get().get("uid") == uid
+    account = firestore_db.document(f"users/{uid}/private/account").get()
+    assert account.get("stripeCustomerId") == customer_id
+    assert [c.id for c in api.v1.customers.list(params={"limit": 100}).data] == [customer_id]
+    [subscription] = api.v1.subscriptions.list(
+        params={"customer": customer_id, "status": "all"}
+    ).data
+    assert subscription.status == "active"
+    assert plans.subscription_plan(subscription.to_dict()) == plans.PLAN_ID
+    mirror = firestore_db.collection(f"customers/{uid}/subscriptions").get()
+    assert [(m.id, m.get("status"), m.get("plan")) for m in mirror] == [
+        (subscription.id, "active", plans.PLAN_ID)
+    ]
+    assert firestore_db.document(f"users/{uid}").get().get("plan") == plans.PLAN
+    claims = auth_emulator.sign_in("agent@homefront.test", "seed-agent-pass").claims
+    assert (claims["role"], claims["plan"]) == ("agent", plans.PLAN)
+
+    # The other agent: no plan, no customer, nothing featured.
+    other = payments.NO_PLAN_AGENT
+    assert not firestore_db.document(f"customers/{other}").get().exists
+    assert firestore_db.document(f"users/{other}").get().to_dict().get("plan") is None
+    assert "plan" not in auth_emulator.sign_in("agent2@homefront.test", "seed-agent-pass").claims
+
+    # Each featured listing: a paid PaymentIntent at the server's price, its mirror and
+    # link, and the window the webhook's handler opened, from when it was applied.
+    wanted = dict(payments.featured_choices(summary.documents))
+    listed = api.v1.payment_intents.list(params={"limit": 100}).data
+    intents = {i.id: i.to_dict() for i in listed}
+    bought = {p.id: p.to_dict() for p in firestore_db.collection(f"customers/{uid}/payments").get()}
+    assert set(bought) == {
+        i for i, pi in intents.items() if pi["metadata"].get("purpose") == featured.PURPOSE
+    }
+    assert {p["listingId"]: p["days"] for p in bought.values()} == wanted
+    now = dt.datetime.now(dt.UTC)
+    for intent_id, payment in bought.items():
+        intent, listing_id = intents[intent_id], payment["listingId"]
+        days = dt.timedelta(days=payment["days"])
+        assert (intent["status"], payment["status"]) == ("succeeded", "succeeded")
+        assert (intent["customer"], intent["metadata"]["listingId"]) == (customer_id, listing_id)
+        price = featured.price(payment["days"])
+        assert intent["amount"] == payment["amount"]["amount"] == price.amount
+        link = firestore_db.document(f"{featured.PAYMENT_LINKS}/{intent_id}").get().to_dict()
+        assert link == {"uid": uid, "purpose": featured.PURPOSE, "listingId": listing_id}
+        listing = firestore_db.document(f"listings/{listing_id}").get().to_dict()
+        windows = firestore_db.document(f"{featured.WINDOWS}/{listing_id}").get()
+        window = windows.get("windows")[intent_id]
+        assert listing["featuredUntil"] == window["until"] == window["from"] + days
+        assert now < listing["featuredUntil"] <= now + days
+    for snapshot in firestore_db.collection("listings").get():
+        data = snapshot.to_dict()
+        if data["ownerId"] in payments.SIGN_IN_AGENTS and snapshot.id not in wanted:
+            assert data.get("featuredUntil") is None, snapshot.id
+
+    # Every event about the customer went through the webhook's intake (the seed's call
+    # or localstripe's delivery to the webhook, whichever came first); the payments for
+    # the listings were applied by the handler, once each.
+    ledger = {s.id: s.get("outcome") for s in firestore_db.collection("_webhookEvents").get()}
+    listed = api.v1.events.list(params={"limit": 100}).auto_paging_iter()
+    about = [
+        e for e in (e.to_dict() for e in listed)
+        if customer_id in (e["data"]["object"].get("customer"), e["data"]["object"]["id"])
+    ]  # fmt: skip
+    assert {e["type"] for e in about} >= {
+        "customer.subscription.created", "invoice.payment_succeeded", "payment_intent.succeeded",
+    }  # fmt: skip
+    assert {f"stripe:{e['id']}" for e in about} <= set(ledger)
+    paid = [ledger[f"stripe:{e['id']}"] for e in about if e["data"]["object"]["id"] in bought]
+    assert paid == ["applied"] * len(bought)
+
+
 # The rest checks the generator itself: pure, so no emulator is needed.
 
 
@@ -157,6 +252,9 @@ def test_listings_are_realistic_for_their_status_and_kind() -> None:
     assert {d["kind"] for d in listings if d["status"] in ("sold", "under_offer")} == {"sale"}
     assert {d["kind"] for d in listings if d["status"] == "let"} == {"rent"}
     assert any(d.get("featuredUntil", NOW) > NOW for d in listings if d["status"] == "active")
+    # The sign-in agents' featured listings are the ones they paid for (seed.payments).
+    assert not [d for d in listings if d["ownerId"] in payments.SIGN_IN_AGENTS
+                and "featuredUntil" in d]  # fmt: skip
 
 
 def test_activity_agrees_with_the_listings() -> None:
