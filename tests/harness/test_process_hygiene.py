@@ -1,7 +1,9 @@
 """Nothing the dev or test command starts outlives it.
 
-Both run beside the session's own suite on ports shifted by a small offset (clear of the
-default ports, of each other and of ports Node's fetch refuses), each with a run marker
+Both run beside the session's own suite on ports shifted by an offset (clear of the
+default ports, of each other, of ports Node's fetch refuses, and of 8081-9081, where the
+Functions emulator picks random ports for its Python workers: a worker of the session's
+own suite sitting on a nested stack's port made that stack refuse to start), each with a run marker
 that every descendant inherits (the detached Java emulators included), so "left running"
 is checked by identity in /proc, not guessed from process names.
 """
@@ -38,6 +40,10 @@ def marked_commands(marker: str) -> list[str]:
     return commands
 
 
+HYGIENE_OFFSETS = (1100, 1200, 1300)
+"""Every port of these stacks lies outside 8081-9081 (see the module docstring)."""
+
+
 def child_env(marker: str, offset: int) -> dict[str, str]:
     return {**os.environ, RUN_MARKER_VAR: marker, "PYTEST_FIREBASE_PORT_OFFSET": str(offset)}
 
@@ -69,7 +75,7 @@ def test_ctrl_c_of_the_dev_command_stops_everything_it_started() -> None:
     with subprocess.Popen(
         [sys.executable, "scripts/dev.py"],
         cwd=ROOT,
-        env=child_env(marker, 10),
+        env=child_env(marker, HYGIENE_OFFSETS[0]),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -123,7 +129,7 @@ def test_a_test_run_stops_every_emulator_it_started() -> None:
         done = subprocess.run(
             argv,
             cwd=ROOT,
-            env=child_env(marker, 20),
+            env=child_env(marker, HYGIENE_OFFSETS[1]),
             capture_output=True,
             text=True,
             timeout=600,
@@ -143,7 +149,7 @@ def test_a_test_run_stops_every_emulator_it_started() -> None:
 def test_emulators_orphaned_by_a_killed_cli_are_swept() -> None:
     # firebase-tools starts the Java emulators in sessions of their own: when the CLI is
     # killed outright, they live on. Stopping the stack must still find and end them.
-    config = devstack.stack_config(offset=70)
+    config = devstack.stack_config(offset=HYGIENE_OFFSETS[2])
     stack = EmulatorStack(replace(config, emulators=("firestore",), sidecars=()))
     stack.start(reuse=False)
     try:
@@ -175,7 +181,7 @@ def test_ctrl_c_while_the_dev_command_starts_stops_at_once() -> None:
     with subprocess.Popen(
         [sys.executable, "scripts/dev.py"],
         cwd=ROOT,
-        env=child_env(marker, 10),
+        env=child_env(marker, HYGIENE_OFFSETS[0]),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
