@@ -1,0 +1,281 @@
+"""Fan-out throughput: telling 10,000 matching buyers about one listing, against a raw
+batched write of 10,000 documents to the same emulator in the same run (goal: ≤ 2.0 x).
+
+The world (``bench.fanout_world``): 10,000 buyers, each with a profile, a private account
+with an email, one device and one saved search that matches the listing (every channel
+on), written before the clock starts. The fan-out: the listing's ``new_listing`` job, every
+chunk run in process by the code the ``deliverAlerts`` task runs, pushes through an
+in-memory transport (FCM is a network call outside Firestore). It writes an inbox document
+and a digest entry per buyer, a record per chunk, and sends a push per buyer.
+
+The baseline, after an emptied database: 10,000 documents shaped like the inbox documents,
+written with ``set`` in batches of 500, one batch after another (the fan-out's chunks run
+one after another too), into a collection of their own. It runs ``--baseline-reps`` times;
+the ratio uses the median.
+
+Every RPC of the fan-out is metered by step (source query, listing re-reads, inbox and
+account ``get_all``, the chunk commit, the claim transaction, device lookups, record
+updates); what is left of the wall time is the fan-out's own Python work. After the run,
+every buyer is checked to hold exactly one inbox document of the job, and the emulator's
+cost of one device lookup (an ``in`` over 30 owners) is probed against a single-owner
+``==`` on the same collection group.
+
+The emulator answers two of the steps by scanning: a device lookup scans the devices
+collection group once per owner in its ``in`` (30 per query), and each page of the source
+query scans the saved searches once per probe key (5); Firestore reads an index for both.
+So the ratios are also given without those two steps (``...WithoutDeviceLookup...``).
+
+Run: ``python -m bench.fanout_throughput [--recipients N] [--chunk N]`` (``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from bench import common
+from bench import fanout_world as world
+from firekit import fanout
+
+NAME = "fanout_throughput"
+RECIPIENTS = 10_000
+BASELINE_REPS = 3
+RAW = "_benchRawWrites"
+GOAL = 2.0
+
+
+def raw_document(number: int) -> dict[str, Any]:
+    """A document of the inbox documents' shape and size."""
+    return {
+        "kind": "listing_match",
+        "title": "New home matching your search",
+        "body": "Bright two bed flat near the park in London, £350,000",
+        "listingId": world.LISTING_ID,
+        "link": f"/listings/{world.LISTING_ID}",
+        "data": {"searchIds": [f"{world.recipient_uid(number)}-0"], "event": "new_listing"},
+        "createdAt": firestore.SERVER_TIMESTAMP,
+        "read": False,
+    }
+
+
+def raw_write(db: Any, count: int) -> float:
+    """Seconds to write ``count`` documents in sequential batches of 500 ``set`` calls."""
+    started = time.perf_counter()
+    for start in range(0, count, world.BATCH):
+        batch = db.batch()
+        for number in range(start, min(count, start + world.BATCH)):
+            batch.set(db.document(f"{RAW}/{world.recipient_uid(number)}"), raw_document(number))
+        batch.commit()
+    return time.perf_counter() - started
+
+
+def probe_device_lookup(db: Any, reps: int = 3) -> dict[str, float]:
+    """The emulator's cost of one push device lookup: ``in`` over 30 owners vs one ``==``."""
+    owners = [world.recipient_uid(n) for n in range(30)]
+    group = db.collection_group("devices")
+
+    def timed(query: Any) -> float:
+        started = time.perf_counter()
+        list(query.select(["ownerId"]).stream())
+        return (time.perf_counter() - started) * 1000
+
+    lookup = group.where(filter=FieldFilter("ownerId", "in", owners))
+    single = group.where(filter=FieldFilter("ownerId", "==", owners[0]))
+    return {
+        "in30Ms": round(statistics.median(timed(lookup) for _ in range(reps)), 1),
+        "equalsMs": round(statistics.median(timed(single) for _ in range(reps)), 1),
+    }
+
+
+def run(
+    db: Any,
+    *,
+    recipients: int = RECIPIENTS,
+    chunk_size: int = fanout.DEFAULT_CHUNK,
+    baseline_reps: int = BASELINE_REPS,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Seed, time the fan-out (metered), check it, time the baseline; summarise."""
+    load_before = os.getloadavg()
+    world.reset(db)
+    started = time.perf_counter()
+    seeded = world.write_all(db, [*world.the_listing(), *world.matching_buyers(recipients)])
+    seed_s = time.perf_counter() - started
+    print(f"seeded {seeded:,} documents ({recipients:,} buyers) in {seed_s:.1f} s")
+
+    chunk_ms: list[float] = []
+    last = [time.perf_counter()]
+
+    def on_chunk() -> None:
+        now = time.perf_counter()
+        chunk_ms.append((now - last[0]) * 1000)
+        last[0] = now
+        if progress and len(chunk_ms) % 10 == 0:
+            print(f"  chunk {len(chunk_ms)}: {chunk_ms[-1]:.0f} ms")
+
+    with world.metered(db) as meter:
+        last[0] = time.perf_counter()
+        job = world.run_job(db, chunk_size=chunk_size, on_chunk=on_chunk)
+    inboxes = world.inbox_counts(db)
+    digests = sum(1 for _ in db.collection("emailDigests").select([]).stream())
+    probe = probe_device_lookup(db)
+
+    baseline_s = []
+    for _ in range(baseline_reps):
+        world.reset(db)
+        baseline_s.append(raw_write(db, recipients))
+    load_after = os.getloadavg()
+    return summarise(
+        job=job, meter=meter, recipients=recipients, chunk_size=chunk_size, chunk_ms=chunk_ms,
+        inboxes=inboxes, digests=digests, probe=probe, baseline_s=baseline_s,
+        params={"recipients": recipients, "chunkSize": chunk_size, "baselineReps": baseline_reps,
+                "code": world.code_state(),
+                "seededDocuments": seeded, "seedSeconds": round(seed_s, 2),
+                "loadAverage1mBeforeAfter": [round(load_before[0], 2), round(load_after[0], 2)],
+                "pushTransport": "in memory (FCM is a network call outside Firestore; the "
+                                 "emulators' RecordingTransport would add a write per push)",
+                "baselineWhat": f"{recipients:,} inbox-shaped documents, sequential batches of "
+                                f"{world.BATCH} set(), into {RAW}, emptied database"},
+    )  # fmt: skip
+
+
+def summarise(
+    *,
+    job: world.FanoutRun,
+    meter: world.Meter,
+    recipients: int,
+    chunk_size: int,
+    chunk_ms: Sequence[float],
+    inboxes: dict[str, int],
+    digests: int,
+    probe: dict[str, float],
+    baseline_s: Sequence[float],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Figures, baseline, ratio, and one row per step of the fan-out."""
+    total = meter.total()
+    baseline = statistics.median(baseline_s)
+    python_s = max(0.0, job.seconds - total.seconds)
+    # The two steps the emulator answers by scanning the collection (module docstring).
+    device_s = meter.step("device lookup (push)").seconds
+    rest_s = job.seconds - device_s - meter.step("source query (saved searches)").seconds
+    figures = {
+        "fanoutSeconds": round(job.seconds, 2),
+        "recipients": job.recipients,
+        "recipientsPerSecond": round(job.recipients / job.seconds, 1),
+        "chunks": job.chunks,
+        "chunkSize": chunk_size,
+        "chunkMs": {k: round(v, 1) for k, v in common.percentiles(chunk_ms, 50, 95).items()}
+        | {"first": round(chunk_ms[0], 1), "last": round(chunk_ms[-1], 1)},
+        "outcomes": job.outcomes,
+        "pushesSent": job.pushes,
+        "documentsWritten": total.written,
+        "documentsWrittenPerSecond": round(total.written / job.seconds, 1),
+        "documentsRead": total.read,
+        "missingLookups": total.missing,
+        "rpcs": total.calls,
+        "rpcSeconds": round(total.seconds, 2),
+        "pythonSeconds": round(python_s, 2),
+        "check": {
+            "usersWithInbox": len(inboxes),
+            "usersWithExactlyOneInbox": sum(1 for n in inboxes.values() if n == 1),
+            "digests": digests,
+            "allTold": len(inboxes) == recipients
+            and all(n == 1 for n in inboxes.values())
+            and job.pushes == recipients,
+        },
+        "steps": meter.as_dict(),
+        "emulatorDeviceLookupProbe": probe,
+    }
+    base = {
+        "what": params["baselineWhat"],
+        "documents": recipients,
+        "seconds": round(baseline, 3),
+        "secondsEachRep": [round(s, 3) for s in baseline_s],
+        "documentsPerSecond": round(recipients / baseline, 1),
+    }
+    ratios = {
+        "fanoutOverRawWrite": common.ratio(job.seconds, baseline),
+        "goal": GOAL,
+        "perDocumentWritten": common.ratio(
+            job.seconds / max(1, total.written), baseline / recipients
+        ),
+        "fanoutWithoutDeviceLookupOverRawWrite": common.ratio(job.seconds - device_s, baseline),
+        "fanoutWithoutDeviceLookupAndSourceQueryOverRawWrite": common.ratio(rest_s, baseline),
+        "perDocumentWrittenWithoutDeviceLookupAndSourceQuery": common.ratio(
+            rest_s / max(1, total.written), baseline / recipients
+        ),
+    }
+    rows: list[dict[str, Any]] = [
+        _row(name, step.calls, step.seconds, job.seconds, read=step.read, written=step.written)
+        for name, step in sorted(meter.steps.items(), key=lambda item: -item[1].seconds)
+    ]
+    rows.append(_row("python (matching, models, messages)", None, python_s, job.seconds))
+    return {"figures": figures, "baseline": base, "ratios": ratios, "params": params, "rows": rows}
+
+
+def _row(
+    step: str,
+    calls: int | None,
+    seconds: float,
+    whole: float,
+    *,
+    read: int | None = None,
+    written: int | None = None,
+) -> dict[str, Any]:
+    return {"step": step, "calls": calls, "seconds": round(seconds, 2),
+            "share %": round(100 * seconds / whole, 1), "read": read,
+            "written": written}  # fmt: skip
+
+
+COLUMNS = ("step", "calls", "seconds", "share %", "read", "written")
+
+
+def write(outcome: dict[str, Any], directory: Path = common.RESULTS) -> Path:
+    """The outcome of :func:`run` as ``<directory>/fanout_throughput.json``."""
+    return world.write(NAME, outcome, directory)
+
+
+def main() -> None:
+    """Start or reuse the emulators, run the benchmark, write and print its results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=RECIPIENTS)
+    parser.add_argument("--chunk", type=int, default=fanout.DEFAULT_CHUNK)
+    parser.add_argument("--baseline-reps", type=int, default=BASELINE_REPS)
+    args = parser.parse_args()
+    with common.emulators() as stack, common.triggers_paused(stack):
+        outcome = run(
+            common.firestore_client(stack), recipients=args.recipients, chunk_size=args.chunk,
+            baseline_reps=args.baseline_reps, progress=True,
+        )  # fmt: skip
+    path = world.report(NAME, outcome, COLUMNS)
+    figures, base, ratios = outcome["figures"], outcome["baseline"], outcome["ratios"]
+    print(
+        f"\nfan-out: {figures['recipients']:,} recipients in {figures['fanoutSeconds']} s "
+        f"({figures['recipientsPerSecond']}/s, {figures['chunks']} chunks of "
+        f"{figures['chunkSize']}, {figures['documentsWritten']:,} documents written); "
+        f"all told once: {figures['check']['allTold']}"
+    )
+    print(
+        f"raw batched write of {base['documents']:,}: {base['seconds']} s "
+        f"({base['documentsPerSecond']}/s); ratio {ratios['fanoutOverRawWrite']} "
+        f"(goal ≤ {GOAL}); without device lookups {ratios['fanoutWithoutDeviceLookupOverRawWrite']}"
+        f", without them and the source query "
+        f"{ratios['fanoutWithoutDeviceLookupAndSourceQueryOverRawWrite']}"
+    )
+    probe = figures["emulatorDeviceLookupProbe"]
+    print(f"emulator: device lookup `in` 30 owners {probe['in30Ms']} ms, `==` one owner "
+          f"{probe['equalsMs']} ms")  # fmt: skip
+    print(f"written to {path.relative_to(common.ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

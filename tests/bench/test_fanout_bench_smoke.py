@@ -1,0 +1,63 @@
+"""The fan-out benchmarks cannot rot: each runs small against the emulator, through the
+same code ``make bench`` runs at full size, and its counts are checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench import fanout_cost, fanout_memory, fanout_throughput, fanout_world
+
+
+def test_the_throughput_bench_tells_every_recipient_once(firestore_db: Any, tmp_path: Path) -> None:
+    outcome = fanout_throughput.run(firestore_db, recipients=300, baseline_reps=1)
+    written = json.loads(fanout_throughput.write(outcome, directory=tmp_path).read_text())
+
+    figures = written["figures"]
+    assert (figures["recipients"], figures["chunks"], figures["pushesSent"]) == (300, 2, 300)
+    assert figures["check"] == {
+        "usersWithInbox": 300, "usersWithExactlyOneInbox": 300, "digests": 300, "allTold": True,
+    }  # fmt: skip
+    steps = figures["steps"]
+    # Each page reads one document more, to know whether another chunk follows.
+    assert steps["source query (saved searches)"]["read"] == 301
+    assert steps["get_all accounts"]["read"] == 300
+    assert steps["device lookup (push)"]["read"] == 300
+    # 300 inbox documents, 300 digests, 2 chunk records.
+    assert steps["chunk commit (inbox, digests, record)"]["written"] == 602
+    assert written["baseline"]["documents"] == 300 and written["ratio"]["fanoutOverRawWrite"] > 0
+    assert {row["step"] for row in written["rows"]} >= {"python (matching, models, messages)"}
+
+
+def test_the_cost_bench_reads_the_same_at_every_scale(firestore_db: Any, tmp_path: Path) -> None:
+    outcome = fanout_cost.run(firestore_db, scales=(150, 400))
+    written = json.loads(fanout_cost.write(outcome, directory=tmp_path).read_text())
+
+    small, large = written["rows"]
+    for row in (small, large):
+        assert row["toldExactlyTheMatchingOnce"] and row["told"] == fanout_cost.MATCHES
+        assert row["candidatesRead"] == fanout_cost.MATCHES + 40  # the near misses
+    assert small["documentsRead"] == large["documentsRead"]
+    assert small["documentsWritten"] == large["documentsWritten"]
+    assert written["ratio"]["documentsRead400Over150"] == 1.0
+    composition = written["figures"]["composition"]["400"]
+    assert sum(v for k, v in composition.items() if k.startswith("nearMiss.")) == 40
+    assert composition["matching"] == 100
+
+
+def test_the_memory_bench_measures_each_size(firestore_db: Any, tmp_path: Path) -> None:
+    outcome = fanout_memory.run(
+        (200, 300), lambda size: fanout_memory.measure_one(firestore_db, size)
+    )
+    written = json.loads(fanout_memory.write(outcome, directory=tmp_path).read_text())
+
+    one, two = written["figures"]["measured"]
+    assert (one["chunks"], two["chunks"]) == (1, 2)
+    assert one["allToldOnce"] and two["allToldOnce"] and two["told"] == 300
+    assert two["baselineDocuments"] == 600  # 200 searches, their accounts and devices
+    assert two["fanout"]["tracedPeakMiB"] > 0 and two["baseline"]["tracedPeakMiB"] > 0
+    assert written["ratio"]["traced300OverOneChunkFanout"] > 0
+    assert fanout_world.inbox_counts(firestore_db) == {
+        fanout_world.recipient_uid(n): 1 for n in range(300)
+    }
