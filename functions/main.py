@@ -7,6 +7,7 @@ ensure_initialized()  # before anything else: the SDK verifies ID tokens on the 
 from api.accounts import before_user_created, on_profile_updated, set_user_role  # noqa: E402
 from api.alerts import (  # noqa: E402
     deliverAlerts,
+    on_device_written,
     on_listing_alerts,
     on_saved_search_written,
     send_email_digests,
@@ -27,7 +28,7 @@ from api.search import search_near  # noqa: E402
 
 __all__ = [
     "approve_listing", "before_user_created", "deliverAlerts", "feature_listing", "health",
-    "on_agent_profile_changed", "on_favorite_written", "on_listing_alerts",
+    "on_agent_profile_changed", "on_device_written", "on_favorite_written", "on_listing_alerts",
     "on_listing_updated", "on_profile_updated", "on_saved_search_written",
     "reconcile_stripe_events", "reject_listing", "roll_up_favorites", "search_near",
     "send_email_digests", "set_listing_status", "set_user_role", "start_agent_plan",

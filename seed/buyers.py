@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from firekit import push
 from marketplace import alerts, favorites
 from marketplace.models import Device, Favorite, SavedSearch
 from seed.clock import DAY, between, days_ago
@@ -184,3 +185,25 @@ def _fcm_token(rng: random.Random) -> str:
         return "".join(rng.choice(TOKEN_ALPHABET) for _ in range(n))
 
     return f"{chunk(22)}:APA91b{chunk(134)}"
+
+
+def keep_push_tokens(db: Any, docs: list[SeedDoc]) -> int:
+    """Put each seeded user's newest device tokens on their private account, as the
+    devices trigger does when an app registers (the seed writes with triggers off);
+    returns how many accounts were updated."""
+    devices: dict[str, list[SeedDoc]] = {}
+    for doc in docs:
+        if doc.model is Device:
+            devices.setdefault(str(doc.data["ownerId"]), []).append(doc)
+    batch, updated = db.batch(), 0
+    for owner, owned in sorted(devices.items()):
+        # The sync's order: newest first by updatedAt, then by id, descending.
+        owned.sort(key=lambda d: (d.data["updatedAt"], d.path.rsplit("/", 1)[1]), reverse=True)
+        tokens = [d.path.rsplit("/", 1)[1] for d in owned[: push.MAX_DEVICES]]
+        batch.update(db.document(alerts.DEVICES.holder.format(uid=owner)), {
+            alerts.DEVICES.tokens_field: tokens,
+        })  # fmt: skip
+        updated += 1
+    if updated:
+        batch.commit()
+    return updated

@@ -269,7 +269,7 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
         "favourited_by": {"equals": {"listingId": a["favourite"]}},
         "my_saved_searches": {"equals": {"ownerId": "seed-buyer"}},
         "searches_matching": {"equals": {"muted": False}, "contains": a["match_keys"]},
-        "devices_of": {"equals": {"ownerId": ["seed-buyer", "seed-renter", "nobody"]}},
+        "user_devices": {"path": {"uid": "seed-buyer"}},
         "my_conversations": {"contains": "seed-agent"},
         "messages": {"path": {"conversationId": a["conversation"]}},
         "buyer_offers": {"equals": {"buyerId": "seed-buyer"}},

@@ -10,7 +10,9 @@ from typing import Any
 
 import stripe
 from firebase_admin import auth
+from google.cloud import firestore
 
+from firekit import push
 from firekit.docmodel import Document
 from marketplace import alerts, favorites
 from marketplace import listings as listings_domain
@@ -84,6 +86,15 @@ def test_the_marketplace_loads_in_seconds_and_reads_back_valid(
     assert len(list(auth.list_users().iterate_all())) == len(people)
     for user in seed_users():  # the documented sign-in accounts still work
         assert auth_emulator.sign_in(user.email, user.password).claims["role"] == user.role.value
+    # Each buyer's device tokens are on their account, as the devices trigger keeps them:
+    # the trigger's own sync finds nothing to change.
+    owners = {d["ownerId"] for d in stored["devices"]}
+    assert len(owners) >= 20
+    for owner in owners:
+        sync = firestore.transactional(
+            lambda tx, who=owner: push.sync_tokens(firestore_db, tx, alerts.DEVICES, who)
+        )
+        assert sync(firestore_db.transaction()) is None, owner
 
     listings = stored["listings"]
     assert len(listings) >= 250

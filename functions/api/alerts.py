@@ -10,7 +10,7 @@ from typing import Any
 from firebase_functions import scheduler_fn
 from pydantic import BaseModel, ConfigDict
 
-from firekit import bootstrap, fanout, logs
+from firekit import bootstrap, fanout, logs, push
 from firekit.events import DocumentChange, Effects, document_trigger
 from marketplace import alerts
 
@@ -23,6 +23,19 @@ class SearchEvent(BaseModel):
     """Lenient: a search that no longer fits the model must still lose its keys."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+class DeviceEvent(BaseModel):
+    """Any device document: the sync reads the user's devices as they are anyway."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+@document_trigger("users/{uid}/devices/{token}", model=DeviceEvent, on="written")
+def on_device_written(change: DocumentChange[DeviceEvent], effects: Effects) -> None:
+    """Keep the user's newest push tokens on their private account, where the alert
+    fan-out finds them without a query per recipient."""
+    push.sync_tokens(effects.db, effects.tx, alerts.DEVICES, change.params["uid"])
 
 
 class ListingAlertEvent(BaseModel):

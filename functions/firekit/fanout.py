@@ -1,19 +1,23 @@
 """Fan-out in bounded chunks through a Cloud Tasks queue, once per recipient.
 
 A job (say: "tell everyone whose saved search matches listing L") pages through a source
-query, ``chunk_size`` documents per Cloud Task, so memory and each task's run time stay
-bounded however many recipients match. Each chunk runs in three steps, recorded in a
+query in chunks of ``chunk_size`` documents, so memory stays bounded however many
+recipients match. A Cloud Task runs up to ``chunks_per_task`` chunks one after another,
+reading them through one streamed query (a query per chunk would cost a query's
+overhead per 200 recipients), and stops early once ``task_budget`` has passed; the rest
+goes to the next task. Each chunk runs in three steps, recorded in a
 ``_fanoutChunks/{job}-{n}`` document:
 
-1. **Prepare and commit.** The chunk's page is read (``start_after`` the previous page's
-   last document), the delivery turns it into writes (inbox documents with deterministic
-   ids, digest entries) and *pending* side effects (pushes). The writes and the chunk
-   record, holding the pending list and the next page's cursor, commit in one batch, with
-   ``create`` on the record: two attempts of one chunk cannot both commit.
-2. **Enqueue the next chunk** (task id ``{job}-{n+1}``, so a repeat is refused by the
-   queue), as soon as the record is committed: the next chunk's reads then see this
-   chunk's writes, and the side effects of one chunk overlap with the next's reads.
-3. **Act.** The pending side effects run in slices of ``act_slice``; after each slice
+1. **Prepare and commit.** The delivery turns the chunk's page into writes (inbox
+   documents with deterministic ids, digest entries) and *pending* side effects
+   (pushes). The writes and the chunk record, holding the pending list and the next
+   page's cursor, commit in one batch, with ``create`` on the record: two attempts of
+   one chunk cannot both commit. A page is first prepared *optimistically*: the
+   documents whose existence says "this user was reached" are created rather than read
+   first, which saves a read per recipient in the usual case (nobody reached yet); if
+   one exists, the atomic batch writes nothing and the page is prepared again, reading
+   them (see :class:`Delivery`).
+2. **Act.** The pending side effects run in slices of ``act_slice``; after each slice
    the record's pending list shrinks, so a failure (a crash, a provider outage) is
    retried by the queue and resumes with what is left instead of repeating what was
    done. Side effects the delivery reports as worth retrying (a provider's transient
@@ -22,24 +26,29 @@ bounded however many recipients match. Each chunk runs in three steps, recorded 
    task while it runs is told to come back later (``ChunkBusy``, answered 503 so the
    queue retries), and the retry of an attempt that died takes over once its lease ran
    out. A chunk whose job no longer applies records nothing, so the job can run again.
+3. **Go on**, to the next chunk or, at the end of the task, by queueing the task of the
+   next chunk (task id ``{job}-{n}``, so a repeat is refused by the queue). A chunk whose
+   side effects failed holds up the ones after it until its retry (the queue's backoff,
+   a second at first), so no later chunk is ever run by two tasks at once.
 
-A retried or duplicated task finds the record and goes straight to what is left: no
-recipient the earlier attempt reached is reached again, except in the one window no
-at-least-once system closes (the process dies after a provider accepted a slice and
-before the record says so); deliveries make that harmless where they can (the push
-transport collapses duplicates on the device).
+A retried or duplicated task walks its chunks again: each one recorded is recognised by
+its record (one read) and resumed where it stopped, so no recipient the earlier attempt
+reached is reached again, except in the one window no at-least-once system closes (the
+process dies after a provider accepted a slice and before the record says so);
+deliveries make that harmless where they can (the push transport collapses duplicates
+on the device).
 
 The integration core knows nothing of listings or searches: a :class:`Delivery` says
-what the source query is and what a page turns into.
-"""
+what the source query is and what a page turns into."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Protocol
 
 from firebase_admin import exceptions as admin_exceptions
@@ -62,6 +71,10 @@ RECORD_TTL = dt.timedelta(days=14)
 DEFAULT_CHUNK = 200
 """Recipients per task: one batch of at most ~2 writes each stays under 500 writes."""
 DEFAULT_ACT_SLICE = 100
+DEFAULT_CHUNKS_PER_TASK = 50
+"""Chunks one task runs through one streamed query (10,000 recipients at 200)."""
+DEFAULT_TASK_BUDGET = dt.timedelta(minutes=4)
+"""A task starts no new chunk after this: well inside a task function's timeout."""
 DEFAULT_LEASE = dt.timedelta(minutes=2)
 """How long an attempt holds a chunk without progress: renewed after every slice, so a
 live attempt keeps it and a dead one's retry waits at most this long."""
@@ -94,6 +107,9 @@ class Prepared:
 
     writes: list[tuple[firestore.DocumentReference, dict[str, Any]]] = field(default_factory=list)
     """Document writes (merged into what is there), committed with the chunk record."""
+    creates: list[tuple[firestore.DocumentReference, dict[str, Any]]] = field(default_factory=list)
+    """Documents that must not exist yet (optimistic pages only): if one does, nothing
+    of the page is written and it is prepared again, not optimistically."""
     pending: list[dict[str, Any]] = field(default_factory=list)
     """Side effects to perform after the commit (JSON-able; e.g. one push each)."""
     recipients: int = 0
@@ -107,9 +123,19 @@ class Delivery(Protocol):
         applies (e.g. the listing left the market): it then ends without delivering."""
 
     def prepare(
-        self, db: firestore.Client, task: ChunkTask, page: Sequence[DocumentSnapshot[Any]]
+        self,
+        db: firestore.Client,
+        task: ChunkTask,
+        page: Sequence[DocumentSnapshot[Any]],
+        *,
+        optimistic: bool,
     ) -> Prepared:
-        """Writes and pending side effects for one page (reads allowed, no writes)."""
+        """Writes and pending side effects for one page (reads allowed, no writes).
+
+        ``optimistic``: assume no recipient of the page was reached before, and put the
+        documents whose existence would say otherwise in ``creates`` instead of reading
+        them; the engine prepares the page again with ``optimistic=False`` if one exists.
+        """
 
     def act(
         self, db: firestore.Client, task: ChunkTask, pending: Sequence[dict[str, Any]]
@@ -147,15 +173,82 @@ def cloud_tasks_queue(function_name: str) -> Enqueue:
 
 @dataclass(frozen=True)
 class ChunkOutcome:
-    """What one run of one chunk did."""
+    """What one run of one task (one or more chunks) did."""
 
     outcome: str
-    """``delivered``, ``resumed`` (an earlier attempt committed its writes),
-    ``duplicate`` (an earlier attempt finished it) or ``stopped`` (the job no longer
-    applies)."""
+    """Each distinct outcome of its chunks, in order, comma-separated: ``delivered``,
+    ``resumed`` (an earlier attempt committed its writes), ``duplicate`` (an earlier
+    attempt finished it) or ``stopped`` (the job no longer applies)."""
     recipients: int = 0
     acted: int = 0
     next_task: ChunkTask | None = None
+    chunks: int = 1
+
+
+@dataclass
+class _TaskRun:
+    """What the chunks of one task share."""
+
+    db: firestore.Client
+    delivery: Delivery
+    pages: _Pages
+    cautious: bool = False
+    """A page of this task found someone reached before: read first from now on."""
+
+
+@dataclass(frozen=True)
+class _Done:
+    """One chunk's run: its outcome and the cursor of the chunk after it."""
+
+    outcome: str
+    recipients: int = 0
+    acted: int = 0
+    next_after: str | None = None
+
+
+class _Pages:
+    """The source query streamed from a cursor, a page at a time.
+
+    One query serves every page of a task while the pages follow each other; a page
+    asked for from anywhere else (a chunk an earlier attempt committed has its own
+    cursor) reopens it. Holds one page and one document of the next.
+    """
+
+    def __init__(self, db: firestore.Client, size: int, most: int) -> None:
+        self.db, self.size, self.most = db, size, most
+        self._stream: Iterator[DocumentSnapshot[Any]] | None = None
+        self._at: str | None = None
+        self._ahead: DocumentSnapshot[Any] | None = None
+
+    def page(
+        self, source: firestore.Query, after: str | None, left: int
+    ) -> tuple[list[DocumentSnapshot[Any]], str | None]:
+        """The ``size`` documents after ``after``, and the cursor of the page after them
+        (None: this is the last). ``left``: pages this task may still read."""
+        if self._stream is None or self._at != after:
+            self._open(source, after, left)
+        assert self._stream is not None
+        page = [self._ahead] if self._ahead is not None else []
+        page += islice(self._stream, self.size + 1 - len(page))
+        self._ahead = page[self.size] if len(page) > self.size else None
+        page = page[: self.size]
+        self._at = page[-1].reference.path if self._ahead is not None else None
+        return page, self._at
+
+    def _open(self, source: firestore.Query, after: str | None, left: int) -> None:
+        self.close()
+        query = source.order_by(FieldPath.document_id())
+        if after is not None:
+            query = query.start_after({FieldPath.document_id(): self.db.document(after)})
+        # Enough for every page the task may read, and one to tell whether more follow.
+        self._stream = iter(query.limit(self.size * max(1, min(left, self.most)) + 1).stream())
+
+    def close(self) -> None:
+        """End the open stream, if any (cancels the query)."""
+        stream, self._stream, self._ahead = self._stream, None, None
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 @dataclass
@@ -167,6 +260,8 @@ class Fanout:
     chunk_size: int = DEFAULT_CHUNK
     act_slice: int = DEFAULT_ACT_SLICE
     lease: dt.timedelta = DEFAULT_LEASE
+    chunks_per_task: int = DEFAULT_CHUNKS_PER_TASK
+    task_budget: dt.timedelta = DEFAULT_TASK_BUDGET
 
     def start(self, job: str, kind: str, params: Mapping[str, Any] | None = None) -> ChunkTask:
         """Queue a job's first chunk. Starting the same job again does nothing new."""
@@ -177,75 +272,111 @@ class Fanout:
         return task
 
     def run_chunk(self, db: firestore.Client, task: ChunkTask) -> ChunkOutcome:
-        """Run one chunk to the end (see the module docstring); raise to be retried.
+        """Run the task's chunks, from ``task.chunk`` on, then queue the next task.
 
-        Raises :class:`ChunkBusy` while another attempt holds the chunk's lease: the
-        queue then retries later, and if that attempt died, its lease has run out by then.
+        A task runs up to ``chunks_per_task`` chunks, one after another, reading them
+        through one streamed query, and stops early once ``task_budget`` has passed; the
+        chunks after it go to a new task, named after its first chunk. Each chunk is run
+        to the end (see the module docstring) before the next starts, so a failure is
+        retried from the task's first chunk: the chunks done are recognised by their
+        records (one read each) and the one that failed resumes where it stopped.
+
+        Raises :class:`ChunkBusy` while another attempt holds a chunk's lease: the queue
+        then retries later, and if that attempt died, its lease has run out by then.
         """
-        delivery = self.deliveries[task.kind]
+        deadline = time.monotonic() + self.task_budget.total_seconds()
+        pages = _Pages(db, self.chunk_size, self.chunks_per_task)
+        run = _TaskRun(db, self.deliveries[task.kind], pages)
+        current: ChunkTask | None = task
+        outcomes: list[str] = []
+        recipients = acted = 0
+        try:
+            for number in range(self.chunks_per_task):
+                assert current is not None
+                done = self._run_one(run, current, left=self.chunks_per_task - number)
+                outcomes.append(done.outcome)
+                recipients, acted = recipients + done.recipients, acted + done.acted
+                current = self._next(current, done.next_after)
+                if current is None or time.monotonic() > deadline:
+                    break
+        finally:
+            pages.close()
+        if current is not None:
+            self.enqueue(current)
+        summary = ",".join(dict.fromkeys(outcomes))
+        return ChunkOutcome(summary, recipients, acted, current, len(outcomes))
+
+    # -- the steps ----------------------------------------------------------------------
+
+    def _run_one(self, run: _TaskRun, task: ChunkTask, *, left: int) -> _Done:
+        """Run one chunk: commit (or find) its record, then act on what is pending."""
+        db = run.db
         ref = db.collection(CHUNKS).document(task.task_id)
         snapshot = ref.get()
         if snapshot.exists:
             record, outcome = snapshot.to_dict() or {}, "resumed"
         else:
-            committed = self._commit(db, delivery, task, ref)
+            committed = self._commit(run, task, ref, left=left)
             if committed is None:
                 # Nothing is recorded: if the job's event holds again later (the listing
                 # is back on the market), a re-run of this chunk reads it afresh.
-                return ChunkOutcome("stopped")
+                return _Done("stopped")
             record, outcome = committed
-        next_task = self._next(task, record.get("next"))
-        if next_task is not None:
-            self.enqueue(next_task)
+        next_after = record.get("next")
+        next_after = next_after if isinstance(next_after, str) else None
         recipients = int(record.get("recipients", 0))
         if record.get("state") == "done":
             finished = "delivered" if outcome == "delivered" else "duplicate"
-            return ChunkOutcome(finished, recipients, 0, next_task)
+            return _Done(finished, recipients, 0, next_after)
         pending = self._claim(db, ref)
         if pending is None:
-            return ChunkOutcome("duplicate", recipients, 0, next_task)
-        acted = self._act(db, delivery, task, ref, pending)
-        return ChunkOutcome(outcome, recipients, acted, next_task)
-
-    # -- the steps ----------------------------------------------------------------------
+            return _Done("duplicate", recipients, 0, next_after)
+        acted = self._act(db, run.delivery, task, ref, pending)
+        return _Done(outcome, recipients, acted, next_after)
 
     def _commit(
-        self,
-        db: firestore.Client,
-        delivery: Delivery,
-        task: ChunkTask,
-        ref: firestore.DocumentReference,
+        self, run: _TaskRun, task: ChunkTask, ref: firestore.DocumentReference, *, left: int
     ) -> tuple[dict[str, Any], str] | None:
-        """Read the page, prepare it, commit writes and record together: (record, outcome)."""
-        source = delivery.source(db, task)
+        """Read the page, prepare it, commit writes and record together: (record, outcome).
+
+        The page is first prepared optimistically (nobody on it reached before): the
+        documents that say "reached" are created, not read. If one exists (a user with
+        two matching sources, a job run again), the batch fails whole and the page is
+        prepared again reading them; the rest of the task then reads from the start.
+        """
+        db = run.db
+        source = run.delivery.source(db, task)
         if source is None:
             return None
-        query = source.order_by(FieldPath.document_id())
-        if task.after is not None:
-            query = query.start_after({FieldPath.document_id(): db.document(task.after)})
-        docs = list(query.limit(self.chunk_size + 1).stream())
-        page = docs[: self.chunk_size]
-        next_after = page[-1].reference.path if len(docs) > self.chunk_size else None
-        prepared = delivery.prepare(db, task, page)
-        state = "written" if prepared.pending else "done"
-        record = self._record(
-            task, state=state, recipients=prepared.recipients, pending=prepared.pending,
-            next_after=next_after,
-        )  # fmt: skip
-        batch = db.batch()
-        for target, data in prepared.writes:
-            batch.set(target, data, merge=True)
-        batch.create(ref, record)
-        try:
-            batch.commit()
-        except AlreadyExists:
-            # A concurrent attempt of this chunk committed first (the batch is atomic, so
-            # none of ours landed): go on from its record.
-            existing = ref.get()
-            if not existing.exists:
-                raise
-            return existing.to_dict() or {}, "resumed"
-        return record, "delivered"
+        page, next_after = run.pages.page(source, task.after, left)
+        for optimistic in (False,) if run.cautious else (True, False):
+            prepared = run.delivery.prepare(db, task, page, optimistic=optimistic)
+            state = "written" if prepared.pending else "done"
+            record = self._record(
+                task, state=state, recipients=prepared.recipients, pending=prepared.pending,
+                next_after=next_after,
+            )  # fmt: skip
+            batch = db.batch()
+            for target, data in prepared.creates:
+                batch.create(target, data)
+            for target, data in prepared.writes:
+                batch.set(target, data, merge=True)
+            batch.create(ref, record)
+            try:
+                batch.commit()
+            except AlreadyExists:
+                # Atomic: none of ours landed. Either a concurrent attempt of this chunk
+                # committed first (go on from its record), or one of the page's
+                # recipients was reached before (prepare again, reading).
+                existing = ref.get()
+                if existing.exists:
+                    return existing.to_dict() or {}, "resumed"
+                if not prepared.creates:
+                    raise
+                run.cautious = True
+                continue
+            return record, "delivered"
+        raise AssertionError("unreachable: the cautious pass creates nothing")
 
     def _record(
         self,
@@ -264,8 +395,8 @@ class Fanout:
             "expiresAt": now + RECORD_TTL,
         }  # fmt: skip
 
-    def _next(self, task: ChunkTask, next_after: Any) -> ChunkTask | None:
-        if not isinstance(next_after, str):
+    def _next(self, task: ChunkTask, next_after: str | None) -> ChunkTask | None:
+        if next_after is None:
             return None
         return task.model_copy(update={"chunk": task.chunk + 1, "after": next_after})
 

@@ -1,8 +1,18 @@
 """Push through FCM (``firebase_admin.messaging``), with dead-token clean-up.
 
-:func:`send_pushes` looks up each recipient's registered devices, sends one message per
-device in calls of up to 500 (FCM's ``send_each`` limit), and deletes the devices FCM
-reports as unregistered, so a dead token costs one failed send, once.
+:func:`send_pushes` sends one message per registered device of each recipient in calls of
+up to 500 (FCM's ``send_each`` limit), and deletes the devices FCM reports as
+unregistered, so a dead token costs one failed send, once.
+
+**Where the tokens come from.** Devices are documents under their user
+(``users/{uid}/devices/{token}``, the id is the token), written by the apps. A fan-out
+must not query them per recipient: :func:`sync_tokens`, run by a trigger on every device
+write, keeps the newest :data:`MAX_DEVICES` tokens as a list on a document the fan-out
+reads anyway (the user's private account). A push then carries its tokens, and sending
+to 10,000 users reads no device at all. The sync re-reads the user's devices in a
+transaction each time, so duplicated or reordered trigger events converge on what the
+devices are now. A push without tokens (an account synced before the trigger existed)
+falls back to reading that user's devices.
 
 Every message carries a digest of the notification's id as its collapse id and tag
 (APNs ``apns-collapse-id``; Android ``collapse_key`` and notification ``tag``; Web Push
@@ -13,8 +23,8 @@ collapse ids while it is undelivered, the tags once it is on screen.
 
 Failures FCM calls transient (unavailable, internal, quota) are returned for a later
 retry of those users alone; others are logged and dropped, since the inbox holds the
-notification anyway. A user's devices are capped at :data:`MAX_DEVICES` per push, so a
-slice of 100 users is always one ``send_each`` call.
+notification anyway. A user's devices are capped at :data:`MAX_DEVICES` (the newest), so
+a slice of 100 users is always one ``send_each`` call.
 
 FCM cannot be reached from the emulators, so there :func:`default_transport` is a
 :class:`RecordingTransport`: it writes each message it would send, exactly as built, to
@@ -28,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,14 +49,13 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from firekit import logs
 from firekit.bootstrap import is_emulated
 
+DESCENDING = firestore.Query.DESCENDING
 MAX_PER_CALL = 500
 """FCM's ``send_each`` limit."""
 MAX_DEVICES = 5
 """Devices pushed per user (the most a phone, a tablet and a few browsers need)."""
 TRANSIENT = (exceptions.UnavailableError, messaging.QuotaExceededError, exceptions.InternalError)
 """What FCM answers when trying again later can help."""
-MAX_IN = 30
-"""Firestore's limit on the values of one ``in`` filter."""
 OUTBOX = "_pushOutbox"
 EXPIRED_PREFIX = "expired-"
 
@@ -61,14 +70,35 @@ class Push:
     title: str
     body: str
     data: Mapping[str, str] = field(default_factory=dict)
+    tokens: tuple[str, ...] | None = None
+    """The user's registration tokens, as :func:`tokens_in` read them; None: unknown (the
+    user's devices are then read)."""
 
 
 @dataclass(frozen=True)
 class Devices:
-    """Where a user's devices are: a collection (group) with the owner as a field."""
+    """Where a user's devices are, and where their tokens are kept for fan-outs."""
 
-    collection: str
-    owner_field: str
+    collection: str = "users/{uid}/devices"
+    """The path pattern of a user's device collection (document id = token)."""
+    newest_by: str = "updatedAt"
+    """The field that says which devices were used last (kept when there are more)."""
+    holder: str = "users/{uid}/private/account"
+    """The document that keeps the tokens (function-owned field), read by fan-outs."""
+    tokens_field: str = "pushTokens"
+
+    def devices_of(self, db: firestore.Client, uid: str) -> firestore.Query:
+        """A user's newest :data:`MAX_DEVICES` devices."""
+        collection = db.collection(self.collection.format(uid=uid))
+        return collection.order_by(self.newest_by, direction=DESCENDING).limit(MAX_DEVICES)
+
+    def device(self, db: firestore.Client, uid: str, token: str) -> firestore.DocumentReference:
+        """One device's document."""
+        return db.collection(self.collection.format(uid=uid)).document(token)
+
+    def holder_of(self, db: firestore.Client, uid: str) -> firestore.DocumentReference:
+        """The document keeping the user's tokens."""
+        return db.document(self.holder.format(uid=uid))
 
 
 @dataclass
@@ -169,23 +199,37 @@ def message_for(push: Push, token: str) -> messaging.Message:
         )
 
 
-def device_tokens(
-    db: firestore.Client, devices: Devices, uids: Iterable[str]
-) -> dict[str, list[firestore.DocumentReference]]:
-    """Each user's device documents (the id is the token), 30 users per query."""
-    found: dict[str, list[firestore.DocumentReference]] = {}
-    for group in _chunks(sorted(set(uids)), MAX_IN):
-        query = db.collection_group(devices.collection).where(
-            filter=FieldFilter(devices.owner_field, "in", group)
-        )
-        for snapshot in query.select([devices.owner_field]).stream():
-            owner = (snapshot.to_dict() or {}).get(devices.owner_field)
-            # The owner field is written under the rules as the caller's uid, and the
-            # path says the same; trust only documents where both agree.
-            parent = snapshot.reference.parent.parent
-            if isinstance(owner, str) and parent is not None and parent.id == owner:
-                found.setdefault(owner, []).append(snapshot.reference)
-    return {owner: sorted(refs, key=lambda r: r.id)[:MAX_DEVICES] for owner, refs in found.items()}
+def tokens_in(devices: Devices, holder: Mapping[str, Any] | None) -> tuple[str, ...] | None:
+    """The tokens kept on a holder document's data; None if they were never synced."""
+    kept = (holder or {}).get(devices.tokens_field)
+    if not isinstance(kept, list):
+        return None
+    return tuple(t for t in kept if isinstance(t, str) and t)[:MAX_DEVICES]
+
+
+def sync_tokens(
+    db: firestore.Client, transaction: firestore.Transaction, devices: Devices, uid: str
+) -> list[str] | None:
+    """Keep the user's newest tokens on their holder document (in ``transaction``).
+
+    Reads the devices as they are now, so it is right whatever event ran it, however
+    late or often. Returns the tokens written, or None when nothing was written (they
+    were already right, or the user has no holder document: a deleted user).
+    """
+    holder = devices.holder_of(db, uid)
+    snapshot = holder.get(transaction=transaction)
+    if not snapshot.exists:
+        return None
+    found = devices.devices_of(db, uid).stream(transaction=transaction)
+    tokens = [s.id for s in found]
+    if (snapshot.to_dict() or {}).get(devices.tokens_field) == tokens:
+        return None
+    transaction.update(holder, {devices.tokens_field: tokens})
+    return tokens
+
+
+def _read_tokens(db: firestore.Client, devices: Devices, uid: str) -> tuple[str, ...]:
+    return tuple(s.id for s in devices.devices_of(db, uid).select([]).stream())
 
 
 def send_pushes(
@@ -200,26 +244,31 @@ def send_pushes(
     and logged, not raised: the notification is in the user's inbox either way.
     """
     report = PushReport()
-    tokens = device_tokens(db, devices, (p.uid for p in pushes))
-    targets = [(push, ref) for push in pushes for ref in tokens.get(push.uid, [])]
-    report.users_without_devices = sum(1 for p in pushes if p.uid not in tokens)
+    targets: list[tuple[Push, str]] = []
+    for push in pushes:
+        tokens = push.tokens if push.tokens is not None else _read_tokens(db, devices, push.uid)
+        if not tokens:
+            report.users_without_devices += 1
+        targets += [(push, token) for token in dict.fromkeys(tokens)]
     dead: list[firestore.DocumentReference] = []
     for part in _chunks(targets, MAX_PER_CALL):
-        response = transport.send_each([message_for(push, ref.id) for push, ref in part])
-        for (push, ref), result in zip(part, response.responses, strict=True):
+        response = transport.send_each([message_for(push, token) for push, token in part])
+        for (push, token), result in zip(part, response.responses, strict=True):
             if result.success:
                 report.sent += 1
             elif isinstance(result.exception, messaging.UnregisteredError):
-                dead.append(ref)
+                dead.append(devices.device(db, push.uid, token))
             elif isinstance(result.exception, TRANSIENT):
                 report.retry.add(push.uid)
             else:
                 report.failed += 1
                 logs.warning(
                     "push failed", error=type(result.exception).__name__,
-                    token=ref.id[:8] + "…",
+                    token=token[:8] + "…",
                 )  # fmt: skip
     for part in _chunks(dead, MAX_PER_CALL):
+        # Deleting the device runs the sync trigger, which drops the token from the
+        # holder document too.
         batch = db.batch()
         for ref in part:
             batch.delete(ref)

@@ -63,7 +63,8 @@ EVENT_KINDS: tuple[EventKind, ...] = ("new_listing", "price_drop")
 GEO_LEVELS: tuple[tuple[float, int], ...] = ((2.5, 5), (20.0, 4), (50.0, 3))
 """(largest radius in km, geohash precision): cells of about 4.9, 39 x 20 and 156 km."""
 EARTH_RADIUS_KM = 6371.0088
-DEVICES = push.Devices(collection="devices", owner_field="ownerId")
+DEVICES = push.Devices(collection="users/{uid}/devices", holder="users/{uid}/private/account")
+"""Devices under their user; their tokens kept on the private account the fan-out reads."""
 CURRENCY_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
 
 
@@ -294,6 +295,19 @@ class _Recipient:
     searches: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Account:
+    """What the private account says about how to reach its user."""
+
+    prefs: NotificationSettings | None = None
+    email: str | None = None
+    tokens: tuple[str, ...] | None = None
+    """Push tokens as the devices trigger keeps them; None: never synced (read them)."""
+
+
+_NO_ACCOUNT = _Account()
+
+
 @dataclass
 class AlertDelivery:
     """The fan-out of one listing event to the owners of matching saved searches."""
@@ -327,13 +341,19 @@ class AlertDelivery:
         )
 
     def prepare(
-        self, db: firestore.Client, task: fanout.ChunkTask, page: Sequence[DocumentSnapshot[Any]]
+        self,
+        db: firestore.Client,
+        task: fanout.ChunkTask,
+        page: Sequence[DocumentSnapshot[Any]],
+        *,
+        optimistic: bool,
     ) -> fanout.Prepared:
         """Inbox documents and digest items for the page's recipients; pushes pending.
 
         The inbox document is every recipient's record (``data.channels`` says how they
         were told): a user told by an earlier chunk or job gets only the channels not
         served yet (a second search of theirs may ask for push where the first did not).
+        Optimistically, nobody was told: the inbox documents are created unread.
         """
         listing = self._listing(db, task)
         if listing is None:
@@ -342,25 +362,29 @@ class AlertDelivery:
         note_id = str(task.params.get("notificationId") or task.job)
         inboxes = {uid: db.document(f"users/{uid}/notifications/{note_id}") for uid in recipients}
         served: dict[str, set[str]] = {}
-        for snapshot in db.get_all(list(inboxes.values())) if inboxes else []:
+        for snapshot in db.get_all(list(inboxes.values())) if inboxes and not optimistic else []:
             if snapshot.exists:
                 owner = snapshot.reference.parent.parent
                 channels = ((snapshot.to_dict() or {}).get("data") or {}).get("channels") or []
                 if owner is not None:
                     served[owner.id] = set(channels) | {"inApp"}
-        settings = self._settings(db, list(recipients))
+        accounts = self._accounts(db, list(recipients))
         title, body = message_of(task.kind, listing)
         now = self.clock()
         listing_id = str(task.params["listingId"])
         link = f"/listings/{listing_id}"
+        push_data = {"listingId": listing_id, "notificationId": note_id, "kind": task.kind,
+                     "link": link}  # fmt: skip
+        kind = "listing_match" if task.kind == "new_listing" else "price_drop"
         prepared = fanout.Prepared()
         for recipient in recipients.values():
             already = served.get(recipient.uid)
-            prefs, email_to = settings.get(recipient.uid, (None, None))
+            account = accounts.get(recipient.uid, _NO_ACCOUNT)
+            prefs = account.prefs
             wants_push = recipient.push and (prefs is None or prefs.push)
             if wants_push and in_quiet_hours(prefs.quietHours if prefs else None, now):
                 wants_push = False  # the inbox carries it alone
-            wants_email = recipient.email and (prefs is None or prefs.email) and bool(email_to)
+            wants_email = recipient.email and (prefs is None or prefs.email) and bool(account.email)
             new = {"push"} if wants_push else set()
             new |= {"email"} if wants_email else set()
             if already is not None:
@@ -370,27 +394,30 @@ class AlertDelivery:
                 channels = sorted(already | new)
                 prepared.writes.append((inboxes[recipient.uid], {"data": {"channels": channels}}))
             else:
-                prepared.writes.append((inboxes[recipient.uid], {
-                    "kind": "listing_match" if task.kind == "new_listing" else "price_drop",
-                    "title": title, "body": body, "listingId": listing_id, "link": link,
+                note = {
+                    "kind": kind, "title": title, "body": body, "listingId": listing_id,
+                    "link": link,
                     "data": {"searchIds": recipient.searches[:10], "event": task.kind,
                              "channels": sorted(new | {"inApp"})},
                     # In-app is every alert's record; a user who wants none in-app still
                     # finds it in their history, but it never badges as unread.
                     "createdAt": firestore.SERVER_TIMESTAMP, "read": not recipient.in_app,
-                }))  # fmt: skip
+                }  # fmt: skip
+                (prepared.creates if optimistic else prepared.writes).append(
+                    (inboxes[recipient.uid], note)
+                )
             if "push" in new:
                 prepared.pending.append({
                     "uid": recipient.uid, "id": note_id, "title": title, "body": body,
-                    "data": {"listingId": listing_id, "notificationId": note_id,
-                             "kind": task.kind, "link": link},
+                    "data": push_data,
+                    "tokens": list(account.tokens) if account.tokens is not None else None,
                 })  # fmt: skip
-            if "email" in new and email_to:
+            if "email" in new and account.email:
                 day = now.date()
                 ref = db.collection(DIGESTS).document(mail.digest_id(recipient.uid, day))
                 item = {"title": title, "body": body, "link": link, "at": now}
                 prepared.writes.append(
-                    (ref, mail.digest_entry(email_to, recipient.uid, day, note_id, item))
+                    (ref, mail.digest_entry(account.email, recipient.uid, day, note_id, item))
                 )
             prepared.recipients += 1
         return prepared
@@ -401,7 +428,8 @@ class AlertDelivery:
         """Push to every device of each pending recipient."""
         pushes = [
             push.Push(uid=p["uid"], collapse_id=p["id"], title=p["title"], body=p["body"],
-                      data=p["data"])
+                      data=p["data"],
+                      tokens=tuple(p["tokens"]) if p.get("tokens") is not None else None)
             for p in pending
         ]  # fmt: skip
         report = push.send_pushes(db, self.transport(db), DEVICES, pushes)
@@ -433,11 +461,9 @@ class AlertDelivery:
             recipient.searches.append(snapshot.id)
         return found
 
-    def _settings(
-        self, db: firestore.Client, uids: list[str]
-    ) -> dict[str, tuple[NotificationSettings | None, str | None]]:
-        """Each user's notification settings and email address (private account)."""
-        found: dict[str, tuple[NotificationSettings | None, str | None]] = {}
+    def _accounts(self, db: firestore.Client, uids: list[str]) -> dict[str, _Account]:
+        """Each user's notification settings, email address and push tokens."""
+        found: dict[str, _Account] = {}
         if not uids:
             return found
         for snapshot in db.get_all([account_ref(db, uid) for uid in uids]):
@@ -454,7 +480,8 @@ class AlertDelivery:
             except ValidationError:
                 prefs = None
             email = data.get("email")
-            found[uid] = (prefs, email if isinstance(email, str) and "@" in email else None)
+            email = email if isinstance(email, str) and "@" in email else None
+            found[uid] = _Account(prefs, email, push.tokens_in(DEVICES, data))
         return found
 
 

@@ -219,9 +219,10 @@ DIGESTS_DUE = Query(
     "digests_due", EmailDigest, "functions: email digests of past days (mailed, then deleted)",
     ranges=("day",), order=(Order("day"),),
 )  # fmt: skip
-DEVICES_OF = Query(
-    "devices_of", Device, "functions: the devices of up to 30 users (push fan-out)",
-    equals=("ownerId",), members=("ownerId",), group=True,
+USER_DEVICES = Query(
+    "user_devices", Device,
+    "functions: a user's newest devices, whose tokens the private account keeps",
+    order=(Order("updatedAt", DESC),),
 )  # fmt: skip
 MY_CONVERSATIONS = Query(
     "my_conversations", Conversation, "a buyer's or agent's chats, latest activity first",
@@ -263,7 +264,7 @@ PLAN_SUBSCRIPTIONS = Query(
 QUERIES: tuple[Query, ...] = (
     BROWSE_BY_PRICE, BROWSE_BY_PRICE_DESC, BROWSE_BY_BEDROOMS, BROWSE_NEWEST, FEATURED, NEAR,
     AGENT_LISTINGS, AGENT_LISTINGS_BY_STATUS, MODERATION_QUEUE, INBOX, INBOX_UNREAD,
-    FAVOURITES, FAVOURITED_BY, MY_SAVED_SEARCHES, SEARCHES_MATCHING, DEVICES_OF, DIGESTS_DUE,
+    FAVOURITES, FAVOURITED_BY, MY_SAVED_SEARCHES, SEARCHES_MATCHING, USER_DEVICES, DIGESTS_DUE,
     MY_CONVERSATIONS, MESSAGES, BUYER_OFFERS, AGENT_OFFERS, LISTING_OFFERS, OPEN_OFFERS,
     BUYER_VIEWINGS, AGENT_VIEWINGS, DUPLICATE_ADDRESS, FAVOURITE_SHARDS_CHANGED,
     PLAN_SUBSCRIPTIONS,

@@ -94,3 +94,28 @@ def test_a_saved_search_gets_its_match_keys_from_the_real_trigger(
     )
     assert muted.ok, muted.error_message
     wait_for(lambda: ref.get().to_dict().get("matchKeys") == [], timeout=30, what="keys cleared")
+
+
+def test_registering_and_removing_a_device_keeps_its_token_on_the_account(
+    firestore_db: Any, as_user: Callable[..., FirestoreRest], wait_for: Callable[..., Any]
+) -> None:
+    world = World(firestore_db)
+    buyer = world.buyer(tokens=0)
+    account = firestore_db.document(f"users/{buyer}/private/account")
+    phone = as_user(buyer)
+    token = f"fcm-{buyer}:APA91b-phone"
+    registered = phone.create(f"users/{buyer}/devices/{token}", {
+        "token": token, "ownerId": buyer, "platform": "ios", "appVersion": "2.5.0",
+        "createdAt": SERVER_TIMESTAMP, "updatedAt": SERVER_TIMESTAMP,
+    })  # fmt: skip
+    assert registered.ok, registered.error_message
+    wait_for(lambda: account.get().to_dict().get("pushTokens") == [token], timeout=30,
+             what="the token kept on the account")  # fmt: skip
+    # The field is the function's: the owner cannot plant tokens there.
+    planted = phone.update(f"users/{buyer}/private/account", {"pushTokens": ["someone-else"]})
+    assert not planted.ok
+
+    removed = phone.delete(f"users/{buyer}/devices/{token}")
+    assert removed.ok, removed.error_message
+    wait_for(lambda: account.get().to_dict().get("pushTokens") == [], timeout=30,
+             what="the token dropped")  # fmt: skip

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from firebase_admin import exceptions, messaging
+from google.cloud import firestore
 
 from firekit import fanout, push
 from marketplace import alerts
@@ -71,7 +72,12 @@ class Queue:
 
 
 class Harness:
-    def __init__(self, db: Any, *, chunk: int = 50, clock: dt.datetime = NOW) -> None:
+    """One task per chunk unless ``per_task`` says otherwise: most tests are about
+    chunks; the tests of tasks that run several chunks say so."""
+
+    def __init__(
+        self, db: Any, *, chunk: int = 50, clock: dt.datetime = NOW, per_task: int = 1
+    ) -> None:
         self.db, self.world = db, World(db)
         self.transport, self.queue, self.ran = Transport(), Queue(), 0
         self.delivery = alerts.AlertDelivery(
@@ -79,8 +85,33 @@ class Harness:
         )
         self.fanout = fanout.Fanout(
             {kind: self.delivery for kind in alerts.EVENT_KINDS}, self.queue, chunk_size=chunk,
-            act_slice=20,
+            act_slice=20, chunks_per_task=per_task,
         )  # fmt: skip
+
+    def told_about_a_new_home(self, buyers: int) -> tuple[list[str], str]:
+        """``buyers`` matching buyers, and a new home's job run to its end."""
+        agent = self.world.agent()
+        told = [self.world.buyer() for _ in range(buyers)]
+        home = self.publish(agent)
+        self.start(home)
+        self.drain()
+        return told, home
+
+    def redeliver_all(self, seed: int) -> list[str]:
+        """Cloud Tasks redelivers: every task queued so far again, in a shuffled order."""
+        again = list(self.queue.tasks)
+        random.Random(seed).shuffle(again)
+        return [self.fanout.run_chunk(self.db, task).outcome for task in again]
+
+    def sync_tokens(self, who: str) -> list[str] | None:
+        """What the devices trigger does after a device write."""
+
+        @firestore.transactional
+        def sync(transaction: Any) -> list[str] | None:
+            return push.sync_tokens(self.db, transaction, alerts.DEVICES, who)
+
+        result: list[str] | None = sync(self.db.transaction())
+        return result
 
     def publish(self, owner: str, **overrides: Any) -> str:
         home = uid("home")
@@ -143,7 +174,20 @@ def test_every_matching_buyer_is_told_once_across_chunks(h: Harness) -> None:
     assert first.android.collapse_key == first.apns.headers["apns-collapse-id"]
 
 
-def test_a_failure_mid_fan_out_is_retried_without_telling_anyone_twice(h: Harness) -> None:
+@pytest.mark.parametrize(
+    ("per_task", "expected"),
+    [
+        # The next chunk is queued once chunk 1 is through: after its retry.
+        (1, ["0:delivered", "1:failed", "1:resumed", "2:delivered"]),
+        # One task for all three: its retry finds chunk 0 done by its record, resumes
+        # chunk 1, then runs chunk 2.
+        (3, ["0:failed", "0:duplicate,resumed,delivered"]),
+    ],
+)
+def test_a_failure_mid_fan_out_is_retried_without_telling_anyone_twice(
+    firestore_db: Any, per_task: int, expected: list[str]
+) -> None:
+    h = Harness(firestore_db, per_task=per_task)
     agent = h.world.agent()
     buyers = [h.world.buyer() for _ in range(150)]
     home = h.publish(agent)
@@ -154,7 +198,7 @@ def test_a_failure_mid_fan_out_is_retried_without_telling_anyone_twice(h: Harnes
     h.start(home)
     outcomes = h.drain()
 
-    assert "1:failed" in outcomes and outcomes[-1] == "1:resumed"
+    assert outcomes == expected
     assert inbox_counts(h, buyers) == {u: 1 for u in buyers}
     assert h.transport.tokens() == Counter({f"tok-{u}-0": 1 for u in buyers})
     records = [d.to_dict() for d in h.db.collection(fanout.CHUNKS).stream()]
@@ -164,26 +208,20 @@ def test_a_failure_mid_fan_out_is_retried_without_telling_anyone_twice(h: Harnes
 
 
 def test_duplicated_and_shuffled_tasks_change_nothing(h: Harness) -> None:
-    agent = h.world.agent()
-    buyers = [h.world.buyer() for _ in range(110)]
-    home = h.publish(agent)
-    h.start(home)
-    h.drain()
+    buyers, home = h.told_about_a_new_home(110)
     sent_once = h.transport.tokens()
 
-    # Cloud Tasks redelivers: every task again, in a shuffled order.
-    again = list(h.queue.tasks)
-    random.Random(7).shuffle(again)
-    outcomes = [h.fanout.run_chunk(h.db, task).outcome for task in again]
+    outcomes = h.redeliver_all(seed=7)
     # The trigger's event redelivered starts the same job: a repeat the queue refuses.
+    queued = len(h.queue.tasks)
     h.start(home)
-    assert len(h.queue.tasks) == len(again)
+    assert len(h.queue.tasks) == queued
     # A new change (back on the market) runs a new job: it reads every search again,
     # and tells nobody twice.
     h.start(home, event="event-2")
     rerun = h.drain()
 
-    assert outcomes == ["duplicate"] * len(again)
+    assert outcomes == ["duplicate"] * queued
     assert rerun == ["0:delivered", "1:delivered", "2:delivered"]
     assert h.transport.tokens() == sent_once
     assert inbox_counts(h, buyers) == {u: 1 for u in buyers}
@@ -260,6 +298,7 @@ def test_channels_quiet_hours_and_dead_tokens(firestore_db: Any) -> None:
             "token": f"expired-{dead}",
         }
     )
+    assert h.sync_tokens(dead) == [f"tok-{dead}-0", f"expired-{dead}"]
     home = h.publish(agent)
 
     h.start(home)
@@ -272,6 +311,7 @@ def test_channels_quiet_hours_and_dead_tokens(firestore_db: Any) -> None:
     assert set(h.transport.tokens()) == {f"tok-{dead}-0"}  # quiet, off and email-only: none
     assert not h.db.document(f"users/{dead}/devices/expired-{dead}").get().exists
     assert h.db.document(f"users/{dead}/devices/tok-{dead}-0").get().exists
+    assert h.sync_tokens(dead) == [f"tok-{dead}-0"]  # the delete's trigger event
     digests = {d.id: d.to_dict() for d in h.db.collection(alerts.DIGESTS).stream()}
     assert set(digests) == {f"{u}_2026-07-01" for u in (sleeping, push_off, email_only, dead)}
     assert h.world.inbox(email_only)[next(iter(h.world.inbox(email_only)))]["read"] is True
@@ -394,3 +434,91 @@ def test_a_late_item_after_its_digest_was_mailed_goes_out_next_run(h: Harness) -
         "1 new home for your saved searches", "1 new home for your saved searches",
     ]  # fmt: skip
     assert {m["to"] for m in mails} == {f"{buyer}@example.test"}
+
+
+# --- tasks that run several chunks ---------------------------------------------------------
+
+
+def test_a_task_runs_several_chunks_and_hands_the_rest_to_the_next_task(
+    firestore_db: Any,
+) -> None:
+    h = Harness(firestore_db, per_task=3)
+    agent = h.world.agent()
+    buyers = [h.world.buyer() for _ in range(220)]  # 5 chunks of 50
+    home = h.publish(agent)
+
+    h.start(home)
+    outcomes = h.drain()
+
+    assert outcomes == ["0:delivered", "3:delivered"]
+    assert [t.task_id.rsplit("-", 1)[1] for t in h.queue.tasks] == ["00000", "00003"]
+    assert inbox_counts(h, buyers) == {u: 1 for u in buyers}
+    assert h.transport.tokens() == Counter({f"tok-{u}-0": 1 for u in buyers})
+    records = sorted(d.to_dict()["chunk"] for d in h.db.collection(fanout.CHUNKS).stream())
+    assert records == [0, 1, 2, 3, 4]
+
+
+def test_redelivered_tasks_and_a_spent_time_budget_tell_nobody_twice(firestore_db: Any) -> None:
+    h = Harness(firestore_db, per_task=4)
+    buyers, _home = h.told_about_a_new_home(160)  # one task: 4 chunks of 50
+    sent_once = h.transport.tokens()
+
+    # Redelivered, and by a worker whose budget is spent at once (it runs one chunk and
+    # queues the next, under a name the queue has not seen).
+    outcomes = h.redeliver_all(seed=3)
+    h.fanout.task_budget = dt.timedelta(0)
+    hurried = h.fanout.run_chunk(h.db, h.queue.tasks[0])
+    tail = h.drain()
+
+    assert outcomes == ["duplicate"]
+    assert (hurried.outcome, hurried.chunks, hurried.next_task.chunk) == ("duplicate", 1, 1)
+    assert tail == ["1:duplicate", "2:duplicate", "3:duplicate"]
+    assert h.transport.tokens() == sent_once == Counter({f"tok-{u}-0": 1 for u in buyers})
+    assert inbox_counts(h, buyers) == {u: 1 for u in buyers}
+
+
+# --- push tokens kept on the account ---------------------------------------------------------
+
+
+def test_accounts_from_before_the_token_sync_are_pushed_to_their_devices(h: Harness) -> None:
+    agent = h.world.agent()
+    synced = h.world.buyer(tokens=2)
+    legacy = h.world.buyer(tokens=2, synced=False)  # no pushTokens: the devices are read
+    home = h.publish(agent)
+
+    h.start(home)
+    h.drain()
+
+    assert h.transport.tokens() == Counter(
+        {f"tok-{u}-{n}": 1 for u in (synced, legacy) for n in (0, 1)}
+    )
+
+
+def test_the_token_sync_keeps_the_newest_devices_whatever_order_its_events_come_in(
+    h: Harness,
+) -> None:
+    buyer = h.world.buyer(tokens=0)
+    devices = h.db.collection(f"users/{buyer}/devices")
+    from .world import device
+
+    # Seven devices used at different times; then the oldest-but-one is deleted.
+    for n in range(7):
+        used = NOW + dt.timedelta(minutes=n)
+        devices.document(f"t{n}").set(device(buyer, f"t{n}") | {"updatedAt": used})
+    devices.document("t1").delete()
+    newest = ["t6", "t5", "t4", "t3", "t2"]
+
+    # One sync per event (7 writes, 1 delete), redelivered and shuffled: each reads the
+    # devices as they are now, so all end the same, and the repeats write nothing.
+    events = [buyer] * 8 * 2
+    random.Random(11).shuffle(events)
+    results = [h.sync_tokens(who) for who in events]
+
+    assert results[0] == newest and results[1:] == [None] * (len(events) - 1)
+    account = h.db.document(f"users/{buyer}/private/account").get().to_dict()
+    assert account["pushTokens"] == newest
+    # A user with no account (deleted) gets none created.
+    ghost = uid("ghost")
+    h.db.document(f"users/{ghost}/devices/g0").set(device(ghost, "g0"))
+    assert h.sync_tokens(ghost) is None
+    assert not h.db.document(f"users/{ghost}/private/account").get().exists

@@ -106,17 +106,21 @@ class World:
         *,
         tokens: int = 1,
         searches: tuple[dict[str, Any], ...] = ({},),
+        synced: bool = True,
         **notifications: Any,
     ) -> str:
+        """A buyer with ``tokens`` devices; ``synced``: their tokens are on the account,
+        as the devices trigger keeps them (else: an account from before that trigger)."""
         buyer = uid("buyer")
         batch = self.db.batch()
         batch.set(self.db.document(f"users/{buyer}"), {"displayName": "Buyer", "role": "buyer"})
+        names = [f"tok-{buyer}-{n}" for n in range(tokens)]
+        kept = {"pushTokens": sorted(names, reverse=True)} if synced else {}
         batch.set(
             self.db.document(f"users/{buyer}/private/account"),
-            account(f"{buyer}@example.test", **notifications),
+            account(f"{buyer}@example.test", **notifications) | kept,
         )
-        for n in range(tokens):
-            token = f"tok-{buyer}-{n}"
+        for token in names:
             batch.set(self.db.document(f"users/{buyer}/devices/{token}"), device(buyer, token))
         for n, overrides in enumerate(searches):
             batch.set(
