@@ -7,8 +7,9 @@ generated batch by batch as they are written, so setting up holds a few batches,
 world), then with ``tracemalloc`` on:
 
 1. **Baseline**: one chunk's recipients' documents read into a list and held: the first
-   200 matching searches (the source query's first page), their owners' private accounts
-   (``get_all``) and devices, as snapshots. The least a chunk of 200 can hold.
+   200 matching searches (the source query's first page) and their owners' private
+   accounts (``get_all``; they hold the push tokens), as snapshots. The least a chunk of
+   200 can hold.
 2. **The fan-out**: the listing's ``new_listing`` job, every chunk run in process by the
    code the ``deliverAlerts`` task runs, pushes through an in-memory transport.
 
@@ -22,14 +23,11 @@ Sizes: 200 (a one-chunk fan-out), 5,000 and 50,000 recipients. Ratios: the 50,00
 over the 5,000 one (goal ≈ 1: bounded), over the one-chunk fan-out, and over the baseline
 list.
 
-Every recipient wants push, and the first 5,000 (``--devices-for``) have a device: all of
-them at 200 and 5,000, the first 25 chunks at 50,000, so the 50,000 run holds every kind
-of chunk the smaller runs hold, 225 chunks more. The emulator answers a device lookup
-(``in`` over 30 owners) by scanning the devices collection group once per owner, so with
-a device for each of 50,000 buyers the run would take about 8 hours here (measured: 7
-chunks in 15 minutes); the source query alone (``array-contains-any`` over 5 keys, a
-scan of the 50,000 searches per key and page) keeps it near an hour. Memory does not
-depend on those latencies; a chunk holds at most ``act_slice`` users' devices either way.
+Every recipient wants push and has a device, its token kept on the account (``--devices-for
+N`` gives only the first N a device). The emulator answers the source query
+(``array-contains-any`` over 5 keys) by scanning the saved searches, about 4 s a query at
+10,000 and 20 s at 50,000; a task reads 50 chunks through one query, so that is a few
+queries per run. Memory does not depend on those latencies.
 
 Run: ``python -m bench.fanout_memory [--sizes 200,5000,50000]`` (``make bench``).
 """
@@ -53,7 +51,6 @@ from pathlib import Path
 from typing import Any
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
 
 from bench import common
 from bench import fanout_world as world
@@ -64,7 +61,8 @@ from marketplace.profiles import account_ref
 
 NAME = "fanout_memory"
 SIZES = (200, 5_000, 50_000)
-DEVICES_FOR = 5_000
+DEVICES_FOR: int | None = None
+"""Recipients with a device (None: all)."""
 MIB = 1024 * 1024
 
 
@@ -130,7 +128,7 @@ def peak() -> Iterator[Peak]:
 
 
 def one_chunk_of_documents(db: Any, chunk_size: int = fanout.DEFAULT_CHUNK) -> list[Any]:
-    """The baseline: one chunk's recipients' documents (search, account, devices), held."""
+    """The baseline: one chunk's recipients' documents (search, account), held."""
     home = Listing.model_validate(world.listing())
     source = queries.SEARCHES_MATCHING.build(
         db, equals={"muted": False}, contains=alerts.probe_keys(home)
@@ -138,13 +136,7 @@ def one_chunk_of_documents(db: Any, chunk_size: int = fanout.DEFAULT_CHUNK) -> l
     page = list(source.order_by("__name__").limit(chunk_size).stream())
     owners = sorted({(s.to_dict() or {})["ownerId"] for s in page})
     accounts = list(db.get_all([account_ref(db, uid) for uid in owners]))
-    devices = []
-    for start in range(0, len(owners), 30):
-        group = db.collection_group("devices").where(
-            filter=FieldFilter("ownerId", "in", owners[start : start + 30])
-        )
-        devices += list(group.stream())
-    return [*page, *accounts, *devices]
+    return [*page, *accounts]
 
 
 def measure_one(
@@ -152,7 +144,7 @@ def measure_one(
     recipients: int,
     *,
     chunk_size: int = fanout.DEFAULT_CHUNK,
-    devices_for: int = DEVICES_FOR,
+    devices_for: int | None = DEVICES_FOR,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Seed ``recipients`` buyers, then the baseline and the fan-out, each with its peak."""
@@ -188,7 +180,7 @@ def measure_one(
     return {
         "recipients": recipients,
         "chunkSize": chunk_size,
-        "withDevice": min(recipients, devices_for),
+        "withDevice": recipients if devices_for is None else min(recipients, devices_for),
         "chunks": job.chunks,
         "told": job.recipients,
         "pushes": job.pushes,
@@ -204,14 +196,14 @@ def measure_one(
 
 
 def measure_in_subprocess(
-    recipients: int, project: str, chunk_size: int, devices_for: int
+    recipients: int, project: str, chunk_size: int, devices_for: int | None
 ) -> dict[str, Any]:
     """:func:`measure_one` in a fresh interpreter (the emulator's address is inherited)."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "result.json"
         command = [sys.executable, "-m", "bench.fanout_memory", "--measure", str(recipients),
-                   "--project", project, "--chunk", str(chunk_size), "--devices-for",
-                   str(devices_for), "--out", str(out)]  # fmt: skip
+                   "--project", project, "--chunk", str(chunk_size), "--out", str(out)]  # fmt: skip
+        command += [] if devices_for is None else ["--devices-for", str(devices_for)]
         subprocess.run(command, check=True, cwd=common.ROOT, stdout=subprocess.DEVNULL)
         result: dict[str, Any] = json.loads(out.read_text())
         return result
@@ -243,7 +235,7 @@ def run(
     }  # fmt: skip
     baseline = {
         "what": f"one chunk's recipients' documents held in a list ({biggest['baselineDocuments']}"
-        f" snapshots: {chunk_size} searches, their accounts and devices), same process as the "
+        f" snapshots: {chunk_size} searches and their accounts), same process as the "
         f"{biggest['recipients']:,}-recipient fan-out",
         **biggest["baseline"],
         "oneChunkFanout": {"recipients": smallest["recipients"], **smallest["fanout"]},
@@ -298,7 +290,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
     parser.add_argument("--chunk", type=int, default=fanout.DEFAULT_CHUNK)
-    parser.add_argument("--devices-for", type=int, default=DEVICES_FOR)
+    parser.add_argument("--devices-for", type=int, default=None)
     parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--project", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)

@@ -115,11 +115,14 @@ def search(owner: str, **overrides: Any) -> dict[str, Any]:
 
 
 def buyer(uid: str, *searches: dict[str, Any], device: bool = True) -> list[Doc]:
-    """A buyer's profile, private account (with an email), one device and ``searches``."""
+    """A buyer's profile, private account (with an email and, as the devices trigger keeps
+    them, their push tokens), one device and ``searches``."""
     token = f"fcm-{uid}-0"
+    account = {"email": f"{uid}@example.test", "createdAt": NOW,
+               "pushTokens": [token] if device else []}  # fmt: skip
     docs: list[Doc] = [
         (f"users/{uid}", {"displayName": "Buyer", "role": "buyer", "createdAt": NOW}),
-        (f"users/{uid}/private/account", {"email": f"{uid}@example.test", "createdAt": NOW}),
+        (f"users/{uid}/private/account", account),
     ]
     if device:
         docs.append((f"users/{uid}/devices/{token}", {
@@ -225,6 +228,7 @@ class LocalQueue:
 class FanoutRun:
     """What running one job to the end did."""
 
+    tasks: int = 0
     chunks: int = 0
     recipients: int = 0
     acted: int = 0
@@ -236,9 +240,12 @@ class FanoutRun:
 def run_job(
     db: Any, *, chunk_size: int = fanout.DEFAULT_CHUNK, on_chunk: Callable[[], None] | None = None
 ) -> FanoutRun:
-    """Start the listing's ``new_listing`` job and run every chunk it queues, in order."""
+    """Start the listing's ``new_listing`` job and run every task it queues, in order;
+    ``on_chunk`` is called as each chunk starts preparing its page."""
     transport, queue = MemoryTransport(), LocalQueue()
-    delivery = alerts.AlertDelivery(transport=lambda _db: transport)
+    delivery: fanout.Delivery = alerts.AlertDelivery(transport=lambda _db: transport)
+    if on_chunk is not None:
+        delivery = _Observed(delivery, on_chunk)
     engine = fanout.Fanout(
         {kind: delivery for kind in alerts.EVENT_KINDS}, queue, chunk_size=chunk_size
     )
@@ -249,15 +256,36 @@ def run_job(
     engine.start(job, kind, params)
     while queue.tasks:
         outcome = engine.run_chunk(db, queue.tasks.popleft())
-        run.chunks += 1
+        run.tasks += 1
+        run.chunks += outcome.chunks
         run.recipients += outcome.recipients
         run.acted += outcome.acted
         run.outcomes[outcome.outcome] = run.outcomes.get(outcome.outcome, 0) + 1
-        if on_chunk is not None:
-            on_chunk()
     run.seconds = time.perf_counter() - started
     run.pushes = transport.sent
     return run
+
+
+@dataclass
+class _Observed:
+    """A delivery that says when each chunk starts (before its page is prepared)."""
+
+    delivery: fanout.Delivery
+    on_chunk: Callable[[], None]
+
+    def source(self, db: Any, task: fanout.ChunkTask) -> Any:
+        return self.delivery.source(db, task)
+
+    def prepare(
+        self, db: Any, task: fanout.ChunkTask, page: Sequence[Any], *, optimistic: bool
+    ) -> fanout.Prepared:
+        self.on_chunk()
+        return self.delivery.prepare(db, task, page, optimistic=optimistic)
+
+    def act(
+        self, db: Any, task: fanout.ChunkTask, pending: Sequence[Any], *, shared: Any
+    ) -> Sequence[Any]:
+        return self.delivery.act(db, task, pending, shared=shared)
 
 
 # --- the meter ------------------------------------------------------------------------

@@ -10,15 +10,15 @@ goes to the next task. Each chunk runs in three steps, recorded in a
 
 1. **Prepare and commit.** The delivery turns the chunk's page into writes (inbox
    documents with deterministic ids, digest entries) and *pending* side effects
-   (pushes). The writes and the chunk record, holding the pending list and the next
-   page's cursor, commit in one batch, with ``create`` on the record: two attempts of
-   one chunk cannot both commit. A page is first prepared *optimistically*: the
-   documents whose existence says "this user was reached" are created rather than read
-   first, which saves a read per recipient in the usual case (nobody reached yet); if
-   one exists, the atomic batch writes nothing and the page is prepared again, reading
-   them (see :class:`Delivery`).
+   (pushes). The writes and the chunk record, holding the pending list, what the side
+   effects share (once) and the next page's cursor, commit in one batch, with
+   ``create`` on the record: two attempts of one chunk cannot both commit. A page is
+   first prepared *optimistically*: the documents whose existence says "this user was
+   reached" are created rather than read first, which saves a read per recipient in the
+   usual case (nobody reached yet); if one exists, the atomic batch writes nothing and
+   the page is prepared again, reading them (see :class:`Delivery`).
 2. **Act.** The pending side effects run in slices of ``act_slice``; after each slice
-   the record's pending list shrinks, so a failure (a crash, a provider outage) is
+   the record says how far it got, so a failure (a crash, a provider outage) is
    retried by the queue and resumes with what is left instead of repeating what was
    done. Side effects the delivery reports as worth retrying (a provider's transient
    error) stay pending and the task is retried for them alone. An attempt first claims
@@ -112,6 +112,9 @@ class Prepared:
     of the page is written and it is prepared again, not optimistically."""
     pending: list[dict[str, Any]] = field(default_factory=list)
     """Side effects to perform after the commit (JSON-able; e.g. one push each)."""
+    shared: dict[str, Any] = field(default_factory=dict)
+    """What every pending side effect of the page has in common (JSON-able; e.g. the
+    message), stored once in the record rather than in each."""
     recipients: int = 0
 
 
@@ -138,10 +141,16 @@ class Delivery(Protocol):
         """
 
     def act(
-        self, db: firestore.Client, task: ChunkTask, pending: Sequence[dict[str, Any]]
+        self,
+        db: firestore.Client,
+        task: ChunkTask,
+        pending: Sequence[dict[str, Any]],
+        *,
+        shared: Mapping[str, Any],
     ) -> Sequence[dict[str, Any]]:
-        """Perform some pending side effects; return those to try again later (the task
-        is then retried for them alone); raise to retry the whole slice."""
+        """Perform some pending side effects (``shared``: what the page's have in common);
+        return those to try again later (the task is then retried for them alone);
+        raise to retry the whole slice."""
 
 
 Enqueue = Callable[[ChunkTask], None]
@@ -194,6 +203,16 @@ class _TaskRun:
     pages: _Pages
     cautious: bool = False
     """A page of this task found someone reached before: read first from now on."""
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A chunk taken for a lease: what is left to do."""
+
+    pending: list[dict[str, Any]]
+    shared: dict[str, Any]
+    done: int
+    """How many of the record's pending list are behind ``pending``."""
 
 
 @dataclass(frozen=True)
@@ -328,10 +347,10 @@ class Fanout:
         if record.get("state") == "done":
             finished = "delivered" if outcome == "delivered" else "duplicate"
             return _Done(finished, recipients, 0, next_after)
-        pending = self._claim(db, ref)
-        if pending is None:
+        claimed = self._claim(db, ref)
+        if claimed is None:
             return _Done("duplicate", recipients, 0, next_after)
-        acted = self._act(db, run.delivery, task, ref, pending)
+        acted = self._act(db, run.delivery, task, ref, claimed)
         return _Done(outcome, recipients, acted, next_after)
 
     def _commit(
@@ -352,10 +371,7 @@ class Fanout:
         for optimistic in (False,) if run.cautious else (True, False):
             prepared = run.delivery.prepare(db, task, page, optimistic=optimistic)
             state = "written" if prepared.pending else "done"
-            record = self._record(
-                task, state=state, recipients=prepared.recipients, pending=prepared.pending,
-                next_after=next_after,
-            )  # fmt: skip
+            record = self._record(task, state=state, prepared=prepared, next_after=next_after)
             batch = db.batch()
             for target, data in prepared.creates:
                 batch.create(target, data)
@@ -383,16 +399,15 @@ class Fanout:
         task: ChunkTask,
         *,
         state: str,
-        recipients: int,
-        pending: list[dict[str, Any]],
+        prepared: Prepared,
         next_after: str | None,
     ) -> dict[str, Any]:
         now = dt.datetime.now(dt.UTC)
         return {
             "job": task.job, "kind": task.kind, "chunk": task.chunk, "state": state,
-            "recipients": recipients, "pending": pending, "next": next_after,
-            "acted": 0, "leaseUntil": None, "createdAt": firestore.SERVER_TIMESTAMP,
-            "expiresAt": now + RECORD_TTL,
+            "recipients": prepared.recipients, "pending": prepared.pending, "done": 0,
+            "shared": prepared.shared, "next": next_after, "acted": 0, "leaseUntil": None,
+            "createdAt": firestore.SERVER_TIMESTAMP, "expiresAt": now + RECORD_TTL,
         }  # fmt: skip
 
     def _next(self, task: ChunkTask, next_after: str | None) -> ChunkTask | None:
@@ -400,16 +415,14 @@ class Fanout:
             return None
         return task.model_copy(update={"chunk": task.chunk + 1, "after": next_after})
 
-    def _claim(
-        self, db: firestore.Client, ref: firestore.DocumentReference
-    ) -> list[dict[str, Any]] | None:
-        """Take the record for a lease: its pending list, or None if it is done.
+    def _claim(self, db: firestore.Client, ref: firestore.DocumentReference) -> _Claimed | None:
+        """Take the record for a lease: what is left to do, or None if it is done.
 
         Raises :class:`ChunkBusy` if another attempt holds a live lease.
         """
 
         @firestore.transactional
-        def claim(transaction: firestore.Transaction) -> list[dict[str, Any]] | None:
+        def claim(transaction: firestore.Transaction) -> _Claimed | None:
             record = ref.get(transaction=transaction).to_dict() or {}
             now = dt.datetime.now(dt.UTC)
             lease_until = record.get("leaseUntil")
@@ -418,9 +431,11 @@ class Fanout:
             if isinstance(lease_until, dt.datetime) and lease_until > now:
                 raise ChunkBusy(f"{ref.id} is held until {lease_until.isoformat()}")
             transaction.update(ref, {"leaseUntil": now + self.lease})
-            return list(record.get("pending") or [])
+            done = int(record.get("done") or 0)
+            pending = list(record.get("pending") or [])[done:]
+            return _Claimed(pending, dict(record.get("shared") or {}), done)
 
-        result: list[dict[str, Any]] | None = claim(db.transaction())
+        result: _Claimed | None = claim(db.transaction())
         return result
 
     def _act(
@@ -429,31 +444,33 @@ class Fanout:
         delivery: Delivery,
         task: ChunkTask,
         ref: firestore.DocumentReference,
-        pending: list[dict[str, Any]],
+        claimed: _Claimed,
     ) -> int:
-        acted = 0
+        """Act slice by slice; after each, the record says how far it got (``done``, an
+        index into its pending list, which is rewritten only when some must be retried)."""
+        acted, done, pending = 0, claimed.done, claimed.pending
         while pending:
             part, rest = pending[: self.act_slice], pending[self.act_slice :]
             try:
-                retry = list(delivery.act(db, task, part))
+                retry = list(delivery.act(db, task, part, shared=claimed.shared))
             except BaseException:
                 # Let the next attempt in at once (the queue's backoff paces it).
                 ref.update({"leaseUntil": None})
                 raise
             acted += len(part) - len(retry)
-            pending = retry + rest
+            pending, done = rest, done + len(part)
             now = dt.datetime.now(dt.UTC)
             update: dict[str, Any] = {
-                "pending": pending, "acted": firestore.Increment(len(part) - len(retry)),
+                "done": done, "acted": firestore.Increment(len(part) - len(retry)),
                 "leaseUntil": now + self.lease,  # renewed: a live attempt keeps its chunk
             }  # fmt: skip
             if retry:
                 # Some side effects failed for a reason that may pass (a provider hiccup):
                 # record what is left, free the chunk, and have the queue retry it later.
-                ref.update(update | {"leaseUntil": None})
+                ref.update(update | {"pending": retry + rest, "done": 0, "leaseUntil": None})
                 raise ChunkRetry(f"{len(retry)} side effects to retry")
             if not pending:
-                update |= {"state": "done", "leaseUntil": None}
+                update |= {"state": "done", "pending": [], "done": 0, "leaseUntil": None}
             ref.update(update)
         return acted
 

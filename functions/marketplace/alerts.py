@@ -373,10 +373,12 @@ class AlertDelivery:
         now = self.clock()
         listing_id = str(task.params["listingId"])
         link = f"/listings/{listing_id}"
-        push_data = {"listingId": listing_id, "notificationId": note_id, "kind": task.kind,
-                     "link": link}  # fmt: skip
         kind = "listing_match" if task.kind == "new_listing" else "price_drop"
-        prepared = fanout.Prepared()
+        prepared = fanout.Prepared(shared={
+            "id": note_id, "title": title, "body": body,
+            "data": {"listingId": listing_id, "notificationId": note_id, "kind": task.kind,
+                     "link": link},
+        })  # fmt: skip
         for recipient in recipients.values():
             already = served.get(recipient.uid)
             account = accounts.get(recipient.uid, _NO_ACCOUNT)
@@ -407,11 +409,8 @@ class AlertDelivery:
                     (inboxes[recipient.uid], note)
                 )
             if "push" in new:
-                prepared.pending.append({
-                    "uid": recipient.uid, "id": note_id, "title": title, "body": body,
-                    "data": push_data,
-                    "tokens": list(account.tokens) if account.tokens is not None else None,
-                })  # fmt: skip
+                tokens = list(account.tokens) if account.tokens is not None else None
+                prepared.pending.append({"uid": recipient.uid, "tokens": tokens})
             if "email" in new and account.email:
                 day = now.date()
                 ref = db.collection(DIGESTS).document(mail.digest_id(recipient.uid, day))
@@ -423,12 +422,17 @@ class AlertDelivery:
         return prepared
 
     def act(
-        self, db: firestore.Client, task: fanout.ChunkTask, pending: Sequence[dict[str, Any]]
+        self,
+        db: firestore.Client,
+        task: fanout.ChunkTask,
+        pending: Sequence[dict[str, Any]],
+        *,
+        shared: Mapping[str, Any],
     ) -> list[dict[str, Any]]:
-        """Push to every device of each pending recipient."""
+        """Push the shared message to every device of each pending recipient."""
         pushes = [
-            push.Push(uid=p["uid"], collapse_id=p["id"], title=p["title"], body=p["body"],
-                      data=p["data"],
+            push.Push(uid=p["uid"], collapse_id=shared["id"], title=shared["title"],
+                      body=shared["body"], data=shared["data"],
                       tokens=tuple(p["tokens"]) if p.get("tokens") is not None else None)
             for p in pending
         ]  # fmt: skip

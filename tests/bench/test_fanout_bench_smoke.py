@@ -15,15 +15,18 @@ def test_the_throughput_bench_tells_every_recipient_once(firestore_db: Any, tmp_
     written = json.loads(fanout_throughput.write(outcome, directory=tmp_path).read_text())
 
     figures = written["figures"]
-    assert (figures["recipients"], figures["chunks"], figures["pushesSent"]) == (300, 2, 300)
+    assert (figures["recipients"], figures["tasks"], figures["chunks"]) == (300, 1, 2)
+    assert figures["pushesSent"] == 300
     assert figures["check"] == {
         "usersWithInbox": 300, "usersWithExactlyOneInbox": 300, "digests": 300, "allTold": True,
     }  # fmt: skip
     steps = figures["steps"]
-    # Each page reads one document more, to know whether another chunk follows.
-    assert steps["source query (saved searches)"]["read"] == 301
+    # One query streams both chunks; tokens come with the accounts, inboxes are created
+    # without being read first.
+    assert steps["source query (saved searches)"]["calls"] == 1
+    assert steps["source query (saved searches)"]["read"] == 300
     assert steps["get_all accounts"]["read"] == 300
-    assert steps["device lookup (push)"]["read"] == 300
+    assert "device lookup (push)" not in steps and "get_all inbox documents" not in steps
     # 300 inbox documents, 300 digests, 2 chunk records.
     assert steps["chunk commit (inbox, digests, record)"]["written"] == 602
     assert written["baseline"]["documents"] == 300 and written["ratio"]["fanoutOverRawWrite"] > 0
@@ -55,7 +58,7 @@ def test_the_memory_bench_measures_each_size(firestore_db: Any, tmp_path: Path) 
     one, two = written["figures"]["measured"]
     assert (one["chunks"], two["chunks"]) == (1, 2)
     assert one["allToldOnce"] and two["allToldOnce"] and two["told"] == 300
-    assert two["baselineDocuments"] == 600  # 200 searches, their accounts and devices
+    assert two["baselineDocuments"] == 400  # 200 searches and their accounts
     assert two["fanout"]["tracedPeakMiB"] > 0 and two["baseline"]["tracedPeakMiB"] > 0
     assert written["ratio"]["traced300OverOneChunkFanout"] > 0
     assert fanout_world.inbox_counts(firestore_db) == {
