@@ -55,7 +55,7 @@ from google.cloud import firestore
 from bench import common
 from bench import fanout_world as world
 from firekit import fanout
-from marketplace import alerts, queries
+from marketplace import alerts
 from marketplace.models.listings import Listing
 from marketplace.profiles import account_ref
 
@@ -129,10 +129,7 @@ def peak() -> Iterator[Peak]:
 
 def one_chunk_of_documents(db: Any, chunk_size: int = fanout.DEFAULT_CHUNK) -> list[Any]:
     """The baseline: one chunk's recipients' documents (search, account), held."""
-    home = Listing.model_validate(world.listing())
-    source = queries.SEARCHES_MATCHING.build(
-        db, equals={"muted": False}, contains=alerts.probe_keys(home)
-    )
+    source = alerts.searches_matching(db, Listing.model_validate(world.listing()))
     page = list(source.order_by("__name__").limit(chunk_size).stream())
     owners = sorted({(s.to_dict() or {})["ownerId"] for s in page})
     accounts = list(db.get_all([account_ref(db, uid) for uid in owners]))

@@ -45,7 +45,7 @@ from google.cloud.firestore_v1.field_path import FieldPath
 from bench import common
 from bench import fanout_world as world
 from firekit import fanout
-from marketplace import alerts, queries
+from marketplace import alerts
 from marketplace.models.listings import Listing
 
 NAME = "fanout_throughput"
@@ -82,8 +82,7 @@ def raw_write(db: Any, count: int) -> float:
 
 def probe_source_query(db: Any, reps: int = 2) -> dict[str, float]:
     """The emulator's cost of the source query's first page against a plain query's."""
-    keys = alerts.probe_keys(Listing.model_validate(world.listing()))
-    matching = queries.SEARCHES_MATCHING.build(db, equals={"muted": False}, contains=keys)
+    matching = alerts.searches_matching(db, Listing.model_validate(world.listing()))
     plain = db.collection(alerts.SEARCHES)
 
     def timed(query: Any) -> float:

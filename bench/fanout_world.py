@@ -39,13 +39,13 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import requests
 from firebase_admin import messaging
 
 from bench import common
 from firekit import fanout
 from marketplace import alerts
 from marketplace.models import SavedSearch
+from pytest_firebase.plugin import empty_database
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 AGENT = "bench-agent"
@@ -177,9 +177,7 @@ def write_all(db: Any, docs: Iterable[Doc], *, workers: int = WRITERS) -> int:
 def reset(db: Any) -> None:
     """Delete every document of the client's database on the emulator (the tests' reset)."""
     host = os.environ["FIRESTORE_EMULATOR_HOST"]
-    database = db._database or "(default)"
-    url = f"http://{host}/emulator/v1/projects/{db.project}/databases/{database}/documents"
-    requests.delete(url, timeout=120).raise_for_status()
+    empty_database(host, db.project, db._database or "(default)", timeout=120)
 
 
 def inbox_counts(db: Any) -> dict[str, int]:
@@ -200,11 +198,9 @@ class MemoryTransport:
     """FCM's ``send_each`` in memory: every message accepted, only counted."""
 
     sent: int = 0
-    calls: int = 0
 
     def send_each(self, messages: list[messaging.Message]) -> messaging.BatchResponse:
         """Accept each message."""
-        self.calls += 1
         self.sent += len(messages)
         return messaging.BatchResponse(
             [messaging.SendResponse({"name": "bench"}, None) for _ in messages]
@@ -231,7 +227,6 @@ class FanoutRun:
     tasks: int = 0
     chunks: int = 0
     recipients: int = 0
-    acted: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     pushes: int = 0
@@ -259,7 +254,6 @@ def run_job(
         run.tasks += 1
         run.chunks += outcome.chunks
         run.recipients += outcome.recipients
-        run.acted += outcome.acted
         run.outcomes[outcome.outcome] = run.outcomes.get(outcome.outcome, 0) + 1
     run.seconds = time.perf_counter() - started
     run.pushes = transport.sent
@@ -277,10 +271,11 @@ class _Observed:
         return self.delivery.source(db, task)
 
     def prepare(
-        self, db: Any, task: fanout.ChunkTask, page: Sequence[Any], *, optimistic: bool
-    ) -> fanout.Prepared:
+        self, db: Any, task: fanout.ChunkTask, page: Sequence[Any], *, context: Any,
+        optimistic: bool,
+    ) -> fanout.Prepared:  # fmt: skip
         self.on_chunk()
-        return self.delivery.prepare(db, task, page, optimistic=optimistic)
+        return self.delivery.prepare(db, task, page, context=context, optimistic=optimistic)
 
     def act(
         self, db: Any, task: fanout.ChunkTask, pending: Sequence[Any], *, shared: Any

@@ -100,11 +100,15 @@ def firebase_project(firebase_stack_config: StackConfig) -> str:
 
 def reset_firestore(stack: EmulatorStack) -> None:
     """Delete every document in the emulator's default database."""
-    url = (
-        f"http://{stack.host('firestore')}/emulator/v1/projects/"
-        f"{stack.config.project_id}/databases/(default)/documents"
-    )
-    requests.delete(url, timeout=30).raise_for_status()
+    empty_database(stack.host("firestore"), stack.config.project_id)
+
+
+def empty_database(
+    host: str, project: str, database: str = "(default)", *, timeout: float = 30
+) -> None:
+    """Delete every document of one database of the Firestore emulator at ``host``."""
+    url = f"http://{host}/emulator/v1/projects/{project}/databases/{database}/documents"
+    requests.delete(url, timeout=timeout).raise_for_status()
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ counter's marks and shard are written too, so a later favourite counts on from t
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 import string
 from collections import Counter
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from firekit import push
+from firekit.transactions import run_transaction
 from marketplace import alerts, favorites
 from marketplace.models import Device, Favorite, SavedSearch
 from seed.clock import DAY, between, days_ago
@@ -187,23 +189,12 @@ def _fcm_token(rng: random.Random) -> str:
     return f"{chunk(22)}:APA91b{chunk(134)}"
 
 
-def keep_push_tokens(db: Any, docs: list[SeedDoc]) -> int:
-    """Put each seeded user's newest device tokens on their private account, as the
-    devices trigger does when an app registers (the seed writes with triggers off);
-    returns how many accounts were updated."""
-    devices: dict[str, list[SeedDoc]] = {}
-    for doc in docs:
-        if doc.model is Device:
-            devices.setdefault(str(doc.data["ownerId"]), []).append(doc)
-    batch, updated = db.batch(), 0
-    for owner, owned in sorted(devices.items()):
-        # The sync's order: newest first by updatedAt, then by id, descending.
-        owned.sort(key=lambda d: (d.data["updatedAt"], d.path.rsplit("/", 1)[1]), reverse=True)
-        tokens = [d.path.rsplit("/", 1)[1] for d in owned[: push.MAX_DEVICES]]
-        batch.update(db.document(alerts.DEVICES.holder.format(uid=owner)), {
-            alerts.DEVICES.tokens_field: tokens,
-        })  # fmt: skip
-        updated += 1
-    if updated:
-        batch.commit()
-    return updated
+def keep_push_tokens(db: Any, docs: list[SeedDoc]) -> None:
+    """Put each seeded user's newest device tokens on their private account with the
+    devices trigger's own sync (the seed writes with triggers off)."""
+    for owner in sorted({str(d.data["ownerId"]) for d in docs if d.model is Device}):
+        run_transaction(db, functools.partial(_sync, db, owner), busy_message="seed: busy")
+
+
+def _sync(db: Any, uid: str, transaction: Any) -> list[str] | None:
+    return push.sync_tokens(db, transaction, alerts.DEVICES, uid)

@@ -12,8 +12,8 @@ order a client would cause it:
 2. each feature: ``featured.start`` (what ``feature_listing`` runs: the PaymentIntent at
    the server's price, its ``Payment`` mirror and ``_stripePayments`` link), then the test
    card set on the intent and the intent confirmed, as the payment sheet does;
-3. the events Stripe made about the agent meanwhile, listed from localstripe, go through
-   ``events.intake().process`` as the reconciliation feeds them: the webhook's own path
+3. the events Stripe made meanwhile, listed from localstripe, go through
+   ``reconcile.apply_since``, as the reconciliation feeds them: the webhook's own path
    and handlers, so ``featuredUntil``, the windows in ``_featuredListings``, the mirrors
    and the ledger are what the webhook writes. localstripe also delivers them to
    ``stripe_webhook`` a second after they happen: whichever comes second is a duplicate.
@@ -32,17 +32,15 @@ import datetime as dt
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import stripe
 from google.cloud import firestore
 
-from firekit import webhooks
 from marketplace.listings import listing_ref
 from marketplace.models.billing import Customer, Payment, Subscription
-from marketplace.payments import customers, events, featured, plans, stripe_api
+from marketplace.payments import customers, featured, plans, reconcile, stripe_api
 from seed.accounts import SeedUser
 from seed.documents import SeedDoc
 
@@ -106,32 +104,13 @@ def load(db: firestore.Client, people: Sequence[SeedUser], documents: Sequence[S
     customer_id = customers.stored_customer_id(db, agent.uid)
     if customer_id is None:
         raise RuntimeError(f"{agent.uid} has no Stripe customer after starting the plan")
-    apply_events(db, api, customer_id, since)
+    reconcile.apply_since(db, api, since)  # as reconciliation feeds them
     plans.sync_plan_claim(db, agent.uid)  # an Auth emulator emptied since keeps no claim
     for listing_id, _ in wanted:
         until = (listing_ref(db, listing_id).get().to_dict() or {}).get("featuredUntil")
         if not isinstance(until, dt.datetime) or until <= now:
             raise RuntimeError(f"listings/{listing_id} is not featured after paying for it")
     return stored(db, agent.uid)
-
-
-def apply_events(
-    db: firestore.Client, api: stripe.StripeClient, customer_id: str, since: int
-) -> Counter[str]:
-    """The events Stripe made about ``customer_id`` since ``since``, each given to the
-    intake the webhook and the reconciliation use; their outcomes."""
-    intake = events.intake()
-    outcomes: Counter[str] = Counter()
-    listed = api.v1.events.list(params={"created": {"gte": since}, "limit": 100})
-    for event in listed.auto_paging_iter():
-        payload = event.to_dict()
-        subject = payload["data"]["object"]
-        customer = subject.get("customer")
-        customer = customer.get("id") if isinstance(customer, dict) else customer
-        if customer_id in (customer, subject.get("id")):
-            parsed = webhooks.parse_event(events.PROVIDER, payload)
-            outcomes[intake.process(db, parsed)] += 1
-    return outcomes
 
 
 def _check_in_step(db: firestore.Client, api: stripe.StripeClient, uid: str) -> None:

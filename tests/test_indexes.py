@@ -33,7 +33,8 @@ from typing import Any, get_args, get_origin
 import pytest
 from pydantic import BaseModel
 
-from marketplace import queries
+from firekit.push import MAX_DEVICES
+from marketplace import alerts, queries
 from marketplace.models import Listing
 from marketplace.queries import QUERIES, Query
 from pytest_firebase.auth import AuthEmulator
@@ -208,6 +209,14 @@ def test_every_query_field_exists_on_its_model(query: Query) -> None:
     for field in query.fields():
         annotation = _field_type(query.model, field)
         assert _is_list(annotation) == (field == query.contains), field
+
+
+def test_the_push_token_sync_runs_the_declared_devices_query(firestore_db: Any) -> None:
+    # firekit builds it itself (the core knows no declarations): it must be this one.
+    declared = queries.USER_DEVICES.build(firestore_db, path={"uid": "u1"}, limit=MAX_DEVICES)
+    run = alerts.DEVICES.devices_of(firestore_db, "u1")
+    assert run._parent._path == declared._parent._path
+    assert run._to_protobuf() == declared._to_protobuf()
 
 
 def test_names_are_unique_and_building_refuses_undeclared_filters() -> None:

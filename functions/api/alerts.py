@@ -11,7 +11,7 @@ from firebase_functions import scheduler_fn
 from pydantic import BaseModel, ConfigDict
 
 from firekit import bootstrap, fanout, logs, push
-from firekit.events import DocumentChange, Effects, document_trigger
+from firekit.events import AnyDocument, DocumentChange, Effects, document_trigger
 from marketplace import alerts
 
 QUEUE_FUNCTION = "deliverAlerts"
@@ -19,20 +19,12 @@ QUEUE_FUNCTION = "deliverAlerts"
 queue is named after it: hence the one camelCase function name."""
 
 
-class SearchEvent(BaseModel):
-    """Lenient: a search that no longer fits the model must still lose its keys."""
-
-    model_config = ConfigDict(extra="ignore")
-
-
-class DeviceEvent(BaseModel):
-    """Any device document: the sync reads the user's devices as they are anyway."""
-
-    model_config = ConfigDict(extra="ignore")
-
-
-@document_trigger("users/{uid}/devices/{token}", model=DeviceEvent, on="written")
-def on_device_written(change: DocumentChange[DeviceEvent], effects: Effects) -> None:
+# Retried: the account's list is what fan-outs push to, so a failed sync must not leave
+# it stale (a rerun is harmless: it reads the devices as they are).
+@document_trigger(
+    "users/{uid}/devices/{token}", model=AnyDocument, on="written", retry=True
+)  # fmt: skip
+def on_device_written(change: DocumentChange[AnyDocument], effects: Effects) -> None:
     """Keep the user's newest push tokens on their private account, where the alert
     fan-out finds them without a query per recipient."""
     push.sync_tokens(effects.db, effects.tx, alerts.DEVICES, change.params["uid"])
@@ -48,9 +40,10 @@ class ListingAlertEvent(BaseModel):
 
 
 @document_trigger(
-    "savedSearches/{searchId}", model=SearchEvent, on="written", owned_fields=("matchKeys",)
+    "savedSearches/{searchId}", model=AnyDocument, on="written", owned_fields=("matchKeys",)
 )
-def on_saved_search_written(change: DocumentChange[SearchEvent], effects: Effects) -> None:
+def on_saved_search_written(change: DocumentChange[AnyDocument], effects: Effects) -> None:
+    # Any document: a search that no longer fits the model must still lose its keys.
     """Derive the search's match keys from its criteria as stored now."""
     if change.after is None:
         return

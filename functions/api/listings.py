@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 from firekit import bootstrap, logs
 from firekit.callables import CallContext, callable_function
 from firekit.errors import Unauthenticated
-from firekit.events import DocumentChange, EffectMode, Effects, document_trigger
+from firekit.events import AnyDocument, DocumentChange, EffectMode, Effects, document_trigger
 from firekit.ratelimit import RateLimit
 from marketplace import listings
 from marketplace.models.users import Profile
@@ -45,16 +45,6 @@ def on_listing_updated(change: DocumentChange[ListingEvent], effects: Effects) -
     )  # fmt: skip
 
 
-class AnyProfile(BaseModel):
-    """The departure trigger's view of a profile event: any document at all.
-
-    Nothing in the event's copy is trusted beyond the cue (the raw role before and after);
-    and a profile that fails the strict model must still let its agent's listings go.
-    """
-
-    model_config = ConfigDict(extra="allow")
-
-
 # A profile update that leaves `role` alone cannot be a departure. Declaring every other
 # field as "owned" lets the loop guard skip such updates (owner edits, the profile
 # trigger's own derived-field writes) before the claim, which costs 2 reads and 2 writes.
@@ -67,11 +57,15 @@ _NOT_ROLE = frozenset(Profile.model_fields) - {"role"}
 # maximum, is tens of thousands of listings; an attempt that times out is redelivered once
 # its lease runs out and carries on from where it stopped.
 @document_trigger(
-    "users/{uid}", model=AnyProfile, on="written", owned_fields=_NOT_ROLE,
+    "users/{uid}", model=AnyDocument, on="written", owned_fields=_NOT_ROLE,
     mode=EffectMode.CLAIM, retry=True, timeout_sec=540,
 )  # fmt: skip
-def on_agent_profile_changed(change: DocumentChange[AnyProfile], effects: Effects) -> None:
-    """An agent was demoted or deleted: archive their listings, unless they are one again."""
+def on_agent_profile_changed(change: DocumentChange[AnyDocument], effects: Effects) -> None:
+    """An agent was demoted or deleted: archive their listings, unless they are one again.
+
+    Nothing in the event's copy is trusted beyond the cue (the raw role before and after);
+    a profile that fails the strict model must still let its agent's listings go.
+    """
     if not listings.is_departure(change.before_data, change.after_data):
         return
     uid = change.params["uid"]

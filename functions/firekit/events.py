@@ -45,7 +45,7 @@ from firebase_functions import firestore_fn
 from firebase_functions.core import Change
 from firebase_functions.params import Expression
 from google.cloud import firestore
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from firekit import ledger, logs
 from firekit.bootstrap import db, ensure_initialized
@@ -55,6 +55,7 @@ from firekit.errors import field_issues, log_unexpected
 
 M = TypeVar("M", bound=BaseModel)
 __all__ = [
+    "AnyDocument",
     "DocumentChange",
     "EffectMode",
     "Effects",
@@ -65,6 +66,16 @@ __all__ = [
     "document_trigger",
 ]
 EventKind = Literal["written", "created", "updated", "deleted"]
+
+
+class AnyDocument(BaseModel):
+    """The model of a trigger that takes any document: one that re-reads what it needs
+    as stored, or acts on the raw ``before_data``/``after_data``. A document that no
+    longer fits its strict model must still reach such a handler."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 EventFunction = Callable[[CloudEvent], None]
 """What the decorator returns: the SDK's own wrapped function (CloudEvent in)."""
 

@@ -28,8 +28,9 @@ goes to the next task. Each chunk runs in three steps, recorded in a
    out. A chunk whose job no longer applies records nothing, so the job can run again.
 3. **Go on**, to the next chunk or, at the end of the task, by queueing the task of the
    next chunk (task id ``{job}-{n}``, so a repeat is refused by the queue). A chunk whose
-   side effects failed holds up the ones after it until its retry (the queue's backoff,
-   a second at first), so no later chunk is ever run by two tasks at once.
+   side effects fail first hands the chunks after it to a task of their own (and says
+   so in its record, where the retry of its task stops), so a provider outage delays
+   no one else and no chunk is run by two tasks.
 
 A retried or duplicated task walks its chunks again: each one recorded is recognised by
 its record (one read) and resumed where it stopped, so no recipient the earlier attempt
@@ -118,11 +119,22 @@ class Prepared:
     recipients: int = 0
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a chunk's recipients come from, and what the delivery found deciding it."""
+
+    query: firestore.Query
+    """The recipients' query (paged by document id)."""
+    context: Any = None
+    """Handed to :meth:`Delivery.prepare` for the same chunk (e.g. the listing just
+    re-read to check that the job still applies), so it need not be read again."""
+
+
 class Delivery(Protocol):
     """A kind of fan-out: where recipients come from and what each page turns into."""
 
-    def source(self, db: firestore.Client, task: ChunkTask) -> firestore.Query | None:
-        """The recipients' query (paged by document id), or None if the job no longer
+    def source(self, db: firestore.Client, task: ChunkTask) -> Source | None:
+        """Asked before every chunk: the recipients' query, or None if the job no longer
         applies (e.g. the listing left the market): it then ends without delivering."""
 
     def prepare(
@@ -131,9 +143,11 @@ class Delivery(Protocol):
         task: ChunkTask,
         page: Sequence[DocumentSnapshot[Any]],
         *,
+        context: Any,
         optimistic: bool,
     ) -> Prepared:
-        """Writes and pending side effects for one page (reads allowed, no writes).
+        """Writes and pending side effects for one page (reads allowed, no writes);
+        ``context`` is what :meth:`source` found for this chunk.
 
         ``optimistic``: assume no recipient of the page was reached before, and put the
         documents whose existence would say otherwise in ``creates`` instead of reading
@@ -223,6 +237,8 @@ class _Done:
     recipients: int = 0
     acted: int = 0
     next_after: str | None = None
+    handed_off: bool = False
+    """The chunks after it went to a task of their own (see :meth:`Fanout._run_one`)."""
 
 
 class _Pages:
@@ -233,8 +249,8 @@ class _Pages:
     cursor) reopens it. Holds one page and one document of the next.
     """
 
-    def __init__(self, db: firestore.Client, size: int, most: int) -> None:
-        self.db, self.size, self.most = db, size, most
+    def __init__(self, db: firestore.Client, size: int) -> None:
+        self.db, self.size = db, size
         self._stream: Iterator[DocumentSnapshot[Any]] | None = None
         self._at: str | None = None
         self._ahead: DocumentSnapshot[Any] | None = None
@@ -260,7 +276,7 @@ class _Pages:
         if after is not None:
             query = query.start_after({FieldPath.document_id(): self.db.document(after)})
         # Enough for every page the task may read, and one to tell whether more follow.
-        self._stream = iter(query.limit(self.size * max(1, min(left, self.most)) + 1).stream())
+        self._stream = iter(query.limit(self.size * left + 1).stream())
 
     def close(self) -> None:
         """End the open stream, if any (cancels the query)."""
@@ -304,7 +320,7 @@ class Fanout:
         then retries later, and if that attempt died, its lease has run out by then.
         """
         deadline = time.monotonic() + self.task_budget.total_seconds()
-        pages = _Pages(db, self.chunk_size, self.chunks_per_task)
+        pages = _Pages(db, self.chunk_size)
         run = _TaskRun(db, self.deliveries[task.kind], pages)
         current: ChunkTask | None = task
         outcomes: list[str] = []
@@ -315,6 +331,9 @@ class Fanout:
                 done = self._run_one(run, current, left=self.chunks_per_task - number)
                 outcomes.append(done.outcome)
                 recipients, acted = recipients + done.recipients, acted + done.acted
+                if done.handed_off:  # the chunks after it are another task's
+                    current = None
+                    break
                 current = self._next(current, done.next_after)
                 if current is None or time.monotonic() > deadline:
                     break
@@ -344,14 +363,26 @@ class Fanout:
         next_after = record.get("next")
         next_after = next_after if isinstance(next_after, str) else None
         recipients = int(record.get("recipients", 0))
+        handed_off = bool(record.get("handedOff"))
         if record.get("state") == "done":
             finished = "delivered" if outcome == "delivered" else "duplicate"
-            return _Done(finished, recipients, 0, next_after)
+            return _Done(finished, recipients, 0, next_after, handed_off)
         claimed = self._claim(db, ref)
         if claimed is None:
-            return _Done("duplicate", recipients, 0, next_after)
-        acted = self._act(db, run.delivery, task, ref, claimed)
-        return _Done(outcome, recipients, acted, next_after)
+            return _Done("duplicate", recipients, 0, next_after, handed_off)
+        try:
+            acted = self._act(db, run.delivery, task, ref, claimed)
+        except BaseException:
+            # This chunk waits for the queue's retry (for as long as a provider is down,
+            # perhaps until the queue gives up): the chunks after it must not wait with
+            # it. They go on in a task of their own, and the record says so, so that the
+            # retry of this task stops here and no chunk is run by two tasks.
+            following = self._next(task, next_after)
+            if following is not None and not handed_off:
+                self.enqueue(following)
+                ref.update({"handedOff": True})
+            raise
+        return _Done(outcome, recipients, acted, next_after, handed_off)
 
     def _commit(
         self, run: _TaskRun, task: ChunkTask, ref: firestore.DocumentReference, *, left: int
@@ -367,9 +398,11 @@ class Fanout:
         source = run.delivery.source(db, task)
         if source is None:
             return None
-        page, next_after = run.pages.page(source, task.after, left)
+        page, next_after = run.pages.page(source.query, task.after, left)
         for optimistic in (False,) if run.cautious else (True, False):
-            prepared = run.delivery.prepare(db, task, page, optimistic=optimistic)
+            prepared = run.delivery.prepare(
+                db, task, page, context=source.context, optimistic=optimistic
+            )
             state = "written" if prepared.pending else "done"
             record = self._record(task, state=state, prepared=prepared, next_after=next_after)
             batch = db.batch()

@@ -5,7 +5,8 @@ a function from its criteria, of the form ``<kind>|<currency>|<anchor>|<price ba
 
 - the anchor is where it looks: ``city:<city>``, or for a search near a point the
   geohash cells covering its circle (``gh5:`` up to 2.5 km, ``gh4:`` up to 20 km,
-  ``gh3:`` beyond), or ``*`` for anywhere;
+  ``gh3:`` beyond; coarser, or ``*``, where that takes more than 64 cells, as around a
+  pole), or ``*`` for anywhere;
 - one key per price band (``listings.PRICE_BANDS``) its price range overlaps.
 
 A listing probes with five keys (its city, ``*``, and its own gh3/gh4/gh5 cells, each
@@ -50,7 +51,7 @@ from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from pydantic import ValidationError
 
 from firekit import fanout, logs, mail, push
-from marketplace import listings, queries
+from marketplace import listings, nearby, queries
 from marketplace.models.listings import Listing
 from marketplace.models.searches import SavedSearch
 from marketplace.models.users import NotificationSettings, QuietHours
@@ -62,7 +63,9 @@ EventKind = Literal["new_listing", "price_drop"]
 EVENT_KINDS: tuple[EventKind, ...] = ("new_listing", "price_drop")
 GEO_LEVELS: tuple[tuple[float, int], ...] = ((2.5, 5), (20.0, 4), (50.0, 3))
 """(largest radius in km, geohash precision): cells of about 4.9, 39 x 20 and 156 km."""
-EARTH_RADIUS_KM = 6371.0088
+MAX_ANCHOR_CELLS = 64
+"""The most cells a search's anchors may hold at one level (a few dozen; one near a pole
+would take thousands, past Firestore's 40,000 index entries with its price bands)."""
 DEVICES = push.Devices(collection="users/{uid}/devices", holder="users/{uid}/private/account")
 """Devices under their user; their tokens kept on the private account the fan-out reads."""
 CURRENCY_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
@@ -83,31 +86,27 @@ def geo_precision(radius_km: float) -> int:
     return GEO_LEVELS[-1][1]
 
 
-def covering_cells(lat: float, lng: float, radius_km: float, precision: int) -> list[str]:
-    """Every geohash cell at ``precision`` that the circle's bounding box touches."""
-    _lat, _lng, lat_err, lng_err = pygeohash.decode_exactly(
-        pygeohash.encode(lat, lng, precision=precision)
-    )
-    dlat = math.degrees(radius_km / EARTH_RADIUS_KM)
-    dlng = dlat / max(math.cos(math.radians(lat)), 1e-6)
-    # Step by less than a cell, so no cell the box touches is stepped over.
-    step_lat, step_lng = lat_err, lng_err
-    cells: set[str] = set()
-    south, north = max(lat - dlat, -90.0), min(lat + dlat, 90.0)
-    west, east = lng - dlng, lng + dlng
-    y = south
-    while True:
-        x = west
-        while True:
-            wrapped = ((x + 180.0) % 360.0) - 180.0
-            cells.add(str(pygeohash.encode(y, wrapped, precision=precision)))
-            if x >= east:
-                break
-            x = min(x + step_lng, east)
-        if y >= north:
-            break
-        y = min(y + step_lat, north)
-    return sorted(cells)
+def covering_cells(lat: float, lng: float, radius_km: float, precision: int) -> list[str] | None:
+    """Every geohash cell at ``precision`` that the circle's bounding boxes touch, or None
+    if that would be more than :data:`MAX_ANCHOR_CELLS` (a circle around a pole)."""
+    boxes = nearby.bounding_boxes(lat, lng, radius_km)
+    if nearby.cells_in_boxes(boxes, precision) > MAX_ANCHOR_CELLS:
+        return None
+    return sorted({str(c) for box in boxes for c in pygeohash.geohashes_in_box(box, precision)})
+
+
+def near_anchors(lat: float, lng: float, radius_km: float) -> list[str]:
+    """The anchors of a search near a point: the covering cells at the finest level that
+    suits the radius and stays under :data:`MAX_ANCHOR_CELLS` cells, else ``*``
+    (anywhere: the exact distance check does the rest)."""
+    finest = geo_precision(radius_km)
+    for _, precision in GEO_LEVELS:
+        if precision > finest:
+            continue
+        cells = covering_cells(lat, lng, radius_km, precision)
+        if cells is not None:
+            return [f"gh{precision}:{cell}" for cell in cells]
+    return ["*"]
 
 
 def bands_between(kind: str, low_minor: int | None, high_minor: int | None) -> list[str]:
@@ -128,9 +127,7 @@ def match_keys(search: SavedSearch) -> list[str]:
     if search.muted:
         return []
     if search.near is not None:
-        precision = geo_precision(search.near.radiusKm)
-        cells = covering_cells(search.near.lat, search.near.lng, search.near.radiusKm, precision)
-        anchors = [f"gh{precision}:{cell}" for cell in cells]
+        anchors = near_anchors(search.near.lat, search.near.lng, search.near.radiusKm)
     elif search.city is not None:
         anchors = [f"city:{_city(search.city)}"]
     else:
@@ -150,14 +147,6 @@ def probe_keys(listing: Listing) -> list[str]:
     return [f"{prefix}|{anchor}|{band}" for anchor in anchors]
 
 
-def distance_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
-    """Great-circle distance (haversine)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lng2 - lng1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
-
-
 def matches(search: SavedSearch, listing: Listing) -> bool:
     """Does the listing meet every criterion of the search (exactly)?"""
     price = listing.price
@@ -175,7 +164,7 @@ def matches(search: SavedSearch, listing: Listing) -> bool:
         return False
     if search.near is not None:
         where = listing.location
-        away = distance_km(search.near.lat, search.near.lng, where.lat, where.lng)
+        away = nearby.distance_km(search.near.lat, search.near.lng, where.lat, where.lng)
         if away > search.near.radiusKm:
             return False
     return True
@@ -202,6 +191,14 @@ def refresh_match_keys(
         return None
     transaction.update(ref, {"matchKeys": keys})
     return keys
+
+
+def searches_matching(db: firestore.Client, listing: Listing) -> firestore.Query:
+    """The query of the saved searches a listing may match: unmuted, holding any of its
+    probe keys."""
+    return queries.SEARCHES_MATCHING.build(
+        db, equals={"muted": False}, contains=probe_keys(listing)
+    )
 
 
 # --- the events -----------------------------------------------------------------------
@@ -331,14 +328,13 @@ class AlertDelivery:
             return None
         return listing
 
-    def source(self, db: firestore.Client, task: fanout.ChunkTask) -> firestore.Query | None:
-        """Unmuted searches holding any of the listing's probe keys."""
+    def source(self, db: firestore.Client, task: fanout.ChunkTask) -> fanout.Source | None:
+        """Unmuted searches holding any of the listing's probe keys, if the event holds;
+        the listing as read goes to :meth:`prepare`."""
         listing = self._listing(db, task)
         if listing is None:
             return None
-        return queries.SEARCHES_MATCHING.build(
-            db, equals={"muted": False}, contains=probe_keys(listing)
-        )
+        return fanout.Source(searches_matching(db, listing), context=listing)
 
     def prepare(
         self,
@@ -346,6 +342,7 @@ class AlertDelivery:
         task: fanout.ChunkTask,
         page: Sequence[DocumentSnapshot[Any]],
         *,
+        context: Any,
         optimistic: bool,
     ) -> fanout.Prepared:
         """Inbox documents and digest items for the page's recipients; pushes pending.
@@ -355,9 +352,7 @@ class AlertDelivery:
         served yet (a second search of theirs may ask for push where the first did not).
         Optimistically, nobody was told: the inbox documents are created unread.
         """
-        listing = self._listing(db, task)
-        if listing is None:
-            return fanout.Prepared()
+        listing: Listing = context
         recipients = self._recipients(listing, page)
         note_id = str(task.params.get("notificationId") or task.job)
         inboxes = {uid: db.document(f"users/{uid}/notifications/{note_id}") for uid in recipients}

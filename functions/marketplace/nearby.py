@@ -447,11 +447,11 @@ def cover_circle(
 
     ``skip_within_km`` leaves out cells lying wholly within that distance of the point.
     """
-    boxes = _bounding_boxes(lat, lng, radius_km)
+    boxes = bounding_boxes(lat, lng, radius_km)
     best: Cover | None = None
     best_cost = math.inf
     for precision in range(1, GEOHASH_PRECISION + 1):
-        if _cells_in_boxes(boxes, precision) > MAX_ENUMERATED_CELLS:
+        if cells_in_boxes(boxes, precision) > MAX_ENUMERATED_CELLS:
             break
         cells = sorted(
             {
@@ -472,7 +472,7 @@ def cover_circle(
     return best
 
 
-def _bounding_boxes(lat: float, lng: float, radius_km: float) -> list[pygeohash.BoundingBox]:
+def bounding_boxes(lat: float, lng: float, radius_km: float) -> list[pygeohash.BoundingBox]:
     """Latitude/longitude boxes holding the circle: one, two across the antimeridian,
     or a whole band of latitude around a pole."""
     angle = radius_km / EARTH_RADIUS_KM
@@ -496,7 +496,8 @@ def _bounding_boxes(lat: float, lng: float, radius_km: float) -> list[pygeohash.
     return [pygeohash.BoundingBox(south, west, north, east)]
 
 
-def _cells_in_boxes(boxes: Sequence[pygeohash.BoundingBox], precision: int) -> int:
+def cells_in_boxes(boxes: Sequence[pygeohash.BoundingBox], precision: int) -> int:
+    """At most how many geohash cells of ``precision`` the boxes touch."""
     # Geohash bits alternate longitude and latitude, longitude first.
     lat_step = 180 / 2 ** (5 * precision // 2)
     lng_step = 360 / 2 ** ((5 * precision + 1) // 2)

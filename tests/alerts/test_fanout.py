@@ -177,11 +177,11 @@ def test_every_matching_buyer_is_told_once_across_chunks(h: Harness) -> None:
 @pytest.mark.parametrize(
     ("per_task", "expected"),
     [
-        # The next chunk is queued once chunk 1 is through: after its retry.
-        (1, ["0:delivered", "1:failed", "1:resumed", "2:delivered"]),
-        # One task for all three: its retry finds chunk 0 done by its record, resumes
-        # chunk 1, then runs chunk 2.
-        (3, ["0:failed", "0:duplicate,resumed,delivered"]),
+        # Chunk 1 hands chunk 2 to its own task before it waits for its retry.
+        (1, ["0:delivered", "1:failed", "2:delivered", "1:resumed"]),
+        # One task for all three: chunk 1 hands chunk 2 to a new task; the retry finds
+        # chunk 0 done by its record, resumes chunk 1 and stops there.
+        (3, ["0:failed", "2:delivered", "0:duplicate,resumed"]),
     ],
 )
 def test_a_failure_mid_fan_out_is_retried_without_telling_anyone_twice(
@@ -205,6 +205,7 @@ def test_a_failure_mid_fan_out_is_retried_without_telling_anyone_twice(
     assert sorted((r["chunk"], r["state"], r["pending"]) for r in records) == [
         (0, "done", []), (1, "done", []), (2, "done", []),
     ]  # fmt: skip
+    assert [r["chunk"] for r in records if r.get("handedOff")] == [1]
 
 
 def test_duplicated_and_shuffled_tasks_change_nothing(h: Harness) -> None:

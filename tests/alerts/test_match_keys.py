@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketplace import alerts
+from marketplace import alerts, nearby
 from marketplace.models import Listing, SavedSearch
 
 from .world import listing, search
@@ -74,10 +75,10 @@ def test_the_covering_cells_hold_every_point_of_the_circle(
     lat: float, lng: float, radius: float
 ) -> None:
     precision = alerts.geo_precision(radius)
-    cells = set(alerts.covering_cells(lat, lng, radius, precision))
+    cells = set(alerts.covering_cells(lat, lng, radius, precision) or ())
     for bearing in range(0, 360, 15):
         # A point on the circle's edge (just inside).
-        d = radius * 0.999 / alerts.EARTH_RADIUS_KM
+        d = radius * 0.999 / nearby.EARTH_RADIUS_KM
         b = math.radians(bearing)
         p1 = math.radians(lat)
         p2 = math.asin(math.sin(p1) * math.cos(d) + math.cos(p1) * math.sin(d) * math.cos(b))
@@ -87,6 +88,20 @@ def test_the_covering_cells_hold_every_point_of_the_circle(
         edge_lat, edge_lng = math.degrees(p2), (math.degrees(l2) + 540) % 360 - 180
         cell = alerts.listings.geohash_of(edge_lat, edge_lng)[:precision]
         assert cell in cells, (bearing, cell)
+
+
+@pytest.mark.parametrize("lat", [90.0, 89.99, -89.9, 85.0])
+def test_a_search_around_a_pole_keeps_few_keys_and_still_matches(lat: float) -> None:
+    polar = SavedSearch.model_validate(search(
+        "b", city=None, priceMax=None, near={"lat": lat, "lng": 10.0, "radiusKm": 2.5},
+    ))  # fmt: skip
+    keys = alerts.match_keys(polar)  # at the pole: 73,728 keys before the cap
+    assert 0 < len(keys) <= alerts.MAX_ANCHOR_CELLS * len(alerts.listings.PRICE_BANDS["sale"])
+    home = Listing.model_validate(listing(
+        "a", location={"lat": lat - 0.01 if lat > 0 else lat + 0.01, "lng": 10.0},
+    ))  # fmt: skip
+    assert alerts.matches(polar, home)  # 1.1 km away
+    assert len(set(keys) & set(alerts.probe_keys(home))) == 1
 
 
 def test_a_muted_search_has_no_keys_and_keys_stay_few() -> None:

@@ -14,7 +14,7 @@ from marketplace.payments import stripe_api
 @pytest.fixture
 def stripe_client(firebase_stack: Any, firestore_db: Any) -> stripe.StripeClient:
     """The functions' own Stripe client, on an empty localstripe (webhooks stay registered)."""
-    base = stripe_api.client()._requestor.base_addresses["api"]  # type: ignore[attr-defined]
+    base = stripe_api.api_base()
     request = urllib.request.Request(f"{base}/_config/data", method="DELETE")
     with urllib.request.urlopen(request, timeout=10) as response:
         response.read()

@@ -17,7 +17,7 @@ from firebase_admin import auth
 
 from api.plans import start_agent_plan
 from firekit import webhooks
-from marketplace.payments import customers, events, plans
+from marketplace.payments import customers, events, plans, stripe_api
 from marketplace.profiles import new_profile
 from marketplace.roles import Role
 from pytest_firebase.callables import CallResult
@@ -559,7 +559,7 @@ def test_stripe_unreachable_is_unavailable_with_our_message_and_nothing_written(
 ) -> None:  # fmt: skip
     uid = an_agent(firestore_db)
     card = a_card(api, CARD_OK)
-    base = api._requestor.base_addresses["api"]  # type: ignore[attr-defined]
+    base = stripe_api.api_base()
     for name in [n for n, value in os.environ.items() if value == base]:
         monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
 

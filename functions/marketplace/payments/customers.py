@@ -80,7 +80,15 @@ def ensure_customer(
         if existing is not None:
             return existing
         if may_create:
-            return _create(db, api, uid, email)
+            try:
+                return _create(db, api, uid, email)
+            except BaseException:
+                # Free the lease at once, or a retry would wait it out and give up. Should
+                # it have lapsed and gone to another caller meanwhile, freeing theirs at
+                # worst lets a third create too: the idempotency key makes that the same
+                # customer.
+                db.collection(LOCKS).document(f"customer-{uid}").delete()
+                raise
         # Someone else holds the lease: wait with plain reads (a transaction per poll
         # would contend with the creator's own commit) until they are done or it lapses.
         while time.monotonic() < deadline:
@@ -117,9 +125,12 @@ def _create(db: firestore.Client, api: stripe.StripeClient, uid: str, email: str
 
 
 def uid_of_customer(
-    db: firestore.Client, transaction: firestore.Transaction, stripe_customer_id: str
+    db: firestore.Client,
+    transaction: firestore.Transaction | None,
+    stripe_customer_id: str,
 ) -> str | None:
-    """Our user for a Stripe customer id, read in ``transaction`` (None: not ours)."""
-    snapshot = db.collection(BY_STRIPE_ID).document(stripe_customer_id).get(transaction=transaction)
+    """Our user for a Stripe customer id, read in ``transaction`` if given (None: not ours)."""
+    ref = db.collection(BY_STRIPE_ID).document(stripe_customer_id)
+    snapshot = ref.get(transaction=transaction)
     uid = (snapshot.to_dict() or {}).get("uid") if snapshot.exists else None
     return uid if isinstance(uid, str) else None

@@ -60,11 +60,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from firekit import logs, webhooks
 from firekit.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
+from firekit.transactions import run_transaction
 from firekit.webhooks import Outcome, WebhookEvent
 from marketplace.listings import ListingId, listing_ref
 from marketplace.models.billing import Payment
 from marketplace.models.common import Money
 from marketplace.payments import customers
+from marketplace.payments.stripe_api import stripe_id
 
 PURPOSE = "featured_listing"
 PRICE_PER_DAY = Money(amount=500, currency="GBP")
@@ -249,12 +251,12 @@ def _create(
             params=params,  # type: ignore[arg-type]
             options={"idempotency_key": f"featured-{attempt}"},
         )
+        _record(db, lock, intent, purchase)
     except Exception:
         # Free the lease at once (the next call need not wait it out); the attempt
         # stays, so if Stripe did create the intent, the retry gets the same one back.
         lock.update({"until": None})
         raise
-    _record(db, lock, intent, purchase)
     return intent
 
 
@@ -272,7 +274,6 @@ def _record(
         "updatedAt": dt.datetime.now(dt.UTC),
     })  # fmt: skip
 
-    @firestore.transactional
     def record(transaction: firestore.Transaction) -> None:
         exists = mirror.get(transaction=transaction).exists
         if not exists:  # never overwrite what a webhook has applied since
@@ -282,7 +283,7 @@ def _record(
         })  # fmt: skip
         transaction.set(lock, {"paymentIntentId": intent.id, "until": None}, merge=True)
 
-    record(db.transaction())
+    run_transaction(db, record, busy_message="Your payment is being set up; try again.")
 
 
 def _offer(intent: stripe.PaymentIntent, purchase: _Purchase) -> FeatureOffer:
@@ -314,13 +315,6 @@ class _Found:
         return str(self.data.get("listingId"))
 
 
-def _id_of(value: object) -> str | None:
-    """An expandable field's id (Stripe sends an id, or the object when expanded)."""
-    if isinstance(value, Mapping):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
-
-
 def _find(
     db: firestore.Client, transaction: firestore.Transaction, intent_id: str | None
 ) -> _Found | str:
@@ -348,7 +342,7 @@ def _intent_payment(
     purpose = metadata.get("purpose") if isinstance(metadata, Mapping) else None
     if purpose != PURPOSE:
         return OTHER_PURPOSE
-    return _find(db, transaction, _id_of(event.data.get("id")))
+    return _find(db, transaction, stripe_id(event.data.get("id")))
 
 
 def _payment_update(found: _Found, status: str, event: WebhookEvent) -> dict[str, Any]:
@@ -445,7 +439,7 @@ def on_charge_refunded(
     db: firestore.Client, transaction: firestore.Transaction, event: WebhookEvent
 ) -> str:
     """A refund (full or partial) removes the featured time the payment bought."""
-    found = _find(db, transaction, _id_of(event.data.get("payment_intent")))
+    found = _find(db, transaction, stripe_id(event.data.get("payment_intent")))
     if isinstance(found, str):
         return found
     return _revoke(db, transaction, found, "refunded", event)
@@ -455,7 +449,7 @@ def on_dispute_closed(
     db: firestore.Client, transaction: firestore.Transaction, event: WebhookEvent
 ) -> str:
     """A dispute lost removes the featured time the payment bought; won changes nothing."""
-    found = _find(db, transaction, _id_of(event.data.get("payment_intent")))
+    found = _find(db, transaction, stripe_id(event.data.get("payment_intent")))
     if isinstance(found, str):
         return found
     if event.data.get("status") != "lost":

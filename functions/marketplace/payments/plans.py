@@ -65,6 +65,7 @@ from marketplace import queries
 from marketplace.models.billing import Subscription
 from marketplace.models.common import Money
 from marketplace.payments import customers
+from marketplace.payments.stripe_api import stripe_id
 from marketplace.profiles import profile_ref
 
 PlanName = Literal["agent_pro"]
@@ -156,12 +157,6 @@ def entitled_plan(db: firestore.Client, uid: str) -> PlanName | None:
 # --- reading Stripe's objects (as events and the API give them, in any API version) ---
 
 
-def _id(value: Any) -> str | None:
-    if isinstance(value, Mapping):
-        value = value.get("id")
-    return value if isinstance(value, str) and value else None
-
-
 def _first_item(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     items = (obj.get(key) or {}).get("data") if isinstance(obj.get(key), Mapping) else None
     first = items[0] if isinstance(items, list) and items else None
@@ -175,7 +170,11 @@ def _int(value: Any) -> int | None:
 def subscription_plan(subscription: Mapping[str, Any]) -> str | None:
     """The plan (price) of a subscription's first item."""
     item = _first_item(subscription, "items")
-    return _id(item.get("plan")) or _id(item.get("price")) or _id(subscription.get("plan"))
+    return (
+        stripe_id(item.get("plan"))
+        or stripe_id(item.get("price"))
+        or stripe_id(subscription.get("plan"))
+    )
 
 
 def _observed(subscription: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -199,7 +198,7 @@ def invoice_subscription(invoice: Mapping[str, Any]) -> str | None:
     parent = invoice.get("parent")
     details = parent.get("subscription_details") if isinstance(parent, Mapping) else None
     nested = details.get("subscription") if isinstance(details, Mapping) else None
-    return _id(nested) or _id(invoice.get("subscription"))
+    return stripe_id(nested) or stripe_id(invoice.get("subscription"))
 
 
 def _invoice_line(invoice: Mapping[str, Any]) -> tuple[str | None, int | None]:
@@ -207,9 +206,9 @@ def _invoice_line(invoice: Mapping[str, Any]) -> tuple[str | None, int | None]:
     line = _first_item(invoice, "lines")
     pricing = line.get("pricing")
     details = pricing.get("price_details") if isinstance(pricing, Mapping) else None
-    plan = _id(line.get("plan")) or _id(line.get("price"))
+    plan = stripe_id(line.get("plan")) or stripe_id(line.get("price"))
     if plan is None and isinstance(details, Mapping):
-        plan = _id(details.get("price"))
+        plan = stripe_id(details.get("price"))
     period = line.get("period")
     return plan, _int(period.get("end")) if isinstance(period, Mapping) else None
 
@@ -266,7 +265,10 @@ def on_subscription_event(
     db: firestore.Client, transaction: firestore.Transaction, event: WebhookEvent
 ) -> str:
     """``customer.subscription.*``: the event carries the whole subscription."""
-    subscription_id, customer_id = _id(event.data.get("id")), _id(event.data.get("customer"))
+    subscription_id, customer_id = (
+        stripe_id(event.data.get("id")),
+        stripe_id(event.data.get("customer")),
+    )
     observed = _observed(event.data)
     if subscription_id is None or customer_id is None or observed is None:
         return Outcome.UNKNOWN_SUBJECT
@@ -283,7 +285,7 @@ def _invoice_handler(paid: bool) -> webhooks.Handler:
         db: firestore.Client, transaction: firestore.Transaction, event: WebhookEvent
     ) -> str:
         subscription_id = invoice_subscription(event.data)
-        customer_id = _id(event.data.get("customer"))
+        customer_id = stripe_id(event.data.get("customer"))
         if subscription_id is None or customer_id is None:
             return Outcome.UNKNOWN_SUBJECT  # not a subscription's invoice
         uid = customers.uid_of_customer(db, transaction, customer_id)
@@ -351,12 +353,11 @@ def sync_plan_claim(db: firestore.Client, uid: str) -> PlanName | None:
 
 
 def _sync_after_event(db: firestore.Client, event: WebhookEvent) -> None:
-    customer_id = _id(event.data.get("customer"))
+    customer_id = stripe_id(event.data.get("customer"))
     if customer_id is None:
         return
-    link = db.collection(customers.BY_STRIPE_ID).document(customer_id).get().to_dict() or {}
-    uid = link.get("uid")
-    if isinstance(uid, str):
+    uid = customers.uid_of_customer(db, None, customer_id)
+    if uid is not None:
         sync_plan_claim(db, uid)
 
 
@@ -445,7 +446,7 @@ def _payment_method(api: stripe.StripeClient, payment_method_id: str) -> dict[st
         if exc.http_status == 404:
             raise _unusable_card() from exc
         raise
-    card["customer"] = _id(card.get("customer"))
+    card["customer"] = stripe_id(card.get("customer"))
     return card
 
 
@@ -495,16 +496,18 @@ def _first_payment(
     api: stripe.StripeClient, subscription: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """The PaymentIntent of the subscription's latest invoice (None: nothing to pay)."""
-    invoice_id = _id(subscription.get("latest_invoice"))
+    invoice_id = stripe_id(subscription.get("latest_invoice"))
     if invoice_id is None:
         return None
     invoice = api.v1.invoices.retrieve(invoice_id).to_dict()
     if "payment_intent" in invoice:  # API versions before 2025-03-31, and localstripe
-        intent_id = _id(invoice.get("payment_intent"))
+        intent_id = stripe_id(invoice.get("payment_intent"))
     else:  # since: through the invoice's payments
         expanded = api.v1.invoices.retrieve(invoice_id, params={"expand": ["payments"]})
         payment = _first_item(expanded.to_dict(), "payments").get("payment")
-        intent_id = _id(payment.get("payment_intent")) if isinstance(payment, Mapping) else None
+        intent_id = (
+            stripe_id(payment.get("payment_intent")) if isinstance(payment, Mapping) else None
+        )
     if intent_id is None:
         return None
     intent: dict[str, Any] = api.v1.payment_intents.retrieve(intent_id).to_dict()

@@ -37,17 +37,12 @@ class Report:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
 
-def reconcile(
-    db: firestore.Client, api: stripe.StripeClient, *, now: dt.datetime | None = None
-) -> Report:
-    """Apply every event since the last run's start (less the overlap); move the mark."""
-    started = now or dt.datetime.now(dt.UTC)
-    state_ref = db.document(STATE)
-    last = (state_ref.get().to_dict() or {}).get("lastStartedAt")
-    since = (last - OVERLAP) if isinstance(last, dt.datetime) else started - FIRST_LOOKBACK
-    report = Report(since=int(since.timestamp()))
+def apply_since(db: firestore.Client, api: stripe.StripeClient, since: int) -> Report:
+    """Give every event Stripe made since ``since`` (Unix seconds) to the intake the
+    webhook uses: what was applied already is a duplicate there."""
+    report = Report(since=since)
     intake = events.intake()
-    params: dict[str, Any] = {"created": {"gte": report.since}, "limit": PAGE}
+    params: dict[str, Any] = {"created": {"gte": since}, "limit": PAGE}
     # Oldest first is not what the list gives (newest first), and it does not matter:
     # handlers never let an older event overwrite newer state.
     for event in api.v1.events.list(params=params).auto_paging_iter():  # type: ignore[arg-type]
@@ -58,6 +53,18 @@ def reconcile(
             report.count("malformed")
             continue
         report.count(intake.process(db, parsed))
+    return report
+
+
+def reconcile(
+    db: firestore.Client, api: stripe.StripeClient, *, now: dt.datetime | None = None
+) -> Report:
+    """Apply every event since the last run's start (less the overlap); move the mark."""
+    started = now or dt.datetime.now(dt.UTC)
+    state_ref = db.document(STATE)
+    last = (state_ref.get().to_dict() or {}).get("lastStartedAt")
+    since = (last - OVERLAP) if isinstance(last, dt.datetime) else started - FIRST_LOOKBACK
+    report = apply_since(db, api, int(since.timestamp()))
     # Only a run that got through everything moves the mark (a failure above raises).
     state_ref.set({"lastStartedAt": started, "lastReport": report.outcomes})
     return report

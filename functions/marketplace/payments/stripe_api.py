@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 
 import stripe
 
@@ -47,3 +48,10 @@ def api_base() -> str:
 def webhook_secret() -> str:
     """The webhook endpoint's signing secret."""
     return require_secret(config.STRIPE_WEBHOOK_SECRET)
+
+
+def stripe_id(value: object) -> str | None:
+    """An expandable field's id (Stripe sends an id, or the object when expanded)."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
