@@ -128,7 +128,7 @@ def decode(value: Any, client: firestore.Client) -> Any:
     if kind == "null_value" or kind is None:
         return None
     if kind == "timestamp_value":
-        return DatetimeWithNanoseconds.from_timestamp_pb(value.timestamp_value)
+        return DatetimeWithNanoseconds.from_timestamp_pb(value.timestamp_value)  # type: ignore[no-untyped-call]
     if kind == "double_value":
         return value.double_value
     if kind == "bytes_value":
@@ -192,7 +192,7 @@ def encode_write(path: str, data: Mapping[str, Any], *, merge: bool) -> Any:
             if not merge:
                 raise ValueError("DELETE_FIELD needs set(..., merge=True)")
             masked.append(parts)
-        elif isinstance(value, transforms.Sentinel) or isinstance(value, _TRANSFORMS):
+        elif isinstance(value, _TRANSFORMS):
             transformed.append((parts, value))
         else:
             target = fields
@@ -212,9 +212,10 @@ def encode_write(path: str, data: Mapping[str, Any], *, merge: bool) -> Any:
 
 
 _TRANSFORMS = (
-    transforms.Increment, transforms.Maximum, transforms.Minimum, transforms.ArrayUnion,
-    transforms.ArrayRemove,
+    transforms.Sentinel, transforms.Increment, transforms.Maximum, transforms.Minimum,
+    transforms.ArrayUnion, transforms.ArrayRemove,
 )  # fmt: skip
+"""What becomes a field transform (``DELETE_FIELD``, a sentinel too, is taken first)."""
 
 
 def _leaves(
@@ -266,7 +267,12 @@ def encode(value: Any, out: Any) -> None:
         out.integer_value = value
     elif isinstance(value, float):
         out.double_value = value
-    elif isinstance(value, dict):
+    else:
+        _encode_structured(value, out)
+
+
+def _encode_structured(value: Any, out: Any) -> None:
+    if isinstance(value, dict):
         out.map_value.SetInParent()
         fields = out.map_value.fields
         for key, item in value.items():
@@ -277,7 +283,7 @@ def encode(value: Any, out: Any) -> None:
         for item in value:
             encode(item, values.add())
     elif isinstance(value, DatetimeWithNanoseconds):
-        out.timestamp_value.CopyFrom(value.timestamp_pb())
+        out.timestamp_value.CopyFrom(value.timestamp_pb())  # type: ignore[no-untyped-call]
     elif isinstance(value, dt.datetime):
         out.timestamp_value.CopyFrom(_timestamp(value))
     elif isinstance(value, bytes) and getattr(value, "subtype", None) is None:
@@ -298,4 +304,3 @@ def _timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
         value = value.astimezone(dt.UTC).replace(tzinfo=None)
     stamp.FromDatetime(value)
     return stamp
-

@@ -47,10 +47,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pygeohash
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_document import DocumentSnapshot
 from pydantic import ValidationError
 
-from firekit import fanout, logs, mail, push
+from firekit import fanout, logs, mail, push, wire
 from marketplace import listings, nearby, queries
 from marketplace.models.listings import Listing
 from marketplace.models.searches import SavedSearch
@@ -340,7 +339,7 @@ class AlertDelivery:
         self,
         db: firestore.Client,
         task: fanout.ChunkTask,
-        page: Sequence[DocumentSnapshot[Any]],
+        page: Sequence[wire.Snapshot],
         *,
         context: Any,
         optimistic: bool,
@@ -357,7 +356,7 @@ class AlertDelivery:
         note_id = str(task.params.get("notificationId") or task.job)
         inboxes = {uid: db.document(f"users/{uid}/notifications/{note_id}") for uid in recipients}
         served: dict[str, set[str]] = {}
-        for snapshot in db.get_all(list(inboxes.values())) if inboxes and not optimistic else []:
+        for snapshot in wire.get_all(db, list(inboxes.values())) if not optimistic else []:
             if snapshot.exists:
                 owner = snapshot.reference.parent.parent
                 channels = ((snapshot.to_dict() or {}).get("data") or {}).get("channels") or []
@@ -441,9 +440,7 @@ class AlertDelivery:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _recipients(
-        self, listing: Listing, page: Iterable[DocumentSnapshot[Any]]
-    ) -> dict[str, _Recipient]:
+    def _recipients(self, listing: Listing, page: Iterable[wire.Snapshot]) -> dict[str, _Recipient]:
         """The page's matching searches, one entry per owner (channels combined)."""
         found: dict[str, _Recipient] = {}
         for snapshot in page:
@@ -465,7 +462,7 @@ class AlertDelivery:
         found: dict[str, _Account] = {}
         if not uids:
             return found
-        for snapshot in db.get_all([account_ref(db, uid) for uid in uids]):
+        for snapshot in wire.get_all(db, [account_ref(db, uid) for uid in uids]):
             if not snapshot.exists:
                 continue
             data = snapshot.to_dict() or {}
