@@ -53,6 +53,7 @@ import datetime as dt
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Protocol
@@ -245,6 +246,31 @@ class _Done:
     """The chunks after it went to a task of their own (see :meth:`Fanout._run_one`)."""
 
 
+@dataclass(frozen=True)
+class _Looked:
+    """One chunk as read before anything of it is written: the record an attempt
+    committed, or the page and what the delivery prepared of it (neither: the job
+    stopped)."""
+
+    record: dict[str, Any] | None = None
+    source: Source | None = None
+    page: Sequence[wire.Snapshot] = ()
+    cursor: str | None = None
+    """The page after this one's, as read (None: the last)."""
+    prepared: Prepared | None = None
+
+    @property
+    def next_after(self) -> str | None:
+        """Where the next chunk starts, as far as reading tells."""
+        found = self.record.get("next") if self.record is not None else self.cursor
+        return found if isinstance(found, str) else None
+
+    @property
+    def handed_off(self) -> bool:
+        """The record says the chunks after it went to a task of their own."""
+        return self.record is not None and bool(self.record.get("handedOff"))
+
+
 class _Pages:
     """The source query streamed from a cursor, a page at a time.
 
@@ -316,9 +342,10 @@ class Fanout:
         A task runs up to ``chunks_per_task`` chunks, one after another, reading them
         through one streamed query, and stops early once ``task_budget`` has passed; the
         chunks after it go to a new task, named after its first chunk. Each chunk is run
-        to the end (see the module docstring) before the next starts, so a failure is
-        retried from the task's first chunk: the chunks done are recognised by their
-        records (one read each) and the one that failed resumes where it stopped.
+        to the end (see the module docstring) before the next writes anything (the next
+        is read meanwhile), so a failure is retried from the task's first chunk: the
+        chunks done are recognised by their records (one read each) and the one that
+        failed resumes where it stopped.
 
         Raises :class:`ChunkBusy` while another attempt holds a chunk's lease: the queue
         then retries later, and if that attempt died, its lease has run out by then.
@@ -329,10 +356,24 @@ class Fanout:
         current: ChunkTask | None = task
         outcomes: list[str] = []
         recipients = acted = 0
+        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fanout-read-ahead")
+        upcoming: Future[_Looked] | None = None
         try:
             for number in range(self.chunks_per_task):
                 assert current is not None
-                done = self._run_one(run, current, left=self.chunks_per_task - number)
+                left = self.chunks_per_task - number
+                looked = upcoming.result() if upcoming else self._look(run, current, left=left)
+                upcoming = None
+                following = self._next(current, looked.next_after)
+                if (
+                    following is not None and left > 1 and not looked.handed_off
+                    and time.monotonic() < deadline
+                ):  # fmt: skip
+                    # Read the next chunk (its record, page and accounts) while this one
+                    # commits and acts: it only reads, and its own commit is checked
+                    # like any other (a recipient this chunk reaches fails its create).
+                    upcoming = ahead.submit(self._look, run, following, left=left - 1)
+                done = self._finish(run, current, looked)
                 outcomes.append(done.outcome)
                 recipients, acted = recipients + done.recipients, acted + done.acted
                 if done.handed_off:  # the chunks after it are another task's
@@ -342,6 +383,7 @@ class Fanout:
                 if current is None or time.monotonic() > deadline:
                     break
         finally:
+            ahead.shutdown(wait=True, cancel_futures=True)  # it reads from the stream
             pages.close()
         if current is not None:
             self.enqueue(current)
@@ -350,15 +392,31 @@ class Fanout:
 
     # -- the steps ----------------------------------------------------------------------
 
-    def _run_one(self, run: _TaskRun, task: ChunkTask, *, left: int) -> _Done:
-        """Run one chunk: commit (or find) its record, then act on what is pending."""
+    def _look(self, run: _TaskRun, task: ChunkTask, *, left: int) -> _Looked:
+        """Read one chunk: its record if an attempt committed it, else its page,
+        prepared optimistically unless this task met someone reached before."""
+        db = run.db
+        snapshot = db.collection(CHUNKS).document(task.task_id).get()
+        if snapshot.exists:
+            return _Looked(record=snapshot.to_dict() or {})
+        source = run.delivery.source(db, task)
+        if source is None:
+            return _Looked()
+        page, next_after = run.pages.page(source.query, task.after, left)
+        prepared = run.delivery.prepare(
+            db, task, page, context=source.context, optimistic=not run.cautious
+        )
+        return _Looked(source=source, page=page, cursor=next_after, prepared=prepared)
+
+    def _finish(self, run: _TaskRun, task: ChunkTask, looked: _Looked) -> _Done:
+        """Run one chunk read by :meth:`_look`: commit its record (or go on from the one
+        found), then act on what is pending."""
         db = run.db
         ref = db.collection(CHUNKS).document(task.task_id)
-        snapshot = ref.get()
-        if snapshot.exists:
-            record, outcome = snapshot.to_dict() or {}, "resumed"
+        if looked.record is not None:
+            record, outcome = looked.record, "resumed"
         else:
-            committed = self._commit(run, task, ref, left=left)
+            committed = self._commit(run, task, ref, looked)
             if committed is None:
                 # Nothing is recorded: if the job's event holds again later (the listing
                 # is back on the market), a re-run of this chunk reads it afresh.
@@ -394,9 +452,9 @@ class Fanout:
         return _Done(outcome, recipients, acted, next_after, handed_off)
 
     def _commit(
-        self, run: _TaskRun, task: ChunkTask, ref: firestore.DocumentReference, *, left: int
+        self, run: _TaskRun, task: ChunkTask, ref: firestore.DocumentReference, looked: _Looked
     ) -> tuple[dict[str, Any], str] | None:
-        """Read the page, prepare it, commit writes and record together: (record, outcome).
+        """Commit the prepared page's writes and the record together: (record, outcome).
 
         The page is first prepared optimistically (nobody on it reached before): the
         documents that say "reached" are created, not read. If one exists (a user with
@@ -404,15 +462,11 @@ class Fanout:
         prepared again reading them; the rest of the task then reads from the start.
         """
         db = run.db
-        source = run.delivery.source(db, task)
-        if source is None:
+        source, page, prepared = looked.source, looked.page, looked.prepared
+        if source is None or prepared is None:
             return None
-        page, next_after = run.pages.page(source.query, task.after, left)
-        for optimistic in (False,) if run.cautious else (True, False):
-            prepared = run.delivery.prepare(
-                db, task, page, context=source.context, optimistic=optimistic
-            )
-            record = self._record(task, prepared=prepared, next_after=next_after)
+        while True:
+            record = self._record(task, prepared=prepared, next_after=looked.cursor)
             batch = wire.Batch(db)
             for target, data in prepared.creates:
                 batch.create(target, data)
@@ -431,9 +485,11 @@ class Fanout:
                 if not prepared.creates:
                     raise
                 run.cautious = True
+                prepared = run.delivery.prepare(
+                    db, task, page, context=source.context, optimistic=False
+                )
                 continue
             return record, "delivered"
-        raise AssertionError("unreachable: the cautious pass creates nothing")
 
     def _record(
         self, task: ChunkTask, *, prepared: Prepared, next_after: str | None

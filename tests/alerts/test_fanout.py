@@ -404,6 +404,38 @@ def test_an_attempt_that_died_holding_its_chunk_is_taken_over_after_its_lease(
     assert h.transport.tokens() == Counter({f"tok-{u}-0": 1 for u in buyers})
 
 
+def test_a_duplicate_task_arriving_while_the_first_pushes_is_told_to_come_back(
+    h: Harness,
+) -> None:
+    """The attempt that commits a chunk holds its lease from that commit (it claims
+    nothing afterwards): a duplicate delivery of its task in the meantime is refused."""
+    agent = h.world.agent()
+    buyers = [h.world.buyer() for _ in range(10)]
+    home = h.publish(agent)
+    h.start(home)
+    task = h.queue.tasks[0]
+    duplicates: list[str] = []
+    send_each = h.transport.send_each
+
+    def with_a_duplicate(messages: list[messaging.Message]) -> messaging.BatchResponse:
+        if not duplicates:
+            try:
+                h.fanout.run_chunk(h.db, task)
+                duplicates.append("ran")
+            except fanout.ChunkBusy:
+                duplicates.append("busy")
+        return send_each(messages)
+
+    h.transport.send_each = with_a_duplicate  # type: ignore[method-assign]
+    first = h.fanout.run_chunk(h.db, task)
+
+    assert duplicates == ["busy"]
+    assert (first.outcome, first.acted) == ("delivered", 10)
+    assert h.transport.tokens() == Counter({f"tok-{u}-0": 1 for u in buyers})
+    record = h.db.collection(fanout.CHUNKS).document(task.task_id).get().to_dict() or {}
+    assert (record["state"], record["leaseUntil"]) == ("done", None)
+
+
 def test_a_transient_fcm_failure_retries_only_those_users(h: Harness) -> None:
     agent = h.world.agent()
     buyers = [h.world.buyer() for _ in range(10)]
