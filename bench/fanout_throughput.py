@@ -54,6 +54,8 @@ RECIPIENTS = 10_000
 BASELINE_REPS = 3
 RAW = "_benchRawWrites"
 GOAL = 2.0
+WALL_MINUS_RPC = "wall - RPC waits (python - read-ahead overlap)"
+"""The last row: the fan-out's Python work minus what of it the read-ahead overlaps."""
 
 
 def raw_document(number: int) -> dict[str, Any]:
@@ -220,7 +222,7 @@ def summarise(
         _row(name, step.calls, step.seconds, job.seconds, read=step.read, written=step.written)
         for name, step in sorted(meter.steps.items(), key=lambda item: -item[1].seconds)
     ]
-    rows.append(_row("wall - RPC waits (python - read-ahead overlap)", None, python_s, job.seconds))
+    rows.append(_row(WALL_MINUS_RPC, None, python_s, job.seconds))
     return {"figures": figures, "baseline": base, "ratios": ratios, "params": params, "rows": rows}
 
 
