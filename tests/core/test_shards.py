@@ -1,0 +1,160 @@
+"""``firekit.shards``: groups of entries in shard documents, against the emulator.
+
+Every entry is where its group's layout says, exactly once, however it got there (one
+update at a time, concurrently, in bulk, repeated); shards split as a group grows; a
+reader paging through the shards while they split misses nobody who was there.
+"""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from google.cloud import firestore
+from google.cloud.firestore_v1.field_path import FieldPath
+
+from firekit import shards, wire
+
+INDEX = shards.ShardedIndex("_testIndex", max_entries=8, initial_level=1)
+
+
+def update(db: Any, key: str, group: str | None, *, index: shards.ShardedIndex = INDEX,
+           **entry: Any) -> None:  # fmt: skip
+    """What a caller does: its own record of the key says where its entry is."""
+    record = db.document(f"_testRecords/{key}")
+    if group is not None:
+        index.make_room(db, group, key)
+
+    @firestore.transactional
+    def run(transaction: firestore.Transaction) -> None:
+        snapshot = record.get(transaction=transaction)
+        current = (snapshot.to_dict() or {}).get("group") if snapshot.exists else None
+        index.update(db, transaction, key, group=group, entry=entry or {"k": key},
+                     current=current)  # fmt: skip
+        transaction.set(record, {"group": group})
+
+    run(db.transaction())
+
+
+def held(db: Any, group: str, index: shards.ShardedIndex = INDEX) -> dict[str, dict[str, Any]]:
+    """Shard number -> entries, checking each shard's count and each entry's place."""
+    layout_doc = index.layout_ref(db, group).get()
+    layout = index._layout(layout_doc)
+    found: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
+    for snapshot in wire.stream(index.query(db, [group]).order_by(FieldPath.document_id())):
+        data = snapshot.to_dict() or {}
+        assert data["group"] == group
+        assert data["count"] == len(data["entries"]), snapshot.id
+        assert data["shard"] < layout.shards
+        for key in data["entries"]:
+            assert layout.shard_of(key) == data["shard"], (key, data["shard"])
+            assert key not in seen
+            seen.add(key)
+        found[str(data["shard"])] = data["entries"]
+    return found
+
+
+def keys_of(found: dict[str, dict[str, Any]]) -> set[str]:
+    return {key for part in found.values() for key in part}
+
+
+def test_an_entry_is_put_replaced_moved_and_removed(firestore_db: Any) -> None:
+    db = firestore_db
+    update(db, "s1", "london", v=1)
+    assert keys_of(held(db, "london")) == {"s1"}
+    update(db, "s1", "london", v=1)  # again: a redelivered event
+    update(db, "s1", "london", v=2)
+    assert [e for part in held(db, "london").values() for e in part.values()] == [{"v": 2}]
+    update(db, "s1", "paris", v=2)
+    assert keys_of(held(db, "london")) == set()
+    assert keys_of(held(db, "paris")) == {"s1"}
+    update(db, "s1", None)
+    update(db, "s1", None)  # again
+    assert keys_of(held(db, "paris")) == set()
+
+
+def test_keys_that_need_quoting_are_kept_as_they_are(firestore_db: Any) -> None:
+    odd = ["a.b", "`x`", "with space", "ünï", "a-b"]
+    for key in odd:
+        update(firestore_db, key, "g")
+    assert keys_of(held(firestore_db, "g")) == set(odd)
+    update(firestore_db, "a.b", None)
+    assert keys_of(held(firestore_db, "g")) == set(odd) - {"a.b"}
+
+
+def test_a_growing_group_splits_its_shards_and_keeps_every_entry_once(
+    firestore_db: Any,
+) -> None:
+    db = firestore_db
+    keys = [f"search-{n:04d}" for n in range(160)]
+    for key in keys:
+        update(db, key, "big")
+    found = held(db, "big")
+    assert keys_of(found) == set(keys)
+    layout = INDEX._layout(INDEX.layout_ref(db, "big").get())
+    assert layout.shards >= len(keys) // INDEX.max_entries  # it split as it grew
+    # Linear hashing: a shard waits its turn to split, but never long.
+    assert max(len(part) for part in found.values()) <= 3 * INDEX.max_entries
+    for key in keys[::2]:
+        update(db, key, None)
+    assert keys_of(held(db, "big")) == set(keys[1::2])
+
+
+def test_concurrent_updates_of_one_group_lose_nothing(firestore_db: Any) -> None:
+    db = firestore_db
+    roomy = shards.ShardedIndex("_testIndex", max_entries=1000, initial_level=0)
+    keys = [f"k{n:03d}" for n in range(60)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        list(pool.map(lambda key: update(db, key, "busy", index=roomy), keys))
+        list(pool.map(lambda key: update(db, key, "other", index=roomy), keys[::3]))
+    assert keys_of(held(db, "busy", roomy)) == set(keys) - set(keys[::3])
+    assert keys_of(held(db, "other", roomy)) == set(keys[::3])
+
+
+def test_a_reader_paging_while_shards_split_misses_no_one_who_was_there(
+    firestore_db: Any,
+) -> None:
+    db = firestore_db
+    before = [f"old-{n:03d}" for n in range(40)]
+    for key in before:
+        update(db, key, "g")
+    query = INDEX.query(db, ["g"]).order_by(FieldPath.document_id())
+    shard_docs = list(wire.stream(query))
+    seen = {key for key, _ in shards.entries(shard_docs[0])}
+    for n in range(60):  # enough to split shards both read and not yet read
+        update(db, f"new-{n:03d}", "g")
+    last = shard_docs[0].reference
+    rest = query.start_after({FieldPath.document_id(): last})
+    for snapshot in wire.stream(rest):
+        seen |= {key for key, _ in shards.entries(snapshot)}
+    assert set(before) <= seen
+
+
+def test_a_bulk_loaded_group_takes_updates_like_any_other(firestore_db: Any) -> None:
+    db = firestore_db
+    loaded = [(f"b{n:04d}", {"n": n}) for n in range(100)]
+    batch = db.batch()
+    for path, data in INDEX.bulk("bulk", loaded):
+        batch.set(db.document(path), data)
+    for key, _ in loaded:  # the callers' records, as a bulk load writes them
+        batch.set(db.document(f"_testRecords/{key}"), {"group": "bulk"})
+    batch.commit()
+    assert keys_of(held(db, "bulk")) == {key for key, _ in loaded}
+    for key, _ in random.Random(3).sample(loaded, 20):
+        update(db, key, None)
+    for n in range(30):
+        update(db, f"x{n:03d}", "bulk")
+    assert len(keys_of(held(db, "bulk"))) == 100 - 20 + 30
+
+
+def test_a_query_names_one_to_thirty_groups() -> None:
+    db = firestore.Client(project="demo-none")
+    with pytest.raises(ValueError):
+        INDEX.query(db, [])
+    with pytest.raises(ValueError):
+        INDEX.query(db, [f"g{n}" for n in range(31)])
+    with pytest.raises(ValueError, match="entry"):
+        INDEX.update(db, db.transaction(), "k", group="g", entry=None, current=None)
