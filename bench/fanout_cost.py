@@ -9,24 +9,27 @@ documents at every scale:
 - **100 matching searches**, one buyer each (profile, account with an email, one device):
   London searches of varied bounds, searches near a point within their radius of the
   home, and searches anywhere; every one checked with ``alerts.matches``.
-- **40 near misses**, the searches Firestore cannot tell apart from matches: they share
-  one of the listing's probe keys (kind, currency, anchor, price band) and fail the exact
+- **40 near misses**, the searches the index cannot tell apart from matches: they are in
+  one of the audiences the listing probes (kind, currency, anchor) and fail the exact
   check, 10 for each reason: ``bedroomsMin`` above 2, property types without flats, a
-  price bound inside the £300-400k band that excludes £350,000, a circle whose covering
-  geohash cell holds the home but whose radius does not reach it. Each is checked to
-  share a key and not to match.
+  price bound that excludes £350,000, a circle anchored in a cell around the home's
+  whose radius does not reach it. Each is checked to be in a probed audience and not to
+  match.
 - **the rest**, drawn like the seed's searches (cities weighted as the seed's listings,
   65% sale, seed-like price bounds around each city's typical price, 30% around a
-  neighbourhood): 20% muted (muted searches have no keys; how many would otherwise match
-  is reported), the others redrawn until they share no key with the listing, i.e. other
-  cities, other kinds, other price bands, other places. Their owners' accounts and
-  devices are not written (nothing reads them); only the searches are.
+  neighbourhood): 20% muted (muted searches are in no audience; how many would otherwise
+  match is reported), the others redrawn until they are in none of the probed
+  audiences, i.e. other cities, other kinds, other places. (A London sale search at
+  another price is in the listing's audience: a candidate, read as part of its shard.)
+  Their owners' accounts and devices are not written (nothing reads them); only the
+  searches and the alert index are.
 
 Per scale: an emptied database, the population written, then the listing's
 ``new_listing`` job run in process with every RPC metered (``bench.fanout_world``):
 documents returned by queries and gets (transactions included), gets of absent documents
 (the inbox existence checks and the chunk record), queries that returned nothing, and
-documents written. The baseline is the smallest scale.
+documents written. The candidates are the entries of the index shards the source query
+read. The baseline is the smallest scale.
 
 Run: ``python -m bench.fanout_cost [--scales 1000,10000,50000]`` (``make bench``).
 """
@@ -44,6 +47,7 @@ from typing import Any
 
 from bench import common
 from bench import fanout_world as world
+from firekit import shards
 from marketplace import alerts
 from marketplace.models import SavedSearch
 from marketplace.models.listings import Listing
@@ -57,7 +61,7 @@ NEAR_MISSES_EACH = 10
 MUTED_SHARE = 0.2
 KM_PER_DEGREE = 111.195
 HOME = Listing.model_validate(world.listing())
-PROBE = set(alerts.probe_keys(HOME))
+PROBE = set(alerts.probe_audiences(HOME))
 PROPERTY_TYPES = ("flat", "house", "maisonette", "bungalow")
 
 
@@ -78,7 +82,7 @@ def _channels(rng: random.Random) -> dict[str, bool]:
 
 
 def _candidate(data: dict[str, Any]) -> bool:
-    return bool(PROBE.intersection(data["matchKeys"]))
+    return data["audience"] in PROBE
 
 
 def _matches(data: dict[str, Any]) -> bool:
@@ -107,7 +111,7 @@ def matching(rng: random.Random, uid: str) -> dict[str, Any]:
 
 
 def near_miss(rng: random.Random, uid: str, reason: str) -> dict[str, Any]:
-    """A search that shares a probe key with the listing and fails the exact check."""
+    """A search in an audience the listing probes that fails the exact check."""
     while True:
         criteria: dict[str, Any] = {"channels": _channels(rng)}
         if reason == "bedrooms":
@@ -212,14 +216,18 @@ def measure(db: Any, total: int, *, seed: int = 1) -> dict[str, Any]:
     inboxes = world.inbox_counts(db)
     told_right = set(inboxes) == set(population.recipients) and set(inboxes.values()) == {1}
     steps = meter.steps
-    source = steps.get("source query (saved searches)", world.Step())
+    source = steps.get(world.SOURCE_STEP, world.Step())
+    probed = alerts.SEARCH_INDEX.query(db, sorted(PROBE))
+    candidates = sum(len(shards.entries(shard)) for shard in probed.stream())
     totals = meter.total()
     print(f"  {total:,} searches: {totals.read} documents read, {totals.written} written, "
-          f"{source.read} candidates, {job.recipients} told ({job.seconds:.1f} s)")  # fmt: skip
+          f"{candidates} candidates in {source.read} index shards, {job.recipients} told "
+          f"({job.seconds:.1f} s)")  # fmt: skip
     return {
         "searches": total,
         "documentsSeeded": written,
-        "candidatesRead": source.read,
+        "candidatesRead": candidates,
+        "indexShardsRead": source.read,
         "matching": MATCHES,
         "told": job.recipients,
         "toldExactlyTheMatchingOnce": told_right,
@@ -244,7 +252,8 @@ def run(db: Any, *, scales: Sequence[int] = SCALES, seed: int = 1) -> dict[str, 
     first, last = rows[0], rows[-1]
     keys = ("documentsRead", "billedReads", "readPlusMissing", "documentsWritten")
     figures = {
-        "byScale": {str(row["searches"]): {k: row[k] for k in (*keys, "candidatesRead")}
+        "byScale": {str(row["searches"]): {k: row[k] for k in (*keys, "candidatesRead",
+                                                               "indexShardsRead")}
                     for row in rows},
         "allToldExactlyTheMatchingOnce": all(row["toldExactlyTheMatchingOnce"] for row in rows),
         "steps": {str(row["searches"]): row.pop("steps") for row in rows},
@@ -262,7 +271,7 @@ def run(db: Any, *, scales: Sequence[int] = SCALES, seed: int = 1) -> dict[str, 
         "seed": seed,
         "code": world.code_state(),
         "listing": "2-bed London flat for sale at £350,000",
-        "probeKeys": sorted(PROBE),
+        "probeAudiences": sorted(PROBE),
         "pushTransport": "in memory",
         "counted": "every RPC of the fan-out job through the client's GAPIC stub: documents "
         "returned by queries and gets (transactions included), gets of absent documents, "
@@ -272,8 +281,9 @@ def run(db: Any, *, scales: Sequence[int] = SCALES, seed: int = 1) -> dict[str, 
             "rows": rows}  # fmt: skip
 
 
-COLUMNS = ("searches", "candidatesRead", "told", "documentsRead", "missingLookups",
-           "emptyQueries", "billedReads", "documentsWritten", "rpcs", "seconds")  # fmt: skip
+COLUMNS = ("searches", "candidatesRead", "indexShardsRead", "told", "documentsRead",
+           "missingLookups", "emptyQueries", "billedReads", "documentsWritten", "rpcs",
+           "seconds")  # fmt: skip
 
 
 def write(outcome: dict[str, Any], directory: Path = common.RESULTS) -> Path:

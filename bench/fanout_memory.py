@@ -6,10 +6,10 @@ carry into the next: an emptied database, N matching buyers written (``bench.fan
 generated batch by batch as they are written, so setting up holds a few batches, not the
 world), then with ``tracemalloc`` on:
 
-1. **Baseline**: one chunk's recipients' documents read into a list and held: the first
-   200 matching searches (the source query's first page) and their owners' private
-   accounts (``get_all``; they hold the push tokens), as snapshots. The least a chunk of
-   200 can hold.
+1. **Baseline**: one chunk's recipients' documents read into a list and held: the alert
+   index shards holding the first 200 matching searches (the source query's first page)
+   and their owners' private accounts (``get_all``; they hold the push tokens), as
+   snapshots. The least a chunk of 200 can hold.
 2. **The fan-out**: the listing's ``new_listing`` job, every chunk run in process by the
    code the ``deliverAlerts`` task runs, pushes through an in-memory transport.
 
@@ -24,10 +24,8 @@ over the 5,000 one (goal ≈ 1: bounded), over the one-chunk fan-out, and over t
 list.
 
 Every recipient wants push and has a device, its token kept on the account (``--devices-for
-N`` gives only the first N a device). The emulator answers the source query
-(``array-contains-any`` over 5 keys) by scanning the saved searches, about 4 s a query at
-10,000 and 20 s at 50,000; a task reads 50 chunks through one query, so that is a few
-queries per run. Memory does not depend on those latencies.
+N`` gives only the first N a device). The fan-out streams the index shards (a few hundred
+searches each) and holds at most the one it is reading besides its pages.
 
 Run: ``python -m bench.fanout_memory [--sizes 200,5000,50000]`` (``make bench``).
 """
@@ -54,7 +52,7 @@ from google.cloud import firestore
 
 from bench import common
 from bench import fanout_world as world
-from firekit import fanout
+from firekit import fanout, shards
 from marketplace import alerts
 from marketplace.models.listings import Listing
 from marketplace.profiles import account_ref
@@ -128,12 +126,18 @@ def peak() -> Iterator[Peak]:
 
 
 def one_chunk_of_documents(db: Any, chunk_size: int = fanout.DEFAULT_CHUNK) -> list[Any]:
-    """The baseline: one chunk's recipients' documents (search, account), held."""
-    source = alerts.searches_matching(db, Listing.model_validate(world.listing()))
-    page = list(source.order_by("__name__").limit(chunk_size).stream())
-    owners = sorted({(s.to_dict() or {})["ownerId"] for s in page})
-    accounts = list(db.get_all([account_ref(db, uid) for uid in owners]))
-    return [*page, *accounts]
+    """The baseline: one chunk's recipients' documents (the index shards holding their
+    searches, their accounts), held."""
+    probed = alerts.probe_audiences(Listing.model_validate(world.listing()))
+    held, owners = [], []
+    for shard in alerts.SEARCH_INDEX.query(db, probed).order_by("__name__").stream():
+        held.append(shard)
+        owners += [entry["ownerId"] for _, entry in shards.entries(shard)]
+        if len(owners) >= chunk_size:
+            break
+    chunk = sorted(set(owners[:chunk_size]))
+    accounts = list(db.get_all([account_ref(db, uid) for uid in chunk]))
+    return [*held, *accounts]
 
 
 def measure_one(

@@ -3,12 +3,13 @@ batched write of 10,000 documents to the same emulator in the same run (goal: �
 
 The world (``bench.fanout_world``): 10,000 buyers, each with a profile, a private account
 with an email and their push token (as the devices trigger keeps it), one device and one
-saved search that matches the listing (every channel on), written before the clock
-starts. The fan-out: the listing's ``new_listing`` job, every task run in process by the
-code the ``deliverAlerts`` task function runs (a task runs up to 50 chunks of 200), pushes
-through an in-memory transport (FCM is a network call outside Firestore). It reads each
-buyer's search and account, writes an inbox document and a digest entry per buyer and a
-record per chunk, and sends a push per buyer.
+saved search that matches the listing (every channel on), and the alert index holding the
+searches, written before the clock starts. The fan-out: the listing's ``new_listing`` job,
+every task run in process by the code the ``deliverAlerts`` task function runs (a task
+runs up to 50 chunks of 200), pushes through an in-memory transport (FCM is a network
+call outside Firestore). It reads the index shards of the listing's audiences and each
+buyer's account, writes an inbox document and a digest entry per buyer and a record per
+chunk, and sends a push per buyer.
 
 The baseline, after an emptied database: 10,000 documents shaped like the inbox documents,
 written with ``set`` in batches of 500, one batch after another (the fan-out's chunks run
@@ -20,12 +21,6 @@ Every RPC of the fan-out is metered by step (source query, listing re-reads, acc
 current one commits and acts, so the steps' waits overlap: the wall time minus their sum
 is the fan-out's own Python work minus that overlap, and may be negative. After the run,
 every buyer is checked to hold exactly one inbox document of the job.
-
-The emulator answers the source query by scanning: an ``array-contains-any`` over the
-listing's 5 probe keys costs it about 4 s over 10,000 searches however few documents it
-returns (``probe_source_query`` measures it against a plain query of the same
-collection), where Firestore reads an index. So the ratio is also given without that
-step (``fanoutWithoutSourceQueryOverRawWrite``).
 
 Run: ``python -m bench.fanout_throughput [--recipients N] [--chunk N]`` (``make bench``).
 """
@@ -41,13 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.field_path import FieldPath
 
 from bench import common
 from bench import fanout_world as world
 from firekit import fanout
-from marketplace import alerts
-from marketplace.models.listings import Listing
 
 NAME = "fanout_throughput"
 RECIPIENTS = 10_000
@@ -83,22 +75,6 @@ def raw_write(db: Any, count: int) -> float:
     return time.perf_counter() - started
 
 
-def probe_source_query(db: Any, reps: int = 2) -> dict[str, float]:
-    """The emulator's cost of the source query's first page against a plain query's."""
-    matching = alerts.searches_matching(db, Listing.model_validate(world.listing()))
-    plain = db.collection(alerts.SEARCHES)
-
-    def timed(query: Any) -> float:
-        started = time.perf_counter()
-        list(query.order_by(FieldPath.document_id()).limit(201).stream())
-        return (time.perf_counter() - started) * 1000
-
-    return {
-        "arrayContainsAny5KeysMs": round(min(timed(matching) for _ in range(reps)), 1),
-        "plainMs": round(min(timed(plain) for _ in range(reps)), 1),
-    }
-
-
 def run(
     db: Any,
     *,
@@ -130,7 +106,6 @@ def run(
         job = world.run_job(db, chunk_size=chunk_size, on_chunk=on_chunk)
     inboxes = world.inbox_counts(db)
     digests = sum(1 for _ in db.collection("emailDigests").select([]).stream())
-    probe = probe_source_query(db)
 
     baseline_s = []
     for _ in range(baseline_reps):
@@ -139,7 +114,7 @@ def run(
     load_after = os.getloadavg()
     return summarise(
         job=job, meter=meter, recipients=recipients, chunk_size=chunk_size, chunk_ms=chunk_ms,
-        inboxes=inboxes, digests=digests, probe=probe, baseline_s=baseline_s,
+        inboxes=inboxes, digests=digests, baseline_s=baseline_s,
         params={"recipients": recipients, "chunkSize": chunk_size, "baselineReps": baseline_reps,
                 "code": world.code_state(),
                 "seededDocuments": seeded, "seedSeconds": round(seed_s, 2),
@@ -160,7 +135,6 @@ def summarise(
     chunk_ms: Sequence[float],
     inboxes: dict[str, int],
     digests: int,
-    probe: dict[str, float],
     baseline_s: Sequence[float],
     params: dict[str, Any],
 ) -> dict[str, Any]:
@@ -169,8 +143,6 @@ def summarise(
     baseline = statistics.median(baseline_s)
     # Python work minus the overlap of the read-ahead with the current chunk's RPCs.
     python_s = job.seconds - total.seconds
-    # The step the emulator answers by scanning the collection (module docstring).
-    rest_s = job.seconds - meter.step("source query (saved searches)").seconds
     figures = {
         "fanoutSeconds": round(job.seconds, 2),
         "recipients": job.recipients,
@@ -198,7 +170,6 @@ def summarise(
             and job.pushes == recipients,
         },
         "steps": meter.as_dict(),
-        "emulatorSourceQueryProbe": probe,
     }
     base = {
         "what": params["baselineWhat"],
@@ -212,10 +183,6 @@ def summarise(
         "goal": GOAL,
         "perDocumentWritten": common.ratio(
             job.seconds / max(1, total.written), baseline / recipients
-        ),
-        "fanoutWithoutSourceQueryOverRawWrite": common.ratio(rest_s, baseline),
-        "perDocumentWrittenWithoutSourceQuery": common.ratio(
-            rest_s / max(1, total.written), baseline / recipients
         ),
     }
     rows: list[dict[str, Any]] = [
@@ -272,12 +239,8 @@ def main() -> None:
     print(
         f"raw batched write of {base['documents']:,}: {base['seconds']} s "
         f"({base['documentsPerSecond']}/s); ratio {ratios['fanoutOverRawWrite']} "
-        f"(goal ≤ {GOAL}); without the source query "
-        f"{ratios['fanoutWithoutSourceQueryOverRawWrite']}"
+        f"(goal ≤ {GOAL})"
     )
-    probe = figures["emulatorSourceQueryProbe"]
-    print(f"emulator: source query's first page {probe['arrayContainsAny5KeysMs']} ms, a plain "
-          f"query's {probe['plainMs']} ms")  # fmt: skip
     print(f"written to {path.relative_to(common.ROOT)}")
 
 

@@ -4,7 +4,8 @@ metered Firestore client.
 **The world.** Buyers as the alerts tests build them (``tests/alerts/world.py``, shapes
 copied here, since the benchmarks import nothing from ``tests``): a public profile, a
 private account with an email, one device (``ownerId`` set) and saved searches with their
-``matchKeys`` precomputed, as the search trigger leaves them; one agent and one active
+``audience``, as the search trigger leaves them, and the alert index holding them (loaded
+in bulk, ``alerts.index_documents``); one agent and one active
 listing (a two-bed London flat for sale at £350,000). It is written before any timing, in
 parallel batches of 500 that are built as they are written (setting up 50,000 buyers
 holds one batch per worker in memory, not the world).
@@ -94,7 +95,7 @@ def listing(owner: str = AGENT, **overrides: Any) -> dict[str, Any]:
 
 def search(owner: str, **overrides: Any) -> dict[str, Any]:
     """Two-bed-plus flats or houses to buy in London up to £400,000, every channel: it
-    matches :func:`listing`. Stored with its ``matchKeys``."""
+    matches :func:`listing`. Stored with its ``audience``."""
     data: dict[str, Any] = {
         "ownerId": owner,
         "name": "Two beds in London",
@@ -111,7 +112,7 @@ def search(owner: str, **overrides: Any) -> dict[str, Any]:
         "createdAt": NOW,
         "updatedAt": NOW,
     } | overrides
-    return data | {"matchKeys": alerts.match_keys(SavedSearch.model_validate(data))}
+    return data | {"audience": alerts.audience(SavedSearch.model_validate(data))}
 
 
 def buyer(uid: str, *searches: dict[str, Any], device: bool = True) -> list[Doc]:
@@ -153,10 +154,27 @@ def the_listing() -> list[Doc]:
 
 
 def write_all(db: Any, docs: Iterable[Doc], *, workers: int = WRITERS) -> int:
-    """Write ``docs`` in batches of 500 on ``workers`` threads; returns how many.
+    """Write ``docs`` in batches of 500 on ``workers`` threads, then the alert index of
+    the saved searches among them; returns how many documents.
 
-    Batches are drawn from ``docs`` as workers free up, so at most a few are in memory.
+    Batches are drawn from ``docs`` as workers free up, so at most a few are in memory
+    (and the searches' ids and data, for the index).
     """
+    searches: list[tuple[str, dict[str, Any]]] = []
+
+    def noting(docs: Iterable[Doc]) -> Iterator[Doc]:
+        for path, data in docs:
+            if path.startswith(f"{alerts.SEARCHES}/"):
+                searches.append((path.split("/")[-1], data))
+            yield path, data
+
+    written = _write(db, noting(docs), workers=workers, size=BATCH)
+    # Shards hold a few hundred searches each: 20 to a batch keeps a commit to a few MB.
+    written += _write(db, alerts.index_documents(searches), workers=workers, size=20)
+    return written
+
+
+def _write(db: Any, docs: Iterable[Doc], *, workers: int, size: int) -> int:
     source = iter(docs)
     written = 0
 
@@ -168,8 +186,8 @@ def write_all(db: Any, docs: Iterable[Doc], *, workers: int = WRITERS) -> int:
         return len(part)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        while part := list(islice(source, BATCH * workers)):
-            parts = [part[i : i + BATCH] for i in range(0, len(part), BATCH)]
+        while part := list(islice(source, size * workers)):
+            parts = [part[i : i + size] for i in range(0, len(part), size)]
             written += sum(pool.map(commit, parts))
     return written
 
@@ -307,8 +325,9 @@ class Step:
                 "written": self.written}  # fmt: skip
 
 
+SOURCE_STEP = "source query (alert index)"
 STEP_OF_COLLECTION = {
-    "savedSearches": "source query (saved searches)",
+    "_searchIndex": SOURCE_STEP,
     "devices": "device lookup (push)",
     "notifications": "get_all inbox documents",
     "account": "get_all accounts",

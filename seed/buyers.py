@@ -1,7 +1,7 @@
 """What seeded buyers keep: saved searches, favourites and the devices they sign in on.
 
-Saved searches are written as a client writes them, plus the ``matchKeys`` the search
-trigger would derive (the seed is written with triggers off). Favourites point only at
+Saved searches are written as a client writes them, then put in the alert index by the
+search trigger's own code (the seed is written with triggers off). Favourites point only at
 public listings; each listing's ``favoritesCount`` is tallied from them, and the
 counter's marks and shard are written too, so a later favourite counts on from there.
 """
@@ -82,8 +82,6 @@ def saved_searches(rng: random.Random, now: dt.datetime, buyer: Buyer) -> list[S
             "channels": {"inApp": True, "push": True, "email": True}, "muted": False,
             "createdAt": created, "updatedAt": created,
         }))  # fmt: skip
-    for doc in docs:
-        doc.data["matchKeys"] = alerts.match_keys(SavedSearch.model_validate(doc.data))
     return docs
 
 
@@ -198,3 +196,17 @@ def keep_push_tokens(db: Any, docs: list[SeedDoc]) -> None:
 
 def _sync(db: Any, uid: str, transaction: Any) -> list[str] | None:
     return push.sync_tokens(db, transaction, alerts.DEVICES, uid)
+
+
+def index_searches(db: Any, docs: list[SeedDoc]) -> None:
+    """Put each seeded saved search in the alert index with the search trigger's own
+    code (the seed writes with triggers off)."""
+    for doc in docs:
+        if doc.model is SavedSearch:
+            search_id = doc.path.split("/")[-1]
+            index = functools.partial(_index, db, search_id)
+            run_transaction(db, index, busy_message="seed: busy")
+
+
+def _index(db: Any, search_id: str, transaction: Any) -> str | None:
+    return alerts.refresh_search_index(db, transaction, search_id)

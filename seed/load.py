@@ -50,6 +50,7 @@ def load_all(now: dt.datetime | None = None) -> SeedSummary:
     db = bootstrap.db()
     write_all(db, documents)
     buyers.keep_push_tokens(db, documents)
+    buyers.index_searches(db, documents)
     prune(db, documents, "viewingSlots", prefix="seed-")  # their ids move with `now`
     documents += payments.load(db, people, documents)  # in localstripe, as the app pays
     return SeedSummary(people, documents, now, time.perf_counter() - started)

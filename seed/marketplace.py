@@ -8,8 +8,8 @@ last week, viewings next week, featured listings still featured.
 Payments (``customers/...``) are seeded by :mod:`seed.payments`, through localstripe,
 and so is the featured state of the two sign-in agents' listings (none is drawn for
 them here). The fields functions derive (``geohash`` and ``searchKeys`` of published
-listings, saved searches' ``matchKeys``) are seeded as those functions would have
-written them, since the seed is written with triggers off.
+listings) are seeded as those functions would have written them, since the seed is
+written with triggers off; the alert index is built after, by the search trigger's code.
 """
 
 from __future__ import annotations

@@ -244,9 +244,7 @@ def _anchors(summary: SeedSummary) -> Anchors:
     unread = next(d for d in docs if d.collection == "notifications" and not d.data["read"])
     favourites = Counter(d.data["listingId"] for d in docs if d.collection == "favorites")
     listing = next(d for d in docs if d.collection == "listings")
-    search = next(d for d in docs if d.collection == "savedSearches" and d.data["matchKeys"])
     return {
-        "match_keys": [*search.data["matchKeys"][:2], "sale|GBP|city:nowhere|0-100000"],
         "postcode": listing.data["address"]["postcode"],
         "conversation": chat.path.split("/")[1], "offer": offer.data,
         "unread_uid": unread.path.split("/")[1], "favourite": favourites.most_common(1)[0][0],
@@ -277,7 +275,6 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
         "favourites": {"path": {"uid": "seed-buyer"}},
         "favourited_by": {"equals": {"listingId": a["favourite"]}},
         "my_saved_searches": {"equals": {"ownerId": "seed-buyer"}},
-        "searches_matching": {"equals": {"muted": False}, "contains": a["match_keys"]},
         "user_devices": {"path": {"uid": "seed-buyer"}},
         "my_conversations": {"contains": "seed-agent"},
         "messages": {"path": {"conversationId": a["conversation"]}},

@@ -39,15 +39,22 @@ class ListingAlertEvent(BaseModel):
     price: dict[str, Any] | None = None
 
 
+# Retried: a search left out of the alert index would miss every alert until its next edit
+# (a rerun is harmless: it reads the search as stored).
 @document_trigger(
-    "savedSearches/{searchId}", model=AnyDocument, on="written", owned_fields=("matchKeys",)
-)
+    "savedSearches/{searchId}", model=AnyDocument, on="written", owned_fields=("audience",),
+    retry=True,
+)  # fmt: skip
 def on_saved_search_written(change: DocumentChange[AnyDocument], effects: Effects) -> None:
-    # Any document: a search that no longer fits the model must still lose its keys.
-    """Derive the search's match keys from its criteria as stored now."""
-    if change.after is None:
-        return
-    alerts.refresh_match_keys(effects.db, effects.tx, change.params["searchId"])
+    # Any document: a search that no longer fits the model must still leave the index.
+    """Put the search in its audience of the alert index, as its criteria are stored now."""
+    deleted_from = None
+    if change.after is None and change.before is not None:
+        was = change.before.model_dump().get("audience")
+        deleted_from = was if isinstance(was, str) else None
+    alerts.refresh_search_index(
+        effects.db, effects.tx, change.params["searchId"], deleted_from=deleted_from
+    )
 
 
 @functools.cache

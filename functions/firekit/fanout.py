@@ -50,9 +50,10 @@ what the source query is and what a page turns into."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -99,7 +100,8 @@ class ChunkTask(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     chunk: int = Field(default=0, ge=0)
     after: str | None = Field(default=None, max_length=1500)
-    """The path of the previous page's last source document."""
+    """Where the previous page ended: its last source document's path, or for a source
+    that expands its documents, ``[path, key]`` of its last entry as JSON."""
 
     @property
     def task_id(self) -> str:
@@ -125,6 +127,16 @@ class Prepared:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One recipient of a source document that holds many (see :attr:`Source.expand`)."""
+
+    doc: str
+    """The path of the document holding it."""
+    key: str
+    value: Any
+
+
+@dataclass(frozen=True)
 class Source:
     """Where a chunk's recipients come from, and what the delivery found deciding it."""
 
@@ -133,6 +145,10 @@ class Source:
     context: Any = None
     """Handed to :meth:`Delivery.prepare` for the same chunk (e.g. the listing just
     re-read to check that the job still applies), so it need not be read again."""
+    expand: Callable[[wire.Snapshot], Iterable[tuple[str, Any]]] | None = None
+    """If the query's documents each hold many recipients (shards of an index, see
+    :mod:`firekit.shards`): a document's ``(key, value)`` pairs in key order. Pages are
+    then of :class:`Entry`, and a chunk's cursor names a document and a key in it."""
 
 
 class Delivery(Protocol):
@@ -146,13 +162,14 @@ class Delivery(Protocol):
         self,
         db: firestore.Client,
         task: ChunkTask,
-        page: Sequence[wire.Snapshot],
+        page: Sequence[Any],
         *,
         context: Any,
         optimistic: bool,
     ) -> Prepared:
-        """Writes and pending side effects for one page (reads allowed, no writes);
-        ``context`` is what :meth:`source` found for this chunk.
+        """Writes and pending side effects for one page (reads allowed, no writes): the
+        source's documents (:class:`wire.Snapshot`), or its :class:`Entry` items if the
+        source expands them; ``context`` is what :meth:`source` found for this chunk.
 
         ``optimistic``: assume no recipient of the page was reached before, and put the
         documents whose existence would say otherwise in ``creates`` instead of reading
@@ -254,7 +271,7 @@ class _Looked:
 
     record: dict[str, Any] | None = None
     source: Source | None = None
-    page: Sequence[wire.Snapshot] = ()
+    page: Sequence[Any] = ()
     cursor: str | None = None
     """The page after this one's, as read (None: the last)."""
     prepared: Prepared | None = None
@@ -276,44 +293,68 @@ class _Pages:
 
     One query serves every page of a task while the pages follow each other; a page
     asked for from anywhere else (a chunk an earlier attempt committed has its own
-    cursor) reopens it. Holds one page and one document of the next.
+    cursor) reopens it. Holds one page and one item of the next (and, for a source that
+    expands its documents, the document being expanded).
     """
 
     def __init__(self, db: firestore.Client, size: int) -> None:
         self.db, self.size = db, size
         self._stream: Iterator[wire.Snapshot] | None = None
+        self._items: Iterator[tuple[str, Any]] | None = None
         self._at: str | None = None
-        self._ahead: wire.Snapshot | None = None
+        self._ahead: tuple[str, Any] | None = None
 
-    def page(
-        self, source: firestore.Query, after: str | None, left: int
-    ) -> tuple[list[wire.Snapshot], str | None]:
-        """The ``size`` documents after ``after``, and the cursor of the page after them
+    def page(self, source: Source, after: str | None, left: int) -> tuple[list[Any], str | None]:
+        """The ``size`` items after ``after``, and the cursor of the page after them
         (None: this is the last). ``left``: pages this task may still read."""
-        if self._stream is None or self._at != after:
+        if self._items is None or self._at != after:
             self._open(source, after, left)
-        assert self._stream is not None
-        page = [self._ahead] if self._ahead is not None else []
-        page += islice(self._stream, self.size + 1 - len(page))
-        self._ahead = page[self.size] if len(page) > self.size else None
-        page = page[: self.size]
-        self._at = page[-1].reference.path if self._ahead is not None else None
-        return page, self._at
+        assert self._items is not None
+        read = [self._ahead] if self._ahead is not None else []
+        read += islice(self._items, self.size + 1 - len(read))
+        self._ahead = read[self.size] if len(read) > self.size else None
+        read = read[: self.size]
+        self._at = read[-1][0] if self._ahead is not None else None
+        return [item for _, item in read], self._at
 
-    def _open(self, source: firestore.Query, after: str | None, left: int) -> None:
+    def _open(self, source: Source, after: str | None, left: int) -> None:
         self.close()
-        query = source.order_by(FieldPath.document_id())
-        if after is not None:
-            query = query.start_after({FieldPath.document_id(): self.db.document(after)})
-        # Enough for every page the task may read, and one to tell whether more follow.
-        self._stream = wire.stream(query.limit(self.size * left + 1))
+        query = source.query.order_by(FieldPath.document_id())
+        if source.expand is None:
+            if after is not None:
+                query = query.start_after({FieldPath.document_id(): self.db.document(after)})
+            # Enough for every page the task may read, and one to tell whether more follow.
+            self._stream = wire.stream(query.limit(self.size * left + 1))
+            self._items = ((s.reference.path, s) for s in self._stream)
+            return
+        doc, key = json.loads(after) if after is not None else (None, None)
+        if doc is not None:
+            query = query.start_at({FieldPath.document_id(): self.db.document(doc)})
+        self._stream = wire.stream(query)
+        self._items = _entries(self._stream, source.expand, doc, key)
 
     def close(self) -> None:
         """End the open stream, if any (cancels the query)."""
-        stream, self._stream, self._ahead = self._stream, None, None
+        stream, self._stream, self._items, self._ahead = self._stream, None, None, None
         close = getattr(stream, "close", None)
         if close is not None:
             close()
+
+
+def _entries(
+    documents: Iterable[wire.Snapshot],
+    expand: Callable[[wire.Snapshot], Iterable[tuple[str, Any]]],
+    after_doc: str | None,
+    after_key: str | None,
+) -> Iterator[tuple[str, Entry]]:
+    """The documents' entries in order, each with its cursor, from after ``after_key``
+    of ``after_doc`` (a document still being read when the cursor was taken)."""
+    for snapshot in documents:
+        path = snapshot.reference.path
+        for key, value in expand(snapshot):
+            if path == after_doc and after_key is not None and key <= after_key:
+                continue
+            yield json.dumps([path, key]), Entry(path, key, value)
 
 
 @dataclass
@@ -402,7 +443,7 @@ class Fanout:
         source = run.delivery.source(db, task)
         if source is None:
             return _Looked()
-        page, next_after = run.pages.page(source.query, task.after, left)
+        page, next_after = run.pages.page(source, task.after, left)
         prepared = run.delivery.prepare(
             db, task, page, context=source.context, optimistic=not run.cautious
         )

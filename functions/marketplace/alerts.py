@@ -1,21 +1,24 @@
-"""Saved-search alerts: match keys, and telling every matching user about a listing once.
+"""Saved-search alerts: a subscriber index, and telling every matching user about a listing once.
 
-**Matching reads only the matches.** Each saved search carries ``matchKeys``, derived by
-a function from its criteria, of the form ``<kind>|<currency>|<anchor>|<price band>``:
+**Matching reads a few documents, not one per subscriber.** Each unmuted saved search is
+in exactly one *audience* of the alert index (:data:`SEARCH_INDEX`, a
+:class:`firekit.shards.ShardedIndex`), named ``<kind>|<currency>|<anchor>``, where the
+anchor is where it looks:
 
-- the anchor is where it looks: ``city:<city>``, or for a search near a point the
-  geohash cells covering its circle (``gh5:`` up to 2.5 km, ``gh4:`` up to 20 km,
-  ``gh3:`` beyond; coarser, or ``*``, where that takes more than 64 cells, as around a
-  pole), or ``*`` for anywhere;
-- one key per price band (``listings.PRICE_BANDS``) its price range overlaps.
+- ``city:<city>`` for a search in a city, ``*`` for anywhere;
+- for a search near a point, ``gh<p>:<cell>``: the geohash cell of its centre at the
+  finest precision (5, 4 or 3: cells of about 4.9, 39 x 20 and 156 km) whose cell and
+  its eight neighbours hold its whole circle; ``*`` where none does (near a pole).
 
-A listing probes with five keys (its city, ``*``, and its own gh3/gh4/gh5 cells, each
-with its kind, currency and band) in one ``array-contains-any`` query over unmuted
-searches. A search matches through exactly one of them, so the query returns each
-candidate once, and a candidate already agrees on kind, currency, place (to the
-covering cell) and price band; :func:`matches` then checks the exact criteria in
-memory (price, bedrooms, property types, distance). Reads grow with the searches that
-(nearly) match, not with how many searches exist. Muted searches have no keys at all.
+The index entry is what matching and delivery need of the search (owner, criteria,
+channels: :class:`SearchEntry`), kept by the search trigger, which records the audience
+on the search (``audience``) in the same transaction. A listing probes at most 29
+audiences (its city, ``*``, and at each precision its cell and the eight around it: a
+circle that holds the listing is anchored in one of them) with one ``in`` query over the
+index's shards, and :func:`matches` checks the exact criteria in memory (price,
+bedrooms, property types, distance). A fan-out to 10,000 searches reads a few dozen
+shard documents; what it reads grows with the searches in the listing's audiences, by
+one shard per few hundred. Muted searches are in no audience.
 
 **Once per user per listing event.** The events are ``new_listing`` (a listing became
 active) and ``price_drop`` (an active listing's price fell). Each runs as one fan-out job
@@ -36,11 +39,12 @@ again, in which case the newer drop's job tells them).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,10 +53,10 @@ import pygeohash
 from google.cloud import firestore
 from pydantic import ValidationError
 
-from firekit import fanout, logs, mail, push, wire
+from firekit import fanout, logs, mail, push, shards, wire
 from marketplace import listings, nearby, queries
 from marketplace.models.listings import Listing
-from marketplace.models.searches import SavedSearch
+from marketplace.models.searches import SavedSearch, SearchEntry
 from marketplace.models.users import NotificationSettings, QuietHours
 from marketplace.profiles import account_ref
 
@@ -60,96 +64,95 @@ SEARCHES = "savedSearches"
 DIGESTS = "emailDigests"
 EventKind = Literal["new_listing", "price_drop"]
 EVENT_KINDS: tuple[EventKind, ...] = ("new_listing", "price_drop")
-GEO_LEVELS: tuple[tuple[float, int], ...] = ((2.5, 5), (20.0, 4), (50.0, 3))
-"""(largest radius in km, geohash precision): cells of about 4.9, 39 x 20 and 156 km."""
-MAX_ANCHOR_CELLS = 64
-"""The most cells a search's anchors may hold at one level (a few dozen; one near a pole
-would take thousands, past Firestore's 40,000 index entries with its price bands)."""
+GEO_PRECISIONS = (5, 4, 3)
+"""Geohash precisions a search near a point is anchored at, finest first."""
+SEARCH_INDEX = shards.ShardedIndex("_searchIndex")
+"""The alert index: saved searches by audience (server only: the rules deny clients)."""
 DEVICES = push.Devices(collection="users/{uid}/devices", holder="users/{uid}/private/account")
 """Devices under their user; their tokens kept on the private account the fan-out reads."""
 CURRENCY_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
 
 
-# --- match keys -----------------------------------------------------------------------
+# --- audiences ------------------------------------------------------------------------
 
 
 def _city(name: str) -> str:
     return listings.collapse(name).casefold()
 
 
-def geo_precision(radius_km: float) -> int:
-    """The geohash precision whose cells suit a circle of this radius."""
-    for largest, precision in GEO_LEVELS:
-        if radius_km <= largest:
-            return precision
-    return GEO_LEVELS[-1][1]
+def _steps(precision: int) -> tuple[float, float]:
+    """A geohash cell's height and width in degrees (bits alternate, longitude first)."""
+    return 180 / 2 ** (5 * precision // 2), 360 / 2 ** ((5 * precision + 1) // 2)
 
 
-def covering_cells(lat: float, lng: float, radius_km: float, precision: int) -> list[str] | None:
-    """Every geohash cell at ``precision`` that the circle's bounding boxes touch, or None
-    if that would be more than :data:`MAX_ANCHOR_CELLS` (a circle around a pole)."""
-    boxes = nearby.bounding_boxes(lat, lng, radius_km)
-    if nearby.cells_in_boxes(boxes, precision) > MAX_ANCHOR_CELLS:
-        return None
-    return sorted({str(c) for box in boxes for c in pygeohash.geohashes_in_box(box, precision)})
+def near_anchor(lat: float, lng: float, radius_km: float) -> str:
+    """The anchor of a search near a point: its centre's cell at the finest precision
+    whose 3 x 3 block of cells holds the circle, or ``*`` (the exact distance check in
+    :func:`matches` does the rest)."""
+    angle = radius_km / nearby.EARTH_RADIUS_KM
+    dlat = math.degrees(angle) * 1.001
+    if abs(lat) + dlat >= 90:
+        return "*"  # the circle holds a pole
+    reach = math.sin(angle) / math.cos(math.radians(lat))
+    # The widest longitude a spherical cap reaches (at a latitude poleward of its centre).
+    dlng = math.degrees(math.asin(reach)) * 1.001 if reach < 1 else math.inf
+    for precision in GEO_PRECISIONS:
+        height, width = _steps(precision)
+        if dlat <= height and dlng <= width:
+            return f"gh{precision}:{pygeohash.encode(lat, lng, precision)}"
+    return "*"
 
 
-def near_anchors(lat: float, lng: float, radius_km: float) -> list[str]:
-    """The anchors of a search near a point: the covering cells at the finest level that
-    suits the radius and stays under :data:`MAX_ANCHOR_CELLS` cells, else ``*``
-    (anywhere: the exact distance check does the rest)."""
-    finest = geo_precision(radius_km)
-    for _, precision in GEO_LEVELS:
-        if precision > finest:
-            continue
-        cells = covering_cells(lat, lng, radius_km, precision)
-        if cells is not None:
-            return [f"gh{precision}:{cell}" for cell in cells]
-    return ["*"]
-
-
-def bands_between(kind: str, low_minor: int | None, high_minor: int | None) -> list[str]:
-    """The price bands (as ``listings.price_band`` names them) a price range overlaps."""
-    edges = listings.PRICE_BANDS[kind]
-    low = (low_minor or 0) // 100
-    high = math.inf if high_minor is None else high_minor / 100
-    names = []
-    for index, edge in enumerate(edges):
-        top = edges[index + 1] if index + 1 < len(edges) else math.inf
-        if edge <= high and top > low:
-            names.append(listings.price_band(kind, edge))
-    return names
-
-
-def match_keys(search: SavedSearch) -> list[str]:
-    """The keys a listing's probe finds this search by (none while muted)."""
+def audience(search: SavedSearch) -> str | None:
+    """The audience of the index a search is in (None while muted)."""
     if search.muted:
-        return []
+        return None
     if search.near is not None:
-        anchors = near_anchors(search.near.lat, search.near.lng, search.near.radiusKm)
+        anchor = near_anchor(search.near.lat, search.near.lng, search.near.radiusKm)
     elif search.city is not None:
-        anchors = [f"city:{_city(search.city)}"]
+        anchor = f"city:{_city(search.city)}"
     else:
-        anchors = ["*"]
-    bands = bands_between(search.kind, search.priceMin, search.priceMax)
-    prefix = f"{search.kind}|{search.currency}"
-    return [f"{prefix}|{anchor}|{band}" for anchor in anchors for band in bands]
+        anchor = "*"
+    return f"{search.kind}|{search.currency}|{anchor}"
 
 
-def probe_keys(listing: Listing) -> list[str]:
-    """The keys a listing looks for searches with: one per kind of anchor."""
-    band = listings.price_band(listing.kind, listing.price.amount // 100)
+def _block(cell: str) -> list[str]:
+    """A cell and the (up to) eight around it."""
+    column = [cell]
+    vertical: tuple[Literal["top", "bottom"], ...] = ("top", "bottom")
+    for direction in vertical:
+        with contextlib.suppress(ValueError):  # no cells beyond a pole
+            column.append(pygeohash.get_adjacent(cell, direction))
+    block = list(column)
+    for each in column:
+        sideways: tuple[Literal["right", "left"], ...] = ("right", "left")
+        for side in sideways:  # wraps around the antimeridian
+            block.append(pygeohash.get_adjacent(each, side))
+    return list(dict.fromkeys(block))
+
+
+def probe_audiences(listing: Listing) -> list[str]:
+    """The audiences whose searches a listing may match (at most 29)."""
     prefix = f"{listing.kind}|{listing.price.currency}"
     cell = listings.geohash_of(listing.location.lat, listing.location.lng)
     anchors = [f"city:{_city(listing.address.city)}", "*"]
-    anchors += [f"gh{precision}:{cell[:precision]}" for _, precision in GEO_LEVELS]
-    return [f"{prefix}|{anchor}|{band}" for anchor in anchors]
+    for precision in GEO_PRECISIONS:
+        anchors += [f"gh{precision}:{c}" for c in _block(cell[:precision])]
+    return [f"{prefix}|{anchor}" for anchor in dict.fromkeys(anchors)]
 
 
-def matches(search: SavedSearch, listing: Listing) -> bool:
+def entry_of(search: SavedSearch) -> dict[str, Any]:
+    """The search as its index entry keeps it."""
+    fields = set(SearchEntry.model_fields)
+    return SearchEntry.model_validate(search.model_dump(include=fields)).model_dump(mode="json")
+
+
+def matches(search: SavedSearch | SearchEntry, listing: Listing) -> bool:
     """Does the listing meet every criterion of the search (exactly)?"""
     price = listing.price
-    if search.muted or search.kind != listing.kind or search.currency != price.currency:
+    if isinstance(search, SavedSearch) and search.muted:
+        return False
+    if search.kind != listing.kind or search.currency != price.currency:
         return False
     if search.city is not None and _city(search.city) != _city(listing.address.city):
         return False
@@ -169,35 +172,56 @@ def matches(search: SavedSearch, listing: Listing) -> bool:
     return True
 
 
-def refresh_match_keys(
-    db: firestore.Client, transaction: firestore.Transaction, search_id: str
-) -> list[str] | None:
-    """Derive the stored search's keys now; write them if they changed (None: no write).
+def refresh_search_index(
+    db: firestore.Client,
+    transaction: firestore.Transaction,
+    search_id: str,
+    *,
+    deleted_from: str | None = None,
+) -> str | None:
+    """Put the stored search in its audience now (or in none), and record it on the
+    search; returns the audience. ``deleted_from``: the search was deleted, and this is
+    the audience it was last recorded in.
 
-    Reads the search as stored, so whatever order the events come in, the keys end as
-    those of its latest criteria. A search that no longer fits the model matches nothing.
+    Reads the search as stored, so whatever order its events come in, the index ends as
+    its latest state says. A search that no longer fits the model is in no audience.
     """
     ref = db.collection(SEARCHES).document(search_id)
     snapshot = ref.get(transaction=transaction)
     if not snapshot.exists:
+        # Only the deletion's own event knows where it was; a stale event of a search
+        # deleted since changes nothing (its deletion's event takes it out).
+        if deleted_from is not None:
+            SEARCH_INDEX.update(db, transaction, search_id, group=None, current=deleted_from)
         return None
     data = snapshot.to_dict() or {}
+    current = data.get("audience") if isinstance(data.get("audience"), str) else None
     try:
-        keys = match_keys(SavedSearch.model_validate(data))
+        search = SavedSearch.model_validate(data)
+        group, entry = audience(search), entry_of(search)
     except ValidationError:
-        keys = []
-    if data.get("matchKeys") == keys:
-        return None
-    transaction.update(ref, {"matchKeys": keys})
-    return keys
+        group, entry = None, None
+    if group is not None:
+        SEARCH_INDEX.make_room(db, group, search_id)  # its own transaction: splits a shard
+    SEARCH_INDEX.update(db, transaction, search_id, group=group, entry=entry, current=current)
+    if data.get("audience") != group:
+        transaction.update(ref, {"audience": group})
+    return group
 
 
-def searches_matching(db: firestore.Client, listing: Listing) -> firestore.Query:
-    """The query of the saved searches a listing may match: unmuted, holding any of its
-    probe keys."""
-    return queries.SEARCHES_MATCHING.build(
-        db, equals={"muted": False}, contains=probe_keys(listing)
-    )
+def index_documents(
+    searches: Iterable[tuple[str, Mapping[str, Any]]],
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(path, data)`` of the index holding ``searches`` (``(id, data)`` as stored, with
+    their ``audience``), for loading a new index in bulk: seeds and benchmarks."""
+    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for search_id, data in searches:
+        search = SavedSearch.model_validate(data)
+        group = audience(search)
+        if group is not None:
+            groups.setdefault(group, []).append((search_id, entry_of(search)))
+    for group, entries in groups.items():
+        yield from SEARCH_INDEX.bulk(group, entries)
 
 
 # --- the events -----------------------------------------------------------------------
@@ -328,18 +352,19 @@ class AlertDelivery:
         return listing
 
     def source(self, db: firestore.Client, task: fanout.ChunkTask) -> fanout.Source | None:
-        """Unmuted searches holding any of the listing's probe keys, if the event holds;
+        """The index shards of the audiences the listing probes, if the event holds;
         the listing as read goes to :meth:`prepare`."""
         listing = self._listing(db, task)
         if listing is None:
             return None
-        return fanout.Source(searches_matching(db, listing), context=listing)
+        query = SEARCH_INDEX.query(db, probe_audiences(listing))
+        return fanout.Source(query, context=listing, expand=shards.entries)
 
     def prepare(
         self,
         db: firestore.Client,
         task: fanout.ChunkTask,
-        page: Sequence[wire.Snapshot],
+        page: Sequence[fanout.Entry],
         *,
         context: Any,
         optimistic: bool,
@@ -440,21 +465,21 @@ class AlertDelivery:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _recipients(self, listing: Listing, page: Iterable[wire.Snapshot]) -> dict[str, _Recipient]:
+    def _recipients(self, listing: Listing, page: Iterable[fanout.Entry]) -> dict[str, _Recipient]:
         """The page's matching searches, one entry per owner (channels combined)."""
         found: dict[str, _Recipient] = {}
-        for snapshot in page:
+        for item in page:
             try:
-                search = SavedSearch.model_validate(snapshot.to_dict() or {})
+                search = SearchEntry.model_validate(item.value)
             except ValidationError:
-                continue  # the search trigger gives such a search no keys; it is stale here
+                continue  # written by an older release: the search trigger rewrites it
             if search.ownerId == listing.ownerId or not matches(search, listing):
                 continue
             recipient = found.setdefault(search.ownerId, _Recipient(search.ownerId))
             recipient.in_app |= search.channels.inApp
             recipient.push |= search.channels.push
             recipient.email |= search.channels.email
-            recipient.searches.append(snapshot.id)
+            recipient.searches.append(item.key)
         return found
 
     def _accounts(self, db: firestore.Client, uids: list[str]) -> dict[str, _Account]:

@@ -210,11 +210,6 @@ MY_SAVED_SEARCHES = Query(
     "my_saved_searches", SavedSearch, "a user's saved searches, newest first",
     equals=("ownerId",), order=(Order("createdAt", DESC),),
 )  # fmt: skip
-SEARCHES_MATCHING = Query(
-    "searches_matching", SavedSearch,
-    "functions: unmuted saved searches holding any of a listing's match keys",
-    equals=("muted",), contains="matchKeys", contains_any=True,
-)  # fmt: skip
 DIGESTS_DUE = Query(
     "digests_due", EmailDigest, "functions: email digests of past days (mailed, then deleted)",
     ranges=("day",), order=(Order("day"),),
@@ -264,7 +259,7 @@ PLAN_SUBSCRIPTIONS = Query(
 QUERIES: tuple[Query, ...] = (
     BROWSE_BY_PRICE, BROWSE_BY_PRICE_DESC, BROWSE_BY_BEDROOMS, BROWSE_NEWEST, FEATURED, NEAR,
     AGENT_LISTINGS, AGENT_LISTINGS_BY_STATUS, MODERATION_QUEUE, INBOX, INBOX_UNREAD,
-    FAVOURITES, FAVOURITED_BY, MY_SAVED_SEARCHES, SEARCHES_MATCHING, USER_DEVICES, DIGESTS_DUE,
+    FAVOURITES, FAVOURITED_BY, MY_SAVED_SEARCHES, USER_DEVICES, DIGESTS_DUE,
     MY_CONVERSATIONS, MESSAGES, BUYER_OFFERS, AGENT_OFFERS, LISTING_OFFERS, OPEN_OFFERS,
     BUYER_VIEWINGS, AGENT_VIEWINGS, DUPLICATE_ADDRESS, FAVOURITE_SHARDS_CHANGED,
     PLAN_SUBSCRIPTIONS,

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from firekit import shards
+from marketplace import alerts
 from pytest_firebase.rest import SERVER_TIMESTAMP, FirestoreRest
 from pytest_firebase.wait import stays_absent
 
@@ -25,7 +27,7 @@ def test_a_published_listing_notifies_matching_buyers_once_and_nobody_else(
     as_user: Callable[..., FirestoreRest],
     wait_for: Callable[..., Any],
 ) -> None:
-    world = World(firestore_db)
+    world = World(firestore_db, by_trigger=True)
     agent = world.agent(verified=True)
     matching = world.buyer(tokens=2)
     elsewhere = world.buyer(searches=({"city": "Leeds"},))
@@ -33,7 +35,7 @@ def test_a_published_listing_notifies_matching_buyers_once_and_nobody_else(
     # The agent searches too, and their own listing matches it: they must not be told.
     own_search = firestore_db.document(f"savedSearches/{agent}-own")
     own_search.set(search(agent))
-    wait_for(lambda: own_search.get().to_dict().get("matchKeys"), timeout=30, what="match keys")
+    wait_for(lambda: own_search.get().to_dict().get("audience"), timeout=30, what="its audience")
 
     home = uid("home")
     firestore_db.document(f"listings/{home}").set(listing(agent, status="draft"))
@@ -75,7 +77,7 @@ def test_a_published_listing_notifies_matching_buyers_once_and_nobody_else(
         assert world.inbox(nobody) == {}, nobody
 
 
-def test_a_saved_search_gets_its_match_keys_from_the_real_trigger(
+def test_a_saved_search_enters_and_leaves_the_alert_index_through_the_real_trigger(
     firestore_db: Any, as_user: Callable[..., FirestoreRest], wait_for: Callable[..., Any]
 ) -> None:
     buyer = uid("buyer")
@@ -86,20 +88,37 @@ def test_a_saved_search_gets_its_match_keys_from_the_real_trigger(
     created = as_user(buyer).create(f"savedSearches/{buyer}-1", data)
     assert created.ok, created.error_message
     ref = firestore_db.document(f"savedSearches/{buyer}-1")
-    keys = wait_for(lambda: ref.get().to_dict().get("matchKeys"), timeout=30, what="match keys")
-    assert "sale|GBP|city:london|300000-400000" in keys
+    audience = wait_for(lambda: ref.get().to_dict().get("audience"), timeout=30, what="audience")
+    assert audience == "sale|GBP|city:london"
+    assert indexed(firestore_db, audience) == {f"{buyer}-1"}
 
     muted = as_user(buyer).update(
         f"savedSearches/{buyer}-1", {"muted": True, "updatedAt": SERVER_TIMESTAMP}
     )
     assert muted.ok, muted.error_message
-    wait_for(lambda: ref.get().to_dict().get("matchKeys") == [], timeout=30, what="keys cleared")
+    wait_for(lambda: ref.get().to_dict().get("audience") is None, timeout=30, what="no audience")
+    assert indexed(firestore_db, audience) == set()
+    # Unmuted, then deleted: it leaves the index with it.
+    unmuted = as_user(buyer).update(
+        f"savedSearches/{buyer}-1", {"muted": False, "updatedAt": SERVER_TIMESTAMP}
+    )
+    assert unmuted.ok, unmuted.error_message
+    wait_for(lambda: indexed(firestore_db, audience) == {f"{buyer}-1"}, timeout=30, what="back")
+    deleted = as_user(buyer).delete(f"savedSearches/{buyer}-1")
+    assert deleted.ok, deleted.error_message
+    wait_for(lambda: indexed(firestore_db, audience) == set(), timeout=30, what="left the index")
+
+
+def indexed(db: Any, audience: str) -> set[str]:
+    """The search ids the alert index holds in an audience."""
+    query = alerts.SEARCH_INDEX.query(db, [audience])
+    return {key for shard in query.stream() for key, _ in shards.entries(shard)}
 
 
 def test_registering_and_removing_a_device_keeps_its_token_on_the_account(
     firestore_db: Any, as_user: Callable[..., FirestoreRest], wait_for: Callable[..., Any]
 ) -> None:
-    world = World(firestore_db)
+    world = World(firestore_db, by_trigger=True)
     buyer = world.buyer(tokens=0)
     account = firestore_db.document(f"users/{buyer}/private/account")
     phone = as_user(buyer)

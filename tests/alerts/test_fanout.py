@@ -269,9 +269,10 @@ def test_muted_other_criteria_and_own_listings_are_not_told(h: Harness) -> None:
     )
     anywhere = h.world.buyer(searches=({"city": None},))
     own_search = h.db.document(f"savedSearches/{agent}-own")
-    from .world import search, with_keys
+    from .world import index, search
 
-    own_search.set(with_keys(search(agent)))
+    own_search.set(search(agent))
+    index(h.db, own_search.id)
     home = h.publish(agent)
 
     h.start(home)
@@ -358,15 +359,21 @@ def test_a_malformed_task_is_refused_by_the_payload_model() -> None:
 
 
 def test_a_users_channels_add_up_across_chunks(h: Harness) -> None:
-    from .world import search, with_keys
+    from .world import index, search
 
     agent = h.world.agent()
     buyer = h.world.buyer(searches=())
-    # Ids that sort far apart: one search in the first chunk, the other in the last.
+    # Ids that sort far apart: one search first in the first shard (the first chunk),
+    # the other last in the second (the last chunk).
+    layout = alerts.SEARCH_INDEX._layout(h.db.document("_none/none").get())
+    first = next(i for n in range(99) if layout.shard_of(i := f"aaa{n}-{buyer}") == 0)
+    last = next(i for n in range(99) if layout.shard_of(i := f"zzz{n}-{buyer}") == 1)
     in_app_only = {"inApp": True, "push": False, "email": False}
-    h.db.document(f"savedSearches/aaa-{buyer}").set(with_keys(search(buyer, channels=in_app_only)))
+    h.db.document(f"savedSearches/{first}").set(search(buyer, channels=in_app_only))
+    index(h.db, first)
     fillers = [h.world.buyer(searches=({"channels": in_app_only},)) for _ in range(60)]
-    h.db.document(f"savedSearches/zzz-{buyer}").set(with_keys(search(buyer)))
+    h.db.document(f"savedSearches/{last}").set(search(buyer))
+    index(h.db, last)
     home = h.publish(agent)
 
     h.start(home)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from typing import Any
 
+from google.cloud import firestore
+
 from marketplace import alerts
-from marketplace.models import SavedSearch
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 
@@ -68,9 +70,15 @@ def search(owner: str, **overrides: Any) -> dict[str, Any]:
     return data
 
 
-def with_keys(data: dict[str, Any]) -> dict[str, Any]:
-    """The search as stored once the search trigger derived its keys."""
-    return {**data, "matchKeys": alerts.match_keys(SavedSearch.model_validate(data))}
+def index(db: Any, search_id: str) -> str | None:
+    """Put a stored search in the alert index as the search trigger does; its audience."""
+
+    @firestore.transactional
+    def run(transaction: firestore.Transaction) -> str | None:
+        return alerts.refresh_search_index(db, transaction, search_id)
+
+    audience: str | None = run(db.transaction())
+    return audience
 
 
 def device(owner: str, token: str) -> dict[str, Any]:
@@ -89,10 +97,16 @@ def account(email: str, **notifications: Any) -> dict[str, Any]:
 
 
 class World:
-    """Writes users, searches and devices with the admin client (rules are not the point)."""
+    """Writes users, searches and devices with the admin client (rules are not the point).
 
-    def __init__(self, db: Any) -> None:
+    Searches are put in the alert index as the search trigger does, in process; with
+    ``by_trigger`` (end-to-end tests) the real trigger does it, and a new buyer is ready
+    once it has.
+    """
+
+    def __init__(self, db: Any, *, by_trigger: bool = False) -> None:
         self.db = db
+        self.by_trigger = by_trigger
 
     def agent(self, *, verified: bool = True) -> str:
         agent = uid("agent")
@@ -123,12 +137,23 @@ class World:
         for token in names:
             batch.set(self.db.document(f"users/{buyer}/devices/{token}"), device(buyer, token))
         for n, overrides in enumerate(searches):
-            batch.set(
-                self.db.document(f"savedSearches/{buyer}-{n}"),
-                with_keys(search(buyer, **overrides)),
-            )
+            batch.set(self.db.document(f"savedSearches/{buyer}-{n}"), search(buyer, **overrides))
         batch.commit()
+        for n, overrides in enumerate(searches):
+            if not self.by_trigger:
+                index(self.db, f"{buyer}-{n}")
+            elif not overrides.get("muted"):
+                self._indexed(f"{buyer}-{n}")
         return buyer
+
+    def _indexed(self, search_id: str, timeout: float = 30.0) -> None:
+        """Wait for the search trigger to put the search in the index."""
+        ref = self.db.document(f"savedSearches/{search_id}")
+        deadline = time.monotonic() + timeout
+        while not (ref.get().to_dict() or {}).get("audience"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the search trigger never indexed {search_id}")
+            time.sleep(0.2)
 
     def inbox(self, who: str) -> dict[str, dict[str, Any]]:
         return {

@@ -252,7 +252,7 @@ WRITE_ATTACKS: dict[str, Write] = {
         ANA, "update", "savedSearches/s-{n}", MUTE, {"ownerId": "cy"}
     ),
     "search: set match keys": Write(
-        ANA, "update", "savedSearches/s-{n}", MUTE, {"matchKeys": ["everything"]}
+        ANA, "update", "savedSearches/s-{n}", MUTE, {"audience": "sale|GBP|*"}
     ),
     "message: sent in the agent's name": Write(
         ANA,

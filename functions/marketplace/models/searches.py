@@ -32,7 +32,7 @@ Price = Annotated[int | None, Field(ge=0, le=MAX_MINOR_UNITS)]
 
 
 class SavedSearch(Document):
-    """Search criteria; functions derive ``matchKeys`` so matching reads only matches."""
+    """Search criteria; functions put it in its ``audience`` of the alert index."""
 
     path = "savedSearches/{searchId}"
 
@@ -54,5 +54,21 @@ class SavedSearch(Document):
     updatedAt: Annotated[dt.datetime, RequestTime(on_update=True)]
 
     # Written by functions only.
-    matchKeys: list[str] = Field(default_factory=list)
+    audience: str | None = None
+    """Where the alert index holds it (``marketplace.alerts``); None: nowhere (muted)."""
     lastNotifiedAt: dt.datetime | None = None
+
+
+class SearchEntry(Value):
+    """A saved search as the alert index keeps it: what matching and delivery need."""
+
+    ownerId: Uid
+    kind: ListingKind
+    city: str | None = None
+    propertyTypes: list[PropertyType] = Field(default_factory=list)
+    currency: Currency
+    priceMin: Price = None
+    priceMax: Price = None
+    bedroomsMin: int | None = None
+    near: Near | None = None
+    channels: Channels

@@ -1,4 +1,4 @@
-"""Match keys: a listing's probe finds every search it matches, through exactly one key."""
+"""Audiences: a listing's probe finds every search it matches, in the one audience it is in."""
 
 from __future__ import annotations
 
@@ -60,53 +60,76 @@ def searches(draw: Any) -> SavedSearch:
 
 @settings(max_examples=600, deadline=None)
 @given(searches(), listings())
-def test_a_matching_search_holds_exactly_one_of_the_listings_probe_keys(
+def test_a_matching_search_is_in_one_of_the_audiences_the_listing_probes(
     wanted: SavedSearch, home: Listing
 ) -> None:
-    shared = set(alerts.match_keys(wanted)) & set(alerts.probe_keys(home))
+    probed = alerts.probe_audiences(home)
+    assert len(probed) == len(set(probed)) <= 29  # one ``in`` query takes up to 30
     if alerts.matches(wanted, home):
-        assert len(shared) == 1
-    assert len(shared) <= 1  # so the query returns each candidate search once
+        assert alerts.audience(wanted) in probed
+
+
+def edge_point(lat: float, lng: float, radius: float, bearing: float) -> tuple[float, float]:
+    """A point just inside the circle's edge, at ``bearing`` degrees from its centre."""
+    d = radius * 0.999 / nearby.EARTH_RADIUS_KM
+    b = math.radians(bearing)
+    p1 = math.radians(lat)
+    p2 = math.asin(math.sin(p1) * math.cos(d) + math.cos(p1) * math.sin(d) * math.cos(b))
+    l2 = math.radians(lng) + math.atan2(
+        math.sin(b) * math.sin(d) * math.cos(p1), math.cos(d) - math.sin(p1) * math.sin(p2)
+    )
+    return math.degrees(p2), (math.degrees(l2) + 540) % 360 - 180
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.floats(-60, 60), st.floats(-179, 179), st.sampled_from((0.5, 2.5, 7.0, 20.0, 50.0)))
-def test_the_covering_cells_hold_every_point_of_the_circle(
+@given(
+    st.floats(-89.9, 89.9),
+    st.floats(-180, 180) | st.sampled_from((-179.999, 179.999)),  # across the antimeridian
+    st.sampled_from((0.5, 2.5, 4.0, 7.0, 20.0, 35.0, 50.0)),
+)
+def test_every_point_of_a_circle_probes_the_searchs_audience(
     lat: float, lng: float, radius: float
 ) -> None:
-    precision = alerts.geo_precision(radius)
-    cells = set(alerts.covering_cells(lat, lng, radius, precision) or ())
+    near = SavedSearch.model_validate(search(
+        "b", city=None, priceMax=None, near={"lat": lat, "lng": lng, "radiusKm": radius},
+    ))  # fmt: skip
+    wanted = alerts.audience(near)
     for bearing in range(0, 360, 15):
-        # A point on the circle's edge (just inside).
-        d = radius * 0.999 / nearby.EARTH_RADIUS_KM
-        b = math.radians(bearing)
-        p1 = math.radians(lat)
-        p2 = math.asin(math.sin(p1) * math.cos(d) + math.cos(p1) * math.sin(d) * math.cos(b))
-        l2 = math.radians(lng) + math.atan2(
-            math.sin(b) * math.sin(d) * math.cos(p1), math.cos(d) - math.sin(p1) * math.sin(p2)
-        )
-        edge_lat, edge_lng = math.degrees(p2), (math.degrees(l2) + 540) % 360 - 180
-        cell = alerts.listings.geohash_of(edge_lat, edge_lng)[:precision]
-        assert cell in cells, (bearing, cell)
+        edge_lat, edge_lng = edge_point(lat, lng, radius, bearing)
+        home = Listing.model_validate(listing("a", location={"lat": edge_lat, "lng": edge_lng}))
+        assert alerts.matches(near, home)
+        assert wanted in alerts.probe_audiences(home), (bearing, wanted)
+
+
+def test_a_search_is_anchored_as_finely_as_its_radius_allows() -> None:
+    def anchor(radius: float, lat: float = 51.5) -> str:
+        return alerts.near_anchor(lat, -0.12, radius).split(":")[0]
+
+    assert [anchor(r) for r in (0.5, 2.5, 4.0, 10.0, 19.0, 50.0)] == [
+        "gh5",
+        "gh5",
+        "gh4",
+        "gh4",
+        "gh4",
+        "gh3",
+    ]  # fmt: skip (gh5 cells are 3 km wide in London, gh4 24 km)
+    assert anchor(50.0, lat=80.0) == "*"  # gh3 cells are 27 km wide there
 
 
 @pytest.mark.parametrize("lat", [90.0, 89.99, -89.9, 85.0])
-def test_a_search_around_a_pole_keeps_few_keys_and_still_matches(lat: float) -> None:
+def test_a_search_around_a_pole_still_finds_its_listings(lat: float) -> None:
     polar = SavedSearch.model_validate(search(
         "b", city=None, priceMax=None, near={"lat": lat, "lng": 10.0, "radiusKm": 2.5},
     ))  # fmt: skip
-    keys = alerts.match_keys(polar)  # at the pole: 73,728 keys before the cap
-    assert 0 < len(keys) <= alerts.MAX_ANCHOR_CELLS * len(alerts.listings.PRICE_BANDS["sale"])
     home = Listing.model_validate(listing(
         "a", location={"lat": lat - 0.01 if lat > 0 else lat + 0.01, "lng": 10.0},
     ))  # fmt: skip
     assert alerts.matches(polar, home)  # 1.1 km away
-    assert len(set(keys) & set(alerts.probe_keys(home))) == 1
+    assert alerts.audience(polar) in alerts.probe_audiences(home)
 
 
-def test_a_muted_search_has_no_keys_and_keys_stay_few() -> None:
-    assert alerts.match_keys(SavedSearch.model_validate(search("b", muted=True))) == []
-    widest = SavedSearch.model_validate(search(
-        "b", city=None, priceMax=None, near={"lat": 51.5, "lng": -0.1, "radiusKm": 20.0},
-    ))  # fmt: skip
-    assert len(alerts.match_keys(widest)) <= 200
+def test_a_muted_search_is_in_no_audience_and_others_in_exactly_one() -> None:
+    assert alerts.audience(SavedSearch.model_validate(search("b", muted=True))) is None
+    assert alerts.audience(SavedSearch.model_validate(search("b"))) == "sale|GBP|city:london"
+    anywhere = SavedSearch.model_validate(search("b", city=None, kind="rent"))
+    assert alerts.audience(anywhere) == "rent|GBP|*"
