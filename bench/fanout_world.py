@@ -380,7 +380,7 @@ def _write_step(writes: Iterable[Any], transaction: Any) -> str:
         kind = pb.WhichOneof("operation")
         paths.append(pb.update.name if kind == "update" else pb.delete)
     if any("/notifications/" in path for path in paths):
-        return "chunk commit (inbox, digests, record)"
+        return "chunk commit (inbox, record)"
     if paths and all(f"/{fanout.CHUNKS}/" in path for path in paths):
         return "record updates (act progress)"
     if paths and all("/devices/" in path for path in paths):

@@ -230,8 +230,8 @@ def test_names_are_unique_and_building_refuses_undeclared_filters() -> None:
 # -- the queries, run on the seed ---------------------------------------------------------
 
 Anchors = dict[str, Any]
-DERIVED_ONLY = {"digests_due"}
-"""Queries the seed leaves empty: no digest is made before a day of alerts."""
+DERIVED_ONLY = {"digest_items_due", "digest_items_of_day"}
+"""Queries the seed leaves empty: the seed's inbox documents are in no email digest."""
 
 
 def _anchors(summary: SeedSummary) -> Anchors:
@@ -269,7 +269,10 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
         "moderation_queue": {"equals": {"status": "pending_review"}},
         "duplicate_address": {"equals": {"address.postcode": a["postcode"]}},
         "favourite_shards_changed": {"ranges": {"updatedAt": [(">=", now)]}},
-        "digests_due": {"ranges": {"day": [("<", "2999-01-01")]}},
+        "digest_items_due": {"ranges": {"emailDay": [("<", "2999-01-01")]}},
+        "digest_items_of_day": {
+            "path": {"uid": "seed-buyer"}, "equals": {"emailDay": "2026-11-24"},
+        },
         "inbox": {"path": {"uid": "seed-agent"}},
         "inbox_unread": {"path": {"uid": a["unread_uid"]}, "equals": {"read": False}},
         "favourites": {"path": {"uid": "seed-buyer"}},

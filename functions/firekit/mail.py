@@ -4,15 +4,17 @@ The extension (``firebase/firestore-send-email``) sends one message per document
 in ``mail``: ``{"to": ..., "message": {"subject", "text", "html"}}`` and records its
 progress in the document's ``delivery`` field. Creating a document is sending, so each
 digest's mail document has a deterministic id and is created (never set) in the same
-transaction that marks the digest sent: a retried send cannot mail twice.
+transaction that marks its items mailed: a retried send cannot mail twice.
 
-A digest is one document per recipient per day holding a map of items keyed by a stable
-item id, so adding the same item twice (a retried fan-out) changes nothing. Mailing a
-digest deletes it in the same transaction that creates the mail document, whose id is
-derived from the items it holds: an item that arrives late (a chunk committed after its
-day's digest went out) starts a new digest of that day, mailed on the next run, and is
-neither lost nor able to block the run. A digest holds at most what fits Firestore's
-1 MiB document limit: about 3,000 items a day for one recipient.
+A digest item is any document that says which day's digest it belongs to and where to
+send it (:func:`digest_fields`: ``emailDay``, ``emailTo``); the alerts' items are the
+inbox documents themselves, so telling a user by email costs no write beyond the one
+that tells them in-app, and no document gathers a user's day (a burst of alerts would
+make it a hot spot, and a busy day would outgrow 1 MiB). Once a day is over,
+:func:`send_digests` finds the recipients with items due, and for each one mails its
+items of that day in one message and clears their marks, in one transaction. An item
+that arrives late (a chunk committed after its day's digest went out) is still marked,
+so it goes out on the next run, in a message of its own.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import html as html_lib
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,41 +51,82 @@ def mail_document(to: str, rendered: Rendered) -> dict[str, Any]:
     }
 
 
-def digest_entry(
-    to: str, key: str, day: dt.date, item_id: str, item: Mapping[str, Any]
-) -> dict[str, Any]:
-    """A merge-write adding one item to ``key``'s digest of ``day`` (idempotent per item)."""
-    return {"key": key, "to": to, "day": day.isoformat(), "items": {item_id: dict(item)}}
+DIGEST_DAY = "emailDay"
+DIGEST_TO = "emailTo"
+MAX_ITEMS_PER_MAIL = 200
+"""Items one message takes (its transaction writes each): a busier day sends several."""
 
 
-def digest_id(key: str, day: dt.date) -> str:
-    """One digest per recipient per day."""
-    return f"{key}_{day.isoformat()}"
+def digest_fields(to: str, day: dt.date) -> dict[str, Any]:
+    """The fields that put a document in its recipient's digest of ``day``."""
+    return {DIGEST_DAY: day.isoformat(), DIGEST_TO: to}
 
 
-def send_digest(
+def send_digests(
     db: firestore.Client,
-    digest_ref: firestore.DocumentReference,
-    render: Callable[[Mapping[str, Any]], Rendered],
+    due: Callable[[int], firestore.Query],
+    of_day: Callable[[firestore.CollectionReference, str], firestore.Query],
+    render: Callable[[str, Sequence[Mapping[str, Any]]], Rendered],
+    *,
+    page: int = 200,
+    budget_s: float = 480.0,
+) -> int:
+    """Mail every digest that is due, page by page within a time budget (what is left
+    goes out on the next run); returns how many messages were created.
+
+    ``due(limit)``: the marked items of days that are over, in day order (a collection
+    group query). ``of_day(collection, day)``: the marked items of one day in one
+    recipient's collection. ``render(day, items)``: the message.
+    """
+    started, sent = time.monotonic(), 0
+    while time.monotonic() - started < budget_s:
+        items = list(due(page).stream())
+        # Each recipient's collection of items, once per day (``parent.parent``: the
+        # document the collection is under).
+        recipients = dict.fromkeys(
+            (item.reference.parent.parent.path, item.reference.parent.id,
+             str((item.to_dict() or {}).get(DIGEST_DAY)))
+            for item in items if item.reference.parent.parent is not None
+        )  # fmt: skip
+        for owner, collection, day in recipients:
+            if _send_one(db, db.document(owner).collection(collection), day, of_day, render):
+                sent += 1
+        if len(items) < page:
+            break
+    return sent
+
+
+def _send_one(
+    db: firestore.Client,
+    collection: firestore.CollectionReference,
+    day: str,
+    of_day: Callable[[firestore.CollectionReference, str], firestore.Query],
+    render: Callable[[str, Sequence[Mapping[str, Any]]], Rendered],
 ) -> bool:
-    """Turn one digest into a ``mail`` document and delete it; False if it was gone."""
+    """Mail one recipient's items of one day and clear their marks; False if there were
+    none left (another run mailed them) or they had no address."""
 
     @firestore.transactional
     def send(transaction: firestore.Transaction) -> bool:
-        snapshot = digest_ref.get(transaction=transaction)
-        digest = snapshot.to_dict() or {}
-        if not snapshot.exists:
+        query = of_day(collection, day).limit(MAX_ITEMS_PER_MAIL)
+        items = list(transaction.get(query))
+        if not items:
             return False
-        items = digest.get("items") or {}
         # Same items, same id: a send repeated after a lost commit response cannot mail
-        # twice, and a later digest of the same day gets its own id.
-        digest_key = hashlib.sha256("|".join(sorted(items)).encode()).hexdigest()[:16]
-        mail_ref = db.collection(MAIL).document(f"digest-{digest_ref.id}-{digest_key}")
+        # twice, and a late item of the same day gets a message of its own.
+        ids = "|".join(sorted(item.reference.path for item in items))
+        owner = collection.parent.id if collection.parent is not None else collection.id
+        key = hashlib.sha256(ids.encode()).hexdigest()[:16]
+        mail_ref = db.collection(MAIL).document(f"digest-{owner}_{day}-{key}")
         mailed = mail_ref.get(transaction=transaction).exists
-        transaction.delete(digest_ref)
-        if mailed or not items:
+        data = [item.to_dict() or {} for item in items]
+        to = next((d[DIGEST_TO] for d in reversed(data) if isinstance(d.get(DIGEST_TO), str)), None)
+        cleared = {DIGEST_DAY: firestore.DELETE_FIELD, DIGEST_TO: firestore.DELETE_FIELD}
+        for item in items:
+            transaction.update(item.reference, cleared)
+        if mailed or to is None:
             return False
-        transaction.create(mail_ref, mail_document(str(digest["to"]), render(digest)))
+        transaction.create(mail_ref, mail_document(to, render(day, data)))
         return True
 
     result: bool = send(db.transaction())

@@ -43,7 +43,6 @@ import contextlib
 import datetime as dt
 import math
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -61,7 +60,6 @@ from marketplace.models.users import NotificationSettings, QuietHours
 from marketplace.profiles import account_ref
 
 SEARCHES = "savedSearches"
-DIGESTS = "emailDigests"
 EventKind = Literal["new_listing", "price_drop"]
 EVENT_KINDS: tuple[EventKind, ...] = ("new_listing", "price_drop")
 GEO_PRECISIONS = (5, 4, 3)
@@ -408,12 +406,21 @@ class AlertDelivery:
             wants_email = recipient.email and (prefs is None or prefs.email) and bool(account.email)
             new = {"push"} if wants_push else set()
             new |= {"email"} if wants_email else set()
+            # An email recipient's inbox document is also their item in the day's digest.
+            emailed = (
+                mail.digest_fields(account.email, now.date())
+                if "email" in new and account.email
+                else {}
+            )
             if already is not None:
                 new -= already
                 if not new:
                     continue  # told before, on every channel they ask for
                 channels = sorted(already | new)
-                prepared.writes.append((inboxes[recipient.uid], {"data": {"channels": channels}}))
+                emailed = emailed if "email" in new else {}
+                prepared.writes.append(
+                    (inboxes[recipient.uid], {"data": {"channels": channels}} | emailed)
+                )
             else:
                 note = {
                     "kind": kind, "title": title, "body": body, "listingId": listing_id,
@@ -423,20 +430,13 @@ class AlertDelivery:
                     # In-app is every alert's record; a user who wants none in-app still
                     # finds it in their history, but it never badges as unread.
                     "createdAt": firestore.SERVER_TIMESTAMP, "read": not recipient.in_app,
-                }  # fmt: skip
+                } | emailed  # fmt: skip
                 (prepared.creates if optimistic else prepared.writes).append(
                     (inboxes[recipient.uid], note)
                 )
             if "push" in new:
                 tokens = list(account.tokens) if account.tokens is not None else None
                 prepared.pending.append({"uid": recipient.uid, "tokens": tokens})
-            if "email" in new and account.email:
-                day = now.date()
-                ref = db.collection(DIGESTS).document(mail.digest_id(recipient.uid, day))
-                item = {"title": title, "body": body, "link": link, "at": now}
-                prepared.writes.append(
-                    (ref, mail.digest_entry(account.email, recipient.uid, day, note_id, item))
-                )
             prepared.recipients += 1
         return prepared
 
@@ -509,35 +509,33 @@ class AlertDelivery:
 # --- the daily email digest -----------------------------------------------------------
 
 
-def render_digest(digest: Mapping[str, Any]) -> mail.Rendered:
-    """One user's day of alerts as an email, newest first."""
-    items = sorted(
-        (dict(item) for item in (digest.get("items") or {}).values()),
-        key=lambda item: str(item.get("at", "")),
-        reverse=True,
-    )
-    shown = items[: mail.MAX_ITEMS_SHOWN]
-    count = len(items)
+def render_digest(day: str, items: Sequence[Mapping[str, Any]]) -> mail.Rendered:
+    """One user's day of alerts (their inbox documents) as an email, newest first."""
+    ordered = sorted(items, key=lambda item: str(item.get("createdAt", "")), reverse=True)
+    shown = ordered[: mail.MAX_ITEMS_SHOWN]
+    count = len(ordered)
     subject = f"{count} new home{'s' if count != 1 else ''} for your saved searches"
     rows = [(str(i.get("title", "")), str(i.get("body", "")), i.get("link")) for i in shown]
-    intro = f"Here is what matched your saved searches on {digest.get('day')}."
+    intro = f"Here is what matched your saved searches on {day}."
     return mail.render_list(subject, intro, rows, count - len(shown))
 
 
 def send_due_digests(
     db: firestore.Client, today: dt.date, *, page: int = 200, budget_s: float = 480.0
 ) -> int:
-    """Mail every digest of a day before ``today``, page by page within a time budget
-    (under the scheduler's timeout; what is left goes out on the next run)."""
-    started, sent = time.monotonic(), 0
-    while time.monotonic() - started < budget_s:
-        query = queries.DIGESTS_DUE.build(
-            db, ranges={"day": [("<", today.isoformat())]}, limit=page
+    """Mail every user's digest of each day before ``today`` (their inbox documents still
+    marked for it), within a time budget (under the scheduler's timeout; what is left
+    goes out on the next run)."""
+
+    def due(limit: int) -> firestore.Query:
+        before: list[tuple[queries.RangeOp, Any]] = [("<", today.isoformat())]
+        return queries.DIGEST_ITEMS_DUE.build(db, ranges={mail.DIGEST_DAY: before}, limit=limit)
+
+    def of_day(collection: firestore.CollectionReference, day: str) -> firestore.Query:
+        owner = collection.parent
+        uid = owner.id if owner is not None else ""
+        return queries.DIGEST_ITEMS_OF_DAY.build(
+            db, path={"uid": uid}, equals={mail.DIGEST_DAY: day}
         )
-        due = list(query.stream())
-        for snapshot in due:
-            if mail.send_digest(db, snapshot.reference, render_digest):
-                sent += 1
-        if len(due) < page:
-            break
-    return sent
+
+    return mail.send_digests(db, due, of_day, render_digest, page=page, budget_s=budget_s)

@@ -34,7 +34,6 @@ from marketplace.models import (
     Subscription,
     Viewing,
 )
-from marketplace.models.mail import EmailDigest
 
 Direction = Literal["asc", "desc"]
 RangeOp = Literal["<", "<=", ">", ">="]
@@ -210,9 +209,15 @@ MY_SAVED_SEARCHES = Query(
     "my_saved_searches", SavedSearch, "a user's saved searches, newest first",
     equals=("ownerId",), order=(Order("createdAt", DESC),),
 )  # fmt: skip
-DIGESTS_DUE = Query(
-    "digests_due", EmailDigest, "functions: email digests of past days (mailed, then deleted)",
-    ranges=("day",), order=(Order("day"),),
+DIGEST_ITEMS_DUE = Query(
+    "digest_items_due", Notification,
+    "functions: inbox documents still to mail in the digest of a day that is over",
+    ranges=("emailDay",), order=(Order("emailDay"),), group=True,
+)  # fmt: skip
+DIGEST_ITEMS_OF_DAY = Query(
+    "digest_items_of_day", Notification,
+    "functions: one user's inbox documents still to mail in one day's digest",
+    equals=("emailDay",),
 )  # fmt: skip
 USER_DEVICES = Query(
     "user_devices", Device,
@@ -259,7 +264,8 @@ PLAN_SUBSCRIPTIONS = Query(
 QUERIES: tuple[Query, ...] = (
     BROWSE_BY_PRICE, BROWSE_BY_PRICE_DESC, BROWSE_BY_BEDROOMS, BROWSE_NEWEST, FEATURED, NEAR,
     AGENT_LISTINGS, AGENT_LISTINGS_BY_STATUS, MODERATION_QUEUE, INBOX, INBOX_UNREAD,
-    FAVOURITES, FAVOURITED_BY, MY_SAVED_SEARCHES, USER_DEVICES, DIGESTS_DUE,
+    FAVOURITES, FAVOURITED_BY, MY_SAVED_SEARCHES, USER_DEVICES, DIGEST_ITEMS_DUE,
+    DIGEST_ITEMS_OF_DAY,
     MY_CONVERSATIONS, MESSAGES, BUYER_OFFERS, AGENT_OFFERS, LISTING_OFFERS, OPEN_OFFERS,
     BUYER_VIEWINGS, AGENT_VIEWINGS, DUPLICATE_ADDRESS, FAVOURITE_SHARDS_CHANGED,
     PLAN_SUBSCRIPTIONS,

@@ -314,8 +314,9 @@ def test_channels_quiet_hours_and_dead_tokens(firestore_db: Any) -> None:
     assert not h.db.document(f"users/{dead}/devices/expired-{dead}").get().exists
     assert h.db.document(f"users/{dead}/devices/tok-{dead}-0").get().exists
     assert h.sync_tokens(dead) == [f"tok-{dead}-0"]  # the delete's trigger event
-    digests = {d.id: d.to_dict() for d in h.db.collection(alerts.DIGESTS).stream()}
-    assert set(digests) == {f"{u}_2026-07-01" for u in (sleeping, push_off, email_only, dead)}
+    for user in (sleeping, push_off, email_only, dead):  # each inbox document is a digest item
+        (note,) = h.world.inbox(user).values()
+        assert (note["emailDay"], note["emailTo"]) == ("2026-07-01", f"{user}@example.test")
     assert h.world.inbox(email_only)[next(iter(h.world.inbox(email_only)))]["read"] is True
 
 
@@ -350,6 +351,28 @@ def test_the_daily_digest_is_mailed_once_in_trigger_email_format(h: Harness) -> 
     assert mails[0]["to"] == f"{buyer}@example.test"
     assert mails[0]["message"]["subject"] == "3 new homes for your saved searches"
     assert mails[0]["message"]["text"].count("New home matching your search") == 3
+    # The inbox documents stay, no longer marked for a digest.
+    notes = h.world.inbox(buyer).values()
+    assert len(notes) == 3 and not any("emailDay" in n or "emailTo" in n for n in notes)
+
+
+def test_a_users_busy_day_and_other_users_each_get_their_own_digest(h: Harness) -> None:
+    agent = h.world.agent()
+    buyers = [h.world.buyer() for _ in range(3)]
+    email_off = h.world.buyer(
+        searches=({"channels": {"inApp": True, "push": True, "email": False}},)
+    )
+    for _ in range(4):
+        h.start(h.publish(agent))
+    h.drain()
+
+    # Pages of 5 items: a user's day straddles pages, and still goes in one message.
+    tomorrow = NOW.date() + dt.timedelta(days=1)
+    assert alerts.send_due_digests(h.db, tomorrow, page=5) == 3
+    mails = [d.to_dict() for d in h.db.collection("mail").stream()]
+    assert sorted(m["to"] for m in mails) == sorted(f"{b}@example.test" for b in buyers)
+    assert {m["message"]["subject"] for m in mails} == {"4 new homes for your saved searches"}
+    assert all("emailDay" not in n for n in h.world.inbox(email_off).values())
 
 
 def test_a_malformed_task_is_refused_by_the_payload_model() -> None:
@@ -384,7 +407,7 @@ def test_a_users_channels_add_up_across_chunks(h: Harness) -> None:
     note = h.world.inbox(buyer)[f"new_listing-{home}"]
     assert note["data"]["channels"] == ["email", "inApp", "push"]
     assert h.transport.tokens() == Counter({f"tok-{buyer}-0": 1})
-    assert h.db.document(f"{alerts.DIGESTS}/{buyer}_2026-11-24").get().exists
+    assert (note["emailDay"], note["emailTo"]) == ("2026-11-24", f"{buyer}@example.test")
 
 
 def test_an_attempt_that_died_holding_its_chunk_is_taken_over_after_its_lease(

@@ -104,6 +104,10 @@ class Notification(Document):
     createdAt: dt.datetime | None = None
     read: Annotated[bool, Client(create=False)] = False
     readAt: Annotated[dt.datetime | None, RequestTime(on_create=False, on_update=True)] = None
+    emailDay: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None = None
+    """Functions only: the day whose email digest still has to carry this alert."""
+    emailTo: Annotated[str, Field(max_length=320)] | None = None
+    """Functions only: where that digest goes (the address when the alert was made)."""
 
 
 class Favorite(Document):
