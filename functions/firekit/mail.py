@@ -88,11 +88,13 @@ def send_digests(
              str((item.to_dict() or {}).get(DIGEST_DAY)))
             for item in items if item.reference.parent.parent is not None
         )  # fmt: skip
+        cleared = 0
         for owner, collection, day in recipients:
-            if _send_one(db, db.document(owner).collection(collection), day, of_day, render):
-                sent += 1
-        if len(items) < page:
-            break
+            mailed, done = _send_one(db, db.document(owner).collection(collection), day, of_day,
+                                     render)  # fmt: skip
+            sent, cleared = sent + mailed, cleared + done
+        if len(items) < page or not cleared:
+            break  # the last page, or one whose items no recipient's query finds
     return sent
 
 
@@ -102,16 +104,17 @@ def _send_one(
     day: str,
     of_day: Callable[[firestore.CollectionReference, str], firestore.Query],
     render: Callable[[str, Sequence[Mapping[str, Any]]], Rendered],
-) -> bool:
-    """Mail one recipient's items of one day and clear their marks; False if there were
-    none left (another run mailed them) or they had no address."""
+) -> tuple[bool, int]:
+    """Mail one recipient's items of one day and clear their marks: whether a message was
+    made (not if another run mailed them, or they have no address), and how many items
+    were cleared."""
 
     @firestore.transactional
-    def send(transaction: firestore.Transaction) -> bool:
+    def send(transaction: firestore.Transaction) -> tuple[bool, int]:
         query = of_day(collection, day).limit(MAX_ITEMS_PER_MAIL)
         items = list(transaction.get(query))
         if not items:
-            return False
+            return False, 0
         # Same items, same id: a send repeated after a lost commit response cannot mail
         # twice, and a late item of the same day gets a message of its own.
         ids = "|".join(sorted(item.reference.path for item in items))
@@ -125,11 +128,11 @@ def _send_one(
         for item in items:
             transaction.update(item.reference, cleared)
         if mailed or to is None:
-            return False
+            return False, len(items)
         transaction.create(mail_ref, mail_document(to, render(day, data)))
-        return True
+        return True, len(items)
 
-    result: bool = send(db.transaction())
+    result: tuple[bool, int] = send(db.transaction())
     return result
 
 
