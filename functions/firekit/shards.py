@@ -27,7 +27,10 @@ out of another, inside the caller's transaction. It reads only the groups' layou
 writes the shards blind (the caller's own document records which group holds the key),
 so concurrent updates of a group never wait on each other's shard reads, and repeating
 one is harmless. Before an update that adds a key, :meth:`ShardedIndex.make_room` splits
-a shard if the key's is full, in a transaction of its own.
+a shard if the key's is full, in a transaction of its own. A split (one per few hundred
+additions to a group) can conflict with an update of the same group running at that
+moment; Firestore aborts one and its retry goes through (the emulator takes its 30 s lock
+timeout to notice).
 """
 
 from __future__ import annotations
