@@ -406,6 +406,10 @@ class AlertDelivery:
             wants_email = recipient.email and (prefs is None or prefs.email) and bool(account.email)
             new = {"push"} if wants_push else set()
             new |= {"email"} if wants_email else set()
+            if already is not None:
+                new -= already
+                if not new:
+                    continue  # told before, on every channel they ask for
             # An email recipient's inbox document is also their item in the day's digest.
             emailed = (
                 mail.digest_fields(account.email, now.date())
@@ -413,11 +417,7 @@ class AlertDelivery:
                 else {}
             )
             if already is not None:
-                new -= already
-                if not new:
-                    continue  # told before, on every channel they ask for
                 channels = sorted(already | new)
-                emailed = emailed if "email" in new else {}
                 prepared.writes.append(
                     (inboxes[recipient.uid], {"data": {"channels": channels}} | emailed)
                 )
