@@ -95,6 +95,18 @@ def test_the_marketplace_loads_in_seconds_and_reads_back_valid(
             lambda tx, who=owner: push.sync_tokens(firestore_db, tx, alerts.DEVICES, who)
         )
         assert sync(firestore_db.transaction()) is None, owner
+    # Each unmuted search is in its audience of the alert index, as the search trigger
+    # leaves it.
+    indexed = {
+        key: shard.get("group")
+        for shard in firestore_db.collection(alerts.SEARCH_INDEX.collection).stream()
+        for key in (shard.to_dict() or {}).get("entries", {})
+    }
+    for data in stored["savedSearches"]:
+        wanted = alerts.audience(SavedSearch.model_validate(data))
+        assert data.get("audience") == wanted
+    unmuted = [d for d in stored["savedSearches"] if not d["muted"]]
+    assert sorted(indexed.values()) == sorted(d["audience"] for d in unmuted)
 
     listings = stored["listings"]
     assert len(listings) >= 250
@@ -356,6 +368,7 @@ def test_submitting_a_seeded_draft_as_agent_notifies_the_sign_in_buyer() -> None
     ]  # fmt: skip
     ready = [d for d in drafts if not listings_domain.problems(d) and alerts.matches(search, d)]
     assert ready
+    assert all(alerts.audience(search) in alerts.probe_audiences(d) for d in ready)
     assert next(u for u in seed_users() if u.uid == "seed-agent").verified
 
 
