@@ -40,8 +40,7 @@ def update(db: Any, key: str, group: str | None, *, index: shards.ShardedIndex =
 
 def held(db: Any, group: str, index: shards.ShardedIndex = INDEX) -> dict[str, dict[str, Any]]:
     """Shard number -> entries, checking each shard's count and each entry's place."""
-    layout_doc = index.layout_ref(db, group).get()
-    layout = index._layout(layout_doc)
+    layout = index.layouts(db, [group])[group]
     found: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
     for snapshot in wire.stream(index.query(db, [group]).order_by(FieldPath.document_id())):
@@ -94,7 +93,7 @@ def test_a_growing_group_splits_its_shards_and_keeps_every_entry_once(
         update(db, key, "big")
     found = held(db, "big")
     assert keys_of(found) == set(keys)
-    layout = INDEX._layout(INDEX.layout_ref(db, "big").get())
+    layout = INDEX.layouts(db, ["big"])["big"]
     assert layout.shards >= len(keys) // INDEX.max_entries  # it split as it grew
     # Linear hashing: a shard waits its turn to split, but never long.
     assert max(len(part) for part in found.values()) <= 3 * INDEX.max_entries
