@@ -106,7 +106,22 @@ def _config() -> dict[str, Any]:
 
 
 def _overrides() -> list[dict[str, Any]]:
-    return [o for o in _config()["fieldOverrides"] if not o.get("ttl")]
+    """The overrides that add indexes (not TTL policies, not exemptions)."""
+    return [o for o in _config()["fieldOverrides"] if not o.get("ttl") and o["indexes"]]
+
+
+def test_the_exempt_fields_are_exactly_the_declared_ones_and_no_query_uses_them() -> None:
+    exempt = {
+        (o["collectionGroup"], o["fieldPath"])
+        for o in _config()["fieldOverrides"]
+        if not o.get("ttl") and not o["indexes"]
+    }
+    assert exempt == set(queries.UNINDEXED)
+    assert alerts.SEARCH_INDEX.collection == "_searchIndex"
+    for collection, field in exempt:
+        for query in QUERIES:
+            if query.collection == collection:
+                assert not any(f.split(".")[0] == field for f in query.fields()), query.name
 
 
 # -- the derivation, on cases whose answer Firestore's documentation spells out -------

@@ -1,4 +1,4 @@
-"""Saved-search alerts: match keys, the listing events that start a fan-out, the fan-out
+"""Saved-search alerts: the search index, the listing events that start a fan-out, the fan-out
 worker on Cloud Tasks, and the daily email digest. See :mod:`marketplace.alerts`."""
 
 from __future__ import annotations
@@ -42,19 +42,13 @@ class ListingAlertEvent(BaseModel):
 # Retried: a search left out of the alert index would miss every alert until its next edit
 # (a rerun is harmless: it reads the search as stored).
 @document_trigger(
-    "savedSearches/{searchId}", model=AnyDocument, on="written", owned_fields=("audience",),
-    retry=True,
+    "savedSearches/{searchId}", model=AnyDocument, on="written",
+    owned_fields=("audience", alerts.LEGACY_FIELD), retry=True,
 )  # fmt: skip
 def on_saved_search_written(change: DocumentChange[AnyDocument], effects: Effects) -> None:
     # Any document: a search that no longer fits the model must still leave the index.
-    """Put the search in its audience of the alert index, as its criteria are stored now."""
-    deleted_from = None
-    if change.after is None and change.before is not None:
-        was = change.before.model_dump().get("audience")
-        deleted_from = was if isinstance(was, str) else None
-    alerts.refresh_search_index(
-        effects.db, effects.tx, change.params["searchId"], deleted_from=deleted_from
-    )
+    """Put the search in its audience of the alert index, as it is stored now."""
+    alerts.refresh_search_index(effects.db, effects.tx, change.params["searchId"])
 
 
 @functools.cache

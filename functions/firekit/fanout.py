@@ -99,7 +99,7 @@ class ChunkTask(BaseModel):
     """Which :class:`Delivery` handles it."""
     params: dict[str, Any] = Field(default_factory=dict)
     chunk: int = Field(default=0, ge=0)
-    after: str | None = Field(default=None, max_length=1500)
+    after: str | None = Field(default=None, max_length=4000)
     """Where the previous page ended: its last source document's path, or for a source
     that expands its documents, ``[path, key]`` of its last entry as JSON."""
 
@@ -327,7 +327,7 @@ class _Pages:
             self._stream = wire.stream(query.limit(self.size * left + 1))
             self._items = ((s.reference.path, s) for s in self._stream)
             return
-        doc, key = json.loads(after) if after is not None else (None, None)
+        doc, key = _cursor(after)
         if doc is not None:
             query = query.start_at({FieldPath.document_id(): self.db.document(doc)})
         self._stream = wire.stream(query)
@@ -354,7 +354,18 @@ def _entries(
         for key, value in expand(snapshot):
             if path == after_doc and after_key is not None and key <= after_key:
                 continue
-            yield json.dumps([path, key]), Entry(path, key, value)
+            yield json.dumps([path, key], ensure_ascii=False), Entry(path, key, value)
+
+
+def _cursor(after: str | None) -> tuple[str | None, str | None]:
+    """``(document path, key)`` of an expanding source's cursor. One that is not such a
+    pair (a task queued before its source expanded) starts from the beginning: the
+    delivery's own records keep anyone reached from being reached again."""
+    try:
+        doc, key = json.loads(after) if after is not None else (None, None)
+    except (ValueError, TypeError):
+        return None, None
+    return (doc, key) if isinstance(doc, str) and isinstance(key, str) else (None, None)
 
 
 @dataclass

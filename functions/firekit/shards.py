@@ -8,13 +8,15 @@ dozen documents, in production and under the emulator alike.
 
 **Layout.** A group's shard ``n`` is ``{collection}/{gid}-{n:05d}`` (``gid``: a hash of
 the group's name, so any name is a valid id) holding ``group``, ``shard``, ``count`` and
-``entries`` (a map of key to entry); its layout document ``{collection}/{gid}`` says how
-many shards it has. An entry's shard follows from its key's hash by linear hashing: the
-group starts with ``2 ** initial_level`` shards, and when an entry makes its shard hold
-more than ``max_entries``, one shard (the next in turn) splits in two, moving about half
-of its entries to a new shard numbered after every other. So a shard stays well under
-Firestore's 1 MiB document limit however large the group grows, and a small group is
-one or two small documents.
+``entries`` (a map of key to ``{"s": slot, "v": entry}``); its layout document
+``{collection}/{gid}`` says how many shards it has. Each key has a *slot*, a random
+number the index draws when it first sees the key (so nobody choosing keys can pile them
+into one shard), and the slot decides the shard by linear hashing: a group starts with
+``2 ** initial_level`` shards, and once the next shard in turn holds ``max_entries`` it
+splits in two, moving about half of its entries to a new shard numbered after every
+other. Random slots spread entries evenly, and the shard next in turn is one of the
+fullest, so every shard stays near ``max_entries`` at most, far under Firestore's 1 MiB,
+however large the group grows; a small group is one or two small documents.
 
 **Reading.** :meth:`ShardedIndex.query` gives the shard documents of up to 30 groups,
 ordered by id; :func:`entries` lists a shard's entries in key order. An entry only ever
@@ -22,21 +24,26 @@ moves to a shard numbered after its own, so a reader that pages through the shar
 id order while a split happens sees each entry at least once (perhaps twice), never
 misses one that was there all along.
 
-**Writing.** :meth:`ShardedIndex.update` puts one key's entry in one group and takes it
-out of another, inside the caller's transaction. It reads only the groups' layouts and
-writes the shards blind (the caller's own document records which group holds the key),
-so concurrent updates of a group never wait on each other's shard reads, and repeating
-one is harmless. Before an update that adds a key, :meth:`ShardedIndex.make_room` splits
-a shard if the key's is full, in a transaction of its own. A split (one per few hundred
+**Writing.** :meth:`ShardedIndex.update` puts one key's entry in one group, or in none,
+inside the caller's transaction. The index keeps its own record of each key (its group,
+its slot and a digest of its entry, in ``{collection}Keys``), which outlives whatever
+the entry stands for: a key deleted and created again is still found where it was. An
+update reads that record and the groups' layouts and writes the shards blind (never
+reading them), so concurrent updates of a group do not contend on its shards, each
+shard's ``count`` stays exact, and an update that changes nothing writes nothing.
+:meth:`ShardedIndex.make_room` splits the shard next in turn if it is full, in a
+transaction of its own, before an update that adds a key. A split (one per few hundred
 additions to a group) can conflict with an update of the same group running at that
-moment; Firestore aborts one and its retry goes through (the emulator takes its 30 s lock
-timeout to notice).
+moment; Firestore aborts one and its retry goes through (the emulator takes its 30 s
+lock timeout to notice).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,9 +57,14 @@ MAX_GROUPS_PER_QUERY = 30
 """Firestore's limit on the values of an ``in`` filter."""
 
 
-def key_hash(key: str) -> int:
-    """A key's place in the hash space (stable across processes and releases)."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+MAX_KEY_BYTES = 512
+"""Keys longer than this are refused (an entry's field path must stay well under
+Firestore's 1,500 bytes)."""
+
+
+def new_slot() -> int:
+    """A key's slot: random, so keys spread evenly whoever picks them."""
+    return secrets.randbits(62)
 
 
 @dataclass(frozen=True)
@@ -62,11 +74,10 @@ class Layout:
     level: int
     split: int = 0
 
-    def shard_of(self, key: str) -> int:
-        """The shard holding ``key``."""
-        hashed = key_hash(key)
-        shard = hashed % (1 << self.level)
-        return hashed % (1 << (self.level + 1)) if shard < self.split else shard
+    def shard_of(self, slot: int) -> int:
+        """The shard holding a key of this slot."""
+        shard = slot % (1 << self.level)
+        return slot % (1 << (self.level + 1)) if shard < self.split else shard
 
     @property
     def shards(self) -> int:
@@ -79,9 +90,14 @@ class Layout:
 
 
 def entries(snapshot: wire.Snapshot | Any) -> list[tuple[str, Any]]:
-    """A shard's entries in key order."""
+    """A shard's entries in key order: ``(key, entry)``."""
     data = snapshot.to_dict() or {}
-    return sorted((data.get("entries") or {}).items())
+    held = data.get("entries") or {}
+    return sorted((key, kept.get("v")) for key, kept in held.items() if isinstance(kept, dict))
+
+
+def _digest(entry: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(entry, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -129,6 +145,13 @@ class ShardedIndex:
         found = {s.reference.id: s for s in db.get_all(refs, transaction=transaction)}
         return {group: self._layout(found[self.group_id(group)]) for group in groups}
 
+    def key_path(self, key: str) -> str:
+        """The path of the index's own record of a key."""
+        return f"{self.collection}Keys/{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+    def key_ref(self, db: firestore.Client, key: str) -> firestore.DocumentReference:
+        return db.document(self.key_path(key))
+
     def update(
         self,
         db: firestore.Client,
@@ -137,58 +160,62 @@ class ShardedIndex:
         *,
         group: str | None,
         entry: Mapping[str, Any] | None = None,
-        current: str | None = None,
-    ) -> None:
-        """Have ``key``'s entry be ``entry`` in ``group`` (None: in no group), given that
-        it is now in ``current`` (None: in none), in ``transaction``, before its writes.
-
-        ``current`` is the caller's own record of where the key is, read in the same
-        transaction (a field of the document the entry stands for): the shards are
-        written blind, never read, so concurrent updates of one group do not contend on
-        its shards, and each shard's ``count`` stays exact.
-        """
+    ) -> str | None:
+        """Have ``key``'s entry be ``entry`` in ``group`` (None: in no group), in
+        ``transaction``, before its writes. Returns the group it was in before."""
         if group is not None and entry is None:
             raise ValueError("an entry to put in the group")
+        if len(key.encode()) > MAX_KEY_BYTES:
+            raise ValueError(f"a key of at most {MAX_KEY_BYTES} bytes")
+        record_ref = self.key_ref(db, key)
+        record = next(iter(db.get_all([record_ref], transaction=transaction)))
+        held = (record.to_dict() or {}) if record.exists else {}
+        current = held.get("group") if isinstance(held.get("group"), str) else None
+        kept_slot = held.get("slot")
+        slot = kept_slot if isinstance(kept_slot, int) else new_slot()
+        digest = _digest(entry) if entry is not None else None
+        if group == current and (group is None or held.get("entry") == digest):
+            return current  # where it is already, as it is
         groups = sorted({g for g in (group, current) if g is not None})
-        if not groups:
-            return
         layouts = self.layouts(db, groups, transaction)
-        slot = FieldPath("entries", key).to_api_repr()
+        field = FieldPath("entries", key).to_api_repr()
         if current is not None and current != group:
-            shard = layouts[current].shard_of(key)
+            shard = layouts[current].shard_of(slot)
             gone = {"entries": {key: firestore.DELETE_FIELD}, "count": firestore.Increment(-1)}
-            transaction.set(self.shard_ref(db, current, shard), gone, merge=[slot, "count"])
-        if group is not None:
-            shard = layouts[group].shard_of(key)
-            data = {"group": group, "shard": shard, "entries": {key: dict(entry or {})},
-                    "count": firestore.Increment(0 if current == group else 1)}  # fmt: skip
-            transaction.set(
-                self.shard_ref(db, group, shard), data, merge=["group", "shard", slot, "count"]
-            )
+            transaction.set(self.shard_ref(db, current, shard), gone, merge=[field, "count"])
+        if group is None:
+            transaction.delete(record_ref)
+            return current
+        shard = layouts[group].shard_of(slot)
+        kept = {"s": slot, "v": dict(entry or {})}
+        data = {"group": group, "shard": shard, "entries": {key: kept},
+                "count": firestore.Increment(0 if current == group else 1)}  # fmt: skip
+        transaction.set(
+            self.shard_ref(db, group, shard), data, merge=["group", "shard", field, "count"]
+        )
+        transaction.set(record_ref, {"key": key, "group": group, "slot": slot, "entry": digest})
+        return current
 
-    def make_room(self, db: firestore.Client, group: str, key: str) -> bool:
-        """Split a shard of ``group`` if the one ``key`` goes to is full; outside any
-        transaction (it runs its own), before the update that adds the key.
-
-        The shard that splits is the next in turn, which may not be the full one: that
-        one's turn comes soon, as every update into a full shard splits one more.
-        """
+    def make_room(self, db: firestore.Client, group: str) -> bool:
+        """Split the shard of ``group`` next in turn if it is full; outside any
+        transaction (it runs its own), before an update that adds a key to the group."""
         layout = self.layouts(db, [group])[group]
-        home = self.shard_ref(db, group, layout.shard_of(key)).get(field_paths=["count"])
-        if not home.exists or int((home.to_dict() or {}).get("count") or 0) < self.max_entries:
+        next_in_turn = self.shard_ref(db, group, layout.split).get(field_paths=["count"])
+        count = int((next_in_turn.to_dict() or {}).get("count") or 0) if next_in_turn.exists else 0
+        if count < self.max_entries:
             return False
 
         @firestore.transactional
         def split(transaction: firestore.Transaction) -> bool:
             now = self.layouts(db, [group], transaction)[group]
             if now != layout:
-                return False  # another update split one meanwhile
+                return False  # another update split it meanwhile
             source = self.shard_ref(db, group, now.split)
             whole = next(iter(db.get_all([source], transaction=transaction)))
             held = dict((whole.to_dict() or {}).get("entries") or {}) if whole.exists else {}
             after = now.after_split()
             sibling = now.split + (1 << now.level)
-            moving = {k: v for k, v in held.items() if after.shard_of(k) == sibling}
+            moving = {k: v for k, v in held.items() if after.shard_of(int(v["s"])) == sibling}
             staying = {k: v for k, v in held.items() if k not in moving}
             for shard, part in ((now.split, staying), (sibling, moving)):
                 transaction.set(self.shard_ref(db, group, shard), {
@@ -206,16 +233,19 @@ class ShardedIndex:
     def bulk(
         self, group: str, items: Iterable[tuple[str, Mapping[str, Any]]]
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """``(path, data)`` of a group's layout and shards holding ``items``, for loading
-        a new group in bulk (seeds and benchmarks; it replaces what the group held): as
-        many shards as keep each about half full."""
+        """``(path, data)`` of a new group's layout, shards and key records holding
+        ``items``, for loading an index in bulk into an empty group (seeds, benchmarks):
+        as many shards as keep each about half full."""
         held = dict(items)
         fill = max(1, self.max_entries // 2)
         level = max(self.initial_level, math.ceil(math.log2(max(1, len(held)) / fill)))
         layout = Layout(level)
         shards: dict[int, dict[str, Any]] = {}
         for key, entry in held.items():
-            shards.setdefault(layout.shard_of(key), {})[key] = dict(entry)
+            slot = new_slot()
+            shards.setdefault(layout.shard_of(slot), {})[key] = {"s": slot, "v": dict(entry)}
+            record = {"key": key, "group": group, "slot": slot, "entry": _digest(entry)}
+            yield self.key_path(key), record
         gid = self.group_id(group)
         yield f"{self.collection}/{gid}", {"of": group, "level": level, "split": 0}
         for shard, part in sorted(shards.items()):

@@ -29,8 +29,9 @@ active) and ``price_drop`` (an active listing's price fell). Each runs as one fa
   user, a retried chunk or a repeated job never tells them again;
 - a push to each device (if any matching search asks for push, the user has not turned
   push off, and it is not their quiet hours: then the inbox alone carries it);
-- an item in their daily email digest (if a matching search asks for email and the user
-  has not turned email off), sent as one Trigger Email document per user per day.
+- a line in their daily email digest (if a matching search asks for email and the user
+  has not turned email off): the inbox document is marked for it, and each user's day
+  goes out as one Trigger Email document (several past 200 alerts).
 
 Nobody is told about their own listing. A job re-reads the listing for every chunk and
 stops when the event no longer holds (the listing left the market; its price moved
@@ -66,6 +67,8 @@ GEO_PRECISIONS = (5, 4, 3)
 """Geohash precisions a search near a point is anchored at, finest first."""
 SEARCH_INDEX = shards.ShardedIndex("_searchIndex")
 """The alert index: saved searches by audience (server only: the rules deny clients)."""
+LEGACY_FIELD = "matchKeys"
+"""Where searches kept their match keys before the index: dropped by the search trigger."""
 DEVICES = push.Devices(collection="users/{uid}/devices", holder="users/{uid}/private/account")
 """Devices under their user; their tokens kept on the private account the fan-out reads."""
 CURRENCY_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
@@ -171,39 +174,38 @@ def matches(search: SavedSearch | SearchEntry, listing: Listing) -> bool:
 
 
 def refresh_search_index(
-    db: firestore.Client,
-    transaction: firestore.Transaction,
-    search_id: str,
-    *,
-    deleted_from: str | None = None,
+    db: firestore.Client, transaction: firestore.Transaction, search_id: str
 ) -> str | None:
-    """Put the stored search in its audience now (or in none), and record it on the
-    search; returns the audience. ``deleted_from``: the search was deleted, and this is
-    the audience it was last recorded in.
+    """Put the search in its audience as it is stored now (in none if it is gone, muted
+    or no longer fits the model), and record the audience on it; returns the audience.
 
-    Reads the search as stored, so whatever order its events come in, the index ends as
-    its latest state says. A search that no longer fits the model is in no audience.
+    Reads the search as stored, and the index keeps its own record of where each search
+    is, so whatever order the events come in (a deletion, a search created again under
+    the same id), the index ends as the latest state says.
     """
+    if len(search_id.encode()) > shards.MAX_KEY_BYTES:
+        logs.error("saved search id too long to index", searchId=search_id[:80])
+        return None
     ref = db.collection(SEARCHES).document(search_id)
     snapshot = ref.get(transaction=transaction)
-    if not snapshot.exists:
-        # Only the deletion's own event knows where it was; a stale event of a search
-        # deleted since changes nothing (its deletion's event takes it out).
-        if deleted_from is not None:
-            SEARCH_INDEX.update(db, transaction, search_id, group=None, current=deleted_from)
-        return None
-    data = snapshot.to_dict() or {}
-    current = data.get("audience") if isinstance(data.get("audience"), str) else None
-    try:
-        search = SavedSearch.model_validate(data)
-        group, entry = audience(search), entry_of(search)
-    except ValidationError:
-        group, entry = None, None
+    data = (snapshot.to_dict() or {}) if snapshot.exists else None
+    group: str | None = None
+    entry: dict[str, Any] | None = None
+    if data is not None:
+        # ``matchKeys``: what searches carried before the index (functions only, so
+        # their owners could not remove it); it goes with the next event.
+        try:
+            search = SavedSearch.model_validate(
+                {k: v for k, v in data.items() if k != LEGACY_FIELD}
+            )
+            group, entry = audience(search), entry_of(search)
+        except ValidationError:
+            pass  # in no audience
     if group is not None:
-        SEARCH_INDEX.make_room(db, group, search_id)  # its own transaction: splits a shard
-    SEARCH_INDEX.update(db, transaction, search_id, group=group, entry=entry, current=current)
-    if data.get("audience") != group:
-        transaction.update(ref, {"audience": group})
+        SEARCH_INDEX.make_room(db, group)  # its own transaction: splits a full shard
+    SEARCH_INDEX.update(db, transaction, search_id, group=group, entry=entry)
+    if data is not None and (data.get("audience") != group or LEGACY_FIELD in data):
+        transaction.update(ref, {"audience": group, LEGACY_FIELD: firestore.DELETE_FIELD})
     return group
 
 

@@ -271,3 +271,8 @@ QUERIES: tuple[Query, ...] = (
     PLAN_SUBSCRIPTIONS,
 )  # fmt: skip
 """Every query made against the marketplace's documents."""
+
+UNINDEXED: tuple[tuple[str, str], ...] = (("_searchIndex", "entries"),)
+"""``(collection, field)`` exempt from Firestore's automatic indexes: no query filters on
+them, and a shard of the alert index holds hundreds of entries whose indexes would cost
+writes and near Firestore's 40,000 index entries per document."""

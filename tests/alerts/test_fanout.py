@@ -17,7 +17,7 @@ import pytest
 from firebase_admin import exceptions, messaging
 from google.cloud import firestore
 
-from firekit import fanout, push, shards
+from firekit import fanout, push
 from marketplace import alerts
 from marketplace.models.users import QuietHours
 
@@ -386,11 +386,12 @@ def test_a_users_channels_add_up_across_chunks(h: Harness) -> None:
 
     agent = h.world.agent()
     buyer = h.world.buyer(searches=())
-    # Ids that sort far apart: one search first in the first shard (the first chunk),
-    # the other last in the second (the last chunk).
-    layout = shards.Layout(alerts.SEARCH_INDEX.initial_level)  # a new audience's
-    first = next(i for n in range(99) if layout.shard_of(i := f"aaa{n}-{buyer}") == 0)
-    last = next(i for n in range(99) if layout.shard_of(i := f"zzz{n}-{buyer}") == 1)
+    # One search first in the first shard (the first chunk), the other last in the
+    # second (the last chunk): ids that sort first and last, their slots pinned (a new
+    # audience has 2 shards; the index draws a slot only for a key it has no record of).
+    first, last = f"aaa-{buyer}", f"zzz-{buyer}"
+    for key, slot in ((first, 0), (last, 1)):
+        h.db.document(alerts.SEARCH_INDEX.key_path(key)).set({"key": key, "slot": slot})
     in_app_only = {"inApp": True, "push": False, "email": False}
     h.db.document(f"savedSearches/{first}").set(search(buyer, channels=in_app_only))
     index(h.db, first)

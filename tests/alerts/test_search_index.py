@@ -42,9 +42,15 @@ def where_indexed(db: Any) -> dict[str, dict[str, Any]]:
         if "entries" not in data:
             continue  # a layout document
         assert data["count"] == len(data["entries"]), shard.id
-        for key, entry in data["entries"].items():
+        for key, kept in data["entries"].items():
             assert key not in found, f"{key} is in two shards"
-            found[key] = {"audience": data["group"], "entry": entry}
+            found[key] = {"audience": data["group"], "entry": kept["v"]}
+    # The index's own records say the same.
+    records = {
+        r.get("key"): r.get("group")
+        for r in db.collection(f"{alerts.SEARCH_INDEX.collection}Keys").stream()
+    }
+    assert records == {key: place["audience"] for key, place in found.items()}
     return found
 
 
@@ -130,6 +136,28 @@ def test_a_search_deleted_before_its_trigger_ran_is_never_indexed(
     for event in (deleted, created, redelivery(created)):
         deliver(on_saved_search_written, event)
     assert where_indexed(firestore_db) == {}
+
+
+def test_a_search_deleted_and_created_again_before_its_events_arrive_moves_once(
+    firestore_db: Any, searches: Searches
+) -> None:
+    deliver(on_saved_search_written, searches.write(search(searches.owner)))  # London
+    deleted = searches.write(None)
+    again = searches.write(search(searches.owner, city="Leeds"))  # the same id
+    for event in (again, deleted, redelivery(again)):
+        deliver(on_saved_search_written, event)
+    assert where_indexed(firestore_db) == {searches.id: searches.expected()}
+    assert where_indexed(firestore_db)[searches.id]["audience"] == "sale|GBP|city:leeds"
+
+
+def test_a_search_saved_before_the_index_is_indexed_and_loses_its_match_keys(
+    firestore_db: Any, searches: Searches
+) -> None:
+    legacy = search(searches.owner) | {"matchKeys": ["sale|GBP|city:london|300000-400000"]}
+    deliver(on_saved_search_written, searches.write(legacy))
+    stored = searches.ref.get().to_dict()
+    assert "matchKeys" not in stored and stored["audience"] == "sale|GBP|city:london"
+    assert where_indexed(firestore_db) == {searches.id: searches.expected()}
 
 
 def test_a_search_that_no_longer_fits_the_model_leaves_its_audience(

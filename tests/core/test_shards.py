@@ -21,21 +21,17 @@ INDEX = shards.ShardedIndex("_testIndex", max_entries=8, initial_level=1)
 
 
 def update(db: Any, key: str, group: str | None, *, index: shards.ShardedIndex = INDEX,
-           **entry: Any) -> None:  # fmt: skip
-    """What a caller does: its own record of the key says where its entry is."""
-    record = db.document(f"_testRecords/{key}")
+           **entry: Any) -> str | None:  # fmt: skip
+    """What a caller does: make room, then update in a transaction; the group it was in."""
     if group is not None:
-        index.make_room(db, group, key)
+        index.make_room(db, group)
 
     @firestore.transactional
-    def run(transaction: firestore.Transaction) -> None:
-        snapshot = record.get(transaction=transaction)
-        current = (snapshot.to_dict() or {}).get("group") if snapshot.exists else None
-        index.update(db, transaction, key, group=group, entry=entry or {"k": key},
-                     current=current)  # fmt: skip
-        transaction.set(record, {"group": group})
+    def run(transaction: firestore.Transaction) -> str | None:
+        return index.update(db, transaction, key, group=group, entry=entry or {"k": key})
 
-    run(db.transaction())
+    was: str | None = run(db.transaction())
+    return was
 
 
 def held(db: Any, group: str, index: shards.ShardedIndex = INDEX) -> dict[str, dict[str, Any]]:
@@ -48,11 +44,11 @@ def held(db: Any, group: str, index: shards.ShardedIndex = INDEX) -> dict[str, d
         assert data["group"] == group
         assert data["count"] == len(data["entries"]), snapshot.id
         assert data["shard"] < layout.shards
-        for key in data["entries"]:
-            assert layout.shard_of(key) == data["shard"], (key, data["shard"])
+        for key, kept in data["entries"].items():
+            assert layout.shard_of(kept["s"]) == data["shard"], (key, data["shard"])
             assert key not in seen
             seen.add(key)
-        found[str(data["shard"])] = data["entries"]
+        found[str(data["shard"])] = {key: kept["v"] for key, kept in data["entries"].items()}
     return found
 
 
@@ -62,17 +58,22 @@ def keys_of(found: dict[str, dict[str, Any]]) -> set[str]:
 
 def test_an_entry_is_put_replaced_moved_and_removed(firestore_db: Any) -> None:
     db = firestore_db
-    update(db, "s1", "london", v=1)
+    assert update(db, "s1", "london", v=1) is None
     assert keys_of(held(db, "london")) == {"s1"}
-    update(db, "s1", "london", v=1)  # again: a redelivered event
+    shard = next(iter(db.collection("_testIndex").where(filter=firestore.FieldFilter(
+        "group", "==", "london")).stream())).reference  # fmt: skip
+    stamp = shard.get().update_time
+    assert update(db, "s1", "london", v=1) == "london"  # again: a redelivered event
+    assert shard.get().update_time == stamp, "the same entry again writes nothing"
     update(db, "s1", "london", v=2)
     assert [e for part in held(db, "london").values() for e in part.values()] == [{"v": 2}]
-    update(db, "s1", "paris", v=2)
+    assert update(db, "s1", "paris", v=2) == "london"
     assert keys_of(held(db, "london")) == set()
     assert keys_of(held(db, "paris")) == {"s1"}
-    update(db, "s1", None)
-    update(db, "s1", None)  # again
+    assert update(db, "s1", None) == "paris"
+    assert update(db, "s1", None) is None  # again
     assert keys_of(held(db, "paris")) == set()
+    assert not INDEX.key_ref(db, "s1").get().exists
 
 
 def test_keys_that_need_quoting_are_kept_as_they_are(firestore_db: Any) -> None:
@@ -138,8 +139,6 @@ def test_a_bulk_loaded_group_takes_updates_like_any_other(firestore_db: Any) -> 
     batch = db.batch()
     for path, data in INDEX.bulk("bulk", loaded):
         batch.set(db.document(path), data)
-    for key, _ in loaded:  # the callers' records, as a bulk load writes them
-        batch.set(db.document(f"_testRecords/{key}"), {"group": "bulk"})
     batch.commit()
     assert keys_of(held(db, "bulk")) == {key for key, _ in loaded}
     for key, _ in random.Random(3).sample(loaded, 20):
@@ -149,6 +148,15 @@ def test_a_bulk_loaded_group_takes_updates_like_any_other(firestore_db: Any) -> 
     assert len(keys_of(held(db, "bulk"))) == 100 - 20 + 30
 
 
+def test_keys_spread_over_the_shards_whoever_picks_them(firestore_db: Any) -> None:
+    # Keys chosen to share a hash prefix land in random slots all the same.
+    keys = [f"same-prefix-{n:03d}" for n in range(40)]
+    for key in keys:
+        update(firestore_db, key, "spread")
+    sizes = [len(part) for part in held(firestore_db, "spread").values()]
+    assert len(sizes) >= 4 and max(sizes) <= 3 * INDEX.max_entries
+
+
 def test_a_query_names_one_to_thirty_groups() -> None:
     db = firestore.Client(project="demo-none")
     with pytest.raises(ValueError):
@@ -156,4 +164,6 @@ def test_a_query_names_one_to_thirty_groups() -> None:
     with pytest.raises(ValueError):
         INDEX.query(db, [f"g{n}" for n in range(31)])
     with pytest.raises(ValueError, match="entry"):
-        INDEX.update(db, db.transaction(), "k", group="g", entry=None, current=None)
+        INDEX.update(db, db.transaction(), "k", group="g", entry=None)
+    with pytest.raises(ValueError, match="bytes"):
+        INDEX.update(db, db.transaction(), "k" * 513, group="g", entry={})

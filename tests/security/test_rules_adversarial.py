@@ -251,7 +251,7 @@ WRITE_ATTACKS: dict[str, Write] = {
     "search: hand own search to another user": Write(
         ANA, "update", "savedSearches/s-{n}", MUTE, {"ownerId": "cy"}
     ),
-    "search: set match keys": Write(
+    "search: set its audience": Write(
         ANA, "update", "savedSearches/s-{n}", MUTE, {"audience": "sale|GBP|*"}
     ),
     "message: sent in the agent's name": Write(
