@@ -44,7 +44,7 @@ import hashlib
 import json
 import math
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,18 +231,23 @@ class ShardedIndex:
         return bool(split(db.transaction()))
 
     def bulk(
-        self, group: str, items: Iterable[tuple[str, Mapping[str, Any]]]
+        self,
+        group: str,
+        items: Iterable[tuple[str, Mapping[str, Any]]],
+        *,
+        slot_of: Callable[[str], int] = lambda _key: new_slot(),
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(path, data)`` of a new group's layout, shards and key records holding
         ``items``, for loading an index in bulk into an empty group (seeds, benchmarks):
-        as many shards as keep each about half full."""
+        as many shards as keep each about half full. ``slot_of``: each key's slot
+        (random; a benchmark that compares runs gives a fixed one)."""
         held = dict(items)
         fill = max(1, self.max_entries // 2)
         level = max(self.initial_level, math.ceil(math.log2(max(1, len(held)) / fill)))
         layout = Layout(level)
         shards: dict[int, dict[str, Any]] = {}
         for key, entry in held.items():
-            slot = new_slot()
+            slot = slot_of(key)
             shards.setdefault(layout.shard_of(slot), {})[key] = {"s": slot, "v": dict(entry)}
             record = {"key": key, "group": group, "slot": slot, "entry": _digest(entry)}
             yield self.key_path(key), record

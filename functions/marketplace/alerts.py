@@ -211,9 +211,12 @@ def refresh_search_index(
 
 def index_documents(
     searches: Iterable[tuple[str, Mapping[str, Any]]],
+    *,
+    slot_of: Callable[[str], int] = lambda _key: shards.new_slot(),
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """``(path, data)`` of the index holding ``searches`` (``(id, data)`` as stored, with
-    their ``audience``), for loading a new index in bulk: seeds and benchmarks."""
+    their ``audience``), for loading a new index in bulk: benchmarks (``slot_of``: see
+    :meth:`firekit.shards.ShardedIndex.bulk`)."""
     groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for search_id, data in searches:
         search = SavedSearch.model_validate(data)
@@ -221,7 +224,7 @@ def index_documents(
         if group is not None:
             groups.setdefault(group, []).append((search_id, entry_of(search)))
     for group, entries in groups.items():
-        yield from SEARCH_INDEX.bulk(group, entries)
+        yield from SEARCH_INDEX.bulk(group, entries, slot_of=slot_of)
 
 
 # --- the events -----------------------------------------------------------------------

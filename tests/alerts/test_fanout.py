@@ -8,6 +8,7 @@ lets it fail and runs it again (what Cloud Tasks does on a 5xx).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -586,3 +587,34 @@ def test_the_token_sync_keeps_the_newest_devices_whatever_order_its_events_come_
     h.db.document(f"users/{ghost}/devices/g0").set(device(ghost, "g0"))
     assert h.sync_tokens(ghost) is None
     assert not h.db.document(f"users/{ghost}/private/account").get().exists
+
+
+def test_a_task_queued_with_an_old_plain_path_cursor_starts_over_and_tells_nobody_twice(
+    h: Harness,
+) -> None:
+    told, _ = h.told_about_a_new_home(buyers=60)  # 2 chunks of 50
+    pushed = h.transport.tokens()
+    # A task of another run of the job (a later event), queued by the release before
+    # the index: its cursor is a saved search's path. It walks the index from the start
+    # and finds everyone told already.
+    first = h.queue.tasks[0]
+    stale = first.model_copy(update={
+        "job": first.job.replace("event1", "event2"), "after": f"savedSearches/{told[10]}-0",
+    })  # fmt: skip
+    assert stale.job != first.job
+    h.queue.tasks.append(stale)
+    outcomes = h.drain()
+
+    assert outcomes == ["0:delivered", "1:delivered"]  # both chunks walked again
+    records = [h.db.document(f"{fanout.CHUNKS}/{stale.job}-{n:05d}").get() for n in (0, 1)]
+    assert [r.get("recipients") for r in records] == [0, 0]
+    assert inbox_counts(h, told) == {u: 1 for u in told}
+    assert h.transport.tokens() == pushed
+
+
+def test_a_cursor_in_a_key_of_any_script_round_trips() -> None:
+    path, key = "_searchIndex/abc-00001", "検索" * 200
+    cursor = json.dumps([path, key], ensure_ascii=False)
+    task = fanout.ChunkTask(job="j", kind="new_listing", after=cursor)
+    assert fanout._cursor(task.after) == (path, key)
+    assert fanout._cursor("savedSearches/old-path") == (None, None)

@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import stripe
+from google.api_core.exceptions import Aborted as Contended
 from google.cloud import firestore
 
 from firekit.errors import Aborted
@@ -104,6 +105,9 @@ def ensure_customer(
             raise Aborted("Your payment account is being set up; try again in a moment.")
 
 
+COMMIT_ATTEMPTS = 3
+
+
 def _create(db: firestore.Client, api: stripe.StripeClient, uid: str, email: str | None) -> str:
     params: dict[str, Any] = {"metadata": {"uid": uid}}
     if email:
@@ -120,7 +124,15 @@ def _create(db: firestore.Client, api: stripe.StripeClient, uid: str, email: str
     batch.set(account_ref(db, uid), {"stripeCustomerId": customer.id}, merge=True)
     batch.set(db.collection(BY_STRIPE_ID).document(customer.id), {"uid": uid})
     batch.delete(db.collection(LOCKS).document(f"customer-{uid}"))
-    batch.commit()
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            batch.commit()
+            break
+        except Contended:
+            # Waiters' lease transactions can hold the lock document past the emulator's
+            # (or Firestore's) lock wait; the writes are plain sets: try them again.
+            if attempt == COMMIT_ATTEMPTS:
+                raise
     return str(customer.id)
 
 
