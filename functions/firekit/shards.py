@@ -109,6 +109,8 @@ class ShardedIndex:
     """Entries a shard holds before one splits (a few hundred bytes each: ~150 KB)."""
     initial_level: int = 1
     """A new group starts with ``2 ** initial_level`` shards (writes spread over them)."""
+    draw_slot: Callable[[], int] = new_slot
+    """Where a new key's slot comes from (random; a test may seed it)."""
 
     def group_id(self, group: str) -> str:
         return hashlib.sha256(group.encode()).hexdigest()[:24]
@@ -172,7 +174,7 @@ class ShardedIndex:
         held = (record.to_dict() or {}) if record.exists else {}
         current = held.get("group") if isinstance(held.get("group"), str) else None
         kept_slot = held.get("slot")
-        slot = kept_slot if isinstance(kept_slot, int) else new_slot()
+        slot = kept_slot if isinstance(kept_slot, int) else self.draw_slot()
         digest = _digest(entry) if entry is not None else None
         if group == current and (group is None or held.get("entry") == digest):
             return current  # where it is already, as it is
