@@ -130,8 +130,6 @@ class Prepared:
 class Entry:
     """One recipient of a source document that holds many (see :attr:`Source.expand`)."""
 
-    doc: str
-    """The path of the document holding it."""
     key: str
     value: Any
 
@@ -354,7 +352,7 @@ def _entries(
         for key, value in expand(snapshot):
             if path == after_doc and after_key is not None and key <= after_key:
                 continue
-            yield json.dumps([path, key], ensure_ascii=False), Entry(path, key, value)
+            yield json.dumps([path, key], ensure_ascii=False), Entry(key, value)
 
 
 def _cursor(after: str | None) -> tuple[str | None, str | None]:

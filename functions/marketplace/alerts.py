@@ -201,8 +201,10 @@ def refresh_search_index(
             group, entry = audience(search), entry_of(search)
         except ValidationError:
             pass  # in no audience
-    if group is not None:
-        SEARCH_INDEX.make_room(db, group)  # its own transaction: splits a full shard
+    if group is not None and data is not None and data.get("audience") != group:
+        # About to enter the audience: split its next shard first if it is full (in a
+        # transaction of its own). A search staying where it is adds nothing.
+        SEARCH_INDEX.make_room(db, group)
     SEARCH_INDEX.update(db, transaction, search_id, group=group, entry=entry)
     if data is not None and (data.get("audience") != group or LEGACY_FIELD in data):
         transaction.update(ref, {"audience": group, LEGACY_FIELD: firestore.DELETE_FIELD})

@@ -19,12 +19,17 @@ KINDS = ("sale", "rent")
 TYPES = ("flat", "house", "maisonette", "bungalow")
 
 
-@st.composite
-def listings(draw: Any) -> Listing:
+def place_and_kind(draw: Any) -> tuple[str, float, float, str, int]:
+    """A city, its centre, a kind and the highest price (major units) drawn for it."""
     city = draw(st.sampled_from(sorted(CITIES)))
     lat, lng = CITIES[city]
     kind = draw(st.sampled_from(KINDS))
-    top = 3_000_000 if kind == "sale" else 6_000
+    return city, lat, lng, kind, 3_000_000 if kind == "sale" else 6_000
+
+
+@st.composite
+def listings(draw: Any) -> Listing:
+    city, lat, lng, kind, top = place_and_kind(draw)
     return Listing.model_validate(listing(
         "agent", kind=kind, propertyType=draw(st.sampled_from(TYPES)),
         bedrooms=draw(st.integers(0, 6)),
@@ -37,10 +42,7 @@ def listings(draw: Any) -> Listing:
 
 @st.composite
 def searches(draw: Any) -> SavedSearch:
-    city = draw(st.sampled_from(sorted(CITIES)))
-    lat, lng = CITIES[city]
-    kind = draw(st.sampled_from(KINDS))
-    top = 3_000_000 if kind == "sale" else 6_000
+    city, lat, lng, kind, top = place_and_kind(draw)
     low = draw(st.none() | st.integers(0, top))
     high = draw(st.none() | st.integers(low or 0, top))
     where = draw(st.sampled_from(("city", "near", "anywhere")))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from typing import Any
 
 from google.cloud import firestore
 
 from marketplace import alerts
+from pytest_firebase.wait import wait_for
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 
@@ -143,17 +143,10 @@ class World:
             if not self.by_trigger:
                 index(self.db, f"{buyer}-{n}")
             elif not overrides.get("muted"):
-                self._indexed(f"{buyer}-{n}")
+                ref = self.db.document(f"savedSearches/{buyer}-{n}")
+                wait_for(lambda ref=ref: (ref.get().to_dict() or {}).get("audience"),
+                         timeout=30, what=f"the search trigger indexing {ref.id}")  # fmt: skip
         return buyer
-
-    def _indexed(self, search_id: str, timeout: float = 30.0) -> None:
-        """Wait for the search trigger to put the search in the index."""
-        ref = self.db.document(f"savedSearches/{search_id}")
-        deadline = time.monotonic() + timeout
-        while not (ref.get().to_dict() or {}).get("audience"):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the search trigger never indexed {search_id}")
-            time.sleep(0.2)
 
     def inbox(self, who: str) -> dict[str, dict[str, Any]]:
         return {
