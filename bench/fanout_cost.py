@@ -67,8 +67,10 @@ PROPERTY_TYPES = ("flat", "house", "maisonette", "bungalow")
 
 def _offset(lat: float, lng: float, km: float, bearing: float) -> dict[str, float]:
     north, east = km * math.cos(bearing), km * math.sin(bearing)
-    return {"lat": lat + north / KM_PER_DEGREE,
-            "lng": lng + east / (KM_PER_DEGREE * math.cos(math.radians(lat)))}  # fmt: skip
+    return {
+        "lat": lat + north / KM_PER_DEGREE,
+        "lng": lng + east / (KM_PER_DEGREE * math.cos(math.radians(lat))),
+    }
 
 
 def _near_home(rng: random.Random, km: float, radius: float) -> dict[str, Any]:
@@ -121,8 +123,14 @@ def near_miss(rng: random.Random, uid: str, reason: str) -> dict[str, Any]:
                 (["house"], ["bungalow"], ["house", "maisonette"])
             )
         elif reason == "price":
-            bound = rng.choice((("priceMax", 325_000_00), ("priceMax", 340_000_00),
-                                ("priceMin", 360_000_00), ("priceMin", 375_000_00)))  # fmt: skip
+            bound = rng.choice(
+                (
+                    ("priceMax", 325_000_00),
+                    ("priceMax", 340_000_00),
+                    ("priceMin", 360_000_00),
+                    ("priceMin", 375_000_00),
+                )
+            )
             criteria[bound[0]] = bound[1]
         else:
             radius = rng.choice((0.5, 1.0, 2.0))
@@ -220,9 +228,11 @@ def measure(db: Any, total: int, *, seed: int = 1) -> dict[str, Any]:
     probed = alerts.SEARCH_INDEX.query(db, sorted(PROBE))
     candidates = sum(len(shards.entries(shard)) for shard in probed.stream())
     totals = meter.total()
-    print(f"  {total:,} searches: {totals.read} documents read, {totals.written} written, "
-          f"{candidates} candidates in {source.read} index shards, {job.recipients} told "
-          f"({job.seconds:.1f} s)")  # fmt: skip
+    print(
+        f"  {total:,} searches: {totals.read} documents read, {totals.written} written, "
+        f"{candidates} candidates in {source.read} index shards, {job.recipients} told "
+        f"({job.seconds:.1f} s)"
+    )
     return {
         "searches": total,
         "documentsSeeded": written,
@@ -252,16 +262,19 @@ def run(db: Any, *, scales: Sequence[int] = SCALES, seed: int = 1) -> dict[str, 
     first, last = rows[0], rows[-1]
     keys = ("documentsRead", "billedReads", "readPlusMissing", "documentsWritten")
     figures = {
-        "byScale": {str(row["searches"]): {k: row[k] for k in (*keys, "candidatesRead",
-                                                               "indexShardsRead")}
-                    for row in rows},
+        "byScale": {
+            str(row["searches"]): {k: row[k] for k in (*keys, "candidatesRead", "indexShardsRead")}
+            for row in rows
+        },
         "allToldExactlyTheMatchingOnce": all(row["toldExactlyTheMatchingOnce"] for row in rows),
         "steps": {str(row["searches"]): row.pop("steps") for row in rows},
         "composition": {str(row["searches"]): row.pop("composition") for row in rows},
-    }  # fmt: skip
+    }
     baseline = {"searches": first["searches"]} | {k: first[k] for k in keys}
-    ratios = {f"{k}{last['searches']}Over{first['searches']}": common.ratio(last[k], first[k])
-              for k in keys} | {"goal": "≈ 1"}  # fmt: skip
+    ratios = {
+        f"{k}{last['searches']}Over{first['searches']}": common.ratio(last[k], first[k])
+        for k in keys
+    } | {"goal": "≈ 1"}
     params = {
         "scales": sorted(scales),
         "matching": MATCHES,
@@ -277,13 +290,28 @@ def run(db: Any, *, scales: Sequence[int] = SCALES, seed: int = 1) -> dict[str, 
         "returned by queries and gets (transactions included), gets of absent documents, "
         "queries returning nothing (billed one read each), documents written per commit",
     }
-    return {"figures": figures, "baseline": baseline, "ratios": ratios, "params": params,
-            "rows": rows}  # fmt: skip
+    return {
+        "figures": figures,
+        "baseline": baseline,
+        "ratios": ratios,
+        "params": params,
+        "rows": rows,
+    }
 
 
-COLUMNS = ("searches", "candidatesRead", "indexShardsRead", "told", "documentsRead",
-           "missingLookups", "emptyQueries", "billedReads", "documentsWritten", "rpcs",
-           "seconds")  # fmt: skip
+COLUMNS = (
+    "searches",
+    "candidatesRead",
+    "indexShardsRead",
+    "told",
+    "documentsRead",
+    "missingLookups",
+    "emptyQueries",
+    "billedReads",
+    "documentsWritten",
+    "rpcs",
+    "seconds",
+)
 
 
 def write(outcome: dict[str, Any], directory: Path = common.RESULTS) -> Path:

@@ -96,9 +96,12 @@ class Peak:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able, rounded."""
-        return {"tracedPeakMiB": round(self.traced_mib, 2),
-                "rssPeakAboveStartMiB": None if self.rss_mib is None else round(self.rss_mib, 1),
-                "rssMethod": self.rss_method, "seconds": round(self.seconds, 2)}  # fmt: skip
+        return {
+            "tracedPeakMiB": round(self.traced_mib, 2),
+            "rssPeakAboveStartMiB": None if self.rss_mib is None else round(self.rss_mib, 1),
+            "rssMethod": self.rss_method,
+            "seconds": round(self.seconds, 2),
+        }
 
 
 @contextmanager
@@ -189,11 +192,14 @@ def measure_one(
         "baselineDocuments": held_count,
         "baseline": baseline.as_dict(),
         "fanout": run.as_dict(),
-        "liveAfterChunkMiB": {"first": round(first, 2), "last": round(live_after_chunk[-1], 2),
-                              "max": round(max(live_after_chunk), 2),
-                              "growthFirstToLast": round(live_after_chunk[-1] - first, 2)},
+        "liveAfterChunkMiB": {
+            "first": round(first, 2),
+            "last": round(live_after_chunk[-1], 2),
+            "max": round(max(live_after_chunk), 2),
+            "growthFirstToLast": round(live_after_chunk[-1] - first, 2),
+        },
         "processMaxRssMiB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }  # fmt: skip
+    }
 
 
 def measure_in_subprocess(
@@ -202,8 +208,19 @@ def measure_in_subprocess(
     """:func:`measure_one` in a fresh interpreter (the emulator's address is inherited)."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "result.json"
-        command = [sys.executable, "-m", "bench.fanout_memory", "--measure", str(recipients),
-                   "--project", project, "--chunk", str(chunk_size), "--out", str(out)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "bench.fanout_memory",
+            "--measure",
+            str(recipients),
+            "--project",
+            project,
+            "--chunk",
+            str(chunk_size),
+            "--out",
+            str(out),
+        ]
         command += [] if devices_for is None else ["--devices-for", str(devices_for)]
         subprocess.run(command, check=True, cwd=common.ROOT, stdout=subprocess.DEVNULL)
         result: dict[str, Any] = json.loads(out.read_text())
@@ -230,10 +247,12 @@ def run(
         return float(row[part]["tracedPeakMiB"])
 
     figures = {
-        str(row["recipients"]): {k: row[k] for k in ("fanout", "liveAfterChunkMiB", "chunks",
-                                                      "allToldOnce", "processMaxRssMiB")}
+        str(row["recipients"]): {
+            k: row[k]
+            for k in ("fanout", "liveAfterChunkMiB", "chunks", "allToldOnce", "processMaxRssMiB")
+        }
         for row in rows
-    }  # fmt: skip
+    }
     baseline = {
         "what": f"one chunk's recipients' documents held in a list ({biggest['baselineDocuments']}"
         f" snapshots: {chunk_size} searches and their accounts), same process as the "
@@ -264,21 +283,39 @@ def run(
         "loadAverage1mBefore": round(load_before[0], 2),
     }
     rows_out = [
-        {"recipients": row["recipients"], "chunks": row["chunks"],
-         "fan-out traced MiB": row["fanout"]["tracedPeakMiB"],
-         "fan-out RSS MiB": row["fanout"]["rssPeakAboveStartMiB"],
-         "live growth MiB": row["liveAfterChunkMiB"]["growthFirstToLast"],
-         "list traced MiB": row["baseline"]["tracedPeakMiB"],
-         "list RSS MiB": row["baseline"]["rssPeakAboveStartMiB"],
-         "seconds": row["fanout"]["seconds"], "told once": row["allToldOnce"]}
+        {
+            "recipients": row["recipients"],
+            "chunks": row["chunks"],
+            "fan-out traced MiB": row["fanout"]["tracedPeakMiB"],
+            "fan-out RSS MiB": row["fanout"]["rssPeakAboveStartMiB"],
+            "live growth MiB": row["liveAfterChunkMiB"]["growthFirstToLast"],
+            "list traced MiB": row["baseline"]["tracedPeakMiB"],
+            "list RSS MiB": row["baseline"]["rssPeakAboveStartMiB"],
+            "seconds": row["fanout"]["seconds"],
+            "told once": row["allToldOnce"],
+        }
         for row in rows
-    ]  # fmt: skip
-    return {"figures": figures | {"measured": rows}, "baseline": baseline, "ratios": ratios,
-            "params": params, "rows": rows_out}  # fmt: skip
+    ]
+    return {
+        "figures": figures | {"measured": rows},
+        "baseline": baseline,
+        "ratios": ratios,
+        "params": params,
+        "rows": rows_out,
+    }
 
 
-COLUMNS = ("recipients", "chunks", "fan-out traced MiB", "fan-out RSS MiB", "live growth MiB",
-           "list traced MiB", "list RSS MiB", "seconds", "told once")  # fmt: skip
+COLUMNS = (
+    "recipients",
+    "chunks",
+    "fan-out traced MiB",
+    "fan-out RSS MiB",
+    "live growth MiB",
+    "list traced MiB",
+    "list RSS MiB",
+    "seconds",
+    "told once",
+)
 
 
 def write(outcome: dict[str, Any], directory: Path = common.RESULTS) -> Path:

@@ -114,9 +114,15 @@ def _fan_out_once(db: Any, recipients: int, chunk_size: int, progress: bool) -> 
         last[0] = time.perf_counter()
         job = world.run_job(db, chunk_size=chunk_size, on_chunk=on_chunk)
     print(f"  fan-out: {job.seconds:.2f} s")
-    digests = sum(1 for _ in db.collection_group("notifications").where(
-        filter=firestore.FieldFilter("emailDay", ">", "")  # marked for a digest
-    ).select([]).stream())  # fmt: skip
+    digests = sum(
+        1
+        for _ in db.collection_group("notifications")
+        .where(
+            filter=firestore.FieldFilter("emailDay", ">", "")  # marked for a digest
+        )
+        .select([])
+        .stream()
+    )
     return _Rep(job, meter, chunk_ms, world.inbox_counts(db), digests, seeded, seed_s)
 
 
@@ -142,19 +148,30 @@ def run(
     middle = sorted(rounds, key=lambda r: r.job.seconds)[(len(rounds) - 1) // 2]
     all_told = all(_all_told(r, recipients) for r in rounds)
     return summarise(
-        job=middle.job, meter=middle.meter, recipients=recipients, chunk_size=chunk_size,
-        chunk_ms=middle.chunk_ms, inboxes=middle.inboxes, digests=middle.digests,
-        baseline_s=baseline_s, fanout_s=[r.job.seconds for r in rounds],
+        job=middle.job,
+        meter=middle.meter,
+        recipients=recipients,
+        chunk_size=chunk_size,
+        chunk_ms=middle.chunk_ms,
+        inboxes=middle.inboxes,
+        digests=middle.digests,
+        baseline_s=baseline_s,
+        fanout_s=[r.job.seconds for r in rounds],
         all_told_every_round=all_told,
-        params={"recipients": recipients, "chunkSize": chunk_size, "reps": reps,
-                "code": world.code_state(),
-                "seededDocuments": middle.seeded, "seedSeconds": round(middle.seed_s, 2),
-                "loadAverage1mBeforeAfter": [round(load_before[0], 2), round(load_after[0], 2)],
-                "pushTransport": "in memory (FCM is a network call outside Firestore; the "
-                                 "emulators' RecordingTransport would add a write per push)",
-                "baselineWhat": f"{recipients:,} inbox-shaped documents, sequential batches of "
-                                f"{world.BATCH} set(), into {RAW}, emptied database"},
-    )  # fmt: skip
+        params={
+            "recipients": recipients,
+            "chunkSize": chunk_size,
+            "reps": reps,
+            "code": world.code_state(),
+            "seededDocuments": middle.seeded,
+            "seedSeconds": round(middle.seed_s, 2),
+            "loadAverage1mBeforeAfter": [round(load_before[0], 2), round(load_after[0], 2)],
+            "pushTransport": "in memory (FCM is a network call outside Firestore; the "
+            "emulators' RecordingTransport would add a write per push)",
+            "baselineWhat": f"{recipients:,} inbox-shaped documents, sequential batches of "
+            f"{world.BATCH} set(), into {RAW}, emptied database",
+        },
+    )
 
 
 def _all_told(rep: _Rep, recipients: int) -> bool:
@@ -246,9 +263,14 @@ def _row(
     read: int | None = None,
     written: int | None = None,
 ) -> dict[str, Any]:
-    return {"step": step, "calls": calls, "seconds": round(seconds, 2),
-            "share %": round(100 * seconds / whole, 1), "read": read,
-            "written": written}  # fmt: skip
+    return {
+        "step": step,
+        "calls": calls,
+        "seconds": round(seconds, 2),
+        "share %": round(100 * seconds / whole, 1),
+        "read": read,
+        "written": written,
+    }
 
 
 COLUMNS = ("step", "calls", "seconds", "share %", "read", "written")
@@ -268,9 +290,12 @@ def main() -> None:
     args = parser.parse_args()
     with common.emulators() as stack, common.triggers_paused(stack):
         outcome = run(
-            common.firestore_client(stack), recipients=args.recipients, chunk_size=args.chunk,
-            reps=args.reps, progress=True,
-        )  # fmt: skip
+            common.firestore_client(stack),
+            recipients=args.recipients,
+            chunk_size=args.chunk,
+            reps=args.reps,
+            progress=True,
+        )
     path = world.report(NAME, outcome, COLUMNS)
     figures, base, ratios = outcome["figures"], outcome["baseline"], outcome["ratios"]
     print(

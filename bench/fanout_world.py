@@ -120,17 +120,30 @@ def buyer(uid: str, *searches: dict[str, Any], device: bool = True) -> list[Doc]
     """A buyer's profile, private account (with an email and, as the devices trigger keeps
     them, their push tokens), one device and ``searches``."""
     token = f"fcm-{uid}-0"
-    account = {"email": f"{uid}@example.test", "createdAt": NOW,
-               "pushTokens": [token] if device else []}  # fmt: skip
+    account = {
+        "email": f"{uid}@example.test",
+        "createdAt": NOW,
+        "pushTokens": [token] if device else [],
+    }
     docs: list[Doc] = [
         (f"users/{uid}", {"displayName": "Buyer", "role": "buyer", "createdAt": NOW}),
         (f"users/{uid}/private/account", account),
     ]
     if device:
-        docs.append((f"users/{uid}/devices/{token}", {
-            "token": token, "ownerId": uid, "platform": "android", "appVersion": "2.5.0",
-            "locale": "en-GB", "createdAt": NOW, "updatedAt": NOW,
-        }))  # fmt: skip
+        docs.append(
+            (
+                f"users/{uid}/devices/{token}",
+                {
+                    "token": token,
+                    "ownerId": uid,
+                    "platform": "android",
+                    "appVersion": "2.5.0",
+                    "locale": "en-GB",
+                    "createdAt": NOW,
+                    "updatedAt": NOW,
+                },
+            )
+        )
     docs += [(f"savedSearches/{uid}-{n}", data) for n, data in enumerate(searches)]
     return docs
 
@@ -297,9 +310,14 @@ class _Observed:
         return self.delivery.source(db, task)
 
     def prepare(
-        self, db: Any, task: fanout.ChunkTask, page: Sequence[Any], *, context: Any,
+        self,
+        db: Any,
+        task: fanout.ChunkTask,
+        page: Sequence[Any],
+        *,
+        context: Any,
         optimistic: bool,
-    ) -> fanout.Prepared:  # fmt: skip
+    ) -> fanout.Prepared:
         self.on_chunk()
         return self.delivery.prepare(db, task, page, context=context, optimistic=optimistic)
 
@@ -328,9 +346,14 @@ class Step:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able, seconds rounded."""
-        return {"calls": self.calls, "seconds": round(self.seconds, 3), "read": self.read,
-                "missing": self.missing, "emptyQueries": self.empty,
-                "written": self.written}  # fmt: skip
+        return {
+            "calls": self.calls,
+            "seconds": round(self.seconds, 3),
+            "read": self.read,
+            "missing": self.missing,
+            "emptyQueries": self.empty,
+            "written": self.written,
+        }
 
 
 SOURCE_STEP = "source query (alert index)"
@@ -487,10 +510,14 @@ def metered(db: Any) -> Iterator[Meter]:
 def write(name: str, outcome: dict[str, Any], directory: Path = common.RESULTS) -> Path:
     """A benchmark's outcome (figures, baseline, ratios, params, rows) as its results JSON."""
     return common.write_result(
-        name, figures=outcome["figures"], baseline=outcome["baseline"],
-        ratios=outcome["ratios"], params=outcome["params"], rows=outcome["rows"],
+        name,
+        figures=outcome["figures"],
+        baseline=outcome["baseline"],
+        ratios=outcome["ratios"],
+        params=outcome["params"],
+        rows=outcome["rows"],
         directory=directory,
-    )  # fmt: skip
+    )
 
 
 def report(name: str, outcome: dict[str, Any], columns: Sequence[str]) -> Path:

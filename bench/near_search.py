@@ -51,8 +51,7 @@ KM_PER_DEGREE = 111.195
 def _offset(lat: float, lng: float, km: float, bearing: float) -> tuple[float, float]:
     # A flat-Earth step is exact enough to place homes a few km from a centre.
     north, east = km * math.cos(bearing), km * math.sin(bearing)
-    return (lat + north / KM_PER_DEGREE,
-            lng + east / (KM_PER_DEGREE * math.cos(math.radians(lat))))  # fmt: skip
+    return (lat + north / KM_PER_DEGREE, lng + east / (KM_PER_DEGREE * math.cos(math.radians(lat))))
 
 
 def build_world(count: int, rng: random.Random) -> dict[str, dict[str, Any]]:
@@ -192,8 +191,14 @@ def run(
         for _, lat, lng in (points if points is not None else search_points())
         for radius in radii
     ]
-    params = {"listings": listings, "reps": reps, "radiiKm": list(radii), "sort": "distance",
-              "pageSize": 20, "maxReads": nearby.MAX_READS}  # fmt: skip
+    params = {
+        "listings": listings,
+        "reps": reps,
+        "radiiKm": list(radii),
+        "sort": "distance",
+        "pageSize": 20,
+        "maxReads": nearby.MAX_READS,
+    }
     outcome = summarise(measured, params)
     outcome["baseline"]["emptyQueryMs"] = empty_query_ms(db, reps)
     return outcome
@@ -205,8 +210,11 @@ def empty_query_ms(db: Any, reps: int) -> dict[str, float]:
         db, equals={"status": "active"}, ranges={"geohash": [(">=", "zz"), ("<", "zz~")]}
     )
     list(nothing.stream())
-    return _rounded(common.percentiles([_timed(lambda: list(nothing.stream()))[1]
-                                        for _ in range(max(reps, 5))], 50, 95))  # fmt: skip
+    return _rounded(
+        common.percentiles(
+            [_timed(lambda: list(nothing.stream()))[1] for _ in range(max(reps, 5))], 50, 95
+        )
+    )
 
 
 def summarise(measured: Sequence[Measured], params: dict[str, Any]) -> dict[str, Any]:
@@ -222,8 +230,13 @@ def summarise(measured: Sequence[Measured], params: dict[str, Any]) -> dict[str,
     for outcome in measured:
         by_radius[outcome.radius_km].append(outcome)
     rows = [_row(radius, group) for radius, group in sorted(by_radius.items())]
-    return {"figures": figures, "baseline": baseline, "ratios": ratios, "params": params,
-            "rows": rows}  # fmt: skip
+    return {
+        "figures": figures,
+        "baseline": baseline,
+        "ratios": ratios,
+        "params": params,
+        "rows": rows,
+    }
 
 
 def _figures(measured: Sequence[Measured]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -253,8 +266,11 @@ def _figures(measured: Sequence[Measured]) -> tuple[dict[str, Any], dict[str, An
 
 def _row(radius: float, group: Sequence[Measured]) -> dict[str, Any]:
     done = [m for m in group if not m.refused]
-    row: dict[str, Any] = {"radiusKm": radius, "searches": len(group),
-                           "refused": len(group) - len(done)}  # fmt: skip
+    row: dict[str, Any] = {
+        "radiusKm": radius,
+        "searches": len(group),
+        "refused": len(group) - len(done),
+    }
     if not done:
         return row
     latency = common.percentiles([ms for m in done for ms in m.latencies_ms], 50, 95)
@@ -278,9 +294,21 @@ def _rounded(values: dict[str, float]) -> dict[str, float]:
     return {key: round(value, 1) for key, value in values.items()}
 
 
-COLUMNS = ("radiusKm", "searches", "refused", "readsP50", "matchedP50", "returnedP50",
-           "readPerMatch", "queriesP50", "ms p50", "ms p95", "floor p50", "floor p95",
-           "x floor p50")  # fmt: skip
+COLUMNS = (
+    "radiusKm",
+    "searches",
+    "refused",
+    "readsP50",
+    "matchedP50",
+    "returnedP50",
+    "readPerMatch",
+    "queriesP50",
+    "ms p50",
+    "ms p95",
+    "floor p50",
+    "floor p95",
+    "x floor p50",
+)
 
 
 def write(outcome: dict[str, Any], directory: Path = common.RESULTS) -> Path:

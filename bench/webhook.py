@@ -100,11 +100,12 @@ def store(db: firestore.Client, world: Sequence[Agent]) -> None:
         auth.delete_users(uids[start : start + 1000])
     records = [
         auth.ImportUserRecord(
-            a.uid, email=f"{a.uid}@homefront.test",
+            a.uid,
+            email=f"{a.uid}@homefront.test",
             custom_claims={"role": "agent", "team": "north"},
         )
         for a in world
-    ]  # fmt: skip
+    ]
     for start in range(0, len(records), 1000):
         result = auth.import_users(records[start : start + 1000])
         if result.failure_count:
@@ -113,10 +114,14 @@ def store(db: firestore.Client, world: Sequence[Agent]) -> None:
     for agent in world:
         email = f"{agent.uid}@homefront.test"
         batch.set(profile_ref(db, agent.uid), new_profile("Bench Agent", None, Role.AGENT))
-        batch.set(customers.customer_ref(db, agent.uid), {
-            "stripeCustomerId": agent.customer, "email": email,
-            "createdAt": firestore.SERVER_TIMESTAMP,
-        })  # fmt: skip
+        batch.set(
+            customers.customer_ref(db, agent.uid),
+            {
+                "stripeCustomerId": agent.customer,
+                "email": email,
+                "createdAt": firestore.SERVER_TIMESTAMP,
+            },
+        )
         batch.set(account_ref(db, agent.uid), {"stripeCustomerId": agent.customer}, merge=True)
         batch.set(
             db.collection(customers.BY_STRIPE_ID).document(agent.customer), {"uid": agent.uid}
@@ -133,10 +138,16 @@ def store(db: firestore.Client, world: Sequence[Agent]) -> None:
 
 def _plan() -> dict[str, Any]:
     return {
-        "id": plans.PLAN_ID, "object": "plan", "active": True, "amount": plans.PLAN_PRICE.amount,
-        "currency": plans.PLAN_PRICE.currency.lower(), "interval": plans.PLAN_INTERVAL,
-        "interval_count": 1, "product": "prod_homefront_agent_pro", "livemode": False,
-    }  # fmt: skip
+        "id": plans.PLAN_ID,
+        "object": "plan",
+        "active": True,
+        "amount": plans.PLAN_PRICE.amount,
+        "currency": plans.PLAN_PRICE.currency.lower(),
+        "interval": plans.PLAN_INTERVAL,
+        "interval_count": 1,
+        "product": "prod_homefront_agent_pro",
+        "livemode": False,
+    }
 
 
 def subscription(
@@ -145,20 +156,38 @@ def subscription(
     """The subscription in its ``period``-th billing period (0 is the first)."""
     start = agent.start + period * PERIOD
     return {
-        "id": agent.subscription, "object": "subscription", "customer": agent.customer,
-        "status": status, "created": agent.start, "start_date": agent.start,
-        "current_period_start": start, "current_period_end": start + PERIOD,
-        "cancel_at_period_end": cancelling, "canceled_at": ended, "ended_at": ended,
-        "collection_method": "charge_automatically", "currency": "gbp",
-        "latest_invoice": f"in_{agent.subscription}_{period}", "livemode": False,
+        "id": agent.subscription,
+        "object": "subscription",
+        "customer": agent.customer,
+        "status": status,
+        "created": agent.start,
+        "start_date": agent.start,
+        "current_period_start": start,
+        "current_period_end": start + PERIOD,
+        "cancel_at_period_end": cancelling,
+        "canceled_at": ended,
+        "ended_at": ended,
+        "collection_method": "charge_automatically",
+        "currency": "gbp",
+        "latest_invoice": f"in_{agent.subscription}_{period}",
+        "livemode": False,
         "metadata": {"uid": agent.uid, "purpose": "agent_plan"},
-        "items": {"object": "list", "has_more": False, "data": [{
-            "id": f"si_{agent.subscription}", "object": "subscription_item",
-            "created": agent.start, "quantity": 1, "plan": _plan(),
-            "price": {**_plan(), "object": "price", "unit_amount": plans.PLAN_PRICE.amount},
-            "subscription": agent.subscription,
-        }]},
-    }  # fmt: skip
+        "items": {
+            "object": "list",
+            "has_more": False,
+            "data": [
+                {
+                    "id": f"si_{agent.subscription}",
+                    "object": "subscription_item",
+                    "created": agent.start,
+                    "quantity": 1,
+                    "plan": _plan(),
+                    "price": {**_plan(), "object": "price", "unit_amount": plans.PLAN_PRICE.amount},
+                    "subscription": agent.subscription,
+                }
+            ],
+        },
+    }
 
 
 def invoice(agent: Agent, period: int, *, paid: bool) -> dict[str, Any]:
@@ -166,21 +195,40 @@ def invoice(agent: Agent, period: int, *, paid: bool) -> dict[str, Any]:
     start = agent.start + period * PERIOD
     amount = plans.PLAN_PRICE.amount
     return {
-        "id": f"in_{agent.subscription}_{period}", "object": "invoice",
-        "customer": agent.customer, "subscription": agent.subscription,
-        "status": "paid" if paid else "open", "paid": paid,
+        "id": f"in_{agent.subscription}_{period}",
+        "object": "invoice",
+        "customer": agent.customer,
+        "subscription": agent.subscription,
+        "status": "paid" if paid else "open",
+        "paid": paid,
         "billing_reason": "subscription_create" if period == 0 else "subscription_cycle",
-        "amount_due": amount, "amount_paid": amount if paid else 0,
-        "amount_remaining": 0 if paid else amount, "attempt_count": 1,
-        "currency": "gbp", "created": start, "period_start": start, "period_end": start,
-        "payment_intent": f"pi_{agent.subscription}_{period}", "livemode": False,
-        "lines": {"object": "list", "has_more": False, "data": [{
-            "id": f"il_{agent.subscription}_{period}", "object": "line_item",
-            "amount": amount, "currency": "gbp", "type": "subscription",
-            "subscription": agent.subscription, "plan": _plan(),
-            "period": {"start": start, "end": start + PERIOD},
-        }]},
-    }  # fmt: skip
+        "amount_due": amount,
+        "amount_paid": amount if paid else 0,
+        "amount_remaining": 0 if paid else amount,
+        "attempt_count": 1,
+        "currency": "gbp",
+        "created": start,
+        "period_start": start,
+        "period_end": start,
+        "payment_intent": f"pi_{agent.subscription}_{period}",
+        "livemode": False,
+        "lines": {
+            "object": "list",
+            "has_more": False,
+            "data": [
+                {
+                    "id": f"il_{agent.subscription}_{period}",
+                    "object": "line_item",
+                    "amount": amount,
+                    "currency": "gbp",
+                    "type": "subscription",
+                    "subscription": agent.subscription,
+                    "plan": _plan(),
+                    "period": {"start": start, "end": start + PERIOD},
+                }
+            ],
+        },
+    }
 
 
 def lifecycle(agent: Agent, n: int) -> list[dict[str, Any]]:
@@ -199,10 +247,12 @@ def lifecycle(agent: Agent, n: int) -> list[dict[str, Any]]:
     if n % 2:  # cancels at the end of the period
         raw += [
             (updated, subscription(agent, "active", 2, cancelling=True), t + 2 * PERIOD + 4 * DAY),
-            ("customer.subscription.deleted",
-             subscription(agent, "canceled", 2, cancelling=True, ended=t + 3 * PERIOD),
-             t + 3 * PERIOD),
-        ]  # fmt: skip
+            (
+                "customer.subscription.deleted",
+                subscription(agent, "canceled", 2, cancelling=True, ended=t + 3 * PERIOD),
+                t + 3 * PERIOD,
+            ),
+        ]
     else:  # renews
         raw += [
             (paid, invoice(agent, 3, paid=True), t + 3 * PERIOD),
@@ -231,8 +281,9 @@ def intake_for(config: str) -> Callable[[], webhooks.Intake]:
     return events.intake
 
 
-def deliver(db: firestore.Client, payload: dict[str, Any], intake: Callable[[], webhooks.Intake]
-            ) -> tuple[str, float]:  # fmt: skip
+def deliver(
+    db: firestore.Client, payload: dict[str, Any], intake: Callable[[], webhooks.Intake]
+) -> tuple[str, float]:
     """Sign ``payload`` and hand it to the intake as the function does; ``(outcome, ms)``."""
     signed = stripe_webhook(payload, stripe_api.webhook_secret())
     with APP.test_request_context(
@@ -296,11 +347,17 @@ def end_state(db: firestore.Client, world: Sequence[Agent], claims: bool) -> lis
         mirror = plans.subscription_ref(db, agent.uid, agent.subscription).get().to_dict() or {}
         plan = (profile_ref(db, agent.uid).get().to_dict() or {}).get("plan")
         claim = (auth.get_user(agent.uid).custom_claims or {}) if claims else {}
-        state.append((
-            mirror.get("status"), mirror.get("currentPeriodEnd"), mirror.get("cancelAtPeriodEnd"),
-            mirror.get("stripeCreated", 0) - agent.start, plan, claim.get("plan"),
-            claim.get("team"),
-        ))  # fmt: skip
+        state.append(
+            (
+                mirror.get("status"),
+                mirror.get("currentPeriodEnd"),
+                mirror.get("cancelAtPeriodEnd"),
+                mirror.get("stripeCreated", 0) - agent.start,
+                plan,
+                claim.get("plan"),
+                claim.get("team"),
+            )
+        )
     return state
 
 
@@ -354,14 +411,21 @@ def run(
     for config in configs:
         started = time.perf_counter()
         measured.append(measure(db, config, customers, t0))
-        print(f"{config}: {customers * EVENTS_PER_CUSTOMER} events each way in "
-              f"{time.perf_counter() - started:.0f} s")  # fmt: skip
-    return summarise(measured, {
-        "customers": customers, "eventsPerCustomer": EVENTS_PER_CUSTOMER,
-        "events": customers * EVENTS_PER_CUSTOMER, "warmupEvents": len(warm) * EVENTS_PER_CUSTOMER,
-        "configs": list(configs),
-        "eventTypes": dict(Counter(e["type"] for e in stream(agents("x", customers, t0)))),
-    })  # fmt: skip
+        print(
+            f"{config}: {customers * EVENTS_PER_CUSTOMER} events each way in "
+            f"{time.perf_counter() - started:.0f} s"
+        )
+    return summarise(
+        measured,
+        {
+            "customers": customers,
+            "eventsPerCustomer": EVENTS_PER_CUSTOMER,
+            "events": customers * EVENTS_PER_CUSTOMER,
+            "warmupEvents": len(warm) * EVENTS_PER_CUSTOMER,
+            "configs": list(configs),
+            "eventTypes": dict(Counter(e["type"] for e in stream(agents("x", customers, t0)))),
+        },
+    )
 
 
 def _stats(values: Sequence[float]) -> dict[str, float]:
@@ -378,38 +442,72 @@ def summarise(measured: Sequence[Measured], params: dict[str, Any]) -> dict[str,
     for m in measured:
         mine, bare_ = _stats(m.intake_ms), _stats(m.bare_ms)
         figures[m.config] = {
-            "latencyMs": mine, "events": len(m.intake_ms), "outcomes": dict(m.intake_outcomes),
-            "ledgerEntries": m.ledger_entries, "sameEndStateAsBaseline": m.same_end_state,
-        }  # fmt: skip
-        baseline[m.config] = {"latencyMs": bare_, "events": len(m.bare_ms),
-                              "outcomes": dict(m.bare_outcomes)}  # fmt: skip
+            "latencyMs": mine,
+            "events": len(m.intake_ms),
+            "outcomes": dict(m.intake_outcomes),
+            "ledgerEntries": m.ledger_entries,
+            "sameEndStateAsBaseline": m.same_end_state,
+        }
+        baseline[m.config] = {
+            "latencyMs": bare_,
+            "events": len(m.bare_ms),
+            "outcomes": dict(m.bare_outcomes),
+        }
         ratios[m.config] = {k: common.ratio(mine[k], bare_[k]) for k in ("p50", "p95", "mean")}
-        rows.append({
-            "config": m.config, "events": len(m.intake_ms),
-            "intake p50": mine["p50"], "intake p95": mine["p95"], "intake mean": mine["mean"],
-            "bare p50": bare_["p50"], "bare p95": bare_["p95"], "bare mean": bare_["mean"],
-            "x p50": ratios[m.config]["p50"], "x p95": ratios[m.config]["p95"],
-            "x mean": ratios[m.config]["mean"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "config": m.config,
+                "events": len(m.intake_ms),
+                "intake p50": mine["p50"],
+                "intake p95": mine["p95"],
+                "intake mean": mine["mean"],
+                "bare p50": bare_["p50"],
+                "bare p95": bare_["p95"],
+                "bare mean": bare_["mean"],
+                "x p50": ratios[m.config]["p50"],
+                "x p95": ratios[m.config]["p95"],
+                "x mean": ratios[m.config]["mean"],
+            }
+        )
     baseline["what"] = (
         "the same handler on the same (already parsed) event in firestore.transactional, on a"
         " twin world: no signature, no ledger; withClaimSync: plus the same followup"
     )
-    return {"figures": figures, "baseline": baseline, "ratios": ratios, "params": params,
-            "rows": rows}  # fmt: skip
+    return {
+        "figures": figures,
+        "baseline": baseline,
+        "ratios": ratios,
+        "params": params,
+        "rows": rows,
+    }
 
 
 def write(outcome: dict[str, Any], directory: Path = common.RESULTS) -> Path:
     """The outcome of :func:`run` as ``<directory>/webhook.json``."""
     return common.write_result(
-        NAME, figures=outcome["figures"], baseline=outcome["baseline"],
-        ratios=outcome["ratios"], params=outcome["params"], rows=outcome["rows"],
+        NAME,
+        figures=outcome["figures"],
+        baseline=outcome["baseline"],
+        ratios=outcome["ratios"],
+        params=outcome["params"],
+        rows=outcome["rows"],
         directory=directory,
-    )  # fmt: skip
+    )
 
 
-COLUMNS = ("config", "events", "intake p50", "intake p95", "intake mean", "bare p50",
-           "bare p95", "bare mean", "x p50", "x p95", "x mean")  # fmt: skip
+COLUMNS = (
+    "config",
+    "events",
+    "intake p50",
+    "intake p95",
+    "intake mean",
+    "bare p50",
+    "bare p95",
+    "bare mean",
+    "x p50",
+    "x p95",
+    "x mean",
+)
 
 
 def main() -> None:

@@ -88,9 +88,20 @@ PRELUDE = """\
 // functions because calls are dear in the 1000-expression budget of a request."""
 
 _RULES_KEYWORDS = {
-    "allow", "false", "function", "if", "in", "is", "let", "match", "null", "return",
-    "service", "true", "rules_version",
-}  # fmt: skip
+    "allow",
+    "false",
+    "function",
+    "if",
+    "in",
+    "is",
+    "let",
+    "match",
+    "null",
+    "return",
+    "service",
+    "true",
+    "rules_version",
+}
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -284,8 +295,15 @@ class _Bounds:
         return bounds
 
     def _add(self, item: Any, where: str) -> None:
-        simple = {at.MinLen: "min_length", at.MaxLen: "max_length", at.Ge: "ge", at.Gt: "gt",
-                  at.Le: "le", at.Lt: "lt", at.MultipleOf: "multiple_of"}  # fmt: skip
+        simple = {
+            at.MinLen: "min_length",
+            at.MaxLen: "max_length",
+            at.Ge: "ge",
+            at.Gt: "gt",
+            at.Le: "le",
+            at.Lt: "lt",
+            at.MultipleOf: "multiple_of",
+        }
         if isinstance(item, Marker):
             return
         if isinstance(item, FieldInfo):
@@ -376,8 +394,11 @@ class _Renderer:
             b = bounds.take({"min_length", "max_length", "pattern"}, "str", where)
             # matches() errors on anything but a string, which denies: with a pattern,
             # `is string` would only spend the request's 1000-expression budget.
-            checks = [f"{v}.matches({quote(rules_regex(b['pattern']))})" if "pattern" in b
-                      else f"{v} is string"]  # fmt: skip
+            checks = [
+                f"{v}.matches({quote(rules_regex(b['pattern']))})"
+                if "pattern" in b
+                else f"{v} is string"
+            ]
             return _all(checks + _length_checks(v, b.get("min_length", 0), b.get("max_length")))
         if annotation is bool:
             bounds.take(set(), "bool", where)
@@ -549,8 +570,10 @@ class _Renderer:
             checks.append(_when_in("changed", spec.name, check))
         if status is not None and any(s.name == status.field for s in fields):
             moves = ", ".join(f"{quote(k)}: {_array(v)}" for k, v in status.moves.items())
-            move = (f"{_member('after', status.field)} in "
-                    f"{{{moves}}}.get({_member('before', status.field)}, [])")  # fmt: skip
+            move = (
+                f"{_member('after', status.field)} in "
+                f"{{{moves}}}.get({_member('before', status.field)}, [])"
+            )
             checks.append(_when_in("changed", status.field, move))
         name = f"{function_prefix(model)}UpdateOk"
         return (

@@ -76,12 +76,24 @@ def saved_searches(rng: random.Random, now: dt.datetime, buyer: Buyer) -> list[S
         created = now - 7 * DAY  # not drawn from rng: the rest of the seed stays as it was
         kind = WATCHING_LONDON[buyer.uid]
         name = "Homes to buy in London" if kind == "sale" else "Homes to rent in London"
-        docs.append(SeedDoc(f"savedSearches/{buyer.uid}-london", SavedSearch, {
-            "ownerId": buyer.uid, "name": name, "kind": kind, "city": "London",
-            "currency": "GBP", "propertyTypes": [],
-            "channels": {"inApp": True, "push": True, "email": True}, "muted": False,
-            "createdAt": created, "updatedAt": created,
-        }))  # fmt: skip
+        docs.append(
+            SeedDoc(
+                f"savedSearches/{buyer.uid}-london",
+                SavedSearch,
+                {
+                    "ownerId": buyer.uid,
+                    "name": name,
+                    "kind": kind,
+                    "city": "London",
+                    "currency": "GBP",
+                    "propertyTypes": [],
+                    "channels": {"inApp": True, "push": True, "email": True},
+                    "muted": False,
+                    "createdAt": created,
+                    "updatedAt": created,
+                },
+            )
+        )
     return docs
 
 

@@ -156,8 +156,12 @@ def viewings(
             docs.append(SeedDoc(f"viewings/{viewing_id}", Viewing, viewing))
             if viewing["status"] in ("requested", "confirmed", "completed"):
                 taken.add(lock)
-                lock_data = {"listingId": home.id, "slotStart": start, "viewingId": viewing_id,
-                             "createdAt": viewing["createdAt"]}  # fmt: skip
+                lock_data = {
+                    "listingId": home.id,
+                    "slotStart": start,
+                    "viewingId": viewing_id,
+                    "createdAt": viewing["createdAt"],
+                }
                 docs.append(SeedDoc(f"viewingSlots/{lock}", ViewingSlot, lock_data))
     return docs
 

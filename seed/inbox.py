@@ -39,9 +39,12 @@ def price_text(home: Home) -> str:
 
 
 def notifications(
-    rng: random.Random, now: dt.datetime, names: dict[str, str], homes: list[Home],
+    rng: random.Random,
+    now: dt.datetime,
+    names: dict[str, str],
+    homes: list[Home],
     docs: list[SeedDoc],
-) -> list[SeedDoc]:  # fmt: skip
+) -> list[SeedDoc]:
     """Notifications for unread messages, offers, viewings and saved-search matches."""
     by_id = {h.id: h for h in homes}
     notes: list[_Note] = []
@@ -62,38 +65,95 @@ def _about_message(
     if not data["unread"][recipient]:
         return []
     title = f"New message from {names[last['senderId']]}"
-    return [_Note(recipient, f"message-{cid}", "message", home, title, last["text"],
-                  f"/conversations/{cid}", {"conversationId": cid}, last["sentAt"])]  # fmt: skip
+    return [
+        _Note(
+            recipient,
+            f"message-{cid}",
+            "message",
+            home,
+            title,
+            last["text"],
+            f"/conversations/{cid}",
+            {"conversationId": cid},
+            last["sentAt"],
+        )
+    ]
 
 
-def _about_offer(names: dict[str, str], offer_id: str, data: dict[str, Any],
-                 home: Home) -> list[_Note]:  # fmt: skip
+def _about_offer(
+    names: dict[str, str], offer_id: str, data: dict[str, Any], home: Home
+) -> list[_Note]:
     amount = f"£{data['amount']['amount'] // 100:,}"
     link, ref = f"/offers/{offer_id}", {"offerId": offer_id}
     if data["status"] == "submitted":
         title = f"New offer on {home.title}"
         body = f"{names[data['buyerId']]} offered {amount} (asking {price_text(home)})."
-        return [_Note(data["agentId"], f"offer-{offer_id}", "offer", home,
-                      title, body, link, ref, data["createdAt"])]  # fmt: skip
+        return [
+            _Note(
+                data["agentId"],
+                f"offer-{offer_id}",
+                "offer",
+                home,
+                title,
+                body,
+                link,
+                ref,
+                data["createdAt"],
+            )
+        ]
     if data["status"] == "accepted":
         body = f"Your offer of {amount} on {home.title} was accepted."
-        return [_Note(data["buyerId"], f"offer-accepted-{offer_id}", "offer", home,
-                      "Your offer was accepted", body, link, ref, data["updatedAt"])]  # fmt: skip
+        return [
+            _Note(
+                data["buyerId"],
+                f"offer-accepted-{offer_id}",
+                "offer",
+                home,
+                "Your offer was accepted",
+                body,
+                link,
+                ref,
+                data["updatedAt"],
+            )
+        ]
     return []
 
 
-def _about_viewing(names: dict[str, str], viewing_id: str, data: dict[str, Any],
-                   home: Home) -> list[_Note]:  # fmt: skip
+def _about_viewing(
+    names: dict[str, str], viewing_id: str, data: dict[str, Any], home: Home
+) -> list[_Note]:
     when = data["slotStart"].strftime("%a %d %b at %H:%M")
     link, ref = f"/viewings/{viewing_id}", {"viewingId": viewing_id}
     if data["status"] == "requested":
         body = f"{names[data['requesterId']]} would like to view {home.title} on {when}."
-        return [_Note(data["agentId"], f"viewing-{viewing_id}", "viewing", home,
-                      "Viewing requested", body, link, ref, data["createdAt"])]  # fmt: skip
+        return [
+            _Note(
+                data["agentId"],
+                f"viewing-{viewing_id}",
+                "viewing",
+                home,
+                "Viewing requested",
+                body,
+                link,
+                ref,
+                data["createdAt"],
+            )
+        ]
     if data["status"] == "confirmed":
         body = f"See you at {home.title} on {when}."
-        return [_Note(data["requesterId"], f"viewing-{viewing_id}", "viewing", home,
-                      "Viewing confirmed", body, link, ref, data["updatedAt"])]  # fmt: skip
+        return [
+            _Note(
+                data["requesterId"],
+                f"viewing-{viewing_id}",
+                "viewing",
+                home,
+                "Viewing confirmed",
+                body,
+                link,
+                ref,
+                data["updatedAt"],
+            )
+        ]
     return []
 
 
@@ -109,9 +169,19 @@ def _about_match(search_id: str, data: dict[str, Any], homes: list[Home]) -> lis
         return []
     home = max(matches, key=lambda h: h.published or h.updated)
     assert home.published is not None
-    return [_Note(data["ownerId"], f"match-{search_id}-{home.id}", "listing_match", home,
-                  f"New match for '{data['name']}'", f"{home.title}, {price_text(home)}",
-                  f"/listings/{home.id}", {"searchId": search_id}, home.published)]  # fmt: skip
+    return [
+        _Note(
+            data["ownerId"],
+            f"match-{search_id}-{home.id}",
+            "listing_match",
+            home,
+            f"New match for '{data['name']}'",
+            f"{home.title}, {price_text(home)}",
+            f"/listings/{home.id}",
+            {"searchId": search_id},
+            home.published,
+        )
+    ]
 
 
 def _matches(search: dict[str, Any], home: Home) -> bool:
@@ -131,9 +201,15 @@ def _matches(search: dict[str, Any], home: Home) -> bool:
 
 def _stored(rng: random.Random, now: dt.datetime, note: _Note) -> SeedDoc:
     data: dict[str, Any] = {
-        "kind": note.kind, "title": note.title, "body": note.body, "listingId": note.home.id,
-        "link": note.link, "data": note.data, "createdAt": note.at, "read": False,
-    }  # fmt: skip
+        "kind": note.kind,
+        "title": note.title,
+        "body": note.body,
+        "listingId": note.home.id,
+        "link": note.link,
+        "data": note.data,
+        "createdAt": note.at,
+        "read": False,
+    }
     # Older notifications have mostly been read.
     if note.at < now - 2 * DAY and rng.random() < 0.7:
         data.update(read=True, readAt=between(rng, note.at, now))

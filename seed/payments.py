@@ -61,10 +61,12 @@ def featured_choices(documents: Sequence[SeedDoc]) -> list[tuple[str, int]]:
     """``(listingId, days)`` of the listings the seed features: ``seed-agent``'s first
     active ones, London first (where the sign-in buyers look)."""
     active = [
-        d for d in documents
-        if d.collection == "listings" and d.data["ownerId"] == PLAN_AGENT
+        d
+        for d in documents
+        if d.collection == "listings"
+        and d.data["ownerId"] == PLAN_AGENT
         and d.data["status"] == "active"
-    ]  # fmt: skip
+    ]
     active.sort(key=lambda d: (d.data["address"]["city"] != "London", d.path))
     if len(active) < len(FEATURED_DAYS):
         raise ValueError(f"{PLAN_AGENT} has {len(active)} active listings to feature")
@@ -87,8 +89,9 @@ def client() -> stripe.StripeClient:
     return stripe_api.client()
 
 
-def load(db: firestore.Client, people: Sequence[SeedUser], documents: Sequence[SeedDoc]
-         ) -> list[SeedDoc]:  # fmt: skip
+def load(
+    db: firestore.Client, people: Sequence[SeedUser], documents: Sequence[SeedDoc]
+) -> list[SeedDoc]:
     """Put ``seed-agent`` on the plan and feature their chosen listings (reusing what
     exists); the payment documents as stored, for the summary."""
     agent = next(p for p in people if p.uid == PLAN_AGENT)
@@ -132,15 +135,19 @@ def _start_plan(db: firestore.Client, api: stripe.StripeClient, agent: SeedUser)
     """The plan as ``start_agent_plan`` starts it, unless mirror and Stripe show it live."""
     mirrored = db.collection(f"customers/{agent.uid}/subscriptions").stream()
     live = [
-        s.id for s in mirrored
+        s.id
+        for s in mirrored
         if s.get("plan") == plans.PLAN_ID and s.get("status") in plans.GRANTING
-    ]  # fmt: skip
+    ]
     if live and api.v1.subscriptions.retrieve(live[0]).status in plans.GRANTING:
         return
     started = plans.start(
-        db, api, uid=agent.uid, email=agent.email,
+        db,
+        api,
+        uid=agent.uid,
+        email=agent.email,
         request=plans.StartPlanRequest(paymentMethodId=TEST_CARD),
-    )  # fmt: skip
+    )
     if started.plan != plans.PLAN:
         raise RuntimeError(f"the seeded plan did not start: {started.status}")
 
@@ -150,13 +157,15 @@ def _restore_feature(db: firestore.Client, uid: str, listing_id: str, now: dt.da
     marketplace seed overwrote it); False if it has none."""
     windows = db.collection(featured.WINDOWS).document(listing_id).get().to_dict() or {}
     paid = {
-        s.id for s in db.collection(f"customers/{uid}/payments").stream()
+        s.id
+        for s in db.collection(f"customers/{uid}/payments").stream()
         if (s.to_dict() or {}).get("status") == "succeeded"
-    }  # fmt: skip
+    }
     ends = [
-        w["until"] for pi, w in (windows.get("windows") or {}).items()
+        w["until"]
+        for pi, w in (windows.get("windows") or {}).items()
         if pi in paid and w["until"] > now
-    ]  # fmt: skip
+    ]
     if not ends:
         return False
     listing_ref(db, listing_id).update({"featuredUntil": max(ends)})
@@ -168,9 +177,12 @@ def _buy_feature(
 ) -> None:
     """What ``feature_listing`` and then the payment sheet do."""
     offer = featured.start(
-        db, api, uid=agent.uid, email=agent.email,
+        db,
+        api,
+        uid=agent.uid,
+        email=agent.email,
         request=featured.FeatureRequest(listingId=listing_id, days=days),
-    )  # fmt: skip
+    )
     api.v1.payment_intents.update(offer.paymentIntentId, params={"payment_method": TEST_CARD})
     intent = api.v1.payment_intents.confirm(offer.paymentIntentId)
     if intent.status != "succeeded":

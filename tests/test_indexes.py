@@ -43,8 +43,11 @@ from seed.load import SeedSummary, load_all
 INDEXES = Path(__file__).resolve().parents[1] / "firestore.indexes.json"
 Field = tuple[str, str]
 """``(fieldPath, mode)`` with mode ``ASCENDING``, ``DESCENDING`` or ``CONTAINS``."""
-COLLECTION_DEFAULTS = {("ASCENDING", "COLLECTION"), ("DESCENDING", "COLLECTION"),
-                       ("CONTAINS", "COLLECTION")}  # fmt: skip
+COLLECTION_DEFAULTS = {
+    ("ASCENDING", "COLLECTION"),
+    ("DESCENDING", "COLLECTION"),
+    ("CONTAINS", "COLLECTION"),
+}
 
 
 @dataclass(frozen=True)
@@ -131,13 +134,17 @@ def test_the_derivation_agrees_with_firestores_documented_cases() -> None:
     assert composite_needed(queries.INBOX) is None  # one field: order only
     assert composite_needed(queries.OPEN_OFFERS) is None  # equalities only: merged
     assert composite_needed(queries.AGENT_LISTINGS) == Composite(
-        "listings", "COLLECTION", frozenset({("ownerId", "ASCENDING")}),
+        "listings",
+        "COLLECTION",
+        frozenset({("ownerId", "ASCENDING")}),
         (("updatedAt", "DESCENDING"),),
-    )  # fmt: skip
+    )
     assert composite_needed(queries.MY_CONVERSATIONS) == Composite(
-        "conversations", "COLLECTION", frozenset({("participantIds", "CONTAINS")}),
+        "conversations",
+        "COLLECTION",
+        frozenset({("participantIds", "CONTAINS")}),
         (("updatedAt", "DESCENDING"),),
-    )  # fmt: skip
+    )
     assert composite_needed(queries.FAVOURITED_BY) is None
     assert group_fields_needed(queries.FAVOURITED_BY) == {("favorites", "listingId", "ASCENDING")}
 
@@ -261,9 +268,11 @@ def _anchors(summary: SeedSummary) -> Anchors:
     listing = next(d for d in docs if d.collection == "listings")
     return {
         "postcode": listing.data["address"]["postcode"],
-        "conversation": chat.path.split("/")[1], "offer": offer.data,
-        "unread_uid": unread.path.split("/")[1], "favourite": favourites.most_common(1)[0][0],
-    }  # fmt: skip
+        "conversation": chat.path.split("/")[1],
+        "offer": offer.data,
+        "unread_uid": unread.path.split("/")[1],
+        "favourite": favourites.most_common(1)[0][0],
+    }
 
 
 def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
@@ -286,7 +295,8 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
         "favourite_shards_changed": {"ranges": {"updatedAt": [(">=", now)]}},
         "digest_items_due": {"ranges": {"emailDay": [("<", "2999-01-01")]}},
         "digest_items_of_day": {
-            "path": {"uid": "seed-buyer"}, "equals": {"emailDay": "2026-11-24"},
+            "path": {"uid": "seed-buyer"},
+            "equals": {"emailDay": "2026-11-24"},
         },
         "inbox": {"path": {"uid": "seed-agent"}},
         "inbox_unread": {"path": {"uid": a["unread_uid"]}, "equals": {"read": False}},
@@ -303,15 +313,19 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
         "buyer_viewings": {"equals": {"requesterId": "seed-buyer"}, "ranges": upcoming},
         "agent_viewings": {"equals": {"agentId": "seed-agent"}, "ranges": upcoming},
         "plan_subscriptions": {
-            "path": {"uid": "seed-agent"}, "equals": {"status": ["active", "trialing"]},
+            "path": {"uid": "seed-agent"},
+            "equals": {"status": ["active", "trialing"]},
         },
-    }  # fmt: skip
+    }
 
 
 MISSING = object()
 COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-}  # fmt: skip
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 
 
 def _get(data: dict[str, Any], dotted: str) -> Any:

@@ -27,10 +27,22 @@ from seed.documents import SeedDoc
 from seed.load import load_all, load_users, seed_users
 
 SEEDED = {
-    "listings", "savedSearches", "favorites", "devices", "notifications", "conversations",
-    "messages", "viewings", "viewingSlots", "offers", "favoriteMarks", "favoriteShards",
-    "customers", "subscriptions", "payments",
-}  # fmt: skip
+    "listings",
+    "savedSearches",
+    "favorites",
+    "devices",
+    "notifications",
+    "conversations",
+    "messages",
+    "viewings",
+    "viewingSlots",
+    "offers",
+    "favoriteMarks",
+    "favoriteShards",
+    "customers",
+    "subscriptions",
+    "payments",
+}
 """Collections the seed fills (profiles come with the accounts; payments through
 localstripe, for ``seed-agent``)."""
 LEFT_FOR_LATER = {"auditLog"}
@@ -209,12 +221,15 @@ def test_the_agent_on_the_plan_and_their_featured_listings_are_real_in_localstri
     ledger = {s.id: s.get("outcome") for s in firestore_db.collection("_webhookEvents").get()}
     listed = api.v1.events.list(params={"limit": 100}).auto_paging_iter()
     about = [
-        e for e in (e.to_dict() for e in listed)
+        e
+        for e in (e.to_dict() for e in listed)
         if customer_id in (e["data"]["object"].get("customer"), e["data"]["object"]["id"])
-    ]  # fmt: skip
+    ]
     assert {e["type"] for e in about} >= {
-        "customer.subscription.created", "invoice.payment_succeeded", "payment_intent.succeeded",
-    }  # fmt: skip
+        "customer.subscription.created",
+        "invoice.payment_succeeded",
+        "payment_intent.succeeded",
+    }
     assert {f"stripe:{e['id']}" for e in about} <= set(ledger)
     paid = [ledger[f"stripe:{e['id']}"] for e in about if e["data"]["object"]["id"] in bought]
     assert paid == ["applied"] * len(bought)
@@ -276,8 +291,9 @@ def test_listings_are_realistic_for_their_status_and_kind() -> None:
     assert {d["kind"] for d in listings if d["status"] == "let"} == {"rent"}
     assert any(d.get("featuredUntil", NOW) > NOW for d in listings if d["status"] == "active")
     # The sign-in agents' featured listings are the ones they paid for (seed.payments).
-    assert not [d for d in listings if d["ownerId"] in payments.SIGN_IN_AGENTS
-                and "featuredUntil" in d]  # fmt: skip
+    assert not [
+        d for d in listings if d["ownerId"] in payments.SIGN_IN_AGENTS and "featuredUntil" in d
+    ]
 
 
 def test_activity_agrees_with_the_listings() -> None:
@@ -363,9 +379,10 @@ def test_submitting_a_seeded_draft_as_agent_notifies_the_sign_in_buyer() -> None
         seeded["savedSearches"]["savedSearches/seed-buyer-london"].data
     )
     drafts = [
-        Listing.model_validate(d.data) for d in seeded["listings"].values()
+        Listing.model_validate(d.data)
+        for d in seeded["listings"].values()
         if d.data["ownerId"] == "seed-agent" and d.data["status"] == "draft"
-    ]  # fmt: skip
+    ]
     ready = [d for d in drafts if not listings_domain.problems(d) and alerts.matches(search, d)]
     assert ready
     assert all(alerts.audience(search) in alerts.probe_audiences(d) for d in ready)

@@ -22,9 +22,12 @@ def before_user_created(event: identity_fn.AuthBlockingEvent) -> identity_fn.Bef
     try:
         signup.check_sign_up(signup.SignUp(user.uid, user.email, user.display_name, provider))
         profiles.create_profile(
-            bootstrap.db(), user.uid, email=user.email, display_name=user.display_name,
+            bootstrap.db(),
+            user.uid,
+            email=user.email,
+            display_name=user.display_name,
             photo_url=signup.usable_photo_url(user.photo_url),
-        )  # fmt: skip
+        )
     except AppError as refused:
         logs.info("sign-up refused", function="before_user_created", reason=refused.message)
         raise to_https_error(refused) from None

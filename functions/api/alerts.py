@@ -21,9 +21,7 @@ queue is named after it: hence the one camelCase function name."""
 
 # Retried: the account's list is what fan-outs push to, so a failed sync must not leave
 # it stale (a rerun is harmless: it reads the devices as they are).
-@document_trigger(
-    "users/{uid}/devices/{token}", model=AnyDocument, on="written", retry=True
-)  # fmt: skip
+@document_trigger("users/{uid}/devices/{token}", model=AnyDocument, on="written", retry=True)
 def on_device_written(change: DocumentChange[AnyDocument], effects: Effects) -> None:
     """Keep the user's newest push tokens on their private account, where the alert
     fan-out finds them without a query per recipient."""
@@ -42,9 +40,12 @@ class ListingAlertEvent(BaseModel):
 # Retried: a search left out of the alert index would miss every alert until its next edit
 # (a rerun is harmless: it reads the search as stored).
 @document_trigger(
-    "savedSearches/{searchId}", model=AnyDocument, on="written",
-    owned_fields=("audience", alerts.LEGACY_FIELD), retry=True,
-)  # fmt: skip
+    "savedSearches/{searchId}",
+    model=AnyDocument,
+    on="written",
+    owned_fields=("audience", alerts.LEGACY_FIELD),
+    retry=True,
+)
 def on_saved_search_written(change: DocumentChange[AnyDocument], effects: Effects) -> None:
     # Any document: a search that no longer fits the model must still leave the index.
     """Put the search in its audience of the alert index, as it is stored now."""
@@ -65,9 +66,13 @@ def alert_fanout() -> fanout.Fanout:
 # change listings in ways that are never alert events: the loop guard skips those
 # changes before any ledger work.
 @document_trigger(
-    "listings/{listingId}", model=ListingAlertEvent, on="updated",
-    owned_fields=("favoritesCount", "featuredUntil"), mode="claim", retry=True,
-)  # fmt: skip
+    "listings/{listingId}",
+    model=ListingAlertEvent,
+    on="updated",
+    owned_fields=("favoritesCount", "featuredUntil"),
+    mode="claim",
+    retry=True,
+)
 def on_listing_alerts(change: DocumentChange[ListingAlertEvent], effects: Effects) -> None:
     """Start the alert fan-out when a listing goes on the market or its price drops.
 

@@ -19,9 +19,11 @@ _AGENT_LIMIT = RateLimit(20, per_seconds=60)
 
 
 @callable_function(
-    featured.FeatureRequest, roles={Role.AGENT.value}, rate_limit=_AGENT_LIMIT,
+    featured.FeatureRequest,
+    roles={Role.AGENT.value},
+    rate_limit=_AGENT_LIMIT,
     secrets=[config.STRIPE_SECRET_KEY],
-)  # fmt: skip
+)
 def feature_listing(call: CallContext, data: featured.FeatureRequest) -> featured.FeatureOffer:
     """The listing's agent: pay to feature an active listing for 1-30 days (price set here).
 
@@ -33,8 +35,11 @@ def feature_listing(call: CallContext, data: featured.FeatureRequest) -> feature
     email = call.claim("email")
     try:
         return featured.start(
-            bootstrap.db(), stripe_api.client(), uid=call.uid,
-            email=email if isinstance(email, str) else None, request=data,
-        )  # fmt: skip
+            bootstrap.db(),
+            stripe_api.client(),
+            uid=call.uid,
+            email=email if isinstance(email, str) else None,
+            request=data,
+        )
     except stripe.StripeError as exc:
         raise our_error(exc, call.function, failed="The payment could not be started.") from exc

@@ -40,9 +40,11 @@ def on_listing_updated(change: DocumentChange[ListingEvent], effects: Effects) -
     listing_id = change.params["listingId"]
     outcome = listings.review_submission(effects.db, effects.tx, listing_id)
     logs.info(
-        "listing reviewed", function="on_listing_updated", listingId=listing_id,
+        "listing reviewed",
+        function="on_listing_updated",
+        listingId=listing_id,
         outcome=outcome.value,
-    )  # fmt: skip
+    )
 
 
 # A profile update that leaves `role` alone cannot be a departure. Declaring every other
@@ -57,9 +59,14 @@ _NOT_ROLE = frozenset(Profile.model_fields) - {"role"}
 # maximum, is tens of thousands of listings; an attempt that times out is redelivered once
 # its lease runs out and carries on from where it stopped.
 @document_trigger(
-    "users/{uid}", model=AnyDocument, on="written", owned_fields=_NOT_ROLE,
-    mode=EffectMode.CLAIM, retry=True, timeout_sec=540,
-)  # fmt: skip
+    "users/{uid}",
+    model=AnyDocument,
+    on="written",
+    owned_fields=_NOT_ROLE,
+    mode=EffectMode.CLAIM,
+    retry=True,
+    timeout_sec=540,
+)
 def on_agent_profile_changed(change: DocumentChange[AnyDocument], effects: Effects) -> None:
     """An agent was demoted or deleted: archive their listings, unless they are one again.
 
@@ -71,9 +78,12 @@ def on_agent_profile_changed(change: DocumentChange[AnyDocument], effects: Effec
     uid = change.params["uid"]
     sweep = listings.archive_departed_owners_listings(effects.db, uid)
     logs.info(
-        "departed agent's listings swept", function="on_agent_profile_changed", uid=uid,
-        archived=sweep.archived, ownerIsAgent=sweep.owner_is_agent,
-    )  # fmt: skip
+        "departed agent's listings swept",
+        function="on_agent_profile_changed",
+        uid=uid,
+        archived=sweep.archived,
+        ownerIsAgent=sweep.owner_is_agent,
+    )
 
 
 _ADMIN_LIMIT = RateLimit(120, per_seconds=60)

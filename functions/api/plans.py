@@ -19,9 +19,11 @@ _AGENT_LIMIT = RateLimit(10, per_seconds=60)
 
 
 @callable_function(
-    plans.StartPlanRequest, roles={Role.AGENT.value}, rate_limit=_AGENT_LIMIT,
+    plans.StartPlanRequest,
+    roles={Role.AGENT.value},
+    rate_limit=_AGENT_LIMIT,
     secrets=[config.STRIPE_SECRET_KEY],
-)  # fmt: skip
+)
 def start_agent_plan(call: CallContext, data: plans.StartPlanRequest) -> plans.PlanStart:
     """An agent: subscribe to the agent plan with the card the payment sheet collected.
 
@@ -33,9 +35,12 @@ def start_agent_plan(call: CallContext, data: plans.StartPlanRequest) -> plans.P
     email = call.claim("email")
     try:
         return plans.start(
-            bootstrap.db(), stripe_api.client(), uid=call.uid,
-            email=email if isinstance(email, str) else None, request=data,
-        )  # fmt: skip
+            bootstrap.db(),
+            stripe_api.client(),
+            uid=call.uid,
+            email=email if isinstance(email, str) else None,
+            request=data,
+        )
     except stripe.StripeError as exc:
         failed = "The plan could not be started."
         raise our_error(exc, call.function, failed=failed, declined=plans.CardDeclined()) from exc

@@ -31,9 +31,13 @@ def our_error(
     """The error the caller sees for ``exc``: retry later, card declined (``declined``, or
     a generic one), or ``failed`` (our words) as ``INTERNAL``."""
     logs.error(
-        "stripe call failed", function=function, stripeError=type(exc).__name__,
-        stripeCode=exc.code, httpStatus=exc.http_status, requestId=exc.request_id,
-    )  # fmt: skip
+        "stripe call failed",
+        function=function,
+        stripeError=type(exc).__name__,
+        stripeCode=exc.code,
+        httpStatus=exc.http_status,
+        requestId=exc.request_id,
+    )
     if isinstance(exc, TRANSIENT):
         return PaymentsUnavailable()
     if isinstance(exc, stripe.CardError):

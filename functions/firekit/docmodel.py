@@ -113,9 +113,11 @@ class FieldSpec:
     def client_creates(self) -> bool:
         """May (or must) a client set this field when creating the document?"""
         m = self.marker
-        return (isinstance(m, Client) and m.create) or isinstance(
-            m, (CallerUid, DocId)
-        ) or (isinstance(m, RequestTime) and m.on_create)  # fmt: skip
+        return (
+            (isinstance(m, Client) and m.create)
+            or isinstance(m, (CallerUid, DocId))
+            or (isinstance(m, RequestTime) and m.on_create)
+        )
 
     def client_updates(self) -> bool:
         """May a client change this field on update?"""
@@ -135,8 +137,15 @@ def _specs(model: type[Document]) -> tuple[FieldSpec, ...]:
         markers = [m for m in info.metadata if isinstance(m, Marker)]
         if len(markers) > 1:
             raise TypeError(f"{model.__name__}.{name}: one write marker at most")
-        out.append(FieldSpec(name, info.annotation, tuple(info.metadata), info.is_required(),
-                             markers[0] if markers else None))  # fmt: skip
+        out.append(
+            FieldSpec(
+                name,
+                info.annotation,
+                tuple(info.metadata),
+                info.is_required(),
+                markers[0] if markers else None,
+            )
+        )
     return tuple(out)
 
 
@@ -163,8 +172,9 @@ def _value_issues(model: type[Document], name: str, value: Any) -> list[FieldIss
     return []
 
 
-def _marker_issues(spec: FieldSpec, value: Any, *, uid: str | None,
-                   doc_id: str, creating: bool) -> list[FieldIssue] | None:  # fmt: skip
+def _marker_issues(
+    spec: FieldSpec, value: Any, *, uid: str | None, doc_id: str, creating: bool
+) -> list[FieldIssue] | None:
     """Issues for marker-governed values; None when the marker does not decide."""
     m = spec.marker
     if isinstance(m, RequestTime):
@@ -177,12 +187,16 @@ def _marker_issues(spec: FieldSpec, value: Any, *, uid: str | None,
     return None
 
 
-def check_create(model: type[Document], data: Mapping[str, Any], *,
-                 uid: str | None, doc_id: str) -> list[FieldIssue]:  # fmt: skip
+def check_create(
+    model: type[Document], data: Mapping[str, Any], *, uid: str | None, doc_id: str
+) -> list[FieldIssue]:
     """Why a client may not create ``data`` as a new ``model`` document ([] if it may)."""
     fields = {s.name: s for s in specs(model)}
-    issues = [_issue(k, "not_writable", "Field not writable.") for k in data
-              if k not in fields or not fields[k].client_creates()]  # fmt: skip
+    issues = [
+        _issue(k, "not_writable", "Field not writable.")
+        for k in data
+        if k not in fields or not fields[k].client_creates()
+    ]
     for spec in fields.values():
         if (
             spec.client_creates()
@@ -204,8 +218,7 @@ def check_create(model: type[Document], data: Mapping[str, Any], *,
 def changed_keys(before: Mapping[str, Any], after: Mapping[str, Any]) -> set[str]:
     """Top-level keys whose value differs, as rules' ``diff().affectedKeys()`` sees them."""
     keys = set(before) | set(after)
-    return {k for k in keys if k not in before or k not in after or not
-            _same(before[k], after[k])}  # fmt: skip
+    return {k for k in keys if k not in before or k not in after or not _same(before[k], after[k])}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -221,16 +234,18 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and bool(a == b)
 
 
-def check_update(model: type[Document], before: Mapping[str, Any],
-                 changes: Mapping[str, Any], *, uid: str | None) -> list[FieldIssue]:  # fmt: skip
+def check_update(
+    model: type[Document], before: Mapping[str, Any], changes: Mapping[str, Any], *, uid: str | None
+) -> list[FieldIssue]:
     """Why a client may not apply ``changes`` (a masked update) to ``before`` ([] if ok)."""
     fields = {s.name: s for s in specs(model)}
     after = {**before, **changes}
-    changed = changed_keys(before, after) | {
-        k for k, v in changes.items() if v is REQUEST_TIME
-    }  # fmt: skip
-    issues = [_issue(k, "not_writable", "Field not writable.") for k in sorted(changed)
-              if k not in fields or not fields[k].client_updates()]  # fmt: skip
+    changed = changed_keys(before, after) | {k for k, v in changes.items() if v is REQUEST_TIME}
+    issues = [
+        _issue(k, "not_writable", "Field not writable.")
+        for k in sorted(changed)
+        if k not in fields or not fields[k].client_updates()
+    ]
     for spec in fields.values():
         if (
             isinstance(spec.marker, RequestTime)

@@ -416,9 +416,11 @@ class Fanout:
                 upcoming = None
                 following = self._next(current, looked.next_after)
                 if (
-                    following is not None and left > 1 and not looked.handed_off
+                    following is not None
+                    and left > 1
+                    and not looked.handed_off
                     and time.monotonic() < deadline
-                ):  # fmt: skip
+                ):
                     # Read the next chunk (its record, page and accounts) while this one
                     # commits and acts: it only reads, and its own commit is checked
                     # like any other (a recipient this chunk reaches fails its create).
@@ -550,12 +552,20 @@ class Fanout:
         state = "written" if prepared.pending else "done"
         lease_until = now + self.lease if prepared.pending else None
         return {
-            "job": task.job, "kind": task.kind, "chunk": task.chunk, "state": state,
-            "recipients": prepared.recipients, "pending": prepared.pending, "done": 0,
-            "shared": prepared.shared, "next": next_after, "acted": 0,
-            "leaseUntil": lease_until, "createdAt": firestore.SERVER_TIMESTAMP,
+            "job": task.job,
+            "kind": task.kind,
+            "chunk": task.chunk,
+            "state": state,
+            "recipients": prepared.recipients,
+            "pending": prepared.pending,
+            "done": 0,
+            "shared": prepared.shared,
+            "next": next_after,
+            "acted": 0,
+            "leaseUntil": lease_until,
+            "createdAt": firestore.SERVER_TIMESTAMP,
             "expiresAt": now + RECORD_TTL,
-        }  # fmt: skip
+        }
 
     def _next(self, task: ChunkTask, next_after: str | None) -> ChunkTask | None:
         if next_after is None:
@@ -608,9 +618,10 @@ class Fanout:
             pending, done = rest, done + len(part)
             now = dt.datetime.now(dt.UTC)
             update: dict[str, Any] = {
-                "done": done, "acted": firestore.Increment(len(part) - len(retry)),
+                "done": done,
+                "acted": firestore.Increment(len(part) - len(retry)),
                 "leaseUntil": now + self.lease,  # renewed: a live attempt keeps its chunk
-            }  # fmt: skip
+            }
             if retry:
                 # Some side effects failed for a reason that may pass (a provider hiccup):
                 # record what is left, free the chunk, and have the queue retry it later.
@@ -661,9 +672,12 @@ def task_function(
                 result = fanout_of().run_chunk(default_db(), task)
             except (ChunkBusy, ChunkRetry) as exc:
                 logs.info(
-                    "fan-out chunk deferred", function=function_name, job=task.job,
-                    chunk=task.chunk, reason=str(exc),
-                )  # fmt: skip
+                    "fan-out chunk deferred",
+                    function=function_name,
+                    job=task.job,
+                    chunk=task.chunk,
+                    reason=str(exc),
+                )
                 # 503: the queue retries with backoff (no traceback: nothing is wrong).
                 raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAVAILABLE, "retry") from exc
             except Exception as exc:
@@ -672,10 +686,15 @@ def task_function(
                 )
                 raise
             logs.info(
-                "fan-out chunk", function=function_name, job=task.job, chunk=task.chunk,
-                outcome=result.outcome, recipients=result.recipients, acted=result.acted,
+                "fan-out chunk",
+                function=function_name,
+                job=task.job,
+                chunk=task.chunk,
+                outcome=result.outcome,
+                recipients=result.recipients,
+                acted=result.acted,
                 latencyMs=round((time.perf_counter() - started) * 1000, 1),
-            )  # fmt: skip
+            )
             return {"outcome": result.outcome, "recipients": result.recipients}
 
         run.__name__ = run.__qualname__ = function_name

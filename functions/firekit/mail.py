@@ -84,14 +84,19 @@ def send_digests(
         # Each recipient's collection of items, once per day (``parent.parent``: the
         # document the collection is under).
         recipients = dict.fromkeys(
-            (item.reference.parent.parent.path, item.reference.parent.id,
-             str((item.to_dict() or {}).get(DIGEST_DAY)))
-            for item in items if item.reference.parent.parent is not None
-        )  # fmt: skip
+            (
+                item.reference.parent.parent.path,
+                item.reference.parent.id,
+                str((item.to_dict() or {}).get(DIGEST_DAY)),
+            )
+            for item in items
+            if item.reference.parent.parent is not None
+        )
         cleared = 0
         for owner, collection, day in recipients:
-            mailed, done = _send_one(db, db.document(owner).collection(collection), day, of_day,
-                                     render)  # fmt: skip
+            mailed, done = _send_one(
+                db, db.document(owner).collection(collection), day, of_day, render
+            )
             sent, cleared = sent + mailed, cleared + done
         if len(items) < page or not cleared:
             break  # the last page, or one whose items no recipient's query finds

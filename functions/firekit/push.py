@@ -263,9 +263,10 @@ def send_pushes(
             else:
                 report.failed += 1
                 logs.warning(
-                    "push failed", error=type(result.exception).__name__,
+                    "push failed",
+                    error=type(result.exception).__name__,
                     token=token[:8] + "…",
-                )  # fmt: skip
+                )
     for part in _chunks(dead, MAX_PER_CALL):
         # Deleting the device runs the sync trigger, which drops the token from the
         # holder document too.

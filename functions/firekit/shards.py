@@ -190,8 +190,12 @@ class ShardedIndex:
             return current
         shard = layouts[group].shard_of(slot)
         kept = {"s": slot, "v": dict(entry or {})}
-        data = {"group": group, "shard": shard, "entries": {key: kept},
-                "count": firestore.Increment(0 if current == group else 1)}  # fmt: skip
+        data = {
+            "group": group,
+            "shard": shard,
+            "entries": {key: kept},
+            "count": firestore.Increment(0 if current == group else 1),
+        }
         transaction.set(
             self.shard_ref(db, group, shard), data, merge=["group", "shard", field, "count"]
         )
@@ -220,9 +224,15 @@ class ShardedIndex:
             moving = {k: v for k, v in held.items() if after.shard_of(int(v["s"])) == sibling}
             staying = {k: v for k, v in held.items() if k not in moving}
             for shard, part in ((now.split, staying), (sibling, moving)):
-                transaction.set(self.shard_ref(db, group, shard), {
-                    "group": group, "shard": shard, "count": len(part), "entries": part,
-                })  # fmt: skip
+                transaction.set(
+                    self.shard_ref(db, group, shard),
+                    {
+                        "group": group,
+                        "shard": shard,
+                        "count": len(part),
+                        "entries": part,
+                    },
+                )
             # The layout names its group as ``of``: the shards' query filters on ``group``.
             transaction.set(
                 self.layout_ref(db, group),
@@ -256,6 +266,12 @@ class ShardedIndex:
         gid = self.group_id(group)
         yield f"{self.collection}/{gid}", {"of": group, "level": level, "split": 0}
         for shard, part in sorted(shards.items()):
-            yield f"{self.collection}/{gid}-{shard:05d}", {
-                "group": group, "shard": shard, "count": len(part), "entries": part,
-            }  # fmt: skip
+            yield (
+                f"{self.collection}/{gid}-{shard:05d}",
+                {
+                    "group": group,
+                    "shard": shard,
+                    "count": len(part),
+                    "entries": part,
+                },
+            )

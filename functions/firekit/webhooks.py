@@ -130,11 +130,17 @@ class Intake:
             outcome = Outcome.IGNORED_TYPE
             if handler is not None:
                 outcome = handler(db, transaction, event)
-            transaction.create(ledger, {
-                "provider": self.provider, "type": event.type, "created": event.created,
-                "outcome": outcome, "processedAt": firestore.SERVER_TIMESTAMP,
-                "expiresAt": dt.datetime.now(dt.UTC) + LEDGER_TTL,
-            })  # fmt: skip
+            transaction.create(
+                ledger,
+                {
+                    "provider": self.provider,
+                    "type": event.type,
+                    "created": event.created,
+                    "outcome": outcome,
+                    "processedAt": firestore.SERVER_TIMESTAMP,
+                    "expiresAt": dt.datetime.now(dt.UTC) + LEDGER_TTL,
+                },
+            )
             return outcome
 
         # Contention that outlasts every attempt is Aborted: the caller answers 500 and

@@ -157,9 +157,12 @@ class Batch:
         self.writes.append(write)
 
     def set(
-        self, reference: firestore.DocumentReference, data: Mapping[str, Any], *,
+        self,
+        reference: firestore.DocumentReference,
+        data: Mapping[str, Any],
+        *,
         merge: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Replace the document, or with ``merge`` write only the fields ``data`` names."""
         self.writes.append(encode_write(reference._document_path, data, merge=merge))
 
@@ -212,9 +215,13 @@ def encode_write(path: str, data: Mapping[str, Any], *, merge: bool) -> Any:
 
 
 _TRANSFORMS = (
-    transforms.Sentinel, transforms.Increment, transforms.Maximum, transforms.Minimum,
-    transforms.ArrayUnion, transforms.ArrayRemove,
-)  # fmt: skip
+    transforms.Sentinel,
+    transforms.Increment,
+    transforms.Maximum,
+    transforms.Minimum,
+    transforms.ArrayUnion,
+    transforms.ArrayRemove,
+)
 """What becomes a field transform (``DELETE_FIELD``, a sentinel too, is taken first)."""
 
 

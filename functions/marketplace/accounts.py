@@ -64,9 +64,11 @@ def set_role(db: firestore.Client, *, actor_uid: str, request: SetRoleRequest) -
     recorded = _record(db, actor_uid, request.uid, request.role)
     sync_role_claim(db, request.uid)
     return SetRoleResult(
-        uid=request.uid, role=request.role, previousRole=recorded.previous,
+        uid=request.uid,
+        role=request.role,
+        previousRole=recorded.previous,
         changed=recorded.changed,
-    )  # fmt: skip
+    )
 
 
 def _record(db: firestore.Client, actor_uid: str, uid: str, role: Role) -> _Recorded:
@@ -83,9 +85,11 @@ def _record(db: firestore.Client, actor_uid: str, uid: str, role: Role) -> _Reco
         else:
             transaction.set(ref, new_profile(None, None, role))
         entry = audit.audit_entry(
-            "user.role_changed", actor_uid=actor_uid, target=f"users/{uid}",
+            "user.role_changed",
+            actor_uid=actor_uid,
+            target=f"users/{uid}",
             change={"role": {"from": previous.value, "to": role.value}},
-        )  # fmt: skip
+        )
         audit.append_in(transaction, db, entry)
         return _Recorded(previous=previous, changed=True)
 

@@ -398,11 +398,19 @@ class AlertDelivery:
         listing_id = str(task.params["listingId"])
         link = f"/listings/{listing_id}"
         kind = "listing_match" if task.kind == "new_listing" else "price_drop"
-        prepared = fanout.Prepared(shared={
-            "id": note_id, "title": title, "body": body,
-            "data": {"listingId": listing_id, "notificationId": note_id, "kind": task.kind,
-                     "link": link},
-        })  # fmt: skip
+        prepared = fanout.Prepared(
+            shared={
+                "id": note_id,
+                "title": title,
+                "body": body,
+                "data": {
+                    "listingId": listing_id,
+                    "notificationId": note_id,
+                    "kind": task.kind,
+                    "link": link,
+                },
+            }
+        )
         for recipient in recipients.values():
             already = served.get(recipient.uid)
             account = accounts.get(recipient.uid, _NO_ACCOUNT)
@@ -430,14 +438,21 @@ class AlertDelivery:
                 )
             else:
                 note = {
-                    "kind": kind, "title": title, "body": body, "listingId": listing_id,
+                    "kind": kind,
+                    "title": title,
+                    "body": body,
+                    "listingId": listing_id,
                     "link": link,
-                    "data": {"searchIds": recipient.searches[:10], "event": task.kind,
-                             "channels": sorted(new | {"inApp"})},
+                    "data": {
+                        "searchIds": recipient.searches[:10],
+                        "event": task.kind,
+                        "channels": sorted(new | {"inApp"}),
+                    },
                     # In-app is every alert's record; a user who wants none in-app still
                     # finds it in their history, but it never badges as unread.
-                    "createdAt": firestore.SERVER_TIMESTAMP, "read": not recipient.in_app,
-                } | emailed  # fmt: skip
+                    "createdAt": firestore.SERVER_TIMESTAMP,
+                    "read": not recipient.in_app,
+                } | emailed
                 (prepared.creates if optimistic else prepared.writes).append(
                     (inboxes[recipient.uid], note)
                 )
@@ -457,17 +472,26 @@ class AlertDelivery:
     ) -> list[dict[str, Any]]:
         """Push the shared message to every device of each pending recipient."""
         pushes = [
-            push.Push(uid=p["uid"], collapse_id=shared["id"], title=shared["title"],
-                      body=shared["body"], data=shared["data"],
-                      tokens=tuple(p["tokens"]) if p.get("tokens") is not None else None)
+            push.Push(
+                uid=p["uid"],
+                collapse_id=shared["id"],
+                title=shared["title"],
+                body=shared["body"],
+                data=shared["data"],
+                tokens=tuple(p["tokens"]) if p.get("tokens") is not None else None,
+            )
             for p in pending
-        ]  # fmt: skip
+        ]
         report = push.send_pushes(db, self.transport(db), DEVICES, pushes)
         logs.info(
-            "alert pushes", job=task.job, sent=report.sent, failed=report.failed,
-            removedTokens=report.removed_tokens, withoutDevices=report.users_without_devices,
+            "alert pushes",
+            job=task.job,
+            sent=report.sent,
+            failed=report.failed,
+            removedTokens=report.removed_tokens,
+            withoutDevices=report.users_without_devices,
             retry=len(report.retry),
-        )  # fmt: skip
+        )
         return [p for p in pending if p["uid"] in report.retry]
 
     # -- helpers ------------------------------------------------------------------------

@@ -19,6 +19,7 @@ STRIPE_WEBHOOK_SECRET = define_secret(
     "STRIPE_WEBHOOK_SECRET", description="Signing secret of the Stripe webhook endpoint."
 )
 STRIPE_API_BASE = define_string(
-    "STRIPE_API_BASE", default="https://api.stripe.com",
+    "STRIPE_API_BASE",
+    default="https://api.stripe.com",
     description="Stripe's API (localstripe's address under the emulators).",
-)  # fmt: skip
+)

@@ -119,10 +119,15 @@ PRICE_BANDS = {
 
 SERVER_FIELDS = frozenset(
     {
-        "status", "geohash", "searchKeys", "publishedAt", "reviewedAt", "rejectionReason",
+        "status",
+        "geohash",
+        "searchKeys",
+        "publishedAt",
+        "reviewedAt",
+        "rejectionReason",
         "archivedReason",
     }
-)  # fmt: skip
+)
 NORMALISED_FIELDS = frozenset({"title", "description", "address.postcode"})
 # favoritesCount (the favourites roll-up) and featuredUntil (a paid feature) are written
 # by other functions; such a change must not look like a submission.
@@ -467,9 +472,15 @@ def _archive_departed(
     previous = _move_allowed(data, "archived", DEPARTURE_MOVES)
     transaction.update(ref, {"status": "archived", "archivedReason": DEPARTED})
     _audit(
-        transaction, db, "listing.archived", actor_uid=SYSTEM_ACTOR, listing_id=ref.id,
-        previous=previous, status="archived", reason=DEPARTED,
-    )  # fmt: skip
+        transaction,
+        db,
+        "listing.archived",
+        actor_uid=SYSTEM_ACTOR,
+        listing_id=ref.id,
+        previous=previous,
+        status="archived",
+        reason=DEPARTED,
+    )
 
 
 def _agent_profile(
@@ -507,9 +518,14 @@ def approve(db: firestore.Client, *, actor_uid: str, listing_id: str) -> Transit
             )
         transaction.update(ref, _publish_fields(reviewed.listing))
         _audit(
-            transaction, db, "listing.approved", actor_uid=actor_uid, listing_id=listing_id,
-            previous=previous, status="active",
-        )  # fmt: skip
+            transaction,
+            db,
+            "listing.approved",
+            actor_uid=actor_uid,
+            listing_id=listing_id,
+            previous=previous,
+            status="active",
+        )
         return TransitionResult(listingId=listing_id, status="active", previousStatus=previous)
 
     return _run(db, apply)
@@ -525,9 +541,14 @@ def reject(
         previous = _move_allowed(data, "rejected", ADMIN_MOVES)
         transaction.update(ref, _reject_fields(reason))
         _audit(
-            transaction, db, "listing.rejected", actor_uid=actor_uid, listing_id=listing_id,
-            previous=previous, status="rejected",
-        )  # fmt: skip
+            transaction,
+            db,
+            "listing.rejected",
+            actor_uid=actor_uid,
+            listing_id=listing_id,
+            previous=previous,
+            status="rejected",
+        )
         return TransitionResult(listingId=listing_id, status="rejected", previousStatus=previous)
 
     return _run(db, apply)

@@ -89,9 +89,16 @@ _SLACK_KM = 1e-6
 
 Sort = Literal["distance", "price_asc", "price_desc"]
 RESULT_FIELDS = (
-    "title", "price", "address.city", "location", "bedrooms", "kind", "propertyType",
-    "photos", "geohash",
-)  # fmt: skip
+    "title",
+    "price",
+    "address.city",
+    "location",
+    "bedrooms",
+    "kind",
+    "propertyType",
+    "photos",
+    "geohash",
+)
 """The projection a range query reads: what a result shows, plus the order-by field."""
 _BASE32 = "0123456789bcdefghjkmnpqrstuvwxyz"
 _AFTER_EVERY_GEOHASH = "~"
@@ -164,9 +171,7 @@ def _cross_field_issues(request: NearbyRequest) -> list[tuple[str, str, str]]:
     issues = []
     priced = request.priceMin is not None or request.priceMax is not None
     if request.currency is None and (priced or request.sort != "distance"):
-        issues.append(
-            ("currency", "missing", "Give a currency to filter or sort by price.")
-        )  # fmt: skip
+        issues.append(("currency", "missing", "Give a currency to filter or sort by price."))
     low, high = request.priceMin, request.priceMax
     if low is not None and high is not None and low > high:
         issues.append(("priceMax", "less_than_min", "priceMax must not be below priceMin."))

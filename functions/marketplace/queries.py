@@ -146,130 +146,234 @@ PUBLIC_BROWSE = ("status", "address.city", "kind")
 """A public browse: active listings of one city, for sale or to rent."""
 
 BROWSE_BY_PRICE = Query(
-    "browse_by_price", Listing, "anyone browsing a city, price low to high, within a range",
-    equals=PUBLIC_BROWSE, ranges=("price.amount",), order=(Order("price.amount"),),
-)  # fmt: skip
+    "browse_by_price",
+    Listing,
+    "anyone browsing a city, price low to high, within a range",
+    equals=PUBLIC_BROWSE,
+    ranges=("price.amount",),
+    order=(Order("price.amount"),),
+)
 BROWSE_BY_PRICE_DESC = Query(
-    "browse_by_price_desc", Listing, "anyone browsing a city, price high to low",
-    equals=PUBLIC_BROWSE, ranges=("price.amount",), order=(Order("price.amount", DESC),),
-)  # fmt: skip
+    "browse_by_price_desc",
+    Listing,
+    "anyone browsing a city, price high to low",
+    equals=PUBLIC_BROWSE,
+    ranges=("price.amount",),
+    order=(Order("price.amount", DESC),),
+)
 BROWSE_BY_BEDROOMS = Query(
-    "browse_by_bedrooms", Listing, "anyone browsing a city with a minimum of bedrooms",
-    equals=PUBLIC_BROWSE, ranges=("bedrooms",), order=(Order("bedrooms"),),
-)  # fmt: skip
+    "browse_by_bedrooms",
+    Listing,
+    "anyone browsing a city with a minimum of bedrooms",
+    equals=PUBLIC_BROWSE,
+    ranges=("bedrooms",),
+    order=(Order("bedrooms"),),
+)
 BROWSE_NEWEST = Query(
-    "browse_newest", Listing, "anyone browsing a city, newest first",
-    equals=PUBLIC_BROWSE, order=(Order("publishedAt", DESC),),
-)  # fmt: skip
+    "browse_newest",
+    Listing,
+    "anyone browsing a city, newest first",
+    equals=PUBLIC_BROWSE,
+    order=(Order("publishedAt", DESC),),
+)
 FAVOURITE_SHARDS_CHANGED = Query(
-    "favourite_shards_changed", FavoriteShard, "functions: the favourites roll-up",
-    ranges=("updatedAt",), order=(Order("updatedAt"),), group=True,
-)  # fmt: skip
+    "favourite_shards_changed",
+    FavoriteShard,
+    "functions: the favourites roll-up",
+    ranges=("updatedAt",),
+    order=(Order("updatedAt"),),
+    group=True,
+)
 DUPLICATE_ADDRESS = Query(
-    "duplicate_address", Listing, "functions: listings at one postcode (duplicate check)",
+    "duplicate_address",
+    Listing,
+    "functions: listings at one postcode (duplicate check)",
     equals=("address.postcode",),
-)  # fmt: skip
+)
 FEATURED = Query(
-    "featured", Listing, "the home screen: active listings whose paid boost still runs",
-    equals=("status",), ranges=("featuredUntil",), order=(Order("featuredUntil"),),
-)  # fmt: skip
+    "featured",
+    Listing,
+    "the home screen: active listings whose paid boost still runs",
+    equals=("status",),
+    ranges=("featuredUntil",),
+    order=(Order("featuredUntil"),),
+)
 NEAR = Query(
-    "near", Listing, "the map: one query per geohash cell range around a point",
-    equals=("status",), ranges=("geohash",), order=(Order("geohash"),),
-)  # fmt: skip
+    "near",
+    Listing,
+    "the map: one query per geohash cell range around a point",
+    equals=("status",),
+    ranges=("geohash",),
+    order=(Order("geohash"),),
+)
 AGENT_LISTINGS = Query(
-    "agent_listings", Listing, "an agent's own listings, last changed first",
-    equals=("ownerId",), order=(Order("updatedAt", DESC),),
-)  # fmt: skip
+    "agent_listings",
+    Listing,
+    "an agent's own listings, last changed first",
+    equals=("ownerId",),
+    order=(Order("updatedAt", DESC),),
+)
 AGENT_LISTINGS_BY_STATUS = Query(
-    "agent_listings_by_status", Listing, "an agent's own listings in one status",
-    equals=("ownerId", "status"), order=(Order("updatedAt", DESC),),
-)  # fmt: skip
+    "agent_listings_by_status",
+    Listing,
+    "an agent's own listings in one status",
+    equals=("ownerId", "status"),
+    order=(Order("updatedAt", DESC),),
+)
 MODERATION_QUEUE = Query(
-    "moderation_queue", Listing, "admins: listings waiting for review, oldest first",
-    equals=("status",), order=(Order("updatedAt"),),
-)  # fmt: skip
+    "moderation_queue",
+    Listing,
+    "admins: listings waiting for review, oldest first",
+    equals=("status",),
+    order=(Order("updatedAt"),),
+)
 INBOX = Query(
-    "inbox", Notification, "a user's notifications, newest first (listened to live)",
+    "inbox",
+    Notification,
+    "a user's notifications, newest first (listened to live)",
     order=(Order("createdAt", DESC),),
-)  # fmt: skip
+)
 INBOX_UNREAD = Query(
-    "inbox_unread", Notification, "a user's unread notifications (the badge), newest first",
-    equals=("read",), order=(Order("createdAt", DESC),),
-)  # fmt: skip
-FAVOURITES = Query(
-    "favourites", Favorite, "a user's saved listings, newest first",
+    "inbox_unread",
+    Notification,
+    "a user's unread notifications (the badge), newest first",
+    equals=("read",),
     order=(Order("createdAt", DESC),),
-)  # fmt: skip
+)
+FAVOURITES = Query(
+    "favourites",
+    Favorite,
+    "a user's saved listings, newest first",
+    order=(Order("createdAt", DESC),),
+)
 FAVOURITED_BY = Query(
-    "favourited_by", Favorite, "functions: who saved a listing (price-drop fan-out)",
-    equals=("listingId",), group=True,
-)  # fmt: skip
+    "favourited_by",
+    Favorite,
+    "functions: who saved a listing (price-drop fan-out)",
+    equals=("listingId",),
+    group=True,
+)
 MY_SAVED_SEARCHES = Query(
-    "my_saved_searches", SavedSearch, "a user's saved searches, newest first",
-    equals=("ownerId",), order=(Order("createdAt", DESC),),
-)  # fmt: skip
+    "my_saved_searches",
+    SavedSearch,
+    "a user's saved searches, newest first",
+    equals=("ownerId",),
+    order=(Order("createdAt", DESC),),
+)
 DIGEST_ITEMS_DUE = Query(
-    "digest_items_due", Notification,
+    "digest_items_due",
+    Notification,
     "functions: inbox documents still to mail in the digest of a day that is over",
-    ranges=("emailDay",), order=(Order("emailDay"),), group=True,
-)  # fmt: skip
+    ranges=("emailDay",),
+    order=(Order("emailDay"),),
+    group=True,
+)
 DIGEST_ITEMS_OF_DAY = Query(
-    "digest_items_of_day", Notification,
+    "digest_items_of_day",
+    Notification,
     "functions: one user's inbox documents still to mail in one day's digest",
     equals=("emailDay",),
-)  # fmt: skip
+)
 USER_DEVICES = Query(
-    "user_devices", Device,
+    "user_devices",
+    Device,
     "functions: a user's newest devices, whose tokens the private account keeps",
     order=(Order("updatedAt", DESC),),
-)  # fmt: skip
+)
 MY_CONVERSATIONS = Query(
-    "my_conversations", Conversation, "a buyer's or agent's chats, latest activity first",
-    contains="participantIds", order=(Order("updatedAt", DESC),),
-)  # fmt: skip
+    "my_conversations",
+    Conversation,
+    "a buyer's or agent's chats, latest activity first",
+    contains="participantIds",
+    order=(Order("updatedAt", DESC),),
+)
 MESSAGES = Query(
-    "messages", Message, "the participants: one conversation's messages, oldest first",
+    "messages",
+    Message,
+    "the participants: one conversation's messages, oldest first",
     order=(Order("createdAt"),),
-)  # fmt: skip
+)
 BUYER_OFFERS = Query(
-    "buyer_offers", Offer, "a buyer's offers, newest first",
-    equals=("buyerId",), order=(Order("createdAt", DESC),),
-)  # fmt: skip
+    "buyer_offers",
+    Offer,
+    "a buyer's offers, newest first",
+    equals=("buyerId",),
+    order=(Order("createdAt", DESC),),
+)
 AGENT_OFFERS = Query(
-    "agent_offers", Offer, "an agent's offers received, newest first",
-    equals=("agentId",), order=(Order("createdAt", DESC),),
-)  # fmt: skip
+    "agent_offers",
+    Offer,
+    "an agent's offers received, newest first",
+    equals=("agentId",),
+    order=(Order("createdAt", DESC),),
+)
 LISTING_OFFERS = Query(
-    "listing_offers", Offer, "an agent: the offers on one of their listings, newest first",
-    equals=("agentId", "listingId"), order=(Order("createdAt", DESC),),
-)  # fmt: skip
+    "listing_offers",
+    Offer,
+    "an agent: the offers on one of their listings, newest first",
+    equals=("agentId", "listingId"),
+    order=(Order("createdAt", DESC),),
+)
 OPEN_OFFERS = Query(
-    "open_offers", Offer, "functions: offers still open on a listing (declined on acceptance)",
+    "open_offers",
+    Offer,
+    "functions: offers still open on a listing (declined on acceptance)",
     equals=("listingId", "status"),
-)  # fmt: skip
+)
 BUYER_VIEWINGS = Query(
-    "buyer_viewings", Viewing, "a buyer's viewings from a date on, soonest first",
-    equals=("requesterId",), ranges=("slotStart",), order=(Order("slotStart"),),
-)  # fmt: skip
+    "buyer_viewings",
+    Viewing,
+    "a buyer's viewings from a date on, soonest first",
+    equals=("requesterId",),
+    ranges=("slotStart",),
+    order=(Order("slotStart"),),
+)
 AGENT_VIEWINGS = Query(
-    "agent_viewings", Viewing, "an agent's diary of viewings from a date on",
-    equals=("agentId",), ranges=("slotStart",), order=(Order("slotStart"),),
-)  # fmt: skip
+    "agent_viewings",
+    Viewing,
+    "an agent's diary of viewings from a date on",
+    equals=("agentId",),
+    ranges=("slotStart",),
+    order=(Order("slotStart"),),
+)
 PLAN_SUBSCRIPTIONS = Query(
-    "plan_subscriptions", Subscription, "functions: a user's subscriptions that grant a plan",
-    equals=("status",), members=("status",),
-)  # fmt: skip
+    "plan_subscriptions",
+    Subscription,
+    "functions: a user's subscriptions that grant a plan",
+    equals=("status",),
+    members=("status",),
+)
 
 QUERIES: tuple[Query, ...] = (
-    BROWSE_BY_PRICE, BROWSE_BY_PRICE_DESC, BROWSE_BY_BEDROOMS, BROWSE_NEWEST, FEATURED, NEAR,
-    AGENT_LISTINGS, AGENT_LISTINGS_BY_STATUS, MODERATION_QUEUE, INBOX, INBOX_UNREAD,
-    FAVOURITES, FAVOURITED_BY, MY_SAVED_SEARCHES, USER_DEVICES, DIGEST_ITEMS_DUE,
+    BROWSE_BY_PRICE,
+    BROWSE_BY_PRICE_DESC,
+    BROWSE_BY_BEDROOMS,
+    BROWSE_NEWEST,
+    FEATURED,
+    NEAR,
+    AGENT_LISTINGS,
+    AGENT_LISTINGS_BY_STATUS,
+    MODERATION_QUEUE,
+    INBOX,
+    INBOX_UNREAD,
+    FAVOURITES,
+    FAVOURITED_BY,
+    MY_SAVED_SEARCHES,
+    USER_DEVICES,
+    DIGEST_ITEMS_DUE,
     DIGEST_ITEMS_OF_DAY,
-    MY_CONVERSATIONS, MESSAGES, BUYER_OFFERS, AGENT_OFFERS, LISTING_OFFERS, OPEN_OFFERS,
-    BUYER_VIEWINGS, AGENT_VIEWINGS, DUPLICATE_ADDRESS, FAVOURITE_SHARDS_CHANGED,
+    MY_CONVERSATIONS,
+    MESSAGES,
+    BUYER_OFFERS,
+    AGENT_OFFERS,
+    LISTING_OFFERS,
+    OPEN_OFFERS,
+    BUYER_VIEWINGS,
+    AGENT_VIEWINGS,
+    DUPLICATE_ADDRESS,
+    FAVOURITE_SHARDS_CHANGED,
     PLAN_SUBSCRIPTIONS,
-)  # fmt: skip
+)
 """Every query made against the marketplace's documents."""
 
 UNINDEXED: tuple[tuple[str, str], ...] = (("_searchIndex", "entries"),)

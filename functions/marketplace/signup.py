@@ -10,13 +10,30 @@ from marketplace.models.users import MAX_DISPLAY_NAME
 
 # Throwaway-inbox providers. Kept short on purpose: it stops casual abuse, and a listing
 # marketplace needs reachable users; extend it from abuse reports, not from a scraped list.
-DISPOSABLE_EMAIL_DOMAINS = frozenset({
-    "10minutemail.com", "discard.email", "dispostable.com", "fakeinbox.com",
-    "getnada.com", "guerrillamail.com", "guerrillamail.net", "maildrop.cc",
-    "mailinator.com", "mailnesia.com", "mintemail.com", "mohmal.com", "sharklasers.com",
-    "spamgourmet.com", "temp-mail.org", "tempmail.com", "tempmailo.com", "throwawaymail.com",
-    "trashmail.com", "yopmail.com",
-})  # fmt: skip
+DISPOSABLE_EMAIL_DOMAINS = frozenset(
+    {
+        "10minutemail.com",
+        "discard.email",
+        "dispostable.com",
+        "fakeinbox.com",
+        "getnada.com",
+        "guerrillamail.com",
+        "guerrillamail.net",
+        "maildrop.cc",
+        "mailinator.com",
+        "mailnesia.com",
+        "mintemail.com",
+        "mohmal.com",
+        "sharklasers.com",
+        "spamgourmet.com",
+        "temp-mail.org",
+        "tempmail.com",
+        "tempmailo.com",
+        "throwawaymail.com",
+        "trashmail.com",
+        "yopmail.com",
+    }
+)
 
 # Deliberately stricter than RFC 5322: the address must be deliverable by ordinary mail
 # servers, because listing enquiries and receipts go to it.

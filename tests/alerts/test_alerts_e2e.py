@@ -123,18 +123,31 @@ def test_registering_and_removing_a_device_keeps_its_token_on_the_account(
     account = firestore_db.document(f"users/{buyer}/private/account")
     phone = as_user(buyer)
     token = f"fcm-{buyer}:APA91b-phone"
-    registered = phone.create(f"users/{buyer}/devices/{token}", {
-        "token": token, "ownerId": buyer, "platform": "ios", "appVersion": "2.5.0",
-        "createdAt": SERVER_TIMESTAMP, "updatedAt": SERVER_TIMESTAMP,
-    })  # fmt: skip
+    registered = phone.create(
+        f"users/{buyer}/devices/{token}",
+        {
+            "token": token,
+            "ownerId": buyer,
+            "platform": "ios",
+            "appVersion": "2.5.0",
+            "createdAt": SERVER_TIMESTAMP,
+            "updatedAt": SERVER_TIMESTAMP,
+        },
+    )
     assert registered.ok, registered.error_message
-    wait_for(lambda: account.get().to_dict().get("pushTokens") == [token], timeout=30,
-             what="the token kept on the account")  # fmt: skip
+    wait_for(
+        lambda: account.get().to_dict().get("pushTokens") == [token],
+        timeout=30,
+        what="the token kept on the account",
+    )
     # The field is the function's: the owner cannot plant tokens there.
     planted = phone.update(f"users/{buyer}/private/account", {"pushTokens": ["someone-else"]})
     assert not planted.ok
 
     removed = phone.delete(f"users/{buyer}/devices/{token}")
     assert removed.ok, removed.error_message
-    wait_for(lambda: account.get().to_dict().get("pushTokens") == [], timeout=30,
-             what="the token dropped")  # fmt: skip
+    wait_for(
+        lambda: account.get().to_dict().get("pushTokens") == [],
+        timeout=30,
+        what="the token dropped",
+    )

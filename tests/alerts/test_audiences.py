@@ -30,14 +30,26 @@ def place_and_kind(draw: Any) -> tuple[str, float, float, str, int]:
 @st.composite
 def listings(draw: Any) -> Listing:
     city, lat, lng, kind, top = place_and_kind(draw)
-    return Listing.model_validate(listing(
-        "agent", kind=kind, propertyType=draw(st.sampled_from(TYPES)),
-        bedrooms=draw(st.integers(0, 6)),
-        price={"amount": draw(st.integers(1, top)) * 100, "currency": "GBP"},
-        address={"line1": "1 A Road", "line2": None, "city": city, "postcode": "X1 1XX",
-                 "country": "GB"},
-        location={"lat": lat + draw(st.floats(-0.3, 0.3)), "lng": lng + draw(st.floats(-0.4, 0.4))},
-    ))  # fmt: skip
+    return Listing.model_validate(
+        listing(
+            "agent",
+            kind=kind,
+            propertyType=draw(st.sampled_from(TYPES)),
+            bedrooms=draw(st.integers(0, 6)),
+            price={"amount": draw(st.integers(1, top)) * 100, "currency": "GBP"},
+            address={
+                "line1": "1 A Road",
+                "line2": None,
+                "city": city,
+                "postcode": "X1 1XX",
+                "country": "GB",
+            },
+            location={
+                "lat": lat + draw(st.floats(-0.3, 0.3)),
+                "lng": lng + draw(st.floats(-0.4, 0.4)),
+            },
+        )
+    )
 
 
 @st.composite
@@ -49,15 +61,23 @@ def searches(draw: Any) -> SavedSearch:
     near = None
     if where == "near":
         near = {
-            "lat": lat + draw(st.floats(-0.2, 0.2)), "lng": lng + draw(st.floats(-0.3, 0.3)),
+            "lat": lat + draw(st.floats(-0.2, 0.2)),
+            "lng": lng + draw(st.floats(-0.3, 0.3)),
             "radiusKm": draw(st.sampled_from((0.5, 1.0, 2.5, 2.6, 10.0, 20.0, 20.5, 50.0))),
-        }  # fmt: skip
-    return SavedSearch.model_validate(search(
-        "buyer", kind=kind, city=city if where == "city" else None, near=near,
-        propertyTypes=draw(st.lists(st.sampled_from(TYPES), max_size=2, unique=True)),
-        priceMin=None if low is None else low * 100, priceMax=None if high is None else high * 100,
-        bedroomsMin=draw(st.none() | st.integers(0, 5)), muted=draw(st.booleans()),
-    ))  # fmt: skip
+        }
+    return SavedSearch.model_validate(
+        search(
+            "buyer",
+            kind=kind,
+            city=city if where == "city" else None,
+            near=near,
+            propertyTypes=draw(st.lists(st.sampled_from(TYPES), max_size=2, unique=True)),
+            priceMin=None if low is None else low * 100,
+            priceMax=None if high is None else high * 100,
+            bedroomsMin=draw(st.none() | st.integers(0, 5)),
+            muted=draw(st.booleans()),
+        )
+    )
 
 
 @settings(max_examples=600, deadline=None)
@@ -92,9 +112,14 @@ def edge_point(lat: float, lng: float, radius: float, bearing: float) -> tuple[f
 def test_every_point_of_a_circle_probes_the_searchs_audience(
     lat: float, lng: float, radius: float
 ) -> None:
-    near = SavedSearch.model_validate(search(
-        "b", city=None, priceMax=None, near={"lat": lat, "lng": lng, "radiusKm": radius},
-    ))  # fmt: skip
+    near = SavedSearch.model_validate(
+        search(
+            "b",
+            city=None,
+            priceMax=None,
+            near={"lat": lat, "lng": lng, "radiusKm": radius},
+        )
+    )
     wanted = alerts.audience(near)
     for bearing in range(0, 360, 15):
         edge_lat, edge_lng = edge_point(lat, lng, radius, bearing)
@@ -114,18 +139,26 @@ def test_a_search_is_anchored_as_finely_as_its_radius_allows() -> None:
         "gh4",
         "gh4",
         "gh3",
-    ]  # fmt: skip (gh5 cells are 3 km wide in London, gh4 24 km)
+    ]  # gh5 cells are 3 km wide in London, gh4 24 km
     assert anchor(50.0, lat=80.0) == "*"  # gh3 cells are 27 km wide there
 
 
 @pytest.mark.parametrize("lat", [90.0, 89.99, -89.9, 85.0])
 def test_a_search_around_a_pole_still_finds_its_listings(lat: float) -> None:
-    polar = SavedSearch.model_validate(search(
-        "b", city=None, priceMax=None, near={"lat": lat, "lng": 10.0, "radiusKm": 2.5},
-    ))  # fmt: skip
-    home = Listing.model_validate(listing(
-        "a", location={"lat": lat - 0.01 if lat > 0 else lat + 0.01, "lng": 10.0},
-    ))  # fmt: skip
+    polar = SavedSearch.model_validate(
+        search(
+            "b",
+            city=None,
+            priceMax=None,
+            near={"lat": lat, "lng": 10.0, "radiusKm": 2.5},
+        )
+    )
+    home = Listing.model_validate(
+        listing(
+            "a",
+            location={"lat": lat - 0.01 if lat > 0 else lat + 0.01, "lng": 10.0},
+        )
+    )
     assert alerts.matches(polar, home)  # 1.1 km away
     assert alerts.audience(polar) in alerts.probe_audiences(home)
 

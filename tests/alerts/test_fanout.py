@@ -85,9 +85,12 @@ class Harness:
             transport=lambda _db: self.transport, clock=lambda: clock
         )
         self.fanout = fanout.Fanout(
-            {kind: self.delivery for kind in alerts.EVENT_KINDS}, self.queue, chunk_size=chunk,
-            act_slice=20, chunks_per_task=per_task,
-        )  # fmt: skip
+            {kind: self.delivery for kind in alerts.EVENT_KINDS},
+            self.queue,
+            chunk_size=chunk,
+            act_slice=20,
+            chunks_per_task=per_task,
+        )
 
     def told_about_a_new_home(self, buyers: int) -> tuple[list[str], str]:
         """``buyers`` matching buyers, and a new home's job run to its end."""
@@ -204,8 +207,10 @@ def test_a_failure_mid_fan_out_is_retried_without_telling_anyone_twice(
     assert h.transport.tokens() == Counter({f"tok-{u}-0": 1 for u in buyers})
     records = [d.to_dict() for d in h.db.collection(fanout.CHUNKS).stream()]
     assert sorted((r["chunk"], r["state"], r["pending"]) for r in records) == [
-        (0, "done", []), (1, "done", []), (2, "done", []),
-    ]  # fmt: skip
+        (0, "done", []),
+        (1, "done", []),
+        (2, "done", []),
+    ]
     assert [r["chunk"] for r in records if r.get("handedOff")] == [1]
 
 
@@ -309,8 +314,11 @@ def test_channels_quiet_hours_and_dead_tokens(firestore_db: Any) -> None:
 
     # Everyone has the inbox record; the email-only user's never badges (read).
     assert inbox_counts(h, [sleeping, push_off, email_only, dead]) == {
-        sleeping: 1, push_off: 1, email_only: 1, dead: 1,
-    }  # fmt: skip
+        sleeping: 1,
+        push_off: 1,
+        email_only: 1,
+        dead: 1,
+    }
     assert set(h.transport.tokens()) == {f"tok-{dead}-0"}  # quiet, off and email-only: none
     assert not h.db.document(f"users/{dead}/devices/expired-{dead}").get().exists
     assert h.db.document(f"users/{dead}/devices/tok-{dead}-0").get().exists
@@ -496,8 +504,9 @@ def test_a_late_item_after_its_digest_was_mailed_goes_out_next_run(h: Harness) -
     assert alerts.send_due_digests(h.db, tomorrow) == 0
     mails = [d.to_dict() for d in h.db.collection("mail").stream()]
     assert sorted(m["message"]["subject"] for m in mails) == [
-        "1 new home for your saved searches", "1 new home for your saved searches",
-    ]  # fmt: skip
+        "1 new home for your saved searches",
+        "1 new home for your saved searches",
+    ]
     assert {m["to"] for m in mails} == {f"{buyer}@example.test"}
 
 
@@ -598,9 +607,12 @@ def test_a_task_queued_with_an_old_plain_path_cursor_starts_over_and_tells_nobod
     # the index: its cursor is a saved search's path. It walks the index from the start
     # and finds everyone told already.
     first = h.queue.tasks[0]
-    stale = first.model_copy(update={
-        "job": first.job.replace("event1", "event2"), "after": f"savedSearches/{told[10]}-0",
-    })  # fmt: skip
+    stale = first.model_copy(
+        update={
+            "job": first.job.replace("event1", "event2"),
+            "after": f"savedSearches/{told[10]}-0",
+        }
+    )
     assert stale.job != first.job
     h.queue.tasks.append(stale)
     outcomes = h.drain()

@@ -83,9 +83,14 @@ def index(db: Any, search_id: str) -> str | None:
 
 def device(owner: str, token: str) -> dict[str, Any]:
     return {
-        "token": token, "ownerId": owner, "platform": "android", "appVersion": "2.5.0",
-        "locale": "en-GB", "createdAt": NOW, "updatedAt": NOW,
-    }  # fmt: skip
+        "token": token,
+        "ownerId": owner,
+        "platform": "android",
+        "appVersion": "2.5.0",
+        "locale": "en-GB",
+        "createdAt": NOW,
+        "updatedAt": NOW,
+    }
 
 
 def account(email: str, **notifications: Any) -> dict[str, Any]:
@@ -144,8 +149,11 @@ class World:
                 index(self.db, f"{buyer}-{n}")
             elif not overrides.get("muted"):
                 ref = self.db.document(f"savedSearches/{buyer}-{n}")
-                wait_for(lambda ref=ref: (ref.get().to_dict() or {}).get("audience"),
-                         timeout=30, what=f"the search trigger indexing {ref.id}")  # fmt: skip
+                wait_for(
+                    lambda ref=ref: (ref.get().to_dict() or {}).get("audience"),
+                    timeout=30,
+                    what=f"the search trigger indexing {ref.id}",
+                )
         return buyer
 
     def inbox(self, who: str) -> dict[str, dict[str, Any]]:

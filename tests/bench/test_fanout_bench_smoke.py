@@ -18,9 +18,12 @@ def test_the_throughput_bench_tells_every_recipient_once(firestore_db: Any, tmp_
     assert (figures["recipients"], figures["tasks"], figures["chunks"]) == (300, 1, 2)
     assert figures["pushesSent"] == 300
     assert figures["check"] == {
-        "usersWithInbox": 300, "usersWithExactlyOneInbox": 300, "digests": 300, "allTold": True,
+        "usersWithInbox": 300,
+        "usersWithExactlyOneInbox": 300,
+        "digests": 300,
+        "allTold": True,
         "allToldEveryRound": True,
-    }  # fmt: skip
+    }
     steps = figures["steps"]
     # One query streams both chunks, from the index shards holding the 300 searches (the
     # bulk load makes one shard per 250); tokens come with the accounts; inboxes are

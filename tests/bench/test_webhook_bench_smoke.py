@@ -27,9 +27,15 @@ def test_the_webhook_bench_applies_every_event_once_as_the_bare_handler_does(
         # Per agent: 8 (cancels) or 7 (renews) applied; a renewal invoice of an active
         # subscription changes nothing; the past_due update after the failed invoice of
         # the same second is stale.
-        assert figures["outcomes"] == baseline["outcomes"] == {
-            "applied": 15, "no_effect": 3, "stale": 2,
-        }  # fmt: skip
+        assert (
+            figures["outcomes"]
+            == baseline["outcomes"]
+            == {
+                "applied": 15,
+                "no_effect": 3,
+                "stale": 2,
+            }
+        )
         assert figures["latencyMs"]["p50"] > 0 and baseline["latencyMs"]["p95"] > 0
         assert written["ratio"][config]["p50"] > 0
     # The agent who renews is on the plan, the one who cancelled is not, on both paths;

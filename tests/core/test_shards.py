@@ -27,8 +27,9 @@ def seeded(seed: int) -> shards.ShardedIndex:
     return dataclasses.replace(INDEX, draw_slot=lambda: rng.getrandbits(62))
 
 
-def update(db: Any, key: str, group: str | None, *, index: shards.ShardedIndex = INDEX,
-           **entry: Any) -> str | None:  # fmt: skip
+def update(
+    db: Any, key: str, group: str | None, *, index: shards.ShardedIndex = INDEX, **entry: Any
+) -> str | None:
     """What a caller does: make room, then update in a transaction; the group it was in."""
     if group is not None:
         index.make_room(db, group)
@@ -67,8 +68,13 @@ def test_an_entry_is_put_replaced_moved_and_removed(firestore_db: Any) -> None:
     db = firestore_db
     assert update(db, "s1", "london", v=1) is None
     assert keys_of(held(db, "london")) == {"s1"}
-    shard = next(iter(db.collection("_testIndex").where(filter=firestore.FieldFilter(
-        "group", "==", "london")).stream())).reference  # fmt: skip
+    shard = next(
+        iter(
+            db.collection("_testIndex")
+            .where(filter=firestore.FieldFilter("group", "==", "london"))
+            .stream()
+        )
+    ).reference
     stamp = shard.get().update_time
     assert update(db, "s1", "london", v=1) == "london"  # again: a redelivered event
     assert shard.get().update_time == stamp, "the same entry again writes nothing"

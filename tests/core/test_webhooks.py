@@ -90,9 +90,18 @@ def test_a_signed_event_applies_once_however_often_it_comes(firestore_db: Any) -
 
 @pytest.mark.parametrize(
     "case",
-    ["missing", "forged", "expired", "wrong secret", "malformed json", "not an event",
-     "wrong content type", "huge", "GET"],
-)  # fmt: skip
+    [
+        "missing",
+        "forged",
+        "expired",
+        "wrong secret",
+        "malformed json",
+        "not an event",
+        "wrong content type",
+        "huge",
+        "GET",
+    ],
+)
 def test_bad_requests_are_refused_and_write_nothing(firestore_db: Any, case: str) -> None:
     the_intake = intake(counter_handler())
     genuine = stripe_webhook(event(), SECRET)
@@ -147,11 +156,13 @@ def test_unknown_types_and_subjects_are_recorded_and_answered_200(firestore_db: 
     stranger = stripe_webhook(event(customer="stranger"), SECRET)
 
     assert post(firestore_db, the_intake, other.body, other.headers) == (
-        200, {"outcome": "ignored_type"},
-    )  # fmt: skip
+        200,
+        {"outcome": "ignored_type"},
+    )
     assert post(firestore_db, the_intake, stranger.body, stranger.headers) == (
-        200, {"outcome": "unknown_subject"},
-    )  # fmt: skip
+        200,
+        {"outcome": "unknown_subject"},
+    )
     ledger = {s.to_dict()["outcome"] for s in firestore_db.collection(webhooks.LEDGER).stream()}
     assert ledger == {"ignored_type", "unknown_subject"}
     assert not firestore_db.document("totals/stranger").get().exists

@@ -90,22 +90,30 @@ def test_values_and_names_the_sdk_cannot_write_are_refused() -> None:
 
 _names = st.text(min_size=0, max_size=6)
 _scalars = (
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8)
-    | st.floats(allow_nan=False) | st.binary(max_size=4)
-    | st.datetimes(timezones=st.just(dt.UTC)) | st.just(firestore.SERVER_TIMESTAMP)
-)  # fmt: skip
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(max_size=8)
+    | st.floats(allow_nan=False)
+    | st.binary(max_size=4)
+    | st.datetimes(timezones=st.just(dt.UTC))
+    | st.just(firestore.SERVER_TIMESTAMP)
+)
 _values = st.recursive(
     _scalars,
-    lambda inner: st.lists(inner.filter(lambda v: v is not firestore.SERVER_TIMESTAMP),
-                           max_size=3)
-    | st.dictionaries(_names, inner, max_size=3),
+    lambda inner: (
+        st.lists(inner.filter(lambda v: v is not firestore.SERVER_TIMESTAMP), max_size=3)
+        | st.dictionaries(_names, inner, max_size=3)
+    ),
     max_leaves=12,
-)  # fmt: skip
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(data=st.dictionaries(_names, _values, max_size=4), kind=st.sampled_from(
-    ["create", "set", "merge"]))  # fmt: skip
+@given(
+    data=st.dictionaries(_names, _values, max_size=4),
+    kind=st.sampled_from(["create", "set", "merge"]),
+)
 def test_generated_documents_are_encoded_as_the_sdk_encodes_them(
     data: dict[str, Any], kind: str
 ) -> None:

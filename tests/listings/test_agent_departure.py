@@ -33,8 +33,15 @@ from .factories import Event, audit_entries, listing, stored, submit, uid
 
 Call = Callable[..., CallResult]
 ALL_STATUSES = (
-    "draft", "pending_review", "active", "under_offer", "sold", "let", "archived", "rejected"
-)  # fmt: skip
+    "draft",
+    "pending_review",
+    "active",
+    "under_offer",
+    "sold",
+    "let",
+    "archived",
+    "rejected",
+)
 DEPARTED = {"status": "archived", "archivedReason": "agent_departed"}
 
 

@@ -317,9 +317,13 @@ def test_admins_review_only_listings_waiting_for_review(
     before = stored(firestore_db, listing_id)
 
     result = call_function(
-        function, {"listingId": listing_id, "reason": "No."} if function is reject_listing
-        else {"listingId": listing_id}, uid="mod", claims=ADMIN,
-    )  # fmt: skip
+        function,
+        {"listingId": listing_id, "reason": "No."}
+        if function is reject_listing
+        else {"listingId": listing_id},
+        uid="mod",
+        claims=ADMIN,
+    )
 
     assert result.error_status == "FAILED_PRECONDITION"
     assert stored(firestore_db, listing_id) == before

@@ -39,18 +39,21 @@ def event(event_type: str, obj: dict[str, Any], created: int | None = None) -> d
 def intent_succeeded(intent: dict[str, Any], created: int | None = None) -> dict[str, Any]:
     """``payment_intent.succeeded`` for a PaymentIntent as Stripe returned it."""
     paid = {
-        **intent, "status": "succeeded", "amount_received": intent["amount"],
+        **intent,
+        "status": "succeeded",
+        "amount_received": intent["amount"],
         "latest_charge": charge_id(intent["id"]),
-    }  # fmt: skip
+    }
     return event("payment_intent.succeeded", paid, created)
 
 
 def intent_failed(intent: dict[str, Any], created: int | None = None) -> dict[str, Any]:
     """``payment_intent.payment_failed``: the card was declined; the client may retry."""
     failed = {
-        **intent, "status": "requires_payment_method",
+        **intent,
+        "status": "requires_payment_method",
         "last_payment_error": {"type": "card_error", "code": "card_declined"},
-    }  # fmt: skip
+    }
     return event("payment_intent.payment_failed", failed, created)
 
 
@@ -62,13 +65,23 @@ def charge(intent: dict[str, Any], refunded: int = 0) -> dict[str, Any]:
     """The Charge of a paid PaymentIntent (the fields of Stripe's Charge object we rely on
     and their neighbours), ``refunded`` minor units of it refunded."""
     return {
-        "id": charge_id(intent["id"]), "object": "charge", "amount": intent["amount"],
-        "amount_captured": intent["amount"], "amount_refunded": refunded,
-        "refunded": refunded >= intent["amount"], "captured": True, "paid": True,
-        "currency": intent["currency"], "customer": intent["customer"],
-        "payment_intent": intent["id"], "metadata": {}, "status": "succeeded",
-        "disputed": False, "livemode": False, "created": intent["created"],
-    }  # fmt: skip
+        "id": charge_id(intent["id"]),
+        "object": "charge",
+        "amount": intent["amount"],
+        "amount_captured": intent["amount"],
+        "amount_refunded": refunded,
+        "refunded": refunded >= intent["amount"],
+        "captured": True,
+        "paid": True,
+        "currency": intent["currency"],
+        "customer": intent["customer"],
+        "payment_intent": intent["id"],
+        "metadata": {},
+        "status": "succeeded",
+        "disputed": False,
+        "livemode": False,
+        "created": intent["created"],
+    }
 
 
 def charge_refunded(
@@ -84,10 +97,17 @@ def dispute_closed(
 ) -> dict[str, Any]:
     """``charge.dispute.closed``: Stripe's Dispute object, ``won`` or ``lost``."""
     dispute = {
-        "id": "dp_" + intent["id"].removeprefix("pi_"), "object": "dispute",
-        "amount": intent["amount"], "currency": intent["currency"],
-        "charge": charge_id(intent["id"]), "payment_intent": intent["id"],
-        "status": status, "reason": "fraudulent", "is_charge_refundable": False,
-        "livemode": False, "metadata": {}, "created": intent["created"],
-    }  # fmt: skip
+        "id": "dp_" + intent["id"].removeprefix("pi_"),
+        "object": "dispute",
+        "amount": intent["amount"],
+        "currency": intent["currency"],
+        "charge": charge_id(intent["id"]),
+        "payment_intent": intent["id"],
+        "status": status,
+        "reason": "fraudulent",
+        "is_charge_refundable": False,
+        "livemode": False,
+        "metadata": {},
+        "created": intent["created"],
+    }
     return event("charge.dispute.closed", dispute, created)

@@ -17,10 +17,14 @@ def test_ten_concurrent_calls_create_exactly_one_customer(
     uid = f"agent-{uuid.uuid4().hex[:8]}"
 
     with ThreadPoolExecutor(10) as pool:
-        ids = list(pool.map(
-            lambda _: customers.ensure_customer(firestore_db, stripe_client, uid, f"{uid}@x.test"),
-            range(10),
-        ))  # fmt: skip
+        ids = list(
+            pool.map(
+                lambda _: customers.ensure_customer(
+                    firestore_db, stripe_client, uid, f"{uid}@x.test"
+                ),
+                range(10),
+            )
+        )
 
     assert len(set(ids)) == 1
     in_stripe = [

@@ -67,9 +67,13 @@ def end_state(db: Any, uid: str) -> tuple[Any, ...]:
     ((_, stored),) = mirror(db, uid).items()
     claims = claims_of(uid)
     return (
-        stored["status"], stored["cancelAtPeriodEnd"], stored["stripeCreated"],
-        profile_plan(db, uid), claims.get("plan"), claims.get("team"),
-    )  # fmt: skip
+        stored["status"],
+        stored["cancelAtPeriodEnd"],
+        stored["stripeCreated"],
+        profile_plan(db, uid),
+        claims.get("plan"),
+        claims.get("team"),
+    )
 
 
 def test_200_shuffled_deliveries_with_duplicates_end_as_in_order(

@@ -109,13 +109,19 @@ def test_the_price_is_computed_on_the_server_and_the_payment_is_mirrored(
     assert offer["clientSecret"] == intent["client_secret"]
     assert (intent["amount"], intent["currency"], intent["customer"]) == (3500, "gbp", customer)
     assert intent["metadata"] == {
-        "uid": uid, "listingId": listing_id, "days": "7", "purpose": "featured_listing",
-    }  # fmt: skip
+        "uid": uid,
+        "listingId": listing_id,
+        "days": "7",
+        "purpose": "featured_listing",
+    }
     mirror = payment(firestore_db, uid, offer)
     assert mirror["status"] == "requires_payment_method"
     assert (mirror["amount"], mirror["days"], mirror["listingId"], mirror["purpose"]) == (
-        {"amount": 3500, "currency": "GBP"}, 7, listing_id, "featured_listing",
-    )  # fmt: skip
+        {"amount": 3500, "currency": "GBP"},
+        7,
+        listing_id,
+        "featured_listing",
+    )
     link = firestore_db.document(f"_stripePayments/{offer['paymentIntentId']}").get().to_dict()
     assert link == {"uid": uid, "purpose": "featured_listing", "listingId": listing_id}
     assert featured_until(firestore_db, listing_id) is None  # nothing until it is paid
@@ -130,12 +136,14 @@ def test_the_price_is_computed_on_the_server_and_the_payment_is_mirrored(
         ({"days": "3"}, ["days"]),
         ({"days": True}, ["days"]),
         ({"days": 3, "amount": 1}, ["amount"]),
-        ({"days": 3, "price": {"amount": 1, "currency": "GBP"}, "currency": "GBP"},
-         ["currency", "price"]),
+        (
+            {"days": 3, "price": {"amount": 1, "currency": "GBP"}, "currency": "GBP"},
+            ["currency", "price"],
+        ),
         ({"days": 3, "listingId": "a/../b"}, ["listingId"]),
         ({"listingId": None}, ["days", "listingId"]),
     ],
-)  # fmt: skip
+)
 def test_bad_input_is_refused_with_the_fields_and_writes_nothing(
     firestore_db: Any,
     stripe_client: stripe.StripeClient,
@@ -197,8 +205,9 @@ def test_only_agents_may_call_it(firestore_db: Any, call_function: Call) -> None
     anonymous = call_function(feature_listing, data)
 
     assert (as_buyer.error_status, anonymous.error_status) == (
-        "PERMISSION_DENIED", "UNAUTHENTICATED",
-    )  # fmt: skip
+        "PERMISSION_DENIED",
+        "UNAUTHENTICATED",
+    )
     assert documents(firestore_db) == []
 
 
@@ -375,7 +384,7 @@ def test_a_failure_older_than_the_success_is_stale_and_a_newer_one_is_mirrored(
         intent_failed(declined_first, created=declined_first["created"] + 5),
         intent_succeeded(intent, created=intent["created"] + 10),
         intent_failed(intent, created=intent["created"] + 5),
-    ) == ["applied", "applied", "stale"]  # fmt: skip
+    ) == ["applied", "applied", "stale"]
 
     assert payment(firestore_db, uid, offer)["status"] == "succeeded"
     failed = payment(firestore_db, uid, {"paymentIntentId": declined_first["id"]})
@@ -417,10 +426,13 @@ def scenario(
     a, b, c = (intent_of(api, start(call_function, uid, listing_id, d)) for d in (3, 5, 2))
     t = max(i["created"] for i in (a, b, c))
     stream = [
-        intent_succeeded(a, t + 1), intent_succeeded(b, t + 2), intent_failed(c, t + 3),
-        intent_succeeded(c, t + 4), charge_refunded(a, created=t + 5),
+        intent_succeeded(a, t + 1),
+        intent_succeeded(b, t + 2),
+        intent_failed(c, t + 3),
+        intent_succeeded(c, t + 4),
+        charge_refunded(a, created=t + 5),
         dispute_closed(b, "won", t + 6),
-    ]  # fmt: skip
+    ]
     return listing_id, stream, [f"customers/{uid}/payments/{i['id']}" for i in (a, b, c)]
 
 
@@ -454,15 +466,22 @@ def test_events_about_payments_that_are_not_ours_are_recorded_and_answered_200(
     firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     stranger = {
-        "id": new_id("pi_x"), "object": "payment_intent", "amount": 1500, "currency": "gbp",
-        "customer": "cus_not_ours", "created": 1_700_000_000, "status": "succeeded",
+        "id": new_id("pi_x"),
+        "object": "payment_intent",
+        "amount": 1500,
+        "currency": "gbp",
+        "customer": "cus_not_ours",
+        "created": 1_700_000_000,
+        "status": "succeeded",
         "metadata": {"purpose": "featured_listing", "listingId": "somewhere", "days": "3"},
-    }  # fmt: skip
+    }
     plan = {**stranger, "id": new_id("pi_plan"), "metadata": {}}
     payloads = [
-        intent_succeeded(stranger), intent_succeeded(plan), charge_refunded(stranger),
+        intent_succeeded(stranger),
+        intent_succeeded(plan),
+        charge_refunded(stranger),
         dispute_closed(stranger),
-    ]  # fmt: skip
+    ]
     secret = os.environ["STRIPE_WEBHOOK_SECRET"]
     verify = webhooks.stripe_verifier(lambda: secret)
     answers = []
@@ -476,9 +495,11 @@ def test_events_about_payments_that_are_not_ours_are_recorded_and_answered_200(
         answers.append((response.status_code, json.loads(response.get_data())["outcome"]))
 
     assert answers == [
-        (200, "unknown_subject"), (200, "other_purpose"), (200, "unknown_subject"),
         (200, "unknown_subject"),
-    ]  # fmt: skip
+        (200, "other_purpose"),
+        (200, "unknown_subject"),
+        (200, "unknown_subject"),
+    ]
     recorded = {
         p["id"]: firestore_db.document(f"_webhookEvents/stripe:{p['id']}").get().get("outcome")
         for p in payloads

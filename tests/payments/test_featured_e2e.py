@@ -58,9 +58,10 @@ def test_an_agent_features_a_listing_and_a_refund_clears_it(
     paid_at = dt.datetime.now(dt.UTC)
     pay(stripe_client, intent_id)
     until = wait_for(
-        lambda: featured_until(firestore_db, listing_id), timeout=30,
+        lambda: featured_until(firestore_db, listing_id),
+        timeout=30,
         what="the webhook featuring the listing",
-    )  # fmt: skip
+    )
     assert abs(until - (paid_at + dt.timedelta(days=4))) < dt.timedelta(seconds=30)
     mirror = firestore_db.document(f"customers/{agent.uid}/payments/{intent_id}")
     assert mirror.get().get("status") == "succeeded"
@@ -75,9 +76,11 @@ def test_an_agent_features_a_listing_and_a_refund_clears_it(
     assert (charge["refunded"], charge["payment_intent"]) == (True, intent_id)
     signed = stripe_webhook(event("charge.refunded", charge), os.environ["STRIPE_WEBHOOK_SECRET"])
     answer = requests.post(
-        firebase_stack.functions_url("stripe_webhook"), data=signed.body,
-        headers=signed.headers, timeout=30,
-    )  # fmt: skip
+        firebase_stack.functions_url("stripe_webhook"),
+        data=signed.body,
+        headers=signed.headers,
+        timeout=30,
+    )
 
     assert (answer.status_code, answer.json()) == (200, {"outcome": "applied"})
     assert featured_until(firestore_db, listing_id) is None

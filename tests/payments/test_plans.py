@@ -57,9 +57,11 @@ def authenticate(api: stripe.StripeClient, client_secret: str, success: bool = T
     """What the payment sheet's 3-D Secure step does (localstripe's stand-in for it)."""
     intent_id = client_secret.partition("_secret_")[0]
     api.raw_request(
-        "post", f"/v1/payment_intents/{intent_id}/_authenticate",
-        client_secret=client_secret, success="true" if success else "false",
-    )  # fmt: skip
+        "post",
+        f"/v1/payment_intents/{intent_id}/_authenticate",
+        client_secret=client_secret,
+        success="true" if success else "false",
+    )
 
 
 def subscriptions_of(api: stripe.StripeClient, uid: str) -> list[Any]:
@@ -130,8 +132,9 @@ def test_ten_concurrent_starts_create_exactly_one_customer_and_one_subscription(
     card = a_card(api, CARD_OK)
 
     with ThreadPoolExecutor(10) as pool:
-        results = list(pool.map(lambda _: start(call_function, uid, {"paymentMethodId": card}),
-                                range(10)))  # fmt: skip
+        results = list(
+            pool.map(lambda _: start(call_function, uid, {"paymentMethodId": card}), range(10))
+        )
 
     assert [r.status for r in results] == [200] * 10, [r.body for r in results]
     assert len({r.data["subscriptionId"] for r in results}) == 1
@@ -152,8 +155,9 @@ def test_ten_concurrent_starts_by_a_customer_already_known_create_one_subscripti
     card = a_card(api, CARD_3DS)  # stays incomplete: a repeat must not buy again either
 
     with ThreadPoolExecutor(10) as pool:
-        results = list(pool.map(lambda _: start(call_function, uid, {"paymentMethodId": card}),
-                                range(10)))  # fmt: skip
+        results = list(
+            pool.map(lambda _: start(call_function, uid, {"paymentMethodId": card}), range(10))
+        )
 
     assert len({r.data["subscriptionId"] for r in results}) == 1
     assert len({r.data["clientSecret"] for r in results}) == 1
@@ -266,9 +270,10 @@ def test_localstripes_own_events_in_any_order_and_repeated_end_as_in_order(
     api.v1.subscriptions.cancel(started["subscriptionId"])
     lifecycle = stripe_events(api, started["customerId"])
     assert {e.type for e in lifecycle} >= {
-        "customer.subscription.created", "invoice.payment_succeeded",
+        "customer.subscription.created",
+        "invoice.payment_succeeded",
         "customer.subscription.deleted",
-    }  # fmt: skip
+    }
     paid = [e for e in lifecycle if e.type != "customer.subscription.deleted"]
     rng = random.Random(5)
 
@@ -285,16 +290,25 @@ def test_localstripes_own_events_in_any_order_and_repeated_end_as_in_order(
 
 
 def synthetic_subscription(
-    sub_id: str, customer: str, status: str, created: int, *, cancelling: bool = False,
+    sub_id: str,
+    customer: str,
+    status: str,
+    created: int,
+    *,
+    cancelling: bool = False,
     modern: bool = False,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """A subscription as an event carries it (``modern``: API 2025-03-31 and later)."""
     item: dict[str, Any] = {"id": f"si_{sub_id}", "plan": {"id": plans.PLAN_ID}}
     subscription: dict[str, Any] = {
-        "id": sub_id, "object": "subscription", "customer": customer, "status": status,
-        "created": created, "cancel_at_period_end": cancelling,
+        "id": sub_id,
+        "object": "subscription",
+        "customer": customer,
+        "status": status,
+        "created": created,
+        "cancel_at_period_end": cancelling,
         "items": {"object": "list", "data": [item]},
-    }  # fmt: skip
+    }
     if modern:
         item["price"], item["current_period_end"] = item.pop("plan"), created + MONTH
     else:
@@ -307,9 +321,12 @@ def synthetic_invoice(
 ) -> dict[str, Any]:
     line: dict[str, Any] = {"period": {"start": 1, "end": 1_800_000_000}}
     invoice: dict[str, Any] = {
-        "id": f"in_{sub_id}", "object": "invoice", "customer": customer, "status": status,
+        "id": f"in_{sub_id}",
+        "object": "invoice",
+        "customer": customer,
+        "status": status,
         "lines": {"data": [line]},
-    }  # fmt: skip
+    }
     if modern:
         line["pricing"] = {"price_details": {"price": plans.PLAN_ID}}
         invoice["parent"] = {"subscription_details": {"subscription": sub_id}}
@@ -344,8 +361,9 @@ def test_every_delivery_order_with_repeats_ends_as_stripe_ended(
 
     def lifecycle(sub: str) -> list[webhooks.WebhookEvent]:
         def subscription(status: str, cancelling: bool = False) -> dict[str, Any]:
-            return synthetic_subscription(sub, customer, status, T0, cancelling=cancelling,
-                                          modern=modern)  # fmt: skip
+            return synthetic_subscription(
+                sub, customer, status, T0, cancelling=cancelling, modern=modern
+            )
 
         def invoice(status: str) -> dict[str, Any]:
             return synthetic_invoice(sub, customer, status, modern=modern)
@@ -382,16 +400,25 @@ def test_within_one_second_the_later_state_of_the_lifecycle_wins(
     uid = an_agent(firestore_db)
     customer = a_customer_link(firestore_db, uid)
     paid = [  # what a card needing 3-D Secure, authenticated at once, sends
-        an_event("customer.subscription.created",
-                 synthetic_subscription("sub_a", customer, "incomplete", T0), T0, "a1"),
-        an_event("invoice.payment_succeeded",
-                 synthetic_invoice("sub_a", customer, "paid"), T0, "a2"),
-    ]  # fmt: skip
+        an_event(
+            "customer.subscription.created",
+            synthetic_subscription("sub_a", customer, "incomplete", T0),
+            T0,
+            "a1",
+        ),
+        an_event(
+            "invoice.payment_succeeded", synthetic_invoice("sub_a", customer, "paid"), T0, "a2"
+        ),
+    ]
     ended = [
         an_event(UPDATED, synthetic_subscription("sub_b", customer, "active", T0), T0, "b1"),
-        an_event("customer.subscription.deleted",
-                 synthetic_subscription("sub_b", customer, "canceled", T0), T0, "b2"),
-    ]  # fmt: skip
+        an_event(
+            "customer.subscription.deleted",
+            synthetic_subscription("sub_b", customer, "canceled", T0),
+            T0,
+            "b2",
+        ),
+    ]
 
     deliver(firestore_db, [*paid[:: -1 if reverse else 1], *ended[:: -1 if reverse else 1]])
 
@@ -412,12 +439,15 @@ def test_an_older_event_never_overwrites_newer_state_and_cancellation_downgrades
     assert deliver(firestore_db, [event(UPDATED, "active", T0 + 5, "e1")]) == ["applied"]
     assert claims_of(uid) == {"role": "agent", "team": "south", "plan": "agent_pro"}
 
-    outcomes = deliver(firestore_db, [
-        event("customer.subscription.deleted", "canceled", T0 + 9, "e2"),
-        event(UPDATED, "active", T0 + 7, "e3"),                            # older: stale
-        event("customer.subscription.created", "incomplete", T0 + 9, "e4"),  # same second
-        event("customer.subscription.deleted", "canceled", T0 + 9, "e2"),  # delivered again
-    ])  # fmt: skip
+    outcomes = deliver(
+        firestore_db,
+        [
+            event("customer.subscription.deleted", "canceled", T0 + 9, "e2"),
+            event(UPDATED, "active", T0 + 7, "e3"),  # older: stale
+            event("customer.subscription.created", "incomplete", T0 + 9, "e4"),  # same second
+            event("customer.subscription.deleted", "canceled", T0 + 9, "e2"),  # delivered again
+        ],
+    )
 
     assert outcomes == ["applied", "stale", "stale", "duplicate"]
     assert mirror(firestore_db, uid)[sub]["status"] == "canceled"
@@ -434,10 +464,13 @@ def test_unpaid_past_due_and_paused_states_downgrade(
     active = synthetic_subscription(sub, customer, "active", T0)
     later = synthetic_subscription(sub, customer, status, T0)
 
-    deliver(firestore_db, [
-        an_event("customer.subscription.created", active, T0, f"e1{status}"),
-        an_event(UPDATED, later, T0 + 1, f"e2{status}"),
-    ])  # fmt: skip
+    deliver(
+        firestore_db,
+        [
+            an_event("customer.subscription.created", active, T0, f"e1{status}"),
+            an_event(UPDATED, later, T0 + 1, f"e2{status}"),
+        ],
+    )
 
     assert mirror(firestore_db, uid)[sub]["status"] == status
     assert profile_plan(firestore_db, uid) is None and "plan" not in claims_of(uid)
@@ -449,10 +482,13 @@ def test_events_about_strangers_or_other_invoices_are_recorded_and_change_nothin
     stranger = synthetic_subscription("sub_x", "cus_nobody", "active", T0)
     one_off = {"id": "in_x", "object": "invoice", "customer": "cus_nobody", "status": "paid"}
 
-    outcomes = deliver(firestore_db, [
-        an_event("customer.subscription.created", stranger, T0, "evt_s1"),
-        an_event("invoice.paid", one_off, T0, "evt_s2"),
-    ])  # fmt: skip
+    outcomes = deliver(
+        firestore_db,
+        [
+            an_event("customer.subscription.created", stranger, T0, "evt_s1"),
+            an_event("invoice.paid", one_off, T0, "evt_s2"),
+        ],
+    )
 
     assert outcomes == ["unknown_subject", "unknown_subject"]
     assert list(firestore_db.collection("customers").stream()) == []
@@ -485,9 +521,12 @@ def test_a_plan_claim_that_would_pass_1000_bytes_is_refused_before_anything_is_b
     ],
 )
 def test_malformed_requests_are_invalid_argument_and_write_nothing(
-    firestore_db: Any, api: stripe.StripeClient, call_function: Callable[..., CallResult],
-    data: Any, field: str,
-) -> None:  # fmt: skip
+    firestore_db: Any,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
+    data: Any,
+    field: str,
+) -> None:
     uid = an_agent(firestore_db)
 
     result = start(call_function, uid, data)
@@ -554,9 +593,11 @@ def test_a_card_refused_at_attach_is_our_failed_precondition_not_stripes_text(
 
 
 def test_stripe_unreachable_is_unavailable_with_our_message_and_nothing_written(
-    firestore_db: Any, api: stripe.StripeClient, call_function: Callable[..., CallResult],
+    firestore_db: Any,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     uid = an_agent(firestore_db)
     card = a_card(api, CARD_OK)
     base = stripe_api.api_base()

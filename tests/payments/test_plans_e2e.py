@@ -48,27 +48,37 @@ def test_an_agent_starts_the_plan_pays_and_cancelling_removes_it(
     # The sheet runs the 3-D Secure step with the client secret (localstripe's stand-in).
     intent = offer["clientSecret"].partition("_secret_")[0]
     stripe_client.raw_request(
-        "post", f"/v1/payment_intents/{intent}/_authenticate",
-        client_secret=offer["clientSecret"], success="true",
-    )  # fmt: skip
+        "post",
+        f"/v1/payment_intents/{intent}/_authenticate",
+        client_secret=offer["clientSecret"],
+        success="true",
+    )
 
     def plan_state() -> tuple[Any, Any, Any]:
         mirrored = (firestore_db.document(subscription).get().to_dict() or {}).get("status")
         profile = (firestore_db.document(f"users/{uid}").get().to_dict() or {}).get("plan")
         return mirrored, profile, (auth.get_user(uid).custom_claims or {}).get("plan")
 
-    wait_for(lambda: plan_state() == ("active", "agent_pro", "agent_pro"), timeout=40,
-             what="the webhook granting the plan")  # fmt: skip
+    wait_for(
+        lambda: plan_state() == ("active", "agent_pro", "agent_pro"),
+        timeout=40,
+        what="the webhook granting the plan",
+    )
     claims = auth_emulator.refresh(agent).claims
     assert (claims["plan"], claims["role"], claims["team"]) == ("agent_pro", "agent", "north")
 
     stripe_client.v1.subscriptions.cancel(offer["subscriptionId"])
 
-    wait_for(lambda: plan_state() == ("canceled", None, None), timeout=40,
-             what="the webhook removing the plan")  # fmt: skip
+    wait_for(
+        lambda: plan_state() == ("canceled", None, None),
+        timeout=40,
+        what="the webhook removing the plan",
+    )
     claims = auth_emulator.refresh(agent).claims
     assert "plan" not in claims and (claims["role"], claims["team"]) == ("agent", "north")
-    ledger = {s.to_dict()["type"]: s.to_dict()["outcome"]
-              for s in firestore_db.collection("_webhookEvents").stream()}  # fmt: skip
+    ledger = {
+        s.to_dict()["type"]: s.to_dict()["outcome"]
+        for s in firestore_db.collection("_webhookEvents").stream()
+    }
     assert ledger["invoice.payment_succeeded"] == "applied"
     assert ledger["customer.subscription.deleted"] == "applied"

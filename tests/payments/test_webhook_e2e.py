@@ -24,14 +24,16 @@ def test_localstripe_events_reach_the_webhook_and_are_recorded_once(
 ) -> None:
     customer = stripe_client.v1.customers.create(params={"email": "e2e@x.test"})
     created = next(
-        e for e in stripe_client.v1.events.list().data
+        e
+        for e in stripe_client.v1.events.list().data
         if e.type == "customer.created" and e.data.object.id == customer.id
-    )  # fmt: skip
+    )
 
     entry = wait_for(
         lambda: firestore_db.document(f"_webhookEvents/stripe:{created.id}").get().to_dict(),
-        timeout=30, what="the webhook's ledger entry for customer.created",
-    )  # fmt: skip
+        timeout=30,
+        what="the webhook's ledger entry for customer.created",
+    )
     assert (entry["type"], entry["outcome"]) == ("customer.created", "ignored_type")
 
 
@@ -42,9 +44,11 @@ def test_a_forged_delivery_is_refused_with_400_and_writes_nothing(
     forged = stripe_webhook(event, "whsec_not_ours")
 
     response = requests.post(
-        firebase_stack.functions_url("stripe_webhook"), data=forged.body,
-        headers=forged.headers, timeout=30,
-    )  # fmt: skip
+        firebase_stack.functions_url("stripe_webhook"),
+        data=forged.body,
+        headers=forged.headers,
+        timeout=30,
+    )
 
     assert response.status_code == 400
     assert json.loads(response.content) == {"error": "invalid_signature"}

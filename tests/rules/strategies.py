@@ -140,8 +140,14 @@ def shape_of(annotation: Any, constraints: tuple[Any, ...] = ()) -> Shape:
     raise NotImplementedError(f"no strategy for {annotation!r}")
 
 
-_LIMITS = {at.MinLen: "min_length", at.MaxLen: "max_length", at.Ge: "ge", at.Gt: "gt",
-           at.Le: "le", at.Lt: "lt"}  # fmt: skip
+_LIMITS = {
+    at.MinLen: "min_length",
+    at.MaxLen: "max_length",
+    at.Ge: "ge",
+    at.Gt: "gt",
+    at.Le: "le",
+    at.Lt: "lt",
+}
 
 
 def _collect(item: Any, limits: dict[str, Any]) -> None:
@@ -222,8 +228,9 @@ def _strings(limits: Mapping[str, Any]) -> st.SearchStrategy[str]:
         if high is None:
             return fits
         # Longest allowed, often astral: the case for exact lengths and the rules' budget.
-        return st.one_of(fits.filter(lambda s: low <= len(s) <= high),
-                         st.builds(_padded, fits, st.just(high)))  # fmt: skip
+        return st.one_of(
+            fits.filter(lambda s: low <= len(s) <= high), st.builds(_padded, fits, st.just(high))
+        )
     options = [
         st.text(_chars, min_size=low, max_size=low + 20 if high is None else min(high, low + 20)),
         _text_of_length(low),
@@ -292,10 +299,16 @@ def _valid_base(shape: Shape) -> st.SearchStrategy[Any]:
 def model_values(model: type[BaseModel]) -> st.SearchStrategy[dict[str, Any]]:
     """A valid nested value (a dict) of ``model``."""
     fields = model.model_fields
-    required = {n: valid(shape_of(f.annotation, tuple(f.metadata))) for n, f in fields.items()
-                if f.is_required()}  # fmt: skip
-    optional = {n: valid(shape_of(f.annotation, tuple(f.metadata))) for n, f in fields.items()
-                if not f.is_required()}  # fmt: skip
+    required = {
+        n: valid(shape_of(f.annotation, tuple(f.metadata)))
+        for n, f in fields.items()
+        if f.is_required()
+    }
+    optional = {
+        n: valid(shape_of(f.annotation, tuple(f.metadata)))
+        for n, f in fields.items()
+        if not f.is_required()
+    }
     return st.fixed_dictionaries(required, optional=optional)
 
 
@@ -534,8 +547,16 @@ def _edit_status(draw: Draw[Any], model: type[Document], data: dict[str, Any]) -
     return f"status {data[status.field]!r}"
 
 
-_CREATE_EDITS = (_edit_drop, _edit_unknown, _edit_server_field, _edit_break, _edit_break,
-                 _edit_other_valid, _edit_markers, _edit_status)  # fmt: skip
+_CREATE_EDITS = (
+    _edit_drop,
+    _edit_unknown,
+    _edit_server_field,
+    _edit_break,
+    _edit_break,
+    _edit_other_valid,
+    _edit_markers,
+    _edit_status,
+)
 
 
 @st.composite
@@ -596,8 +617,9 @@ def update_cases(draw: Draw[Any], model: type[Document], refine: Refine | None =
     return Case(changes, before=before, edits=tuple(edits))
 
 
-def _update_drop_stamp(draw: Draw[Any], model: type[Document], before: dict[str, Any],
-                       changes: dict[str, Any]) -> str:  # fmt: skip
+def _update_drop_stamp(
+    draw: Draw[Any], model: type[Document], before: dict[str, Any], changes: dict[str, Any]
+) -> str:
     stamped = sorted(k for k, v in changes.items() if v is REQUEST_TIME)
     if not stamped:
         return ""
@@ -609,8 +631,9 @@ def _update_drop_stamp(draw: Draw[Any], model: type[Document], before: dict[str,
     return f"unstamped {name}"
 
 
-def _update_locked_field(draw: Draw[Any], model: type[Document], before: dict[str, Any],
-                         changes: dict[str, Any]) -> str:  # fmt: skip
+def _update_locked_field(
+    draw: Draw[Any], model: type[Document], before: dict[str, Any], changes: dict[str, Any]
+) -> str:
     locked = [s for s in specs(model) if not s.client_updates()]
     if not locked:
         return ""
@@ -621,13 +644,15 @@ def _update_locked_field(draw: Draw[Any], model: type[Document], before: dict[st
     return f"locked {spec.name}"
 
 
-def _update_unknown(draw: Draw[Any], model: type[Document], before: dict[str, Any],
-                    changes: dict[str, Any]) -> str:  # fmt: skip
+def _update_unknown(
+    draw: Draw[Any], model: type[Document], before: dict[str, Any], changes: dict[str, Any]
+) -> str:
     return _edit_unknown(draw, model, changes)
 
 
-def _update_break(draw: Draw[Any], model: type[Document], before: dict[str, Any],
-                  changes: dict[str, Any]) -> str:  # fmt: skip
+def _update_break(
+    draw: Draw[Any], model: type[Document], before: dict[str, Any], changes: dict[str, Any]
+) -> str:
     writable = _clients(model, creating=False)
     if not writable:
         return ""
@@ -636,8 +661,9 @@ def _update_break(draw: Draw[Any], model: type[Document], before: dict[str, Any]
     return f"broke {spec.name}"
 
 
-def _update_same(draw: Draw[Any], model: type[Document], before: dict[str, Any],
-                 changes: dict[str, Any]) -> str:  # fmt: skip
+def _update_same(
+    draw: Draw[Any], model: type[Document], before: dict[str, Any], changes: dict[str, Any]
+) -> str:
     if not before:
         return ""
     name = draw(st.sampled_from(sorted(before)))
@@ -648,10 +674,18 @@ def _update_same(draw: Draw[Any], model: type[Document], before: dict[str, Any],
     return f"same {name}"
 
 
-def _update_status(draw: Draw[Any], model: type[Document], before: dict[str, Any],
-                   changes: dict[str, Any]) -> str:  # fmt: skip
+def _update_status(
+    draw: Draw[Any], model: type[Document], before: dict[str, Any], changes: dict[str, Any]
+) -> str:
     return _edit_status(draw, model, changes)
 
 
-_UPDATE_EDITS = (_update_drop_stamp, _update_locked_field, _update_unknown, _update_break,
-                 _update_break, _update_same, _update_status)  # fmt: skip
+_UPDATE_EDITS = (
+    _update_drop_stamp,
+    _update_locked_field,
+    _update_unknown,
+    _update_break,
+    _update_break,
+    _update_same,
+    _update_status,
+)

@@ -240,10 +240,19 @@ def test_the_marketplace_functions() -> None:
     rules = generator.render(DOCUMENTS)
     declared = re.findall(r"function (\w+Ok)\(", rules)
     assert declared == [
-        "profileUpdateOk", "privateAccountUpdateOk", "deviceCreateOk", "deviceUpdateOk",
-        "notificationUpdateOk", "favoriteCreateOk", "listingCreateOk", "listingUpdateOk",
-        "savedSearchCreateOk", "savedSearchUpdateOk", "conversationCreateOk", "messageCreateOk",
-    ]  # fmt: skip
+        "profileUpdateOk",
+        "privateAccountUpdateOk",
+        "deviceCreateOk",
+        "deviceUpdateOk",
+        "notificationUpdateOk",
+        "favoriteCreateOk",
+        "listingCreateOk",
+        "listingUpdateOk",
+        "savedSearchCreateOk",
+        "savedSearchUpdateOk",
+        "conversationCreateOk",
+        "messageCreateOk",
+    ]
 
 
 def test_build_puts_the_functions_in_place_of_the_marker(

@@ -189,12 +189,17 @@ def participant(attempt: Attempt, world: World) -> bool:
 
 def with_listing_and_agent(draw: Draw[Any], data: dict[str, Any]) -> dict[str, Any]:
     """Point a new conversation at an arranged listing and agent, usually consistently."""
-    listing = draw(st.sampled_from([PUBLIC_LISTING] * 3 + [DRAFT_LISTING, OTHERS_LISTING,
-                                                            NO_LISTING]))  # fmt: skip
+    listing = draw(
+        st.sampled_from([PUBLIC_LISTING] * 3 + [DRAFT_LISTING, OTHERS_LISTING, NO_LISTING])
+    )
     agent_id = draw(st.sampled_from([AGENT] * 3 + [OTHER_AGENT, OWNER]))
     pairs = [[OWNER, agent_id]] * 3 + [[agent_id, OWNER], [OWNER, OWNER], [OWNER, OTHER_AGENT]]
-    return {**data, "listingId": listing, "agentId": agent_id,
-            "participantIds": draw(st.sampled_from(pairs))}  # fmt: skip
+    return {
+        **data,
+        "listingId": listing,
+        "agentId": agent_id,
+        "participantIds": draw(st.sampled_from(pairs)),
+    }
 
 
 def _usable_id(value: Any) -> bool:
@@ -228,32 +233,76 @@ _LISTING_ROLES = st.sampled_from(["agent"] * 5 + ["buyer", None])
 OPERATIONS = (
     Operation("profile update", Profile, "update", fixed("users", OWNER), owner_writes),
     Operation(
-        "private account update", PrivateAccount, "update",
-        lambda draw, data: ("users", OWNER, "private",
-                            draw(st.sampled_from(["account"] * 5 + ["settings"]))),
+        "private account update",
+        PrivateAccount,
+        "update",
+        lambda draw, data: (
+            "users",
+            OWNER,
+            "private",
+            draw(st.sampled_from(["account"] * 5 + ["settings"])),
+        ),
         private_account,
     ),
-    Operation("device create", Device, "create",
-              fixed("users", OWNER, "devices", THIS_DOC), owner_writes),
-    Operation("device update", Device, "update",
-              fixed("users", OWNER, "devices", THIS_DOC), owner_writes),
-    Operation("notification update", Notification, "update",
-              fixed("users", OWNER, "notifications", THIS_DOC), owner_writes),
-    Operation("favorite create", Favorite, "create",
-              fixed("users", OWNER, "favorites", THIS_DOC), owner_writes),
-    Operation("listing create", Listing, "create", fixed("listings", THIS_DOC), agent,
-              roles=_LISTING_ROLES),
-    Operation("listing update", Listing, "update", fixed("listings", THIS_DOC),
-              agent_and_stored_owner, roles=_LISTING_ROLES),
-    Operation("saved search create", SavedSearch, "create",
-              fixed("savedSearches", THIS_DOC), signed_in),
-    Operation("saved search update", SavedSearch, "update",
-              fixed("savedSearches", THIS_DOC), stored_owner),
-    Operation("conversation create", Conversation, "create", conversation_path,
-              opens_conversation, refine=with_listing_and_agent),
-    Operation("message create", Message, "create", message_path, participant,
-              owners=st.sampled_from([BUYER, AGENT, FRESH])),
-)  # fmt: skip
+    Operation(
+        "device create", Device, "create", fixed("users", OWNER, "devices", THIS_DOC), owner_writes
+    ),
+    Operation(
+        "device update", Device, "update", fixed("users", OWNER, "devices", THIS_DOC), owner_writes
+    ),
+    Operation(
+        "notification update",
+        Notification,
+        "update",
+        fixed("users", OWNER, "notifications", THIS_DOC),
+        owner_writes,
+    ),
+    Operation(
+        "favorite create",
+        Favorite,
+        "create",
+        fixed("users", OWNER, "favorites", THIS_DOC),
+        owner_writes,
+    ),
+    Operation(
+        "listing create",
+        Listing,
+        "create",
+        fixed("listings", THIS_DOC),
+        agent,
+        roles=_LISTING_ROLES,
+    ),
+    Operation(
+        "listing update",
+        Listing,
+        "update",
+        fixed("listings", THIS_DOC),
+        agent_and_stored_owner,
+        roles=_LISTING_ROLES,
+    ),
+    Operation(
+        "saved search create", SavedSearch, "create", fixed("savedSearches", THIS_DOC), signed_in
+    ),
+    Operation(
+        "saved search update", SavedSearch, "update", fixed("savedSearches", THIS_DOC), stored_owner
+    ),
+    Operation(
+        "conversation create",
+        Conversation,
+        "create",
+        conversation_path,
+        opens_conversation,
+        refine=with_listing_and_agent,
+    ),
+    Operation(
+        "message create",
+        Message,
+        "create",
+        message_path,
+        participant,
+        owners=st.sampled_from([BUYER, AGENT, FRESH]),
+    ),
+)
 OPERATIONS_COVERED = len(OPERATIONS)
 assert OPERATIONS_COVERED == 12
 
@@ -268,13 +317,20 @@ def _real_rules_are_current(firebase_stack: EmulatorStack) -> None:
     # emulator must serve that very file. Its hot reload lags a rebuild and keeps the old
     # rules when new ones fail to compile, so the file is loaded explicitly, which also
     # reports compile errors.
-    check = subprocess.run([sys.executable, "rules/build.py", "--check"], cwd=ROOT,
-                           capture_output=True, text=True, check=False)  # fmt: skip
+    check = subprocess.run(
+        [sys.executable, "rules/build.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert check.returncode == 0, check.stderr
     text = (ROOT / "firestore.rules").read_text()
     assert "function listingCreateOk(" in text, "policy.rules lacks the generated functions"
-    url = (f"http://{firebase_stack.host('firestore')}/emulator/v1/projects/"
-           f"{firebase_stack.config.project_id}:securityRules")  # fmt: skip
+    url = (
+        f"http://{firebase_stack.host('firestore')}/emulator/v1/projects/"
+        f"{firebase_stack.config.project_id}:securityRules"
+    )
     files = [{"name": "firestore.rules", "content": text}]
     loaded = requests.put(url, json={"rules": {"files": files}}, timeout=60)
     assert loaded.ok, f"the emulator refused firestore.rules: {loaded.text}"
@@ -284,9 +340,20 @@ def _real_rules_are_current(firebase_stack: EmulatorStack) -> None:
 def world(admin_rest: rest.FirestoreRest) -> World:
     """Agents, listings and a conversation the policy looks up, with ids unique to the test."""
     tag = uuid.uuid4().hex[:10]
-    ids = {slot: f"{slot.name}-{tag}" for slot in (
-        AGENT, OTHER_AGENT, BUYER, PUBLIC_LISTING, DRAFT_LISTING, OTHERS_LISTING, NO_LISTING,
-        CONVERSATION, NO_CONVERSATION)}  # fmt: skip
+    ids = {
+        slot: f"{slot.name}-{tag}"
+        for slot in (
+            AGENT,
+            OTHER_AGENT,
+            BUYER,
+            PUBLIC_LISTING,
+            DRAFT_LISTING,
+            OTHERS_LISTING,
+            NO_LISTING,
+            CONVERSATION,
+            NO_CONVERSATION,
+        )
+    }
     documents: dict[str, dict[str, Any]] = {
         f"listings/{ids[PUBLIC_LISTING]}": {"ownerId": ids[AGENT], "status": "active"},
         f"listings/{ids[DRAFT_LISTING]}": {"ownerId": ids[AGENT], "status": "draft"},
@@ -349,9 +416,10 @@ def test_rules_allow_exactly_what_the_model_and_policy_allow(
     # Firestore refuses an array directly inside an array before any rule runs.
     assume(_storable(attempt.data))
     client = (
-        anonymous if attempt.actor is None
+        anonymous
+        if attempt.actor is None
         else as_user(attempt.actor, {"role": role} if role else {})
-    )  # fmt: skip
+    )
     if op.kind == "create":
         doc_id = attempt.path.rsplit("/", 1)[1]
         issues = check_create(op.model, attempt.data, uid=attempt.actor, doc_id=doc_id)
@@ -418,11 +486,15 @@ def test_deleting_a_field_is_denied(as_user: AsUser, admin_rest: rest.FirestoreR
     # checks read every changed field, so a deletion errors and is denied.
     uid = _profile(admin_rest)
     name = f"projects/{admin_rest.project}/databases/(default)/documents/users/{uid}"
-    result = as_user(uid).commit([{
-        "update": {"name": name, "fields": {}},
-        "updateMask": {"fieldPaths": ["bio"]},
-        "currentDocument": {"exists": True},
-    }])  # fmt: skip
+    result = as_user(uid).commit(
+        [
+            {
+                "update": {"name": name, "fields": {}},
+                "updateMask": {"fieldPaths": ["bio"]},
+                "currentDocument": {"exists": True},
+            }
+        ]
+    )
     assert result.status == 403, result.error_message
 
 
@@ -433,22 +505,44 @@ def test_non_finite_doubles_are_refused_by_both(
     # JSON cannot carry these, so the strategies never draw them; the REST API can.
     uid, doc = f"u-{uuid.uuid4().hex[:12]}", f"d-{uuid.uuid4().hex[:12]}"
     near = {"lat": float(raw), "lng": 0.0, "radiusKm": 5.0}
-    data = {"ownerId": uid, "name": "Home", "kind": "sale", "currency": "GBP", "near": near,
-            "channels": {"inApp": True, "push": False, "email": False},
-            "createdAt": REQUEST_TIME, "updatedAt": REQUEST_TIME}  # fmt: skip
+    data = {
+        "ownerId": uid,
+        "name": "Home",
+        "kind": "sale",
+        "currency": "GBP",
+        "near": near,
+        "channels": {"inApp": True, "push": False, "email": False},
+        "createdAt": REQUEST_TIME,
+        "updatedAt": REQUEST_TIME,
+    }
     assert check_create(SavedSearch, data, uid=uid, doc_id=doc) != []
     plain = {k: v for k, v in data.items() if v is not REQUEST_TIME and k != "near"}
     fields = {k: rest.encode_value(v, admin_rest.project) for k, v in plain.items()}
-    fields["near"] = {"mapValue": {"fields": {
-        "lat": {"doubleValue": raw}, "lng": {"doubleValue": 0.0}, "radiusKm": {"doubleValue": 5.0},
-    }}}  # fmt: skip
-    result = as_user(uid).commit([{
-        "update": {"name": f"projects/{admin_rest.project}/databases/(default)/documents/"
-                           f"savedSearches/{doc}", "fields": fields},
-        "currentDocument": {"exists": False},
-        "updateTransforms": [{"fieldPath": f, "setToServerValue": "REQUEST_TIME"}
-                             for f in ("createdAt", "updatedAt")],
-    }])  # fmt: skip
+    fields["near"] = {
+        "mapValue": {
+            "fields": {
+                "lat": {"doubleValue": raw},
+                "lng": {"doubleValue": 0.0},
+                "radiusKm": {"doubleValue": 5.0},
+            }
+        }
+    }
+    result = as_user(uid).commit(
+        [
+            {
+                "update": {
+                    "name": f"projects/{admin_rest.project}/databases/(default)/documents/"
+                    f"savedSearches/{doc}",
+                    "fields": fields,
+                },
+                "currentDocument": {"exists": False},
+                "updateTransforms": [
+                    {"fieldPath": f, "setToServerValue": "REQUEST_TIME"}
+                    for f in ("createdAt", "updatedAt")
+                ],
+            }
+        ]
+    )
     assert result.status == 403, result.error_message
 
 
@@ -462,12 +556,19 @@ def test_known_gap_an_int_rewritten_as_an_equal_double_passes_both(
     uid, listing = f"u-{uuid.uuid4().hex[:12]}", f"l-{uuid.uuid4().hex[:12]}"
     now = dt.datetime.now(dt.UTC)
     before = {
-        "ownerId": uid, "status": "draft", "kind": "sale", "propertyType": "flat",
-        "title": "A flat", "price": {"amount": 100, "currency": "GBP"}, "bedrooms": 3,
-        "bathrooms": 1, "address": {"line1": "1 A St", "city": "X", "postcode": "X1",
-                                    "country": "GB"},
-        "location": {"lat": 1.0, "lng": 2.0}, "createdAt": now, "updatedAt": now,
-    }  # fmt: skip
+        "ownerId": uid,
+        "status": "draft",
+        "kind": "sale",
+        "propertyType": "flat",
+        "title": "A flat",
+        "price": {"amount": 100, "currency": "GBP"},
+        "bedrooms": 3,
+        "bathrooms": 1,
+        "address": {"line1": "1 A St", "city": "X", "postcode": "X1", "country": "GB"},
+        "location": {"lat": 1.0, "lng": 2.0},
+        "createdAt": now,
+        "updatedAt": now,
+    }
     admin_rest.create(f"listings/{listing}", before).expect_ok()
     changes = {"bedrooms": 3.0, "updatedAt": REQUEST_TIME}
     assert check_update(Listing, before, changes, uid=uid) == []
@@ -484,17 +585,29 @@ def _heaviest_listing(uid: str, char: str = "😀") -> dict[str, Any]:
         return char * n
 
     return {
-        "ownerId": uid, "status": "draft", "kind": "sale", "propertyType": "flat",
-        "title": text(120), "description": text(5000),
-        "price": {"amount": 100, "currency": "AUD"}, "bedrooms": 50, "bathrooms": 50,
+        "ownerId": uid,
+        "status": "draft",
+        "kind": "sale",
+        "propertyType": "flat",
+        "title": text(120),
+        "description": text(5000),
+        "price": {"amount": 100, "currency": "AUD"},
+        "bedrooms": 50,
+        "bathrooms": 50,
         "areaSqm": 100_000,
-        "address": {"line1": text(200), "line2": text(200), "city": text(100),
-                    "postcode": text(16), "country": "GB"},
+        "address": {
+            "line1": text(200),
+            "line2": text(200),
+            "city": text(100),
+            "postcode": text(16),
+            "country": "GB",
+        },
         "location": {"lat": -90.0, "lng": 180},
         "photos": ["https://" + text(2040)] * 12,
         "features": ["chain_free"] * 14,
-        "createdAt": REQUEST_TIME, "updatedAt": REQUEST_TIME,
-    }  # fmt: skip
+        "createdAt": REQUEST_TIME,
+        "updatedAt": REQUEST_TIME,
+    }
 
 
 def test_the_heaviest_listing_fits_the_expression_budget(

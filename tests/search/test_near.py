@@ -58,12 +58,17 @@ def listing(lat: float, lng: float, **overrides: Any) -> dict[str, Any]:
         "agent-1",
         status="active",
         title="Two bedroom flat for sale",
-        address={"line1": "1 High Street", "line2": None, "city": "Somewhere",
-                 "postcode": "AB1 2CD", "country": "GB"},
+        address={
+            "line1": "1 High Street",
+            "line2": None,
+            "city": "Somewhere",
+            "postcode": "AB1 2CD",
+            "country": "GB",
+        },
         location={"lat": lat, "lng": lng},
         photos=["https://img.example.test/1.jpg", "https://img.example.test/2.jpg"],
         publishedAt=NOW,
-    )  # fmt: skip
+    )
     data.update(overrides)
     data["geohash"] = geohash_of(data["location"]["lat"], data["location"]["lng"])
     Listing.model_validate(data)  # the world is made of listings that fit the model
@@ -103,10 +108,13 @@ def scatter(
     """``count`` listings between ``km[0]`` and ``km[1]`` from a point, all around it or
     towards one bearing."""
     return {
-        new_id(): listing(*destination(lat, lng, rng.uniform(*km),
-                                       bearing if bearing >= 0 else rng.uniform(0, 360)))
+        new_id(): listing(
+            *destination(
+                lat, lng, rng.uniform(*km), bearing if bearing >= 0 else rng.uniform(0, 360)
+            )
+        )
         for _ in range(count)
-    }  # fmt: skip
+    }
 
 
 def random_listing(rng: random.Random, lat: float, lng: float, currency: str) -> dict[str, Any]:
@@ -147,9 +155,17 @@ def build_world(seed: int = 4) -> World:
                 world[f"{name}-edge{precision}-{number}"] = random_listing(rng, *where, currency)
     # Exactly on the equator, the prime meridian and the antimeridian (from both sides).
     for number, (lat, lng) in enumerate(
-        [(0.0, 0.01), (0.01, 0.0), (0.0, -0.01), (-0.01, 0.0), (-16.8, 180.0), (-16.8, -180.0),
-         (-16.81, -179.995), (-16.79, 179.995)]
-    ):  # fmt: skip
+        [
+            (0.0, 0.01),
+            (0.01, 0.0),
+            (0.0, -0.01),
+            (-0.01, 0.0),
+            (-16.8, 180.0),
+            (-16.8, -180.0),
+            (-16.81, -179.995),
+            (-16.79, 179.995),
+        ]
+    ):
         world[f"line-{number}"] = random_listing(rng, lat, lng, "USD")
     # Eight homes in one building: one geohash, one distance, one price.
     for number in range(8):
@@ -163,8 +179,10 @@ def build_world(seed: int = 4) -> World:
 def sort_key(request: dict[str, Any], listing_id: str, data: dict[str, Any]) -> tuple[Any, str]:
     if request.get("sort", "distance") == "distance":
         where = data["location"]
-        return (nearby.distance_km(request["lat"], request["lng"], where["lat"], where["lng"]),
-                listing_id)  # fmt: skip
+        return (
+            nearby.distance_km(request["lat"], request["lng"], where["lat"], where["lng"]),
+            listing_id,
+        )
     amount = data["price"]["amount"]
     return (amount if request["sort"] == "price_asc" else -amount, listing_id)
 
@@ -368,8 +386,11 @@ def test_every_sort_pages_through_every_match_around_each_centre(
     got = [r.id for found in pages for r in found.page.results]
     assert got == brute_force(world, request)
     assert len(got) == len(set(got)) > 20
-    values = [r.distanceKm if sort == "distance" else r.price.amount
-              for found in pages for r in found.page.results]  # fmt: skip
+    values = [
+        r.distanceKm if sort == "distance" else r.price.amount
+        for found in pages
+        for r in found.page.results
+    ]
     assert values == sorted(values, reverse=sort == "price_desc")
 
 
@@ -429,9 +450,7 @@ def test_only_active_listings_are_found(firestore_db: Any) -> None:
     active = new_id("active")
     store(firestore_db, {**here, active: listing(51.5, -0.12)})
 
-    found = nearby.search(
-        firestore_db, nearby.NearbyRequest(lat=51.5, lng=-0.12, radiusKm=0.5)
-    )  # fmt: skip
+    found = nearby.search(firestore_db, nearby.NearbyRequest(lat=51.5, lng=-0.12, radiusKm=0.5))
 
     assert [r.id for r in found.page.results] == [active]
     assert found.stats.documents_read == 1  # the index serves active listings only
@@ -439,13 +458,19 @@ def test_only_active_listings_are_found(firestore_db: Any) -> None:
 
 def test_each_filter_narrows_the_results(firestore_db: Any) -> None:
     homes = {
-        "rent-flat-1": listing(51.5, -0.12, kind="rent", bedrooms=1,
-                               price={"amount": 1_500_00, "currency": "GBP"}),
-        "sale-house-4": listing(51.5, -0.12, propertyType="house", bedrooms=4,
-                                price={"amount": 900_000_00, "currency": "GBP"}),
+        "rent-flat-1": listing(
+            51.5, -0.12, kind="rent", bedrooms=1, price={"amount": 1_500_00, "currency": "GBP"}
+        ),
+        "sale-house-4": listing(
+            51.5,
+            -0.12,
+            propertyType="house",
+            bedrooms=4,
+            price={"amount": 900_000_00, "currency": "GBP"},
+        ),
         "sale-flat-2": listing(51.5, -0.12),
         "sale-flat-eur": listing(51.5, -0.12, price={"amount": 400_000_00, "currency": "EUR"}),
-    }  # fmt: skip
+    }
     store(firestore_db, homes)
     here = {"lat": 51.5, "lng": -0.12, "radiusKm": 1.0, "sort": "price_asc"}
     cases: list[tuple[dict[str, Any], list[str]]] = [
@@ -454,10 +479,12 @@ def test_each_filter_narrows_the_results(firestore_db: Any) -> None:
         ({"currency": "EUR"}, ["sale-flat-eur"]),
         ({"currency": "GBP", "propertyTypes": ["house", "land"]}, ["sale-house-4"]),
         ({"currency": "GBP", "bedroomsMin": 2}, ["sale-flat-2", "sale-house-4"]),
-        ({"currency": "GBP", "priceMin": 1_500_00, "priceMax": 350_000_00},
-         ["rent-flat-1", "sale-flat-2"]),
+        (
+            {"currency": "GBP", "priceMin": 1_500_00, "priceMax": 350_000_00},
+            ["rent-flat-1", "sale-flat-2"],
+        ),
         ({"currency": "GBP", "priceMin": 350_000_01}, ["sale-house-4"]),
-    ]  # fmt: skip
+    ]
     for filters, expected in cases:
         found = nearby.search(firestore_db, nearby.NearbyRequest.model_validate(here | filters))
         assert [r.id for r in found.page.results] == expected, filters

@@ -10,13 +10,40 @@ from marketplace.models.searches import SavedSearch
 from marketplace.models.users import Device, Favorite, Notification, PrivateAccount, Profile
 
 DOCUMENTS: tuple[type[Document], ...] = (
-    Profile, PrivateAccount, Device, Notification, Favorite, Listing, SavedSearch,
-    Viewing, ViewingSlot, Offer, Conversation, Message, Customer, Subscription, Payment,
+    Profile,
+    PrivateAccount,
+    Device,
+    Notification,
+    Favorite,
+    Listing,
+    SavedSearch,
+    Viewing,
+    ViewingSlot,
+    Offer,
+    Conversation,
+    Message,
+    Customer,
+    Subscription,
+    Payment,
     AuditEntry,
-)  # fmt: skip
+)
 
 __all__ = [
-    "DOCUMENTS", "AuditEntry", "Conversation", "Customer", "Device", "Favorite", "Listing",
-    "Message", "Notification", "Offer", "Payment", "PrivateAccount", "Profile", "SavedSearch",
-    "Subscription", "Viewing", "ViewingSlot",
-]  # fmt: skip
+    "DOCUMENTS",
+    "AuditEntry",
+    "Conversation",
+    "Customer",
+    "Device",
+    "Favorite",
+    "Listing",
+    "Message",
+    "Notification",
+    "Offer",
+    "Payment",
+    "PrivateAccount",
+    "Profile",
+    "SavedSearch",
+    "Subscription",
+    "Viewing",
+    "ViewingSlot",
+]

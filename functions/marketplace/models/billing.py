@@ -26,8 +26,16 @@ class Subscription(Document):
 
     path = "customers/{uid}/subscriptions/{subscriptionId}"
 
-    status: Literal["incomplete", "incomplete_expired", "trialing", "active", "past_due",
-                    "canceled", "unpaid", "paused"]  # fmt: skip
+    status: Literal[
+        "incomplete",
+        "incomplete_expired",
+        "trialing",
+        "active",
+        "past_due",
+        "canceled",
+        "unpaid",
+        "paused",
+    ]
     plan: str
     currentPeriodEnd: dt.datetime | None = None
     cancelAtPeriodEnd: bool = False
@@ -42,8 +50,16 @@ class Payment(Document):
     path = "customers/{uid}/payments/{paymentId}"
 
     amount: Money
-    status: Literal["requires_payment_method", "requires_confirmation", "requires_action",
-                    "processing", "succeeded", "canceled", "refunded", "disputed"]  # fmt: skip
+    status: Literal[
+        "requires_payment_method",
+        "requires_confirmation",
+        "requires_action",
+        "processing",
+        "succeeded",
+        "canceled",
+        "refunded",
+        "disputed",
+    ]
     purpose: Literal["plan", "featured_listing", "deposit"]
     listingId: DocRef | None = None
     days: Annotated[int, Field(ge=1)] | None = None

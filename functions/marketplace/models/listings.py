@@ -25,9 +25,21 @@ ArchiveReason = Literal["agent_departed"]
 ListingKind = Literal["sale", "rent"]
 PropertyType = Literal["house", "flat", "bungalow", "maisonette", "land", "commercial", "other"]
 Feature = Literal[
-    "garden", "parking", "garage", "balcony", "lift", "furnished", "pets_allowed",
-    "step_free", "ev_charging", "solar", "fireplace", "pool", "new_build", "chain_free",
-]  # fmt: skip
+    "garden",
+    "parking",
+    "garage",
+    "balcony",
+    "lift",
+    "furnished",
+    "pets_allowed",
+    "step_free",
+    "ev_charging",
+    "solar",
+    "fireplace",
+    "pool",
+    "new_build",
+    "chain_free",
+]
 MAX_PHOTOS = 12
 
 

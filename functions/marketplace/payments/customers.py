@@ -117,10 +117,14 @@ def _create(db: firestore.Client, api: stripe.StripeClient, uid: str, email: str
         options={"idempotency_key": f"customer-{uid}"},
     )
     batch = db.batch()
-    batch.set(customer_ref(db, uid), {
-        "stripeCustomerId": customer.id, "email": email,
-        "createdAt": firestore.SERVER_TIMESTAMP,
-    })  # fmt: skip
+    batch.set(
+        customer_ref(db, uid),
+        {
+            "stripeCustomerId": customer.id,
+            "email": email,
+            "createdAt": firestore.SERVER_TIMESTAMP,
+        },
+    )
     batch.set(account_ref(db, uid), {"stripeCustomerId": customer.id}, merge=True)
     batch.set(db.collection(BY_STRIPE_ID).document(customer.id), {"uid": uid})
     batch.delete(db.collection(LOCKS).document(f"customer-{uid}"))

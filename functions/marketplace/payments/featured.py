@@ -208,9 +208,12 @@ def _claim(
     attempt = held.get("attempt") if current is None else None
     attempt = attempt if isinstance(attempt, str) else uuid.uuid4().hex
     fields = {
-        "uid": uid, "attempt": attempt, "paymentIntentId": None,
-        "until": now + customers.LEASE, "expiresAt": now + LOCK_TTL,
-    }  # fmt: skip
+        "uid": uid,
+        "attempt": attempt,
+        "paymentIntentId": None,
+        "until": now + customers.LEASE,
+        "expiresAt": now + LOCK_TTL,
+    }
     try:
         if snapshot.exists:
             lock.update(fields, option=db.write_option(last_update_time=snapshot.update_time))
@@ -239,13 +242,17 @@ def _create(
 ) -> stripe.PaymentIntent:
     amount, request = purchase.amount, purchase.request
     params: dict[str, Any] = {
-        "amount": amount.amount, "currency": amount.currency.lower(),
-        "customer": purchase.customer_id, "payment_method_types": ["card"],
+        "amount": amount.amount,
+        "currency": amount.currency.lower(),
+        "customer": purchase.customer_id,
+        "payment_method_types": ["card"],
         "metadata": {
-            "uid": purchase.uid, "listingId": request.listingId, "days": str(request.days),
+            "uid": purchase.uid,
+            "listingId": request.listingId,
+            "days": str(request.days),
             "purpose": PURPOSE,
         },
-    }  # fmt: skip
+    }
     try:
         intent = api.v1.payment_intents.create(
             params=params,  # type: ignore[arg-type]
@@ -268,19 +275,30 @@ def _record(
 ) -> None:
     uid, request = purchase.uid, purchase.request
     mirror = payment_ref(db, uid, intent.id)
-    payment = Payment.model_validate({
-        "amount": purchase.amount, "status": intent.status, "purpose": PURPOSE,
-        "listingId": request.listingId, "days": request.days, "stripeCreated": intent.created,
-        "updatedAt": dt.datetime.now(dt.UTC),
-    })  # fmt: skip
+    payment = Payment.model_validate(
+        {
+            "amount": purchase.amount,
+            "status": intent.status,
+            "purpose": PURPOSE,
+            "listingId": request.listingId,
+            "days": request.days,
+            "stripeCreated": intent.created,
+            "updatedAt": dt.datetime.now(dt.UTC),
+        }
+    )
 
     def record(transaction: firestore.Transaction) -> None:
         exists = mirror.get(transaction=transaction).exists
         if not exists:  # never overwrite what a webhook has applied since
             transaction.create(mirror, payment.model_dump(mode="python"))
-        transaction.set(db.collection(PAYMENT_LINKS).document(intent.id), {
-            "uid": uid, "purpose": PURPOSE, "listingId": request.listingId,
-        })  # fmt: skip
+        transaction.set(
+            db.collection(PAYMENT_LINKS).document(intent.id),
+            {
+                "uid": uid,
+                "purpose": PURPOSE,
+                "listingId": request.listingId,
+            },
+        )
         transaction.set(lock, {"paymentIntentId": intent.id, "until": None}, merge=True)
 
     run_transaction(db, record, busy_message="Your payment is being set up; try again.")
@@ -290,9 +308,12 @@ def _offer(intent: stripe.PaymentIntent, purchase: _Purchase) -> FeatureOffer:
     if not intent.client_secret:
         raise RuntimeError("Stripe returned a PaymentIntent without a client secret")
     return FeatureOffer(
-        paymentIntentId=intent.id, clientSecret=intent.client_secret,
-        customerId=purchase.customer_id, amount=purchase.amount, days=purchase.request.days,
-    )  # fmt: skip
+        paymentIntentId=intent.id,
+        clientSecret=intent.client_secret,
+        customerId=purchase.customer_id,
+        amount=purchase.amount,
+        days=purchase.request.days,
+    )
 
 
 # --- the webhook's handlers -------------------------------------------------------------
@@ -395,9 +416,12 @@ def on_payment_succeeded(
         _save_windows(transaction, windows_ref, windows, now)
     else:
         logs.warning(
-            "paid feature not applied", function="stripe_webhook", listingId=found.listing_id,
-            paymentIntentId=found.ref.id, reason=reason,
-        )  # fmt: skip
+            "paid feature not applied",
+            function="stripe_webhook",
+            listingId=found.listing_id,
+            paymentIntentId=found.ref.id,
+            reason=reason,
+        )
     transaction.update(found.ref, _payment_update(found, "succeeded", event))
     return Outcome.APPLIED
 

@@ -81,9 +81,15 @@ PLAN_PRODUCT = "Homefront Agent Pro"
 GRANTING = ("active", "trialing")
 ENDED = frozenset({"canceled", "incomplete_expired"})
 RANK: Mapping[str, int] = {
-    "incomplete": 0, "trialing": 1, "active": 1, "past_due": 2, "unpaid": 3, "paused": 3,
-    "canceled": 4, "incomplete_expired": 4,
-}  # fmt: skip
+    "incomplete": 0,
+    "trialing": 1,
+    "active": 1,
+    "past_due": 2,
+    "unpaid": 3,
+    "paused": 3,
+    "canceled": 4,
+    "incomplete_expired": 4,
+}
 """Place in the lifecycle: breaks ties between events of the same second."""
 NO_EFFECT = "no_effect"
 """An event that says nothing new about the subscription (e.g. a failed first payment)."""
@@ -187,10 +193,11 @@ def _observed(subscription: Mapping[str, Any]) -> dict[str, Any] | None:
     if end is None:
         end = _int(_first_item(subscription, "items").get("current_period_end"))
     return {
-        "status": status, "plan": plan,
+        "status": status,
+        "plan": plan,
         "currentPeriodEnd": dt.datetime.fromtimestamp(end, dt.UTC) if end else None,
         "cancelAtPeriodEnd": subscription.get("cancel_at_period_end") is True,
-    }  # fmt: skip
+    }
 
 
 def invoice_subscription(invoice: Mapping[str, Any]) -> str | None:
@@ -248,9 +255,13 @@ def apply(
         return NO_EFFECT
     if stored is not None and _key(created, fields) <= _key(stored["stripeCreated"], stored):
         return Outcome.STALE
-    mirror = Subscription.model_validate({
-        **fields, "stripeCreated": created, "updatedAt": dt.datetime.now(dt.UTC),
-    })  # fmt: skip
+    mirror = Subscription.model_validate(
+        {
+            **fields,
+            "stripeCreated": created,
+            "updatedAt": dt.datetime.now(dt.UTC),
+        }
+    )
     transaction.set(ref, mirror.model_dump(mode="python"))
     granted = _grants(fields) or any(_grants(s.to_dict() or {}) for s in granting)
     plan = PLAN if granted else None
@@ -312,9 +323,11 @@ def _invoice_handler(paid: bool) -> webhooks.Handler:
             if period_end is None or (stored_end is not None and stored_end > period_end):
                 period_end = stored_end
             return {
-                "status": status, "plan": stored["plan"], "currentPeriodEnd": period_end,
+                "status": status,
+                "plan": stored["plan"],
+                "currentPeriodEnd": period_end,
                 "cancelAtPeriodEnd": stored.get("cancelAtPeriodEnd") is True,
-            }  # fmt: skip
+            }
 
         return apply(db, transaction, uid, subscription_id, created=event.created, propose=propose)
 
@@ -362,10 +375,12 @@ def _sync_after_event(db: firestore.Client, event: WebhookEvent) -> None:
 
 
 SUBSCRIPTION_EVENTS = (
-    "customer.subscription.created", "customer.subscription.updated",
-    "customer.subscription.deleted", "customer.subscription.paused",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
     "customer.subscription.resumed",
-)  # fmt: skip
+)
 HANDLERS: dict[str, webhooks.Handler] = {
     **dict.fromkeys(SUBSCRIPTION_EVENTS, on_subscription_event),
     "invoice.paid": _invoice_handler(paid=True),
@@ -381,9 +396,13 @@ FOLLOWUPS: dict[str, webhooks.Followup] = dict.fromkeys(HANDLERS, _sync_after_ev
 
 
 def start(
-    db: firestore.Client, api: stripe.StripeClient, *, uid: str, email: str | None,
+    db: firestore.Client,
+    api: stripe.StripeClient,
+    *,
+    uid: str,
+    email: str | None,
     request: StartPlanRequest,
-) -> PlanStart:  # fmt: skip
+) -> PlanStart:
     """Subscribe ``uid`` to the agent plan with the card, or answer the live subscription."""
     _check_claims_room(uid)
     card = _payment_method(api, request.paymentMethodId)
@@ -401,10 +420,13 @@ def start(
     plan = sync_plan_claim(db, uid)
     status = intent.get("status") if intent else None
     return PlanStart(
-        customerId=customer_id, subscriptionId=subscription["id"],
-        status=subscription["status"], clientSecret=intent.get("client_secret") if intent else None,
-        requiresAction=status in ("requires_action", "requires_confirmation"), plan=plan,
-    )  # fmt: skip
+        customerId=customer_id,
+        subscriptionId=subscription["id"],
+        status=subscription["status"],
+        clientSecret=intent.get("client_secret") if intent else None,
+        requiresAction=status in ("requires_action", "requires_confirmation"),
+        plan=plan,
+    )
 
 
 def record(db: firestore.Client, uid: str, subscription: Mapping[str, Any]) -> str:
@@ -416,9 +438,13 @@ def record(db: firestore.Client, uid: str, subscription: Mapping[str, Any]) -> s
 
     def write(transaction: firestore.Transaction) -> str:
         return apply(
-            db, transaction, uid, subscription["id"],
-            created=subscription["created"], propose=lambda _: observed,
-        )  # fmt: skip
+            db,
+            transaction,
+            uid,
+            subscription["id"],
+            created=subscription["created"],
+            propose=lambda _: observed,
+        )
 
     return run_transaction(db, write, busy_message="Your plan is being updated; try again.")
 
@@ -433,9 +459,10 @@ def _check_claims_room(uid: str) -> None:
 
 def _unusable_card() -> InvalidArgument:
     issue: FieldIssue = {
-        "field": "paymentMethodId", "issue": "unusable_payment_method",
+        "field": "paymentMethodId",
+        "issue": "unusable_payment_method",
         "message": "No such payment method, or not one of yours.",
-    }  # fmt: skip
+    }
     return InvalidArgument("The payment method cannot be used.", [issue])
 
 
@@ -451,9 +478,12 @@ def _payment_method(api: stripe.StripeClient, payment_method_id: str) -> dict[st
 
 
 def _live_or_new(
-    db: firestore.Client, api: stripe.StripeClient, uid: str, customer_id: str,
+    db: firestore.Client,
+    api: stripe.StripeClient,
+    uid: str,
+    customer_id: str,
     card: Mapping[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any] | None]:  # fmt: skip
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The customer's live plan subscription, or a new one charged to ``card``; with the
     PaymentIntent of its first invoice."""
     listed = api.v1.subscriptions.list(
@@ -477,12 +507,13 @@ def _live_or_new(
     )
     created = api.v1.subscriptions.create(
         params={
-            "customer": customer_id, "items": [{"plan": PLAN_ID}],
+            "customer": customer_id,
+            "items": [{"plan": PLAN_ID}],
             "payment_behavior": "allow_incomplete",
             "metadata": {"uid": uid, "purpose": "agent_plan"},
         },
         options={"idempotency_key": f"agent-plan-{uid}-{len(ours)}"},
-    ).to_dict()  # fmt: skip
+    ).to_dict()
     return created, _first_payment(api, created)
 
 
@@ -528,9 +559,12 @@ def ensure_plan(api: stripe.StripeClient) -> None:
         if exc.http_status != 404:
             raise
         params: dict[str, Any] = {
-            "id": PLAN_ID, "amount": PLAN_PRICE.amount, "currency": PLAN_PRICE.currency.lower(),
-            "interval": PLAN_INTERVAL, "product": {"name": PLAN_PRODUCT},
-        }  # fmt: skip
+            "id": PLAN_ID,
+            "amount": PLAN_PRICE.amount,
+            "currency": PLAN_PRICE.currency.lower(),
+            "interval": PLAN_INTERVAL,
+            "product": {"name": PLAN_PRODUCT},
+        }
         try:
             api.v1.plans.create(params=params, options={"idempotency_key": f"plan-{PLAN_ID}"})  # type: ignore[arg-type]
         except stripe.StripeError as race:
@@ -541,8 +575,10 @@ def ensure_plan(api: stripe.StripeClient) -> None:
         else:
             return
     if (existing.amount, existing.currency.upper(), existing.interval) != (
-        PLAN_PRICE.amount, PLAN_PRICE.currency, PLAN_INTERVAL,
-    ):  # fmt: skip
+        PLAN_PRICE.amount,
+        PLAN_PRICE.currency,
+        PLAN_INTERVAL,
+    ):
         raise RuntimeError(f"Stripe plan {PLAN_ID} does not match the price in the code")
 
 
