@@ -6,7 +6,7 @@ from firebase_functions import identity_fn
 
 from firekit import bootstrap, logs
 from firekit.callables import CallContext, callable_function
-from firekit.errors import AppError, Unauthenticated, to_https_error
+from firekit.errors import AppError, to_https_error
 from firekit.events import DocumentChange, Effects, document_trigger
 from firekit.ratelimit import RateLimit
 from marketplace import accounts, profiles, signup
@@ -46,8 +46,6 @@ def before_user_created(event: identity_fn.AuthBlockingEvent) -> identity_fn.Bef
 )
 def set_user_role(call: CallContext, data: accounts.SetRoleRequest) -> accounts.SetRoleResult:
     """Admin only: change a user's role (claim merged, profile mirrored, audit logged)."""
-    if call.uid is None:  # unreachable: a role requirement implies a signed-in caller
-        raise Unauthenticated()
     return accounts.set_role(bootstrap.db(), actor_uid=call.uid, request=data)
 
 

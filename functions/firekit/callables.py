@@ -1,10 +1,18 @@
 """``callable_function``: a thin policy layer over ``https_fn.on_call``.
 
-Order of checks, and why: auth and role first (cheap, and nothing about the payload is
-revealed to strangers), then validation (so malformed calls write nothing, not even a
-rate-limit counter), then the rate limit, then the handler. Every failure goes through
+Order of checks, and why: the request's shape first (a POST of a UTF-8 JSON object
+``{"data": ...}`` of bounded size and depth: anything else is ``INVALID_ARGUMENT`` before
+the SDK parses it, since the SDK turns a body it cannot parse into ``INTERNAL``), then
+auth and role (cheap, and nothing about the payload is revealed to strangers), then
+validation (so malformed calls write nothing, not even a rate-limit counter), then the
+rate limit, then the handler. Every failure goes through
 :func:`firekit.errors.to_https_error` here and nowhere else, and every call produces
 exactly one ``logKind=call`` log line.
+
+Signed in is a type, not a check: a callable that needs a caller (the default, and
+always with ``roles``) hands its handler a :class:`CallContext`, whose ``uid`` is a
+``str``; only ``allow_anonymous=True`` (without roles) hands it a :class:`MaybeSignedIn`,
+whose ``uid`` may be ``None``.
 
 The SDK rejects a *present but invalid* ID token with ``UNAUTHENTICATED`` before our code
 runs; such calls get the SDK's own log line, not ours.
@@ -13,13 +21,15 @@ runs; such calls get the SDK's own log line, not ours.
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 import flask
 from firebase_functions import https_fn
+from flask_cors import cross_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
@@ -39,12 +49,21 @@ from firekit.ratelimit import RateLimit, consume
 
 M = TypeVar("M", bound=BaseModel)
 CallableFunction = Callable[[flask.Request], flask.Response]
-"""What the decorator returns: the SDK's own wrapped function (Flask request in, response out)."""
+"""What the decorator returns: the SDK's wrapped function behind the body check (Flask
+request in, response out), with the SDK's deploy manifest attribute."""
+
+MAX_BODY_BYTES = 1024 * 1024
+"""A callable's whole request body: a Firestore document holds at most 1 MiB anyway."""
+MAX_BODY_DEPTH = 32
+"""Nesting of objects and arrays in the body, the body itself being 1 (Firestore's own
+limit on a document's maps and arrays is 20 levels)."""
+_INT64 = range(-(2**63), 2**63)
 
 
 @dataclass(frozen=True)
-class CallContext:
-    """Who is calling, as verified by the SDK, plus the raw request."""
+class MaybeSignedIn:
+    """Who is calling a callable declared ``allow_anonymous=True``: ``uid`` is ``None``
+    for a caller who is not signed in. Also the raw request, and the caller's claims."""
 
     uid: str | None
     claims: Mapping[str, Any]
@@ -58,6 +77,13 @@ class CallContext:
 
 
 @dataclass(frozen=True)
+class CallContext(MaybeSignedIn):
+    """Who is calling, as verified by the SDK: a signed-in caller, so ``uid`` is a ``str``."""
+
+    uid: str
+
+
+@dataclass(frozen=True)
 class _Policy(Generic[M]):
     function: str
     model: type[M]
@@ -66,6 +92,38 @@ class _Policy(Generic[M]):
     allow_anonymous: bool
     require_app_check: bool
     rate_limit: RateLimit | None = field(default=None)
+
+
+SignedInHandler = Callable[[CallContext, M], object]
+AnyCallerHandler = Callable[[MaybeSignedIn, M], object]
+
+
+@overload
+def callable_function(
+    model: type[M],
+    *,
+    roles: Collection[str] | None = None,
+    allow_anonymous: Literal[False] = False,
+    rate_limit: RateLimit | None = None,
+    role_claim: str = "role",
+    require_app_check: bool = False,
+    name: str | None = None,
+    **on_call_options: Any,
+) -> Callable[[SignedInHandler[M]], CallableFunction]: ...
+
+
+@overload
+def callable_function(
+    model: type[M],
+    *,
+    roles: None = None,
+    allow_anonymous: Literal[True],
+    rate_limit: RateLimit | None = None,
+    role_claim: str = "role",
+    require_app_check: bool = False,
+    name: str | None = None,
+    **on_call_options: Any,
+) -> Callable[[AnyCallerHandler[M]], CallableFunction]: ...
 
 
 def callable_function(
@@ -78,18 +136,23 @@ def callable_function(
     require_app_check: bool = False,
     name: str | None = None,
     **on_call_options: Any,
-) -> Callable[[Callable[[CallContext, M], object]], CallableFunction]:
+) -> Callable[[Any], CallableFunction]:
     """Declare a callable whose input is ``model`` and whose caller is checked first.
 
-    ``roles``: the caller's ``role_claim`` claim (a string or a list) must name one of
-    them. ``require_app_check``: refuse calls without a valid App Check token (skipped
-    under the emulators). ``name`` (default: the handler's name) is the deployed name
-    and must match the attribute exported from ``main.py``. Other keyword arguments go
-    to ``https_fn.on_call`` unchanged (``secrets``, ``region``, ``memory``, ...).
+    The handler gets a :class:`CallContext` (signed-in caller) and the validated model,
+    or with ``allow_anonymous=True`` a :class:`MaybeSignedIn`. ``roles``: the caller's
+    ``role_claim`` claim (a string or a list) must name one of them; roles with
+    ``allow_anonymous=True`` is a contradiction and raises ``ValueError``.
+    ``require_app_check``: refuse calls without a valid App Check token (skipped under
+    the emulators). ``name`` (default: the handler's name) is the deployed name and must
+    match the attribute exported from ``main.py``. Other keyword arguments go to
+    ``https_fn.on_call`` unchanged (``secrets``, ``region``, ``memory``, ...).
     The handler returns a pydantic model, a dict, or any JSON-able value.
     """
+    if allow_anonymous and roles:
+        raise ValueError("A callable with roles needs a signed-in caller: drop allow_anonymous.")
 
-    def decorate(handler: Callable[[CallContext, M], object]) -> CallableFunction:
+    def decorate(handler: Callable[[Any, M], object]) -> CallableFunction:
         policy = _Policy(
             function=name or handler.__name__,
             model=model,
@@ -107,14 +170,15 @@ def callable_function(
         # The SDK names the endpoint after __name__; firebase-tools deploys that name.
         run.__name__ = run.__qualname__ = policy.function
         ensure_initialized()
-        return cast(CallableFunction, https_fn.on_call(**on_call_options)(run))
+        sdk_entry = cast(CallableFunction, https_fn.on_call(**on_call_options)(run))
+        return _checking_the_body(policy.function, sdk_entry, on_call_options.get("cors"))
 
     return decorate
 
 
 def _invoke(
     policy: _Policy[M],
-    handler: Callable[[CallContext, M], object],
+    handler: Callable[[Any, M], object],
     request: https_fn.CallableRequest[Any],
 ) -> Any:
     started = time.perf_counter()
@@ -135,23 +199,21 @@ def _invoke(
         logs.call_line(policy.function, uid, outcome, latency_ms)
 
 
-def _authorize(policy: _Policy[M], request: https_fn.CallableRequest[Any]) -> CallContext:
+def _authorize(policy: _Policy[M], request: https_fn.CallableRequest[Any]) -> MaybeSignedIn:
     auth = request.auth
-    # A role requirement implies a signed-in caller, whatever allow_anonymous says.
-    if auth is None and (policy.roles or not policy.allow_anonymous):
+    # A token without a uid is no caller at all: the handler's uid is a str or nothing.
+    uid = auth.uid if auth is not None and auth.uid else None
+    if uid is None and not policy.allow_anonymous:
         raise Unauthenticated()
     if policy.require_app_check and request.app is None and not is_emulated():
         raise Unauthenticated("App Check token missing or invalid.")
-    claims: dict[str, Any] = dict(auth.token) if auth else {}
+    claims: dict[str, Any] = dict(auth.token) if auth is not None and uid is not None else {}
     if policy.roles and not _has_role(claims.get(policy.role_claim), policy.roles):
         raise PermissionDenied()
-    return CallContext(
-        uid=auth.uid if auth else None,
-        claims=claims,
-        raw_request=request.raw_request,
-        function=policy.function,
-        app_check=request.app.token if request.app else None,
-    )
+    app_check = request.app.token if request.app else None
+    if uid is None:
+        return MaybeSignedIn(None, claims, request.raw_request, policy.function, app_check)
+    return CallContext(uid, claims, request.raw_request, policy.function, app_check)
 
 
 def _has_role(claim: object, allowed: frozenset[str]) -> bool:
@@ -177,7 +239,7 @@ def _validate(model: type[M], data: object) -> M:
         raise invalid_argument(exc) from None
 
 
-def _rate_key(call: CallContext) -> str:
+def _rate_key(call: MaybeSignedIn) -> str:
     """Whose budget a call spends: the uid, or for anonymous callers their address.
 
     The address is the LAST ``X-Forwarded-For`` entry: the one Google's front end appends
@@ -198,3 +260,107 @@ def _to_json(result: object) -> Any:
     if isinstance(result, BaseModel):
         return result.model_dump(mode="json")
     return to_jsonable_python(result)
+
+
+# --- the request's shape, checked before the SDK parses it -----------------------------
+
+
+def _checking_the_body(function: str, sdk_entry: CallableFunction, cors: Any) -> CallableFunction:
+    # The SDK reads the body with Flask's request.json and json.loads, outside any
+    # handler of ours: a body that is not JSON, not UTF-8, nested past the recursion
+    # limit, or a bare string or number comes back as INTERNAL with no line of ours.
+    # So every request the SDK would refuse or choke on is answered here instead.
+    origins = cors.cors_origins if cors is not None and cors.cors_origins is not None else "*"
+
+    @cross_origin(methods="POST", origins=origins)  # as the SDK answers, so browsers see it
+    def refuse(issue: FieldIssue, started: float) -> flask.Response:
+        latency_ms = (time.perf_counter() - started) * 1000
+        logs.call_line(function, None, "INVALID_ARGUMENT", latency_ms, reason=issue["issue"])
+        error = InvalidArgument("Malformed request.", [issue])
+        wire = {"status": error_name(error.code), "message": error.message, "details": [issue]}
+        return flask.make_response(flask.jsonify(error=wire), 400)
+
+    @functools.wraps(sdk_entry)
+    def entry(request: flask.Request) -> flask.Response:
+        started = time.perf_counter()
+        issue = None if request.method == "OPTIONS" else malformed_call_body(request)
+        if issue is not None:
+            return refuse(issue, started)
+        return sdk_entry(request)
+
+    return entry
+
+
+def malformed_call_body(request: flask.Request) -> FieldIssue | None:
+    """What is wrong with a callable request's method, type or body; ``None`` if nothing.
+
+    A callable takes a POST of ``application/json``: one UTF-8 JSON object, at most
+    :data:`MAX_BODY_BYTES`, whose only key is ``data``, nested at most
+    :data:`MAX_BODY_DEPTH` deep, without NaN or Infinity, integers within 64 bits and no
+    unpaired surrogate in any string (Firestore could store none of those).
+    """
+    if request.method != "POST":
+        return _issue("method", "A callable takes a POST.")
+    if request.mimetype != "application/json":
+        return _issue("content_type", "Send the body as application/json.")
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        return _too_large()
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_BODY_BYTES:
+        return _too_large()
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        return _issue("body_encoding", "The request body is not UTF-8.")
+    except RecursionError:
+        return _too_deep()
+    except ValueError:
+        return _issue("body_json", "The request body is not JSON.")
+    if not isinstance(body, dict) or set(body) != {"data"}:
+        return _issue("body_shape", 'The request body must be a JSON object {"data": ...}.')
+    return _unstorable(body)
+
+
+def _unstorable(body: dict[str, Any]) -> FieldIssue | None:
+    # Depth first with an explicit stack: no recursion, whatever the caller nests.
+    pending: list[tuple[object, int]] = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children: Collection[object] = [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            children = value
+        elif isinstance(value, str) and not _is_encodable(value):
+            return _issue("body_encoding", "A string in the body is not valid Unicode.")
+        elif isinstance(value, int) and value not in _INT64:
+            return _issue("body_number", "An integer in the body is beyond 64 bits.")
+        else:
+            continue
+        if depth > MAX_BODY_DEPTH:
+            return _too_deep()
+        pending.extend((child, depth + 1) for child in children)
+    return None
+
+
+def _is_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate, which JSON's \ud800 can spell
+        return False
+    return True
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _too_large() -> FieldIssue:
+    return _issue("body_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.")
+
+
+def _too_deep() -> FieldIssue:
+    return _issue("body_too_deep", f"The request body nests over {MAX_BODY_DEPTH} levels.")
+
+
+def _issue(kind: str, message: str) -> FieldIssue:
+    return {"field": ROOT_FIELD, "issue": kind, "message": message}

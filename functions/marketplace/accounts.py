@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from firebase_admin import auth
 from google.cloud import firestore
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from firekit import claims
 from firekit.errors import Aborted, FailedPrecondition, NotFound
+from firekit.ids import PlainId
 from firekit.transactions import run_transaction
 from marketplace import audit
 from marketplace.profiles import new_profile, profile_ref
@@ -31,7 +32,7 @@ class SetRoleRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    uid: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+    uid: PlainId
     role: Role
 
 

@@ -47,9 +47,10 @@ from typing import Annotated, Any, Literal, cast
 
 import pygeohash
 from google.cloud import firestore
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from firekit.errors import FailedPrecondition, NotFound, PermissionDenied, field_issues
+from firekit.ids import PlainId
 from firekit.transactions import run_transaction
 from marketplace import audit, queries
 from marketplace.models.listings import ArchiveReason, Listing, ListingStatus
@@ -138,7 +139,7 @@ A client's submission always changes ``updatedAt`` too (the rules demand the req
 time on every update), so it is never mistaken for the trigger's own write.
 """
 
-ListingId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+ListingId = PlainId
 Reason = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON)
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -12,12 +13,19 @@ from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
 
 from firekit import bootstrap, ratelimit
-from firekit.callables import CallContext, _rate_key, callable_function
+from firekit.callables import (
+    MAX_BODY_BYTES,
+    MAX_BODY_DEPTH,
+    CallContext,
+    MaybeSignedIn,
+    _rate_key,
+    callable_function,
+)
 from firekit.errors import Conflict, ResourceExhausted
 from firekit.ratelimit import COLLECTION as RATE_LIMITS
 from firekit.ratelimit import RateLimit
 from pytest_firebase.callables import AnonymousCredential, call, call_raw
-from pytest_firebase.tokens import encode_unsigned, id_token_claims
+from pytest_firebase.tokens import encode_unsigned, id_token_claims, mint_id_token
 
 from .conftest import LogReader
 
@@ -45,7 +53,7 @@ def create_item(call_: CallContext, data: Item) -> ItemResult:
 
 
 @callable_function(Item, allow_anonymous=True)
-def echo_item(call_: CallContext, data: Item) -> dict[str, Any]:
+def echo_item(call_: MaybeSignedIn, data: Item) -> dict[str, Any]:
     return {"uid": call_.uid, "function": call_.function, "quantity": data.quantity}
 
 
@@ -72,7 +80,7 @@ def needs_app_check(call_: CallContext, data: Item) -> str:
 @callable_function(
     Item, allow_anonymous=True, rate_limit=RateLimit(max_calls=1, per_seconds=86_400)
 )
-def anonymous_limited(call_: CallContext, data: Item) -> str:
+def anonymous_limited(call_: MaybeSignedIn, data: Item) -> str:
     return "ok"
 
 
@@ -163,9 +171,96 @@ def test_non_object_data_is_invalid_argument(firestore_db: firestore.Client, uni
     assert list(firestore_db.collections()) == []
 
 
-def test_malformed_protocol_body_is_rejected_by_the_sdk() -> None:
-    result = call_raw(create_item, b'{"nodata": 1}')
-    assert result.error_status == "INVALID_ARGUMENT"
+DEEP = b'{"data": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+MALFORMED_BODIES = {
+    "body_json": [b"", b"not json", b'{"data": {"name": "chair"', b'{"data": NaN}'],
+    "body_encoding": [b'{"data": "\xff\xfe"}', b'{"data": {"name": "\\ud800"}}'],
+    "body_shape": [b'"chair"', b"3", b"[]", b"null", b'{"nodata": 1}', b'{"data": 1, "x": 2}'],
+    "body_too_deep": [DEEP, b'{"data": ' + b"[" * MAX_BODY_DEPTH + b"]" * MAX_BODY_DEPTH + b"}"],
+    "body_too_large": [b'{"data": "' + b"x" * MAX_BODY_BYTES + b'"}'],
+    "body_number": [b'{"data": {"quantity": 99999999999999999999}}'],
+}
+
+
+@pytest.mark.parametrize(
+    ("issue", "body"),
+    [(issue, body) for issue, bodies in MALFORMED_BODIES.items() for body in bodies],
+    ids=lambda value: value if isinstance(value, str) else repr(value[:24]),
+)
+def test_a_malformed_body_is_invalid_argument_with_one_line_and_no_write(
+    firestore_db: firestore.Client, read_logs: LogReader, issue: str, body: bytes
+) -> None:
+    token = mint_id_token("admin-1", claims={"role": "admin"})
+    result = call_raw(create_item, body, headers={"Authorization": f"Bearer {token}"})
+    assert (result.status, result.error_status) == (400, "INVALID_ARGUMENT")
+    assert result.error_message == "Malformed request."
+    assert [d["issue"] for d in result.error_details] == [issue]
+    assert [(line["outcome"], line["reason"]) for line in read_logs("call")] == [
+        ("INVALID_ARGUMENT", issue)
+    ]
+    assert list(firestore_db.collections()) == []
+
+
+def test_the_deepest_body_allowed_reaches_validation() -> None:
+    depth = MAX_BODY_DEPTH - 1  # the body object is the first level, data the second
+    nested = b'{"data": ' + b"[" * depth + b"]" * depth + b"}"
+    result = call_raw(echo_item, nested)
+    assert result.error_details[0]["issue"] == "object_type"  # past the body check
+
+
+@pytest.mark.parametrize(
+    ("method", "content_type", "issue"),
+    [("GET", "application/json", "method"), ("POST", "text/plain", "content_type")],
+)
+def test_a_wrong_method_or_type_is_refused_by_us(
+    read_logs: LogReader, method: str, content_type: str, issue: str
+) -> None:
+    result = call_raw(echo_item, b'{"data": {}}', method=method, content_type=content_type)
+    assert (result.status, result.error_details[0]["issue"]) == (400, issue)
+    assert [line["reason"] for line in read_logs("call")] == [issue]
+
+
+def test_a_charset_is_still_json() -> None:
+    body = json.dumps({"data": GOOD}).encode()
+    result = call_raw(echo_item, body, content_type="application/json; charset=utf-8")
+    assert result.data["quantity"] == 2
+
+
+def test_refusals_and_preflights_answer_browsers_with_cors_headers() -> None:
+    origin = {"Origin": "https://app.example"}
+    refused = call_raw(echo_item, b"nope", headers=origin)
+    assert refused.headers.get("Access-Control-Allow-Origin") == "https://app.example"
+    preflight_headers = {**origin, "Access-Control-Request-Method": "POST"}
+    preflight = call_raw(echo_item, b"", method="OPTIONS", headers=preflight_headers)
+    assert preflight.status == 200  # the SDK's own CORS answer, not a refusal
+    assert preflight.headers.get("Access-Control-Allow-Origin") == "https://app.example"
+
+
+def test_roles_and_allow_anonymous_together_are_refused_at_declaration() -> None:
+    with pytest.raises(ValueError, match="signed-in caller"):
+        callable_function(Item, roles={"admin"}, allow_anonymous=True)  # type: ignore[call-overload]
+
+
+def test_a_signed_in_callable_hands_its_handler_a_uid_that_is_a_str(unique: Any) -> None:
+    seen: list[MaybeSignedIn] = []
+
+    @callable_function(Item, name="who")
+    def who(call_: CallContext, data: Item) -> None:
+        seen.append(call_)
+
+    @callable_function(Item, allow_anonymous=True, name="who_maybe")
+    def who_maybe(call_: MaybeSignedIn, data: Item) -> None:
+        seen.append(call_)
+
+    uid = unique("u")
+    call(who, GOOD, uid=uid)
+    call(who_maybe, GOOD, uid=uid)
+    call(who_maybe, GOOD)
+    assert [(type(c), c.uid) for c in seen] == [
+        (CallContext, uid),
+        (CallContext, uid),  # a signed-in caller of an open callable is one all the same
+        (MaybeSignedIn, None),
+    ]
 
 
 def test_validation_details_never_echo_submitted_values(unique: Any) -> None:
@@ -313,11 +408,11 @@ def test_without_forwarded_header_the_peer_address_is_the_key() -> None:
     app = flask.Flask(__name__)
     environ = {"REMOTE_ADDR": "192.0.2.77"}
     with app.test_request_context("/", environ_base=environ):
-        anonymous = CallContext(None, {}, flask.request, "f")
+        anonymous = MaybeSignedIn(None, {}, flask.request, "f")
         assert _rate_key(anonymous) == "ip:192.0.2.77"
         assert _rate_key(CallContext("u-1", {}, flask.request, "f")) == "u-1"
     with app.test_request_context("/", environ_base=environ, headers={"X-Forwarded-For": " "}):
-        assert _rate_key(CallContext(None, {}, flask.request, "f")) == "ip:192.0.2.77"
+        assert _rate_key(MaybeSignedIn(None, {}, flask.request, "f")) == "ip:192.0.2.77"
 
 
 def test_counter_ids_are_bounded_and_distinct() -> None:
