@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ from pytest_firebase.plugin import reset_firestore, set_background_triggers  # n
 from pytest_firebase.stack import EmulatorStack  # noqa: E402
 
 Figures = Mapping[str, Any]
+MEASURED_PATHS = ("functions", "bench", "pytest_firebase", "scripts")
+"""What a benchmark runs: a change here and not committed makes its result "dirty"."""
 
 
 @contextmanager
@@ -112,12 +115,14 @@ def write_result(
     rows: Sequence[Mapping[str, Any]] = (),
     directory: Path = RESULTS,
 ) -> Path:
-    """Write ``bench/results/<name>.json``: the figures, the baseline and their ratio."""
+    """Write ``bench/results/<name>.json``: the figures, the baseline and their ratio, and
+    the commit they were measured at (:func:`source_revision`)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
     document = {
         "name": name,
         "measuredAt": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "source": source_revision(),
         "environment": {
             "python": platform.python_version(),
             "machine": platform.machine(),
@@ -132,6 +137,25 @@ def write_result(
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
+
+
+def source_revision() -> dict[str, Any]:
+    """The commit the measured code is at, and whether the checkout differed from it.
+
+    ``dirty``: a tracked file under :data:`MEASURED_PATHS` was changed and not committed
+    (listed in ``changed``), so the result is not exactly that commit's.
+    """
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], check=False, cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.rstrip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {"commit": None, "dirty": None, "changed": []}
+    status = git("status", "--porcelain", "--untracked-files=no", "--", *MEASURED_PATHS)
+    changed = sorted(line[3:] for line in status.splitlines() if line.strip())
+    return {"commit": commit, "dirty": bool(changed), "changed": changed}
 
 
 def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
