@@ -12,7 +12,10 @@ delivered several times (at-least-once delivery) has its effect once. Two ways i
   attempt whose lease expired may be claimed again. Each claim carries a fresh
   ``claimToken``; the final write (DONE or FAILED) happens in a transaction only while
   the record still holds that token, so an attempt whose claim was taken over can never
-  overwrite the new owner's record: it gets :class:`ClaimLost` instead.
+  overwrite the new owner's record: it gets :class:`ClaimLost` instead. The claim is a
+  transaction on the record, not a :mod:`firekit.leases` lease, because the lease, the
+  attempt count and the final state live in one document and must change together (a
+  separate lock document could neither count attempts nor refuse a DONE event atomically).
 
 Records carry ``expiresAt`` (30 days, longer than Eventarc's 7-day retry window) for a
 Firestore TTL policy.
@@ -25,15 +28,17 @@ import datetime as dt
 import enum
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 
+from firekit.transactions import run_transaction
+
 COLLECTION = "_eventLedger"
 RETENTION = dt.timedelta(days=30)
-_MAX_TRANSACTION_ATTEMPTS = 10
+_BUSY = "event ledger contended; retry"
 
 
 class LedgerState(enum.StrEnum):
@@ -109,11 +114,13 @@ def apply_once(
     ``apply`` may run more than once (Firestore retries contended transactions), so it
     must only read and write through the transaction it is given.
     """
-    transaction = client.transaction(max_attempts=_MAX_TRANSACTION_ATTEMPTS)
-    return cast(Verdict, _apply_once(transaction, ref, base, apply, max_attempts))
+
+    def apply_and_record(transaction: firestore.Transaction) -> Verdict:
+        return _apply_once(transaction, ref, base, apply, max_attempts)
+
+    return run_transaction(client, apply_and_record, busy_message=_BUSY)
 
 
-@firestore.transactional
 def _apply_once(
     transaction: firestore.Transaction,
     ref: firestore.DocumentReference,
@@ -148,13 +155,13 @@ def claim(
     Only a ``CLAIMED`` verdict may act, and it then finishes with :func:`mark_done` or
     :func:`mark_failed` passing the same ``claim_token`` (see :func:`new_claim_token`).
     """
-    transaction = client.transaction(max_attempts=_MAX_TRANSACTION_ATTEMPTS)
-    return cast(
-        Verdict, _claim(transaction, ref, base, lease, max_attempts, claim_token=claim_token)
-    )
+
+    def take(transaction: firestore.Transaction) -> Verdict:
+        return _claim(transaction, ref, base, lease, max_attempts, claim_token=claim_token)
+
+    return run_transaction(client, take, busy_message=_BUSY)
 
 
-@firestore.transactional
 def _claim(
     transaction: firestore.Transaction,
     ref: firestore.DocumentReference,
@@ -191,11 +198,13 @@ def mark_done(client: firestore.Client, ref: firestore.DocumentReference, claim_
     Raises :class:`ClaimLost` (and writes nothing) when the record no longer holds
     ``claim_token``.
     """
-    transaction = client.transaction(max_attempts=_MAX_TRANSACTION_ATTEMPTS)
-    _mark_done(transaction, ref, claim_token)
+
+    def finish(transaction: firestore.Transaction) -> None:
+        _mark_done(transaction, ref, claim_token)
+
+    run_transaction(client, finish, busy_message=_BUSY)
 
 
-@firestore.transactional
 def _mark_done(
     transaction: firestore.Transaction, ref: firestore.DocumentReference, claim_token: str
 ) -> None:
@@ -225,11 +234,13 @@ def mark_failed(
     its token: :func:`claim` already counted the attempt, and the record is written only
     while it still holds that token, else :class:`ClaimLost` is raised.
     """
-    transaction = client.transaction(max_attempts=_MAX_TRANSACTION_ATTEMPTS)
-    return cast(int, _mark_failed(transaction, ref, base, error_type, claim_token))
+
+    def record_failure(transaction: firestore.Transaction) -> int:
+        return _mark_failed(transaction, ref, base, error_type, claim_token)
+
+    return run_transaction(client, record_failure, busy_message=_BUSY)
 
 
-@firestore.transactional
 def _mark_failed(
     transaction: firestore.Transaction,
     ref: firestore.DocumentReference,

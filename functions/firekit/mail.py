@@ -29,6 +29,8 @@ from typing import Any
 
 from google.cloud import firestore
 
+from firekit.transactions import run_transaction
+
 MAIL = "mail"
 MAX_ITEMS_SHOWN = 20
 
@@ -114,7 +116,6 @@ def _send_one(
     made (not if another run mailed them, or they have no address), and how many items
     were cleared."""
 
-    @firestore.transactional
     def send(transaction: firestore.Transaction) -> tuple[bool, int]:
         query = of_day(collection, day).limit(MAX_ITEMS_PER_MAIL)
         items = list(transaction.get(query))
@@ -137,8 +138,7 @@ def _send_one(
         transaction.create(mail_ref, mail_document(to, render(day, data)))
         return True, len(items)
 
-    result: tuple[bool, int] = send(db.transaction())
-    return result
+    return run_transaction(db, send, busy_message="digest being sent; retry")
 
 
 def render_list(

@@ -68,13 +68,14 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Iterable
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from pydantic import Field
 
 from firekit.docmodel import Document
+from firekit.transactions import run_transaction
 
 LISTINGS = "listings"
 USERS = "users"
@@ -180,7 +181,6 @@ def exact_count(db: firestore.Client, listing_id: str) -> int:
     return _sum(db.get_all(shard_refs(db, listing_id)))
 
 
-@firestore.transactional
 def _roll_up(
     transaction: firestore.Transaction, db: firestore.Client, listing_id: str
 ) -> int | None:
@@ -195,7 +195,11 @@ def _roll_up(
 
 def roll_up_listing(db: firestore.Client, listing_id: str) -> int | None:
     """Set ``favoritesCount`` to the sum of the shards; the total, or None if no listing."""
-    return cast("int | None", _roll_up(db.transaction(), db, listing_id))
+    return run_transaction(
+        db,
+        lambda transaction: _roll_up(transaction, db, listing_id),
+        busy_message="The favourites count is being updated; try again.",
+    )
 
 
 def changed_listings(db: firestore.Client, since: dt.datetime) -> set[str]:

@@ -2,10 +2,10 @@
 
 Two guards, because either alone fails somewhere:
 
-- a Firestore lease (``_paymentLocks/customer-{uid}``, taken in a transaction) lets one
-  caller at a time create; the others wait for its result. This is what holds against
-  localstripe, which ignores idempotency keys, and against a caller that outlives
-  Stripe's 24-hour idempotency window;
+- a lease (:mod:`firekit.leases` on ``_paymentLocks/customer-{uid}``) lets one caller at
+  a time create; the others wait with plain reads for its result. This is what holds
+  against localstripe, which ignores idempotency keys, and against a caller that
+  outlives Stripe's 24-hour idempotency window;
 - the Stripe idempotency key ``customer-{uid}`` makes a creator that died after Stripe
   answered (lease expired, next caller creates again) get the same customer back.
 
@@ -21,11 +21,10 @@ import time
 from typing import Any
 
 import stripe
-from google.api_core.exceptions import Aborted as Contended
 from google.cloud import firestore
 
+from firekit import leases
 from firekit.errors import Aborted
-from firekit.transactions import run_transaction
 from marketplace.profiles import account_ref
 
 CUSTOMERS = "customers"
@@ -33,8 +32,8 @@ BY_STRIPE_ID = "_stripeCustomers"
 LOCKS = "_paymentLocks"
 LEASE = dt.timedelta(seconds=30)
 """Longer than one Stripe call with the SDK's retries."""
-WAIT_S = 25.0
-POLL_S = 0.2
+WAIT = dt.timedelta(seconds=25)
+"""How long a caller waits for another's creation before answering ``ABORTED``."""
 
 
 def customer_ref(db: firestore.Client, uid: str) -> firestore.DocumentReference:
@@ -48,64 +47,29 @@ def stored_customer_id(db: firestore.Client, uid: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _take_lease(db: firestore.Client, uid: str) -> tuple[str | None, bool]:
-    """``(existing id, None)`` or ``(None, True)`` if we may create, ``(None, False)`` if
-    someone else is creating right now."""
-    lock = db.collection(LOCKS).document(f"customer-{uid}")
-    ref = customer_ref(db, uid)
-
-    def take(transaction: firestore.Transaction) -> tuple[str | None, bool]:
-        existing = (ref.get(transaction=transaction).to_dict() or {}).get("stripeCustomerId")
-        if isinstance(existing, str):
-            return existing, False
-        held = (lock.get(transaction=transaction).to_dict() or {}).get("until")
-        now = dt.datetime.now(dt.UTC)
-        if isinstance(held, dt.datetime) and held > now:
-            return None, False
-        transaction.set(lock, {"until": now + LEASE, "expiresAt": now + dt.timedelta(days=1)})
-        return None, True
-
-    try:
-        return run_transaction(db, take, busy_message="customer being created")
-    except Aborted:
-        return None, False  # contended: someone else is at it; wait and look again
+def lock_ref(db: firestore.Client, uid: str) -> firestore.DocumentReference:
+    """``_paymentLocks/customer-{uid}``: the lease of whoever is creating the customer."""
+    return db.collection(LOCKS).document(f"customer-{uid}")
 
 
 def ensure_customer(
     db: firestore.Client, api: stripe.StripeClient, uid: str, email: str | None
 ) -> str:
     """The user's Stripe customer id, creating the customer if there is none yet."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        existing, may_create = _take_lease(db, uid)
-        if existing is not None:
-            return existing
-        if may_create:
-            try:
-                return _create(db, api, uid, email)
-            except BaseException:
-                # Free the lease at once, or a retry would wait it out and give up. Should
-                # it have lapsed and gone to another caller meanwhile, freeing theirs at
-                # worst lets a third create too: the idempotency key makes that the same
-                # customer.
-                db.collection(LOCKS).document(f"customer-{uid}").delete()
-                raise
-        # Someone else holds the lease: wait with plain reads (a transaction per poll
-        # would contend with the creator's own commit) until they are done or it lapses.
-        while time.monotonic() < deadline:
-            time.sleep(POLL_S)
-            found = stored_customer_id(db, uid)
-            if found is not None:
-                return found
-            held = db.collection(LOCKS).document(f"customer-{uid}").get().to_dict() or {}
-            until = held.get("until")
-            if not isinstance(until, dt.datetime) or until <= dt.datetime.now(dt.UTC):
-                break  # lapsed (its holder died) or released: try to take it
-        else:
+    deadline = time.monotonic() + WAIT.total_seconds()
+    lock = lock_ref(db, uid)
+    while (found := stored_customer_id(db, uid)) is None:
+        held = leases.try_acquire(lock, LEASE)
+        if held is not None:
+            # A failed creation frees the lease at once (a retry need not wait it out).
+            with held:
+                # Read again under the lease: its previous holder may have just finished.
+                return stored_customer_id(db, uid) or _create(db, api, uid, email)
+        if not leases.wait_while_held(
+            lock, deadline=deadline, done=lambda: stored_customer_id(db, uid) is not None
+        ):
             raise Aborted("Your payment account is being set up; try again in a moment.")
-
-
-COMMIT_ATTEMPTS = 3
+    return found
 
 
 def _create(db: firestore.Client, api: stripe.StripeClient, uid: str, email: str | None) -> str:
@@ -127,16 +91,7 @@ def _create(db: firestore.Client, api: stripe.StripeClient, uid: str, email: str
     )
     batch.set(account_ref(db, uid), {"stripeCustomerId": customer.id}, merge=True)
     batch.set(db.collection(BY_STRIPE_ID).document(customer.id), {"uid": uid})
-    batch.delete(db.collection(LOCKS).document(f"customer-{uid}"))
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        try:
-            batch.commit()
-            break
-        except Contended:
-            # Waiters' lease transactions can hold the lock document past the emulator's
-            # (or Firestore's) lock wait; the writes are plain sets: try them again.
-            if attempt == COMMIT_ATTEMPTS:
-                raise
+    batch.commit()
     return str(customer.id)
 
 

@@ -58,7 +58,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
 
-from firekit import logs, webhooks
+from firekit import leases, logs, webhooks
 from firekit.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
 from firekit.transactions import run_transaction
 from firekit.webhooks import Outcome, WebhookEvent
@@ -159,7 +159,7 @@ def start(
     customer_id = customers.ensure_customer(db, api, uid, email)
     purchase = _Purchase(uid, customer_id, price(request.days), request)
     lock = db.collection(customers.LOCKS).document(f"featured-{request.listingId}-{request.days}")
-    deadline = time.monotonic() + customers.WAIT_S
+    deadline = time.monotonic() + customers.WAIT.total_seconds()
     passed_over: str | None = None
     while True:
         claim = _claim(db, lock, uid, passed_over)
@@ -174,7 +174,7 @@ def start(
             return _offer(intent, purchase)
         if time.monotonic() > deadline:
             raise Aborted("This payment is being set up; try again in a moment.")
-        time.sleep(customers.POLL_S)
+        time.sleep(leases.POLL_S)
 
 
 def _require_featurable(db: firestore.Client, uid: str, listing_id: str) -> None:

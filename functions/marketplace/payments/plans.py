@@ -14,8 +14,8 @@ too, so both behave alike. A card declined at attach or at the first charge is
 answered ``FAILED_PRECONDITION`` (``card_declined``) and the subscription it left
 ``incomplete`` is cancelled, so the next try (another card) starts afresh.
 
-**One subscription per user**, even when calls race: a lease
-(``_paymentLocks/plan-{uid}``, created only if absent, so pollers never contend for a
+**One subscription per user**, even when calls race: a lease (:mod:`firekit.leases` on
+``_paymentLocks/plan-{uid}``: created only if absent, so pollers never contend for a
 transaction) lets one call at a time look at the customer's subscriptions in Stripe and
 create one only if none is live; the Stripe idempotency key
 ``agent-plan-{uid}-{n}`` (``n``: how many plan subscriptions the customer already had)
@@ -45,19 +45,16 @@ refused beyond 1,000 bytes (checked before anything is bought, too).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 import stripe
 from firebase_admin import auth
-from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
 
-from firekit import claims, logs, webhooks
+from firekit import claims, leases, logs, webhooks
 from firekit.errors import Aborted, FailedPrecondition, FieldIssue, InvalidArgument, NotFound
 from firekit.transactions import run_transaction
 from firekit.webhooks import Outcome, WebhookEvent
@@ -96,8 +93,7 @@ NO_EFFECT = "no_effect"
 
 LEASE = dt.timedelta(seconds=60)
 """Longer than one start (a handful of Stripe calls, each retried by the SDK)."""
-WAIT_S = 25.0
-POLL_S = 0.2
+WAIT = dt.timedelta(seconds=25)
 SYNC_ATTEMPTS = 5
 LIST_LIMIT = 100
 
@@ -582,41 +578,9 @@ def ensure_plan(api: stripe.StripeClient) -> None:
         raise RuntimeError(f"Stripe plan {PLAN_ID} does not match the price in the code")
 
 
-@contextlib.contextmanager
-def _lease(db: firestore.Client, uid: str) -> Iterator[None]:
-    """Hold ``_paymentLocks/plan-{uid}`` for the block; wait for it up to ``WAIT_S``."""
+def _lease(db: firestore.Client, uid: str) -> leases.Lease:
+    """Hold ``_paymentLocks/plan-{uid}`` for the block; wait for it up to ``WAIT``."""
     lock = db.collection(customers.LOCKS).document(f"plan-{uid}")
-    deadline = time.monotonic() + WAIT_S
-    while (taken := _take(db, lock)) is None:
-        if time.monotonic() > deadline:
-            raise Aborted("Your plan is being set up; try again in a moment.")
-        time.sleep(POLL_S)
-    try:
-        yield
-    finally:
-        _delete_if_unchanged(db, lock, taken)
-
-
-def _take(db: firestore.Client, lock: firestore.DocumentReference) -> Any:
-    """Create the lock and return its write time; None if someone holds it (a lock that
-    ran out is cleared for the next try)."""
-    now = dt.datetime.now(dt.UTC)
-    try:
-        return lock.create(
-            {"until": now + LEASE, "expiresAt": now + dt.timedelta(days=1)}
-        ).update_time
-    except gexc.AlreadyExists:
-        pass
-    snapshot = lock.get()
-    until = (snapshot.to_dict() or {}).get("until")
-    if snapshot.exists and isinstance(until, dt.datetime) and until <= now:
-        _delete_if_unchanged(db, lock, snapshot.update_time)
-    return None
-
-
-def _delete_if_unchanged(
-    db: firestore.Client, lock: firestore.DocumentReference, written: Any
-) -> None:
-    # Precondition on the write time: never removes a lease someone else took since.
-    with contextlib.suppress(gexc.FailedPrecondition, gexc.NotFound):
-        lock.delete(option=db.write_option(last_update_time=written))
+    return leases.acquire(
+        lock, LEASE, wait=WAIT, busy_message="Your plan is being set up; try again in a moment."
+    )
