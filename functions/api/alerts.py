@@ -62,14 +62,13 @@ def alert_fanout() -> fanout.Fanout:
     )
 
 
-# The favourites roll-up (favoritesCount, every minute) and paid features (featuredUntil)
-# change listings in ways that are never alert events: the loop guard skips those
-# changes before any ledger work.
+# Only status and price make an alert event: every other change (the favourites roll-up,
+# paid features, an agent's edits) is skipped before any ledger work.
 @document_trigger(
     "listings/{listingId}",
     model=ListingAlertEvent,
     on="updated",
-    owned_fields=("favoritesCount", "featuredUntil"),
+    only_when_changed=("status", "price"),
     mode="claim",
     retry=True,
 )

@@ -10,7 +10,6 @@ from firekit.callables import CallContext, callable_function
 from firekit.events import AnyDocument, DocumentChange, EffectMode, Effects, document_trigger
 from firekit.ratelimit import RateLimit
 from marketplace import listings
-from marketplace.models.users import Profile
 from marketplace.roles import Role
 
 
@@ -26,8 +25,14 @@ class ListingEvent(BaseModel):
     status: str
 
 
+# Only a status change can be a submission: edits, the favourites roll-up and paid
+# features are skipped before any ledger work, and so is the review's own write.
 @document_trigger(
-    "listings/{listingId}", model=ListingEvent, on="updated", owned_fields=listings.OWNED_FIELDS
+    "listings/{listingId}",
+    model=ListingEvent,
+    on="updated",
+    owned_fields=listings.OWNED_FIELDS,
+    only_when_changed=("status",),
 )
 def on_listing_updated(change: DocumentChange[ListingEvent], effects: Effects) -> None:
     """Review a submitted listing: publish it, queue it for an admin, or reject it."""
@@ -46,22 +51,17 @@ def on_listing_updated(change: DocumentChange[ListingEvent], effects: Effects) -
     )
 
 
-# A profile update that leaves `role` alone cannot be a departure. Declaring every other
-# field as "owned" lets the loop guard skip such updates (owner edits, the profile
-# trigger's own derived-field writes) before the claim, which costs 2 reads and 2 writes.
-_NOT_ROLE = frozenset(Profile.model_fields) - {"role"}
-
-
 # Claim mode: the sweep spans many transactions (a page each), which no single effect
 # transaction can hold. Retry on: a failed sweep must be redelivered, not dropped, and a
 # rerun is harmless (it archives only what is not archived yet). 540 s, the platform's
 # maximum, is tens of thousands of listings; an attempt that times out is redelivered once
-# its lease runs out and carries on from where it stopped.
+# its lease runs out and carries on from where it stopped. A profile update that leaves
+# `role` alone cannot be a departure: skipped before the claim (2 reads and 2 writes).
 @document_trigger(
     "users/{uid}",
     model=AnyDocument,
     on="written",
-    owned_fields=_NOT_ROLE,
+    only_when_changed=("role",),
     mode=EffectMode.CLAIM,
     retry=True,
     timeout_sec=540,

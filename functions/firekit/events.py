@@ -4,7 +4,10 @@ For each delivered event, in this order:
 
 1. Loop guard: an update whose changed fields all lie in ``owned_fields`` (the fields
    this handler writes itself), or that changed nothing, is ``skipped_own_write``.
-   Creates and deletes are never skipped.
+   Then the change filter: with ``only_when_changed``, an update that changed none of
+   those fields (nor a path inside one) is ``skipped_unwatched``. The two are apart on
+   purpose: ``owned_fields`` says what the handler writes, ``only_when_changed`` what it
+   reacts to. Creates and deletes are never skipped. Both skips cost no read or write.
 2. Validation: the after-document must fit ``model``; if not, the event is recorded in
    the ledger as INVALID (field paths and reasons, never values) and acknowledged:
    ``invalid``, no effect, no exception, so no retry loop. A before-document that no
@@ -28,7 +31,8 @@ transient failure (a provider outage) must not lose the effect. firebase-functio
 cannot express it for Firestore triggers, so ``retry=True`` sets it in the manifest.
 
 Each event produces exactly one ``logKind=event`` log line with the outcome:
-``applied``, ``duplicate``, ``skipped_own_write``, ``invalid`` or ``error``.
+``applied``, ``duplicate``, ``skipped_own_write``, ``skipped_unwatched``, ``invalid`` or
+``error``.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ class _Trigger(Generic[M]):
     on: EventKind
     model: type[M]
     owned_fields: frozenset[str]
+    watched_fields: frozenset[str] | None
     mode: EffectMode
     lease: dt.timedelta
     max_attempts: int
@@ -125,6 +130,7 @@ def document_trigger(
     *,
     model: type[M],
     owned_fields: Collection[str] = (),
+    only_when_changed: Collection[str] | None = None,
     name: str | None = None,
     on: EventKind = "written",
     mode: EffectMode | str = EffectMode.TRANSACTIONAL,
@@ -136,7 +142,9 @@ def document_trigger(
     """Declare a Firestore trigger on ``document`` (a path pattern like ``users/{uid}``).
 
     ``on`` picks the SDK trigger (written/created/updated/deleted). ``owned_fields`` are
-    the dotted fields this handler writes to the same document. ``lease_seconds``
+    the dotted fields this handler writes to the same document (the loop guard);
+    ``only_when_changed`` the dotted fields it reacts to: an update that changes none of
+    them is skipped before any ledger work (creates and deletes always run). ``lease_seconds``
     (claim mode) defaults to the function's timeout plus 30 s; a lease shorter than the
     timeout raises ``ValueError`` here, since a live attempt could then be taken over.
     The timeout is the one the deploy manifest gets (``timeout_sec``, else the global
@@ -171,6 +179,7 @@ def document_trigger(
             on=on,
             model=model,
             owned_fields=frozenset(owned_fields),
+            watched_fields=None if only_when_changed is None else frozenset(only_when_changed),
             mode=effect_mode,
             lease=dt.timedelta(seconds=lease_seconds or timeout + LEASE_MARGIN_SECONDS),
             max_attempts=max_attempts,
@@ -219,6 +228,8 @@ def _process(trigger: _Trigger[M], handler: Handler[M], event: firestore_fn.Even
     is_update = before_data is not None and after_data is not None
     if is_update and only_owned(changed, trigger.owned_fields):
         return _Result("skipped_own_write", {"changedFields": sorted(changed)})
+    if is_update and not _touches_watched(changed, trigger.watched_fields):
+        return _Result("skipped_unwatched", {"changedFields": sorted(changed)})
     client = db()
     record = _LedgerRecord(
         client,
@@ -343,6 +354,18 @@ def _failure(
     gave_up = attempts >= trigger.max_attempts
     fields = {"errorType": error_type, "attempts": attempts, "gaveUp": gave_up}
     return _Result("error", fields, exc if trigger.retry and not gave_up else None)
+
+
+def _touches_watched(changed: frozenset[str], watched: frozenset[str] | None) -> bool:
+    # A path inside a watched map counts (price.amount for price), and so does a change of
+    # a whole map holding a watched path (price replaced, for price.amount).
+    if watched is None:
+        return True
+    return any(
+        path == wanted or path.startswith(f"{wanted}.") or wanted.startswith(f"{path}.")
+        for path in changed
+        for wanted in watched
+    )
 
 
 def _document_states(

@@ -130,9 +130,7 @@ SERVER_FIELDS = frozenset(
     }
 )
 NORMALISED_FIELDS = frozenset({"title", "description", "address.postcode"})
-# favoritesCount (the favourites roll-up) and featuredUntil (a paid feature) are written
-# by other functions; such a change must not look like a submission.
-OWNED_FIELDS = SERVER_FIELDS | NORMALISED_FIELDS | {"favoritesCount", "featuredUntil"}
+OWNED_FIELDS = SERVER_FIELDS | NORMALISED_FIELDS
 """What the submission trigger writes; a change of only these is its own (loop guard).
 
 A client's submission always changes ``updatedAt`` too (the rules demand the request
