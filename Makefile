@@ -14,7 +14,7 @@ lint: bootstrap
 	./scripts/lint.sh
 
 # Every benchmark module (bench/README.md); add yours to the list. Not part of `make test`.
-BENCHES = near_search fanout_throughput fanout_cost fanout_memory webhook cold_start
+BENCHES = near_search fanout_throughput fanout_cost fanout_memory webhook cold_start callable_overhead
 
 bench: bootstrap
 	@for name in $(BENCHES); do .venv/bin/python -m bench.$$name || exit 1; done
