@@ -19,15 +19,18 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 
-from pytest_firebase import callables, events, rest, tokens, wait, webhooks
+from pytest_firebase import callables, events, rest, schedules, tokens, wait, webhooks
 from pytest_firebase.auth import AuthEmulator
 from pytest_firebase.stack import DEFAULT_EMULATORS, EmulatorStack, StackConfig, StackError
 from pytest_firebase.toolchain import ToolchainError
+
+if TYPE_CHECKING:  # imported late at run time: the environment must point at the emulator
+    from google.cloud import firestore
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -112,14 +115,16 @@ def empty_database(
 
 
 @pytest.fixture(scope="session")
-def _firestore_client(firebase_stack: EmulatorStack) -> Any:
+def _firestore_client(firebase_stack: EmulatorStack) -> firestore.Client:
     from google.cloud import firestore  # imported late: env must point at the emulator
 
     return firestore.Client(project=firebase_stack.config.project_id)
 
 
 @pytest.fixture
-def firestore_db(firebase_stack: EmulatorStack, _firestore_client: Any) -> Any:
+def firestore_db(
+    firebase_stack: EmulatorStack, _firestore_client: firestore.Client
+) -> firestore.Client:
     """An admin ``google.cloud.firestore.Client`` (rules bypassed) on an empty database."""
     reset_firestore(firebase_stack)
     return _firestore_client
@@ -205,6 +210,30 @@ def call_emulated(firebase_stack: EmulatorStack) -> Callable[..., callables.Call
         return callables.CallResult(response.status_code, body, dict(response.headers))
 
     return call
+
+
+@pytest.fixture
+def run_schedule(firebase_stack: EmulatorStack) -> Callable[[str], schedules.RunResult]:
+    """``run_schedule(name)``: run a scheduled function once through the Functions
+    emulator, as Cloud Scheduler would, and return when it has finished.
+
+    Fails the test when the function raised, or when the test runs with background
+    triggers paused (the emulator runs scheduled functions only with them on): mark the
+    test with the triggers marker (default: e2e).
+    """
+
+    def run(name: str) -> schedules.RunResult:
+        host = firebase_stack.host("functions")
+        function = schedules.find(host, name)
+        if firebase_stack.triggers_enabled is False:
+            raise schedules.ScheduleRunError(
+                f"{name} cannot run: background triggers are paused for this test; mark it "
+                "with the triggers marker (firebase_triggers_marker, default e2e)."
+            )
+        result = schedules.run_once(host, firebase_stack.config.project_id, function)
+        return schedules.expect_ran(result)
+
+    return run
 
 
 def set_background_triggers(stack: EmulatorStack, enabled: bool) -> None:

@@ -118,6 +118,8 @@ class EmulatorStack:
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._firebase_json = self._load_firebase_json()
         self.log_dir = config.project_root / ".cache" / "logs"
+        self.emulator_log = self.log_dir / f"emulators-{config.port_offset}.log"
+        """What ``firebase emulators:start`` prints (a reused suite's is not ours to read)."""
 
     # ---- addresses -------------------------------------------------------------------
     def _load_firebase_json(self) -> dict[str, Any]:
@@ -225,7 +227,7 @@ class EmulatorStack:
         cli = self.config.project_root / "node_modules" / ".bin" / "firebase"
         if not cli.exists():
             raise StackError(f"{cli} is missing: run `npm ci` (make bootstrap does).")
-        log_path = self.log_dir / f"emulators-{self.config.port_offset}.log"
+        log_path = self.emulator_log
         argv = [
             str(cli),
             "emulators:start",
@@ -335,6 +337,33 @@ class EmulatorStack:
             state.unlink()
         return swept
 
+    def settle_triggers(self, *, quiet: float = 3.0, timeout: float = 120.0) -> Settled:
+        """Wait until the functions have run every event so far: none running, and none
+        started for ``quiet`` seconds (a write's trigger starts ~1.3 s after it).
+
+        Reads the Functions emulator's own account of each run in its log ("Beginning
+        execution of" / "Finished"), the only place it reports its pending work. Gives up
+        after ``timeout`` seconds and says so in the result.
+        """
+        started = last_change = time.monotonic()
+        offset, begun, finished = 0, 0, 0
+        while True:
+            with self.emulator_log.open("rb") as log:
+                log.seek(offset)
+                new = log.read()
+            lines = new[: new.rfind(b"\n") + 1]  # whole lines only: a count never splits
+            offset += len(lines)
+            if lines:
+                last_change = time.monotonic()
+                begun += lines.count(b"functions: Beginning execution of ")
+                finished += lines.count(b'functions: Finished "')
+            now = time.monotonic()
+            if begun <= finished and now - last_change >= quiet:
+                return Settled(begun, finished, now - started, drained=True)
+            if now - started >= timeout:
+                return Settled(begun, finished, now - started, drained=False)
+            time.sleep(0.2)
+
     def describe(self) -> list[tuple[str, str]]:
         """(service, address) rows for humans."""
         rows = [(name, f"http://{self.host(name)}") for name in self.config.emulators]
@@ -343,6 +372,27 @@ class EmulatorStack:
         rows.append(("hub", f"http://{self.host('hub')}"))
         rows += [(s.name, s.url) for s in self.config.sidecars]
         return rows
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What :meth:`EmulatorStack.settle_triggers` saw while it waited."""
+
+    started: int
+    """Function runs that began since the suite started."""
+    finished: int
+    seconds: float
+    drained: bool
+    """False when it gave up with runs still going or still starting."""
+
+    def describe(self) -> str:
+        """One line for humans."""
+        if self.drained:
+            return f"triggers: {self.finished} runs done, all quiet ({self.seconds:.1f} s)"
+        return (
+            f"triggers: still busy after {self.seconds:.0f} s ({self.started} runs began, "
+            f"{self.finished} finished); recipes may wait behind them"
+        )
 
 
 def _port_open(port: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import sys
@@ -12,13 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import devstack  # noqa: E402
+from pytest_firebase import schedules  # noqa: E402
 from pytest_firebase.stack import EmulatorStack, StackError  # noqa: E402
 from pytest_firebase.toolchain import ToolchainError  # noqa: E402
 
 READY_LINE = "Dev stack ready."
 
 
-def _print_banner(stack: EmulatorStack, users: list[object]) -> None:
+def _print_banner(
+    stack: EmulatorStack, users: list[object], scheduler: schedules.Scheduler
+) -> None:
     print("\nServices:")
     for name, address in stack.describe():
         print(f"  {name:<12} {address}")
@@ -30,6 +34,10 @@ def _print_banner(stack: EmulatorStack, users: list[object]) -> None:
     print("\nSign in as (email / password / role):")
     for user in users:
         print(f"  {user.email:<26} {user.password:<18} {user.role.value}")  # type: ignore[attr-defined]
+    print("\nSchedules (run here on their schedule; each run prints a line):")
+    for function, next_run in scheduler.jobs:
+        when = next_run.astimezone(dt.UTC)
+        print(f"  {function.name:<26} {function.schedule:<18} next {when:%H:%M:%S} UTC")
     print(f"\n{READY_LINE} Press Ctrl-C to stop everything.", flush=True)
 
 
@@ -56,9 +64,15 @@ def main() -> int:
         from seed.load import load_all, seed_users
 
         print(load_all().describe(), flush=True)
+        # The seed's writes queue hundreds of trigger runs: announce the stack once they
+        # are done, or the first thing a developer tries waits behind them.
+        print(stack.settle_triggers().describe(), flush=True)
+        scheduler = schedules.run_in_background(
+            stack.host("functions"), stack.config.project_id, stop
+        )
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: stop.set())  # up and running: stop calmly
-        _print_banner(stack, list(seed_users()))  # the sign-in accounts, not the population
+        _print_banner(stack, list(seed_users()), scheduler)  # sign-in accounts, not everyone
         while not stop.wait(1.0):
             pass
     except _StartupInterruptedError:
@@ -67,6 +81,7 @@ def main() -> int:
         print(f"\nCould not start the dev stack:\n{err}", file=sys.stderr)
         return 1
     finally:
+        stop.set()  # the scheduler's thread ends with the stack
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: stop.set())  # a second Ctrl-C must not cut the stop short
         print("\nStopping...", flush=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import pytest
+from google.cloud import firestore
 from pydantic import BaseModel
 
 from firekit.push import MAX_DEVICES
@@ -233,7 +234,9 @@ def test_every_query_field_exists_on_its_model(query: Query) -> None:
         assert _is_list(annotation) == (field == query.contains), field
 
 
-def test_the_push_token_sync_runs_the_declared_devices_query(firestore_db: Any) -> None:
+def test_the_push_token_sync_runs_the_declared_devices_query(
+    firestore_db: firestore.Client,
+) -> None:
     # firekit builds it itself (the core knows no declarations): it must be this one.
     declared = queries.USER_DEVICES.build(firestore_db, path={"uid": "u1"}, limit=MAX_DEVICES)
     run = alerts.DEVICES.devices_of(firestore_db, "u1")
@@ -366,7 +369,7 @@ def _in_order(query: Query, rows: list[dict[str, Any]]) -> bool:
 
 
 def test_every_query_runs_on_the_seed_and_finds_what_it_should(
-    auth_emulator: AuthEmulator, firestore_db: Any
+    auth_emulator: AuthEmulator, firestore_db: firestore.Client
 ) -> None:
     summary = load_all()
     values = _values(_anchors(summary), summary.now)

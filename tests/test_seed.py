@@ -51,7 +51,7 @@ NOW = dt.datetime(2026, 3, 14, 9, 30, tzinfo=dt.UTC)
 
 
 def test_every_role_has_a_seeded_account_that_can_sign_in(
-    auth_emulator: AuthEmulator, firestore_db: Any
+    auth_emulator: AuthEmulator, firestore_db: firestore.Client
 ) -> None:
     load_users()
     load_users()  # idempotent
@@ -80,7 +80,7 @@ def _read_back(db: Any) -> dict[str, list[dict[str, Any]]]:
 
 
 def test_the_marketplace_loads_in_seconds_and_reads_back_valid(
-    auth_emulator: AuthEmulator, firestore_db: Any
+    auth_emulator: AuthEmulator, firestore_db: firestore.Client
 ) -> None:
     summary = load_all()
 
@@ -130,7 +130,7 @@ def test_the_marketplace_loads_in_seconds_and_reads_back_valid(
 
 
 def test_loading_again_overwrites_rather_than_duplicates(
-    auth_emulator: AuthEmulator, firestore_db: Any
+    auth_emulator: AuthEmulator, firestore_db: firestore.Client
 ) -> None:
     first = load_all()
     once = {c: len(docs) for c, docs in _read_back(firestore_db).items()}
@@ -153,7 +153,7 @@ def _empty_localstripe() -> stripe.StripeClient:
 
 
 def test_the_agent_on_the_plan_and_their_featured_listings_are_real_in_localstripe(
-    auth_emulator: AuthEmulator, firestore_db: Any
+    auth_emulator: AuthEmulator, firestore_db: firestore.Client
 ) -> None:
     api = _empty_localstripe()
     load_all()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import stripe
+from google.cloud import firestore
 
 from pytest_firebase.rest import SERVER_TIMESTAMP, FirestoreRest, GeoPoint, Reference
 from pytest_firebase.webhooks import stripe_event, stripe_webhook
@@ -25,7 +25,9 @@ EVERY_KIND = {
 }
 
 
-def test_every_value_kind_round_trips(admin_rest: FirestoreRest, firestore_db: Any) -> None:
+def test_every_value_kind_round_trips(
+    admin_rest: FirestoreRest, firestore_db: firestore.Client
+) -> None:
     admin_rest.set("things/t1", EVERY_KIND).expect_ok()
 
     assert admin_rest.get("things/t1").data == EVERY_KIND
@@ -35,7 +37,7 @@ def test_every_value_kind_round_trips(admin_rest: FirestoreRest, firestore_db: A
 
 
 def test_create_refuses_an_existing_document_and_update_a_missing_one(
-    admin_rest: FirestoreRest, firestore_db: Any
+    admin_rest: FirestoreRest, firestore_db: firestore.Client
 ) -> None:
     assert admin_rest.create("things/t1", {"n": 1}).ok
     assert admin_rest.create("things/t1", {"n": 2}).status == 409
@@ -44,7 +46,9 @@ def test_create_refuses_an_existing_document_and_update_a_missing_one(
     assert admin_rest.get("things/t1").data == {"n": 1, "m": 2}  # a masked update merges
 
 
-def test_server_timestamps_are_request_time(admin_rest: FirestoreRest, firestore_db: Any) -> None:
+def test_server_timestamps_are_request_time(
+    admin_rest: FirestoreRest, firestore_db: firestore.Client
+) -> None:
     before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
 
     admin_rest.set("things/t1", {"at": SERVER_TIMESTAMP, "n": 1}).expect_ok()
@@ -52,7 +56,9 @@ def test_server_timestamps_are_request_time(admin_rest: FirestoreRest, firestore
     assert admin_rest.get("things/t1").data["at"] > before  # type: ignore[index]
 
 
-def test_queries_filter_order_and_limit(admin_rest: FirestoreRest, firestore_db: Any) -> None:
+def test_queries_filter_order_and_limit(
+    admin_rest: FirestoreRest, firestore_db: firestore.Client
+) -> None:
     for i in range(5):
         admin_rest.set(f"homes/h{i}", {"city": "Leeds" if i % 2 else "York", "price": i})
 

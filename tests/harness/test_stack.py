@@ -60,3 +60,23 @@ def test_cached_emulators_count_only_in_the_version_the_cli_wants(
     (tmp_path / wanted_ui).touch()
     assert toolchain.cli_has_cached("ui", devstack.ROOT) is True
     assert toolchain.cli_has_cached("firestore", tmp_path) is False  # no firebase-tools there
+
+
+def test_triggers_settle_once_every_run_finished_and_none_began_for_a_while(
+    tmp_path: Path,
+) -> None:
+    stack = EmulatorStack(devstack.stack_config(offset=10))
+    stack.emulator_log = tmp_path / "emulators.log"
+    begin = 'i  functions: Beginning execution of "us-central1-on_favorite_written-0"\n'
+    finish = 'i  functions: Finished "us-central1-on_favorite_written-0" in 12.5ms\n'
+    stack.emulator_log.write_text(begin * 2 + finish + 'i  functions: Beginning execution of "us')
+
+    busy = stack.settle_triggers(quiet=0.2, timeout=0.6)
+    assert (busy.started, busy.finished, busy.drained) == (2, 1, False)
+    assert "still busy" in busy.describe()
+
+    with stack.emulator_log.open("a") as log:
+        log.write('-central1-roll_up_favorites"\n' + finish * 2)
+    settled = stack.settle_triggers(quiet=0.2, timeout=5)
+    assert (settled.started, settled.finished, settled.drained) == (3, 3, True)
+    assert 0.2 <= settled.seconds < 1 and "3 runs done" in settled.describe()

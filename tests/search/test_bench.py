@@ -7,9 +7,9 @@ import importlib
 import json
 import pkgutil
 from pathlib import Path
-from typing import Any
 
 import pytest
+from google.cloud import firestore
 
 import bench
 from bench import common, near_search
@@ -29,7 +29,7 @@ def test_percentiles_interpolate_between_ranks() -> None:
     assert common.ratio(3, 2) == 1.5 and common.ratio(3, 0) is None
 
 
-def test_the_near_search_bench_runs_small(firestore_db: Any, tmp_path: Path) -> None:
+def test_the_near_search_bench_runs_small(firestore_db: firestore.Client, tmp_path: Path) -> None:
     outcome = near_search.run(
         firestore_db, listings=300, reps=1, points=[("London", 51.5074, -0.1278)], radii=(1, 10)
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 import pygeohash
 import pytest
+from google.cloud import firestore
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -340,14 +341,14 @@ def test_ranges_are_consecutive_cells_merged() -> None:
 
 
 @pytest.fixture
-def world(firestore_db: Any) -> World:
+def world(firestore_db: firestore.Client) -> World:
     built = build_world()
     store(firestore_db, built)
     return built
 
 
 def test_every_search_equals_a_brute_force_scan_page_by_page(
-    firestore_db: Any, world: World
+    firestore_db: firestore.Client, world: World
 ) -> None:
     rng = random.Random(11)
     sorts_seen, nonempty, compared = set(), 0, 0
@@ -374,7 +375,7 @@ def test_every_search_equals_a_brute_force_scan_page_by_page(
 @pytest.mark.parametrize("name", list(CENTRES))
 @pytest.mark.parametrize("sort", ["distance", "price_asc", "price_desc"])
 def test_every_sort_pages_through_every_match_around_each_centre(
-    firestore_db: Any, world: World, name: str, sort: str
+    firestore_db: firestore.Client, world: World, name: str, sort: str
 ) -> None:
     lat, lng, currency = CENTRES[name]
     request = {"lat": lat, "lng": lng, "radiusKm": 12.5, "sort": sort, "limit": 7}
@@ -395,7 +396,7 @@ def test_every_sort_pages_through_every_match_around_each_centre(
 
 
 def test_results_across_the_antimeridian_come_from_both_sides(
-    firestore_db: Any, world: World
+    firestore_db: firestore.Client, world: World
 ) -> None:
     request = {"lat": -16.8, "lng": 179.999, "radiusKm": 5.0, "limit": 50}
 
@@ -407,7 +408,7 @@ def test_results_across_the_antimeridian_come_from_both_sides(
 
 
 def test_a_small_search_reads_a_small_part_of_the_collection(
-    firestore_db: Any, world: World
+    firestore_db: firestore.Client, world: World
 ) -> None:
     request = {"lat": 51.5074, "lng": -0.1278, "radiusKm": 1.0}
 
@@ -418,7 +419,9 @@ def test_a_small_search_reads_a_small_part_of_the_collection(
     assert stats.queries == len(stats.cover.ranges)
 
 
-def test_ties_page_by_listing_id_without_gaps_or_repeats(firestore_db: Any, world: World) -> None:
+def test_ties_page_by_listing_id_without_gaps_or_repeats(
+    firestore_db: firestore.Client, world: World
+) -> None:
     tower = {"lat": 51.5101, "lng": -0.1340, "radiusKm": 0.1, "limit": 3}
     for sort in ("distance", "price_asc", "price_desc"):
         request = {**tower, "sort": sort, "currency": "GBP"}
@@ -430,7 +433,7 @@ def test_ties_page_by_listing_id_without_gaps_or_repeats(firestore_db: Any, worl
         assert [i for i in got if i.startswith("tower-")] == [f"tower-{n}" for n in range(8)]
 
 
-def test_a_distance_cursor_reads_less_than_the_first_page(firestore_db: Any) -> None:
+def test_a_distance_cursor_reads_less_than_the_first_page(firestore_db: firestore.Client) -> None:
     rng = random.Random(5)
     centre = (51.5074, -0.1278)
     world = scatter(rng, *centre, (0, 4), 400)
@@ -445,7 +448,7 @@ def test_a_distance_cursor_reads_less_than_the_first_page(firestore_db: Any) -> 
     assert reads[-1] < reads[0]  # later pages leave out the cells wholly inside the cursor
 
 
-def test_only_active_listings_are_found(firestore_db: Any) -> None:
+def test_only_active_listings_are_found(firestore_db: firestore.Client) -> None:
     here = {new_id(status): listing(51.5, -0.12, status=status) for status in NOT_ACTIVE}
     active = new_id("active")
     store(firestore_db, {**here, active: listing(51.5, -0.12)})
@@ -456,7 +459,7 @@ def test_only_active_listings_are_found(firestore_db: Any) -> None:
     assert found.stats.documents_read == 1  # the index serves active listings only
 
 
-def test_each_filter_narrows_the_results(firestore_db: Any) -> None:
+def test_each_filter_narrows_the_results(firestore_db: firestore.Client) -> None:
     homes = {
         "rent-flat-1": listing(
             51.5, -0.12, kind="rent", bedrooms=1, price={"amount": 1_500_00, "currency": "GBP"}
@@ -490,7 +493,9 @@ def test_each_filter_narrows_the_results(firestore_db: Any) -> None:
         assert [r.id for r in found.page.results] == expected, filters
 
 
-def test_a_dense_area_is_read_within_the_budget_over_several_rounds(firestore_db: Any) -> None:
+def test_a_dense_area_is_read_within_the_budget_over_several_rounds(
+    firestore_db: firestore.Client,
+) -> None:
     rng = random.Random(8)
     # Everything in one corner of the circle: that range fills its share of the budget.
     world = scatter(rng, 51.5, -0.12, (1.5, 1.9), 60, bearing=45)
@@ -512,7 +517,9 @@ def test_a_dense_area_is_read_within_the_budget_over_several_rounds(firestore_db
 # --- the callable ---------------------------------------------------------------------
 
 
-def test_a_signed_in_user_of_any_role_searches(firestore_db: Any, call_function: Call) -> None:
+def test_a_signed_in_user_of_any_role_searches(
+    firestore_db: firestore.Client, call_function: Call
+) -> None:
     home = listing(51.5, -0.12, title="Garden flat near the common", bedrooms=3, photos=[])
     store(firestore_db, {"home-1": home})
     request = {"lat": 51.501, "lng": -0.12, "radiusKm": 1}
@@ -589,7 +596,7 @@ HERE = {"lat": 51.5, "lng": -0.12, "radiusKm": 2.0, "limit": 1}
     ],
 )
 def test_bad_requests_name_the_field(
-    firestore_db: Any, call_function: Call, change: dict[str, Any], field: str
+    firestore_db: firestore.Client, call_function: Call, change: dict[str, Any], field: str
 ) -> None:
     result = call_function(search_near, HERE | change, uid="searcher")
 
@@ -608,7 +615,7 @@ def test_bad_requests_name_the_field(
     ],
 )
 def test_a_tampered_cursor_is_refused(
-    firestore_db: Any, call_function: Call, spoil: Callable[[str], str], issue: str
+    firestore_db: firestore.Client, call_function: Call, spoil: Callable[[str], str], issue: str
 ) -> None:
     store(firestore_db, {new_id(): listing(51.5, -0.12 + n / 1000) for n in range(3)})
     cursor = first_cursor(call_function, HERE)
@@ -626,7 +633,7 @@ def test_a_tampered_cursor_is_refused(
     "other", [{"radiusKm": 2.5}, {"lat": 51.6}, {"kind": "rent"}, {"sort": "price_asc"}]
 )
 def test_a_cursor_of_another_search_is_refused(
-    firestore_db: Any, call_function: Call, other: dict[str, Any]
+    firestore_db: firestore.Client, call_function: Call, other: dict[str, Any]
 ) -> None:
     store(firestore_db, {new_id(): listing(51.5, -0.12 + n / 1000) for n in range(3)})
     cursor = first_cursor(call_function, HERE)
@@ -643,7 +650,7 @@ def test_a_cursor_of_another_search_is_refused(
 
 
 def test_more_listings_than_the_budget_are_refused_with_a_reason(
-    firestore_db: Any, call_function: Call
+    firestore_db: firestore.Client, call_function: Call
 ) -> None:
     rng = random.Random(3)
     crowd = scatter(rng, 51.5, -0.12, (0, 0.9), nearby.MAX_READS + 1)
@@ -666,7 +673,7 @@ def test_more_listings_than_the_budget_are_refused_with_a_reason(
 
 @pytest.mark.e2e
 def test_search_near_end_to_end(
-    auth_emulator: AuthEmulator, firestore_db: Any, call_emulated: Call
+    auth_emulator: AuthEmulator, firestore_db: firestore.Client, call_emulated: Call
 ) -> None:
     store(firestore_db, {"near": listing(51.5, -0.12), "far": listing(51.6, -0.12)})
     user = auth_emulator.sign_up(f"{new_id('searcher')}@example.com", "correct-horse-1")
