@@ -338,30 +338,32 @@ class EmulatorStack:
         return swept
 
     def settle_triggers(self, *, quiet: float = 3.0, timeout: float = 120.0) -> Settled:
-        """Wait until the functions have run every event so far: none running, and none
-        started for ``quiet`` seconds (a write's trigger starts ~1.3 s after it).
+        """Wait until the functions have run every event so far, or ``timeout`` passed.
 
-        Reads the Functions emulator's own account of each run in its log ("Beginning
-        execution of" / "Finished"), the only place it reports its pending work. Gives up
-        after ``timeout`` seconds and says so in the result.
+        The Firestore emulator delivers trigger events one at a time, in order, each
+        waiting for the function to finish, so its backlog shows as an unbroken series of
+        runs in the Functions emulator's log, the only place that emulator reports its
+        pending work. Settled means: no run going, no worker starting (a cold worker
+        imports the code before its run begins), and nothing new for ``quiet`` seconds
+        (a webhook arrives about a second after its cause).
         """
+        tally = _RunTally()
         started = last_change = time.monotonic()
-        offset, begun, finished = 0, 0, 0
+        offset = 0
         while True:
             with self.emulator_log.open("rb") as log:
                 log.seek(offset)
                 new = log.read()
-            lines = new[: new.rfind(b"\n") + 1]  # whole lines only: a count never splits
+            lines = new[: new.rfind(b"\n") + 1]  # whole lines only
             offset += len(lines)
             if lines:
                 last_change = time.monotonic()
-                begun += lines.count(b"functions: Beginning execution of ")
-                finished += lines.count(b'functions: Finished "')
+                tally.read(lines)
             now = time.monotonic()
-            if begun <= finished and now - last_change >= quiet:
-                return Settled(begun, finished, now - started, drained=True)
+            if not tally.busy and now - last_change >= quiet:
+                return tally.result(now - started, drained=True)
             if now - started >= timeout:
-                return Settled(begun, finished, now - started, drained=False)
+                return tally.result(now - started, drained=False)
             time.sleep(0.2)
 
     def describe(self) -> list[tuple[str, str]]:
@@ -372,6 +374,33 @@ class EmulatorStack:
         rows.append(("hub", f"http://{self.host('hub')}"))
         rows += [(s.name, s.url) for s in self.config.sidecars]
         return rows
+
+
+class _RunTally:
+    """Function runs and worker start-ups, counted from the emulator log's lines."""
+
+    def __init__(self) -> None:
+        self.emulators_ready = False  # workers loaded before this only discovered functions
+        self.starting = self.begun = self.finished = 0
+
+    def read(self, lines: bytes) -> None:
+        for line in lines.splitlines():
+            if b"All emulators ready" in line:
+                self.emulators_ready = True
+            elif b"functions: Loaded environment variables" in line and self.emulators_ready:
+                self.starting += 1  # a worker starts for a delivery; its run begins next
+            elif b"functions: Beginning execution of " in line:
+                self.begun += 1
+                self.starting = max(0, self.starting - 1)
+            elif b'functions: Finished "' in line:
+                self.finished += 1
+
+    @property
+    def busy(self) -> bool:
+        return self.starting > 0 or self.begun > self.finished
+
+    def result(self, seconds: float, *, drained: bool) -> Settled:
+        return Settled(self.begun, self.finished, seconds, drained)
 
 
 @dataclass(frozen=True)

@@ -85,10 +85,11 @@ def test_ctrl_c_of_the_dev_command_stops_everything_it_started() -> None:
         try:
             wait_for(
                 lambda: DEV_READY in output.text() or proc.poll() is not None,
-                timeout=240,
+                timeout=360,  # start, seed, and the seed's trigger runs drained
                 what="the dev stack to be ready",
             )
             assert DEV_READY in output.text(), output.text()
+            assert "triggers: " in output.text() and "roll_up_favorites" in output.text()
             running = marked_commands(marker)
             assert any("cloud-firestore-emulator" in c for c in running), running
             assert any("localstripe" in c for c in running), running

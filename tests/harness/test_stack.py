@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -62,21 +63,29 @@ def test_cached_emulators_count_only_in_the_version_the_cli_wants(
     assert toolchain.cli_has_cached("firestore", tmp_path) is False  # no firebase-tools there
 
 
-def test_triggers_settle_once_every_run_finished_and_none_began_for_a_while(
+def test_triggers_settle_once_no_run_is_going_or_starting_and_none_began_for_a_while(
     tmp_path: Path,
 ) -> None:
     stack = EmulatorStack(devstack.stack_config(offset=10))
     stack.emulator_log = tmp_path / "emulators.log"
+    worker = "i  functions: Loaded environment variables from functions/.env\n"
     begin = 'i  functions: Beginning execution of "us-central1-on_favorite_written-0"\n'
     finish = 'i  functions: Finished "us-central1-on_favorite_written-0" in 12.5ms\n'
-    stack.emulator_log.write_text(begin * 2 + finish + 'i  functions: Beginning execution of "us')
+    with stack.emulator_log.open("w") as log:  # a worker loaded to discover the functions
+        log.write(worker + "All emulators ready!\n" + begin * 2 + finish + "i  functions: Beg")
 
-    busy = stack.settle_triggers(quiet=0.2, timeout=0.6)
-    assert (busy.started, busy.finished, busy.drained) == (2, 1, False)
-    assert "still busy" in busy.describe()
+    def settle(**timing: float) -> tuple[int, int, bool]:
+        seen = stack.settle_triggers(**timing)
+        return seen.started, seen.finished, seen.drained
 
+    assert settle(quiet=0.2, timeout=0.6) == (2, 1, False)  # a run is going
+    assert "still busy" in stack.settle_triggers(quiet=0.2, timeout=0.3).describe()
     with stack.emulator_log.open("a") as log:
-        log.write('-central1-roll_up_favorites"\n' + finish * 2)
-    settled = stack.settle_triggers(quiet=0.2, timeout=5)
-    assert (settled.started, settled.finished, settled.drained) == (3, 3, True)
-    assert 0.2 <= settled.seconds < 1 and "3 runs done" in settled.describe()
+        log.write('inning execution of "us-central1-roll_up_favorites"\n' + finish * 2 + worker)
+    assert settle(quiet=0.2, timeout=0.6) == (3, 3, False)  # a cold worker is starting
+    with stack.emulator_log.open("a") as log:
+        log.write(begin + finish)
+    started = time.monotonic()
+    assert settle(quiet=0.2, timeout=5) == (4, 4, True)
+    assert 0.2 <= time.monotonic() - started < 1
+    assert "4 runs done" in stack.settle_triggers(quiet=0, timeout=1).describe()
