@@ -52,7 +52,7 @@ from google.cloud import firestore
 
 from bench import common
 from bench import fanout_world as world
-from firekit import fanout, shards
+from firekit import fanout
 from marketplace import alerts
 from marketplace.models.listings import Listing
 from marketplace.profiles import account_ref
@@ -128,14 +128,20 @@ def peak() -> Iterator[Peak]:
             measured.rss_mib, measured.rss_method = grown / 1024, "ru_maxrss growth"
 
 
-def one_chunk_of_documents(db: Any, chunk_size: int = fanout.DEFAULT_CHUNK) -> list[Any]:
+def one_chunk_of_documents(db: Any, chunk_size: int = fanout.CHUNK_SIZE) -> list[Any]:
     """The baseline: one chunk's recipients' documents (the index shards holding their
     searches, their accounts), held."""
     probed = alerts.probe_audiences(Listing.model_validate(world.listing()))
     held, owners = [], []
-    for shard in alerts.SEARCH_INDEX.query(db, probed).order_by("__name__").stream():
+    # The shard documents themselves, as the fan-out reads them (the index's own layout:
+    # a ``group`` field, ``entries`` by key), so the baseline holds what a chunk reads.
+    shard_docs = db.collection(alerts.SEARCH_INDEX.collection).where(
+        filter=firestore.FieldFilter("group", "in", sorted(probed))
+    )
+    for shard in shard_docs.order_by("__name__").stream():
         held.append(shard)
-        owners += [entry["ownerId"] for _, entry in shards.entries(shard)]
+        entries = (shard.to_dict() or {}).get("entries") or {}
+        owners += [kept["v"]["ownerId"] for _, kept in sorted(entries.items())]
         if len(owners) >= chunk_size:
             break
     chunk = sorted(set(owners[:chunk_size]))
@@ -147,7 +153,7 @@ def measure_one(
     db: Any,
     recipients: int,
     *,
-    chunk_size: int = fanout.DEFAULT_CHUNK,
+    chunk_size: int = fanout.CHUNK_SIZE,
     devices_for: int | None = DEVICES_FOR,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -231,7 +237,7 @@ def run(
     sizes: Sequence[int],
     measure: Callable[[int], dict[str, Any]],
     *,
-    chunk_size: int = fanout.DEFAULT_CHUNK,
+    chunk_size: int = fanout.CHUNK_SIZE,
 ) -> dict[str, Any]:
     """Every size measured by ``measure``; figures, baseline and ratios."""
     load_before = os.getloadavg()
@@ -327,7 +333,7 @@ def main() -> None:
     """Start or reuse the emulators, measure each size in its own process, write, print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
-    parser.add_argument("--chunk", type=int, default=fanout.DEFAULT_CHUNK)
+    parser.add_argument("--chunk", type=int, default=fanout.CHUNK_SIZE)
     parser.add_argument("--devices-for", type=int, default=None)
     parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--project", help=argparse.SUPPRESS)

@@ -130,7 +130,7 @@ def run(
     db: Any,
     *,
     recipients: int = RECIPIENTS,
-    chunk_size: int = fanout.DEFAULT_CHUNK,
+    chunk_size: int = fanout.CHUNK_SIZE,
     reps: int = REPS,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -285,7 +285,7 @@ def main() -> None:
     """Start or reuse the emulators, run the benchmark, write and print its results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=RECIPIENTS)
-    parser.add_argument("--chunk", type=int, default=fanout.DEFAULT_CHUNK)
+    parser.add_argument("--chunk", type=int, default=fanout.CHUNK_SIZE)
     parser.add_argument("--reps", type=int, default=REPS)
     args = parser.parse_args()
     with common.emulators() as stack, common.triggers_paused(stack):

@@ -10,7 +10,7 @@ listing (a two-bed London flat for sale at £350,000). It is written before any 
 parallel batches of 500 that are built as they are written (setting up 50,000 buyers
 holds one batch per worker in memory, not the world).
 
-**The fan-out.** The ``deliverAlerts`` task function runs :meth:`Fanout.run_chunk` per Cloud
+**The fan-out.** The ``deliverAlerts`` task function runs :meth:`Fanout.run_task` per Cloud
 Task; here the queue is a local deque and a loop runs each chunk as it is queued: the same
 code, in one process, one chunk after another. The push transport is in memory
 (:class:`MemoryTransport`): in production a push is a network call to FCM, outside
@@ -250,10 +250,10 @@ class MemoryTransport:
 class LocalQueue:
     """Cloud Tasks as a deque: tasks run in order; a task id is queued once."""
 
-    tasks: deque[fanout.ChunkTask] = field(default_factory=deque)
+    tasks: deque[fanout.Task] = field(default_factory=deque)
     seen: set[str] = field(default_factory=set)
 
-    def __call__(self, task: fanout.ChunkTask) -> None:
+    def __call__(self, task: fanout.Task) -> None:
         if task.task_id not in self.seen:
             self.seen.add(task.task_id)
             self.tasks.append(task)
@@ -272,7 +272,7 @@ class FanoutRun:
 
 
 def run_job(
-    db: Any, *, chunk_size: int = fanout.DEFAULT_CHUNK, on_chunk: Callable[[], None] | None = None
+    db: Any, *, chunk_size: int = fanout.CHUNK_SIZE, on_chunk: Callable[[], None] | None = None
 ) -> FanoutRun:
     """Start the listing's ``new_listing`` job and run every task it queues, in order;
     ``on_chunk`` is called as each chunk starts preparing its page."""
@@ -289,7 +289,7 @@ def run_job(
     ((job, kind, params),) = alerts.events_of(LISTING_ID, None, listing(), "bench-event")
     engine.start(job, kind, params)
     while queue.tasks:
-        outcome = engine.run_chunk(db, queue.tasks.popleft())
+        outcome = engine.run_task(db, queue.tasks.popleft())
         run.tasks += 1
         run.chunks += outcome.chunks
         run.recipients += outcome.recipients
@@ -306,13 +306,13 @@ class _Observed:
     delivery: fanout.Delivery
     on_chunk: Callable[[], None]
 
-    def source(self, db: Any, task: fanout.ChunkTask) -> Any:
+    def source(self, db: Any, task: fanout.Task) -> Any:
         return self.delivery.source(db, task)
 
     def prepare(
         self,
         db: Any,
-        task: fanout.ChunkTask,
+        task: fanout.Task,
         page: Sequence[Any],
         *,
         context: Any,
@@ -322,7 +322,7 @@ class _Observed:
         return self.delivery.prepare(db, task, page, context=context, optimistic=optimistic)
 
     def act(
-        self, db: Any, task: fanout.ChunkTask, pending: Sequence[Any], *, shared: Any
+        self, db: Any, task: fanout.Task, pending: Sequence[Any], *, shared: Any
     ) -> Sequence[Any]:
         return self.delivery.act(db, task, pending, shared=shared)
 

@@ -43,7 +43,7 @@ class ListingAlertEvent(BaseModel):
     "savedSearches/{searchId}",
     model=AnyDocument,
     on="written",
-    owned_fields=("audience", alerts.LEGACY_FIELD),
+    owned_fields=("audience",),
     retry=True,
 )
 def on_saved_search_written(change: DocumentChange[AnyDocument], effects: Effects) -> None:
@@ -88,7 +88,7 @@ def on_listing_alerts(change: DocumentChange[ListingAlertEvent], effects: Effect
 
 @fanout.task_function(alert_fanout, max_concurrent=20, max_per_second=50, timeout_sec=540)
 def deliverAlerts() -> None:  # noqa: N802 (see QUEUE_FUNCTION)
-    """One chunk (200 saved searches) of a listing alert: inbox, digest, pushes."""
+    """One task of a listing alert (up to 50 chunks of 200 searches): inbox, digest, pushes."""
 
 
 @scheduler_fn.on_schedule(schedule="every 60 minutes", timeout_sec=540)

@@ -18,11 +18,12 @@ other. Random slots spread entries evenly, and the shard next in turn is one of 
 fullest, so every shard stays near ``max_entries`` at most, far under Firestore's 1 MiB,
 however large the group grows; a small group is one or two small documents.
 
-**Reading.** :meth:`ShardedIndex.query` gives the shard documents of up to 30 groups,
-ordered by id; :func:`entries` lists a shard's entries in key order. An entry only ever
-moves to a shard numbered after its own, so a reader that pages through the shards in
-id order while a split happens sees each entry at least once (perhaps twice), never
-misses one that was there all along.
+**Reading.** :meth:`ShardedIndex.walk` gives the entries of up to 30 groups, shard by
+shard in id order and by key within a shard, each with a cursor (an opaque string) from
+which a later walk goes on. An entry only ever moves to a shard numbered after its own,
+so a reader that pages through the shards in order while a split happens sees each entry
+at least once (perhaps twice), never misses one that was there all along. The layout
+(shard documents, their fields, the cursor's form) is this module's alone.
 
 **Writing.** :meth:`ShardedIndex.update` puts one key's entry in one group, or in none,
 inside the caller's transaction. The index keeps its own record of each key (its group,
@@ -89,11 +90,30 @@ class Layout:
         return Layout(self.level + 1, 0) if split == 1 << self.level else Layout(self.level, split)
 
 
-def entries(snapshot: wire.Snapshot | Any) -> list[tuple[str, Any]]:
+@dataclass(frozen=True)
+class Entry:
+    """One key's entry, as :meth:`ShardedIndex.walk` gives it."""
+
+    key: str
+    value: Any
+
+
+def _entries(snapshot: wire.Document) -> list[tuple[str, Any]]:
     """A shard's entries in key order: ``(key, entry)``."""
     data = snapshot.to_dict() or {}
     held = data.get("entries") or {}
     return sorted((key, kept.get("v")) for key, kept in held.items() if isinstance(kept, dict))
+
+
+def _cursor(after: str) -> tuple[str, str]:
+    """``(shard path, key)`` of a cursor :meth:`ShardedIndex.walk` gave."""
+    try:
+        path, key = json.loads(after)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not a cursor of a sharded index: {after[:80]!r}") from exc
+    if not isinstance(path, str) or not isinstance(key, str):
+        raise ValueError(f"not a cursor of a sharded index: {after[:80]!r}")
+    return path, key
 
 
 def _digest(entry: Mapping[str, Any]) -> str:
@@ -123,14 +143,44 @@ class ShardedIndex:
     ) -> firestore.DocumentReference:
         return db.collection(self.collection).document(f"{self.group_id(group)}-{shard:05d}")
 
-    def query(self, db: firestore.Client, groups: Sequence[str]) -> firestore.Query:
-        """The shard documents of ``groups`` (at most 30)."""
+    def walk(
+        self, db: firestore.Client, groups: Sequence[str], after: str | None = None
+    ) -> Iterator[tuple[str, Entry]]:
+        """Every entry of ``groups`` (1 to 30), each with its cursor, shard by shard and by
+        key within a shard; from just after ``after`` (a cursor a walk gave), if given.
+
+        One streamed query over the groups' shards; closing the iterator cancels it.
+        """
         wanted = sorted(set(groups))
         if not 0 < len(wanted) <= MAX_GROUPS_PER_QUERY:
             raise ValueError(f"1 to {MAX_GROUPS_PER_QUERY} groups, not {len(wanted)}")
-        return db.collection(self.collection).where(
-            filter=firestore.FieldFilter("group", "in", wanted)
+        query = (
+            db.collection(self.collection)
+            .where(filter=firestore.FieldFilter("group", "in", wanted))
+            .order_by(FieldPath.document_id())
         )
+        start = _cursor(after) if after is not None else None
+        if start is not None:
+            # The shard the cursor is in may hold entries after its key (or have split:
+            # its entries moved only to shards after it, which the walk reads anyway).
+            query = query.start_at({FieldPath.document_id(): db.document(start[0])})
+        return self._walk(wire.stream(query), start)
+
+    @staticmethod
+    def _walk(
+        shards: Iterator[wire.Document], start: tuple[str, str] | None
+    ) -> Iterator[tuple[str, Entry]]:
+        try:
+            for shard in shards:
+                path = shard.reference.path
+                for key, value in _entries(shard):
+                    if start is not None and path == start[0] and key <= start[1]:
+                        continue
+                    yield json.dumps([path, key], ensure_ascii=False), Entry(key, value)
+        finally:
+            close = getattr(shards, "close", None)
+            if close is not None:
+                close()  # cancels the query
 
     def _layout(self, snapshot: Any) -> Layout:
         data = (snapshot.to_dict() or {}) if snapshot.exists else {}

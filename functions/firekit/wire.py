@@ -1,24 +1,39 @@
-"""Firestore documents to and from the wire without the SDK's proto-plus layer.
+"""A shim over private internals of ``google-cloud-firestore``: documents to and from the
+wire without the SDK's proto-plus layer, for the fan-out's hot loops.
 
-Why: the SDK builds every value through proto-plus wrappers and deep-copies each document
-twice on the way in (once as the snapshot is built, again in ``to_dict``). For a fan-out
-that reads and writes tens of thousands of small documents that is most of its CPU:
-encoding 10,000 inbox documents takes the SDK 1.2 s and this module 0.09 s, and the SDK's
-read side costs about as much again. Here values are written straight into the protobuf
-messages the gRPC stub sends, and read straight off the ones it returns; the RPCs are the
-SDK's own (its GAPIC stub, retries and metadata).
+**What it is.** The SDK's public API has no way to read or write documents without
+building every value through proto-plus wrappers and deep-copying each document twice on
+the way in (once as the snapshot is built, again in ``to_dict``). For a fan-out that reads
+and writes tens of thousands of small documents that is most of its CPU: encoding 10,000
+inbox documents takes the SDK 1.2 s and this module 0.09 s, and the SDK's read side costs
+about as much again. So this module reaches into the SDK's private parts (its GAPIC stub,
+the client's database string and RPC metadata, a query's protobuf, a reference's full
+path, the raw ``_pb`` of a response): each such line says ``# private: <what>``. The RPCs
+are still the SDK's own (its GAPIC stub, retries and metadata); values are written
+straight into the protobuf messages the stub sends, and read straight off the ones it
+returns.
+
+**Checked against one SDK version**, :data:`CHECKED_AGAINST`, the pin in
+``functions/requirements.txt``: ``tests/core/test_wire.py`` fails when the installed
+version differs (then re-run that file, whose differential tests hold every write to the
+SDK's own encoding and every read to its reads, and move the constant with the pin).
+
+**One setting turns it off:** ``FANOUT_WIRE=0`` in the environment (``functions/.env``,
+or the shell of a benchmark; read at each call) makes :func:`stream`, :func:`get_all` and
+:class:`Batch` go through the SDK's public API (``Query.stream``, ``Client.get_all``,
+``WriteBatch``) with the same results, slower. Everything the fan-out reads and writes in
+bulk goes through here, so this switches the whole fan-out to the public SDK path.
 
 What it covers is what the hot loops need:
 
 - :class:`Batch`: ``create``, ``set`` and ``set(merge=True)``, committed atomically. Every
   value type the SDK encodes but vectors and BSON types, and every sentinel
   (``SERVER_TIMESTAMP``, ``DELETE_FIELD`` in a merge, ``Increment``, ``Maximum``,
-  ``Minimum``, ``ArrayUnion``, ``ArrayRemove``). ``tests/core/test_wire.py`` holds it to
-  the SDK's own encoding, write by write.
+  ``Minimum``, ``ArrayUnion``, ``ArrayRemove``).
 - :func:`stream` and :func:`get_all`: a query's documents or documents by reference, as
   :class:`Snapshot`, which has the parts of ``DocumentSnapshot`` callers use (``id``,
-  ``reference``, ``exists``, ``to_dict``). Maps holding vectors or BSON types come back
-  as plain maps.
+  ``reference``, ``exists``, ``to_dict``: :class:`Document`). Maps holding vectors or BSON
+  types come back as plain maps.
 
 Everything else goes through the SDK as usual.
 """
@@ -26,9 +41,10 @@ Everything else goes through the SDK as usual.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from google.api_core.datetime_helpers import DatetimeWithNanoseconds
 from google.cloud import firestore
@@ -37,9 +53,34 @@ from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.types import write as write_types
 from google.protobuf import timestamp_pb2
 
+CHECKED_AGAINST = "2.34.1"
+"""The ``google-cloud-firestore`` version this shim was checked against (its pin)."""
+SETTING = "FANOUT_WIRE"
+"""``0``: go through the SDK's public API instead (see the module docstring)."""
+
 _Write = write_types.Write.pb()
-_Transform = write_types.DocumentTransform.FieldTransform.pb()
 _REQUEST_TIME = 1  # DocumentTransform.FieldTransform.ServerValue.REQUEST_TIME
+
+
+def enabled() -> bool:
+    """Whether to go around the SDK's proto-plus layer (the default) or through its
+    public API (``FANOUT_WIRE=0``)."""
+    return os.environ.get(SETTING, "1") != "0"
+
+
+class Document(Protocol):
+    """What callers use of a document read, here or by the SDK."""
+
+    @property
+    def reference(self) -> firestore.DocumentReference: ...
+
+    @property
+    def exists(self) -> bool: ...
+
+    @property
+    def id(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any] | None: ...
 
 
 @dataclass(slots=True)
@@ -64,17 +105,23 @@ class Snapshot:
 # --- reading --------------------------------------------------------------------------
 
 
-def stream(query: firestore.Query) -> Iterator[Snapshot]:
+def stream(query: firestore.Query) -> Iterator[Document]:
     """The documents ``query`` returns, in its order. Closing the iterator cancels it."""
-    client = query._client
-    parent, _ = query._parent._parent_info()
-    responses = client._firestore_api.run_query(
-        request={"parent": parent, "structured_query": query._to_protobuf()},
-        metadata=client._rpc_metadata,
+    if not enabled():
+        yield from query.stream()
+        return
+    client = query._client  # private: the query's client
+    parent, _ = query._parent._parent_info()  # private: the parent's resource name
+    responses = client._firestore_api.run_query(  # private: the GAPIC stub
+        request={
+            "parent": parent,
+            "structured_query": query._to_protobuf(),  # private: the query's protobuf
+        },
+        metadata=client._rpc_metadata,  # private: the client's RPC metadata
     )
     try:
         for response in responses:
-            pb = response._pb
+            pb = response._pb  # private: proto-plus's raw protobuf
             if pb.HasField("document"):
                 yield _snapshot(client, pb.document.name, pb.document.fields)
     finally:
@@ -85,17 +132,25 @@ def stream(query: firestore.Query) -> Iterator[Snapshot]:
 
 def get_all(
     client: firestore.Client, references: Sequence[firestore.DocumentReference]
-) -> Iterator[Snapshot]:
+) -> Iterator[Document]:
     """Each of ``references`` once, found or not, in the order the server answers."""
     if not references:
         return
-    paths = list(dict.fromkeys(ref._document_path for ref in references))
-    responses = client._firestore_api.batch_get_documents(
-        request={"database": client._database_string, "documents": paths},
-        metadata=client._rpc_metadata,
+    if not enabled():
+        yield from client.get_all(list(dict.fromkeys(references)))
+        return
+    paths = list(
+        dict.fromkeys(ref._document_path for ref in references)  # private: full names
+    )
+    responses = client._firestore_api.batch_get_documents(  # private: the GAPIC stub
+        request={
+            "database": client._database_string,  # private: the database's name
+            "documents": paths,
+        },
+        metadata=client._rpc_metadata,  # private: the client's RPC metadata
     )
     for response in responses:
-        pb = response._pb
+        pb = response._pb  # private: proto-plus's raw protobuf
         if pb.WhichOneof("result") == "found":
             yield _snapshot(client, pb.found.name, pb.found.fields)
         else:
@@ -103,7 +158,8 @@ def get_all(
 
 
 def _relative(client: firestore.Client, name: str) -> str:
-    return name[len(client._database_string) + len("/documents/") :]
+    database = client._database_string  # private: the database's name
+    return name[len(database) + len("/documents/") :]
 
 
 def _snapshot(client: firestore.Client, name: str, fields: Any) -> Snapshot:
@@ -144,15 +200,21 @@ def decode(value: Any, client: firestore.Client) -> Any:
 
 
 class Batch:
-    """Writes committed together, all or none (as ``WriteBatch``)."""
+    """Writes committed together, all or none (as ``WriteBatch``; with ``FANOUT_WIRE=0``,
+    a ``WriteBatch``)."""
 
     def __init__(self, client: firestore.Client) -> None:
         self.client = client
         self.writes: list[Any] = []
+        self._public = None if enabled() else client.batch()
 
     def create(self, reference: firestore.DocumentReference, data: Mapping[str, Any]) -> None:
         """Create the document; the commit fails with ``AlreadyExists`` if it exists."""
-        write = encode_write(reference._document_path, data, merge=False)
+        if self._public is not None:
+            self._public.create(reference, dict(data))
+            return
+        path = reference._document_path  # private: the document's full name
+        write = encode_write(path, data, merge=False)
         write.current_document.exists = False
         self.writes.append(write)
 
@@ -164,13 +226,23 @@ class Batch:
         merge: bool = False,
     ) -> None:
         """Replace the document, or with ``merge`` write only the fields ``data`` names."""
-        self.writes.append(encode_write(reference._document_path, data, merge=merge))
+        if self._public is not None:
+            self._public.set(reference, dict(data), merge=merge)
+            return
+        path = reference._document_path  # private: the document's full name
+        self.writes.append(encode_write(path, data, merge=merge))
 
     def commit(self) -> Any:
         """Commit the writes; raises what the SDK's batch would (``AlreadyExists``, ...)."""
-        return self.client._firestore_api.commit(
-            request={"database": self.client._database_string, "writes": self.writes},
-            metadata=self.client._rpc_metadata,
+        if self._public is not None:
+            return self._public.commit()
+        client = self.client
+        return client._firestore_api.commit(  # private: the GAPIC stub
+            request={
+                "database": client._database_string,  # private: the database's name
+                "writes": self.writes,
+            },
+            metadata=client._rpc_metadata,  # private: the client's RPC metadata
         )
 
 
@@ -295,8 +367,8 @@ def _encode_structured(value: Any, out: Any) -> None:
         out.timestamp_value.CopyFrom(_timestamp(value))
     elif isinstance(value, bytes) and getattr(value, "subtype", None) is None:
         out.bytes_value = value
-    elif getattr(value, "_document_path", None) is not None:
-        out.reference_value = value._document_path
+    elif getattr(value, "_document_path", None) is not None:  # private: a reference's name
+        out.reference_value = value._document_path  # private: a reference's full name
     elif isinstance(value, firestore.GeoPoint):
         out.geo_point_value.latitude = value.latitude
         out.geo_point_value.longitude = value.longitude

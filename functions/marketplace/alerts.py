@@ -67,8 +67,6 @@ GEO_PRECISIONS = (5, 4, 3)
 """Geohash precisions a search near a point is anchored at, finest first."""
 SEARCH_INDEX = shards.ShardedIndex("_searchIndex")
 """The alert index: saved searches by audience (server only: the rules deny clients)."""
-LEGACY_FIELD = "matchKeys"
-"""Where searches kept their match keys before the index: dropped by the search trigger."""
 DEVICES = push.Devices(collection="users/{uid}/devices", holder="users/{uid}/private/account")
 """Devices under their user; their tokens kept on the private account the fan-out reads."""
 CURRENCY_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
@@ -192,12 +190,8 @@ def refresh_search_index(
     group: str | None = None
     entry: dict[str, Any] | None = None
     if data is not None:
-        # ``matchKeys``: what searches carried before the index (functions only, so
-        # their owners could not remove it); it goes with the next event.
         try:
-            search = SavedSearch.model_validate(
-                {k: v for k, v in data.items() if k != LEGACY_FIELD}
-            )
+            search = SavedSearch.model_validate(data)
             group, entry = audience(search), entry_of(search)
         except ValidationError:
             pass  # in no audience
@@ -206,8 +200,8 @@ def refresh_search_index(
         # transaction of its own). A search staying where it is adds nothing.
         SEARCH_INDEX.make_room(db, group)
     SEARCH_INDEX.update(db, transaction, search_id, group=group, entry=entry)
-    if data is not None and (data.get("audience") != group or LEGACY_FIELD in data):
-        transaction.update(ref, {"audience": group, LEGACY_FIELD: firestore.DELETE_FIELD})
+    if data is not None and data.get("audience") != group:
+        transaction.update(ref, {"audience": group})
     return group
 
 
@@ -313,6 +307,8 @@ def message_of(kind: str, listing: Listing) -> tuple[str, str]:
 
 @dataclass
 class _Recipient:
+    """A user on the page: their matching searches, and the channels those ask for."""
+
     uid: str
     in_app: bool = False
     push: bool = False
@@ -333,6 +329,136 @@ class _Account:
 _NO_ACCOUNT = _Account()
 
 
+@dataclass(frozen=True)
+class _Alert:
+    """One listing event's alert, as each recipient of a page gets it."""
+
+    id: str
+    """The inbox document's id (:func:`notification_id`)."""
+    event: str
+    listing_id: str
+    title: str
+    body: str
+    at: dt.datetime
+
+    @property
+    def link(self) -> str:
+        return f"/listings/{self.listing_id}"
+
+    @property
+    def shared(self) -> dict[str, Any]:
+        """What every push of the page says (kept once in the chunk's record)."""
+        data = {"listingId": self.listing_id, "notificationId": self.id, "kind": self.event}
+        return {
+            "id": self.id,
+            "title": self.title,
+            "body": self.body,
+            "data": data | {"link": self.link},
+        }
+
+    def record(self, recipient: _Recipient, channels: set[str]) -> dict[str, Any]:
+        """A new inbox document: the record of the alert and of how it was told."""
+        return {
+            "kind": "listing_match" if self.event == "new_listing" else "price_drop",
+            "title": self.title,
+            "body": self.body,
+            "listingId": self.listing_id,
+            "link": self.link,
+            "data": {
+                "searchIds": recipient.searches[:10],
+                "event": self.event,
+                "channels": sorted(channels | {"inApp"}),
+            },
+            # In-app is every alert's record; a user who wants none in-app still finds
+            # it in their history, but it never badges as unread.
+            "createdAt": firestore.SERVER_TIMESTAMP,
+            "read": not recipient.in_app,
+        }
+
+
+# --- channels: how a recipient is told, besides the inbox record every one gets ----------
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A way of telling a user of an alert, beyond its inbox document.
+
+    A new channel is a new entry in :data:`CHANNELS`: who wants it, and what it adds to
+    the inbox document (written in the chunk's batch) or to the side effects performed
+    after the commit (pushes: :meth:`AlertDelivery.act`).
+    """
+
+    name: str
+    wants: Callable[[_Recipient, _Account, dt.datetime], bool]
+    """Does the user want it now (their searches, their settings, the hour)?"""
+    inbox_fields: Callable[[_Account, dt.datetime], dict[str, Any]] | None = None
+    pending: Callable[[_Recipient, _Account], dict[str, Any]] | None = None
+
+
+def _wants_push(recipient: _Recipient, account: _Account, now: dt.datetime) -> bool:
+    prefs = account.prefs
+    if not recipient.push or (prefs is not None and not prefs.push):
+        return False
+    # In their quiet hours, the inbox carries it alone.
+    return not in_quiet_hours(prefs.quietHours if prefs else None, now)
+
+
+def _push_to(recipient: _Recipient, account: _Account) -> dict[str, Any]:
+    tokens = list(account.tokens) if account.tokens is not None else None
+    return {"uid": recipient.uid, "tokens": tokens}
+
+
+def _wants_email(recipient: _Recipient, account: _Account, now: dt.datetime) -> bool:
+    prefs = account.prefs
+    return recipient.email and (prefs is None or prefs.email) and account.email is not None
+
+
+def _digest_item(account: _Account, now: dt.datetime) -> dict[str, Any]:
+    # The inbox document is also the user's item in the day's digest (firekit.mail).
+    return mail.digest_fields(account.email, now.date()) if account.email else {}
+
+
+CHANNELS = (
+    Channel("push", _wants_push, pending=_push_to),
+    Channel("email", _wants_email, inbox_fields=_digest_item),
+)
+
+
+def _tell(
+    prepared: fanout.Prepared,
+    alert: _Alert,
+    inbox: firestore.DocumentReference,
+    recipient: _Recipient,
+    *,
+    account: _Account,
+    told: set[str] | None,
+    optimistic: bool,
+) -> None:
+    """Add one recipient to the page: their inbox document (a new one, or the channels
+    not served yet added to the one they have) and their side effects."""
+    served = told or set()
+    channels = [
+        c for c in CHANNELS if c.name not in served and c.wants(recipient, account, alert.at)
+    ]
+    if told is not None and not channels:
+        return  # told before, on every channel they ask for
+    fields: dict[str, Any] = {}
+    for channel in channels:
+        fields |= channel.inbox_fields(account, alert.at) if channel.inbox_fields else {}
+        if channel.pending is not None:
+            prepared.pending.append(channel.pending(recipient, account))
+    names = {c.name for c in channels}
+    if told is not None:
+        prepared.writes.append((inbox, {"data": {"channels": sorted(told | names)}} | fields))
+    else:
+        note = alert.record(recipient, names) | fields
+        (prepared.creates if optimistic else prepared.writes).append((inbox, note))
+    prepared.recipients += 1
+
+
+# --- the delivery -------------------------------------------------------------------------
+
+
 @dataclass
 class AlertDelivery:
     """The fan-out of one listing event to the owners of matching saved searches."""
@@ -340,7 +466,7 @@ class AlertDelivery:
     transport: Callable[[firestore.Client], push.PushTransport] = push.default_transport
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
-    def _listing(self, db: firestore.Client, task: fanout.ChunkTask) -> Listing | None:
+    def _listing(self, db: firestore.Client, task: fanout.Task) -> Listing | None:
         """The listing as stored now, if the job's event still holds."""
         listing_id = str(task.params.get("listingId", ""))
         snapshot = listings.listing_ref(db, listing_id).get() if listing_id else None
@@ -356,20 +482,24 @@ class AlertDelivery:
             return None
         return listing
 
-    def source(self, db: firestore.Client, task: fanout.ChunkTask) -> fanout.Source | None:
-        """The index shards of the audiences the listing probes, if the event holds;
-        the listing as read goes to :meth:`prepare`."""
+    def source(self, db: firestore.Client, task: fanout.Task) -> fanout.Source | None:
+        """The entries of the audiences the listing probes, if the event holds; the
+        listing as read goes to :meth:`prepare`."""
         listing = self._listing(db, task)
         if listing is None:
             return None
-        query = SEARCH_INDEX.query(db, probe_audiences(listing))
-        return fanout.Source(query, context=listing, expand=shards.entries)
+        audiences = probe_audiences(listing)
+
+        def read(after: str | None, _wanted: int) -> Iterator[tuple[str, shards.Entry]]:
+            return SEARCH_INDEX.walk(db, audiences, after)  # whole shards: no limit
+
+        return fanout.Source(read, context=listing)
 
     def prepare(
         self,
         db: firestore.Client,
-        task: fanout.ChunkTask,
-        page: Sequence[fanout.Entry],
+        task: fanout.Task,
+        page: Sequence[shards.Entry],
         *,
         context: Any,
         optimistic: bool,
@@ -382,90 +512,30 @@ class AlertDelivery:
         Optimistically, nobody was told: the inbox documents are created unread.
         """
         listing: Listing = context
-        recipients = self._recipients(listing, page)
-        note_id = str(task.params.get("notificationId") or task.job)
-        inboxes = {uid: db.document(f"users/{uid}/notifications/{note_id}") for uid in recipients}
-        served: dict[str, set[str]] = {}
-        for snapshot in wire.get_all(db, list(inboxes.values())) if not optimistic else []:
-            if snapshot.exists:
-                owner = snapshot.reference.parent.parent
-                channels = ((snapshot.to_dict() or {}).get("data") or {}).get("channels") or []
-                if owner is not None:
-                    served[owner.id] = set(channels) | {"inApp"}
-        accounts = self._accounts(db, list(recipients))
         title, body = message_of(task.kind, listing)
-        now = self.clock()
-        listing_id = str(task.params["listingId"])
-        link = f"/listings/{listing_id}"
-        kind = "listing_match" if task.kind == "new_listing" else "price_drop"
-        prepared = fanout.Prepared(
-            shared={
-                "id": note_id,
-                "title": title,
-                "body": body,
-                "data": {
-                    "listingId": listing_id,
-                    "notificationId": note_id,
-                    "kind": task.kind,
-                    "link": link,
-                },
-            }
-        )
-        for recipient in recipients.values():
-            already = served.get(recipient.uid)
-            account = accounts.get(recipient.uid, _NO_ACCOUNT)
-            prefs = account.prefs
-            wants_push = recipient.push and (prefs is None or prefs.push)
-            if wants_push and in_quiet_hours(prefs.quietHours if prefs else None, now):
-                wants_push = False  # the inbox carries it alone
-            wants_email = recipient.email and (prefs is None or prefs.email) and bool(account.email)
-            new = {"push"} if wants_push else set()
-            new |= {"email"} if wants_email else set()
-            if already is not None:
-                new -= already
-                if not new:
-                    continue  # told before, on every channel they ask for
-            # An email recipient's inbox document is also their item in the day's digest.
-            emailed = (
-                mail.digest_fields(account.email, now.date())
-                if "email" in new and account.email
-                else {}
+        note_id = str(task.params.get("notificationId") or task.job)
+        alert = _Alert(note_id, task.kind, str(task.params["listingId"]), title, body, self.clock())
+        recipients = self._recipients(listing, page)
+        inboxes = {uid: db.document(f"users/{uid}/notifications/{note_id}") for uid in recipients}
+        told = {} if optimistic else _served(db, list(inboxes.values()))
+        accounts = self._accounts(db, list(recipients))
+        prepared = fanout.Prepared(shared=alert.shared)
+        for uid, recipient in recipients.items():
+            _tell(
+                prepared,
+                alert,
+                inboxes[uid],
+                recipient,
+                account=accounts.get(uid, _NO_ACCOUNT),
+                told=told.get(uid),
+                optimistic=optimistic,
             )
-            if already is not None:
-                channels = sorted(already | new)
-                prepared.writes.append(
-                    (inboxes[recipient.uid], {"data": {"channels": channels}} | emailed)
-                )
-            else:
-                note = {
-                    "kind": kind,
-                    "title": title,
-                    "body": body,
-                    "listingId": listing_id,
-                    "link": link,
-                    "data": {
-                        "searchIds": recipient.searches[:10],
-                        "event": task.kind,
-                        "channels": sorted(new | {"inApp"}),
-                    },
-                    # In-app is every alert's record; a user who wants none in-app still
-                    # finds it in their history, but it never badges as unread.
-                    "createdAt": firestore.SERVER_TIMESTAMP,
-                    "read": not recipient.in_app,
-                } | emailed
-                (prepared.creates if optimistic else prepared.writes).append(
-                    (inboxes[recipient.uid], note)
-                )
-            if "push" in new:
-                tokens = list(account.tokens) if account.tokens is not None else None
-                prepared.pending.append({"uid": recipient.uid, "tokens": tokens})
-            prepared.recipients += 1
         return prepared
 
     def act(
         self,
         db: firestore.Client,
-        task: fanout.ChunkTask,
+        task: fanout.Task,
         pending: Sequence[dict[str, Any]],
         *,
         shared: Mapping[str, Any],
@@ -496,14 +566,14 @@ class AlertDelivery:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _recipients(self, listing: Listing, page: Iterable[fanout.Entry]) -> dict[str, _Recipient]:
+    def _recipients(self, listing: Listing, page: Iterable[shards.Entry]) -> dict[str, _Recipient]:
         """The page's matching searches, one entry per owner (channels combined)."""
         found: dict[str, _Recipient] = {}
         for item in page:
             try:
                 search = SearchEntry.model_validate(item.value)
             except ValidationError:
-                continue  # written by an older release: the search trigger rewrites it
+                continue  # no longer fits the model: the search trigger takes it out
             if search.ownerId == listing.ownerId or not matches(search, listing):
                 continue
             recipient = found.setdefault(search.ownerId, _Recipient(search.ownerId))
@@ -516,25 +586,36 @@ class AlertDelivery:
     def _accounts(self, db: firestore.Client, uids: list[str]) -> dict[str, _Account]:
         """Each user's notification settings, email address and push tokens."""
         found: dict[str, _Account] = {}
-        if not uids:
-            return found
         for snapshot in wire.get_all(db, [account_ref(db, uid) for uid in uids]):
-            if not snapshot.exists:
-                continue
-            data = snapshot.to_dict() or {}
-            uid = snapshot.reference.parent.parent.id
-            try:
-                prefs = (
-                    NotificationSettings.model_validate(data["notifications"])
-                    if data.get("notifications")
-                    else None
-                )
-            except ValidationError:
-                prefs = None
-            email = data.get("email")
-            email = email if isinstance(email, str) and "@" in email else None
-            found[uid] = _Account(prefs, email, push.tokens_in(DEVICES, data))
+            owner = snapshot.reference.parent.parent
+            if snapshot.exists and owner is not None:
+                found[owner.id] = _account(snapshot.to_dict() or {})
         return found
+
+
+def _account(data: Mapping[str, Any]) -> _Account:
+    """How to reach a user, from their private account."""
+    try:
+        settings = data.get("notifications")
+        prefs = NotificationSettings.model_validate(settings) if settings else None
+    except ValidationError:
+        prefs = None
+    email = data.get("email")
+    email = email if isinstance(email, str) and "@" in email else None
+    return _Account(prefs, email, push.tokens_in(DEVICES, data))
+
+
+def _served(
+    db: firestore.Client, inboxes: list[firestore.DocumentReference]
+) -> dict[str, set[str]]:
+    """The users told before (their inbox document exists): the channels they were told on."""
+    served: dict[str, set[str]] = {}
+    for snapshot in wire.get_all(db, inboxes):
+        owner = snapshot.reference.parent.parent
+        if snapshot.exists and owner is not None:
+            channels = ((snapshot.to_dict() or {}).get("data") or {}).get("channels") or []
+            served[owner.id] = set(channels) | {"inApp"}
+    return served
 
 
 # --- the daily email digest -----------------------------------------------------------

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from limits.client import CappedClient
 
-from firekit import shards
-from marketplace import alerts
+from marketplace import alerts, limits
 from pytest_firebase.rest import SERVER_TIMESTAMP, FirestoreRest
 from pytest_firebase.wait import stays_absent
 
@@ -85,7 +85,8 @@ def test_a_saved_search_enters_and_leaves_the_alert_index_through_the_real_trigg
         "createdAt": SERVER_TIMESTAMP,
         "updatedAt": SERVER_TIMESTAMP,
     }
-    created = as_user(buyer).create(f"savedSearches/{buyer}-1", data)
+    own = CappedClient(as_user(buyer), buyer)  # a capped create: the usage in its batch
+    created = own.create_held(limits.SAVED_SEARCHES, f"savedSearches/{buyer}-1", data)
     assert created.ok, created.error_message
     ref = firestore_db.document(f"savedSearches/{buyer}-1")
     audience = wait_for(lambda: ref.get().to_dict().get("audience"), timeout=30, what="audience")
@@ -111,8 +112,7 @@ def test_a_saved_search_enters_and_leaves_the_alert_index_through_the_real_trigg
 
 def indexed(db: Any, audience: str) -> set[str]:
     """The search ids the alert index holds in an audience."""
-    query = alerts.SEARCH_INDEX.query(db, [audience])
-    return {key for shard in query.stream() for key, _ in shards.entries(shard)}
+    return {entry.key for _, entry in alerts.SEARCH_INDEX.walk(db, [audience])}
 
 
 def test_registering_and_removing_a_device_keeps_its_token_on_the_account(
@@ -123,7 +123,8 @@ def test_registering_and_removing_a_device_keeps_its_token_on_the_account(
     account = firestore_db.document(f"users/{buyer}/private/account")
     phone = as_user(buyer)
     token = f"fcm-{buyer}:APA91b-phone"
-    registered = phone.create(
+    registered = CappedClient(phone, buyer).create_held(
+        limits.DEVICES,
         f"users/{buyer}/devices/{token}",
         {
             "token": token,

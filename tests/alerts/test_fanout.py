@@ -1,6 +1,6 @@
 """The alert fan-out in-process against the Firestore emulator: once per user, whatever fails.
 
-The chunks run through the same ``Fanout.run_chunk`` the ``deliverAlerts`` task function
+The tasks run through the same ``Fanout.run_task`` the ``deliverAlerts`` task function
 runs; the queue is a local list, so a test decides when a task runs, runs it twice, or
 lets it fail and runs it again (what Cloud Tasks does on a 5xx).
 """
@@ -8,7 +8,7 @@ lets it fail and runs it again (what Cloud Tasks does on a 5xx).
 from __future__ import annotations
 
 import datetime as dt
-import json
+import functools
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ from google.cloud import firestore
 from firekit import fanout, push
 from marketplace import alerts
 from marketplace.models.users import QuietHours
+from tests.core.test_fanout import Queue
 
 from .world import NOW, World, listing, uid
 
@@ -61,17 +62,6 @@ class Transport:
         return Counter(str(m.token) for m in self.sent)
 
 
-@dataclass
-class Queue:
-    """Cloud Tasks, as a list: tasks run when the test says so."""
-
-    tasks: list[fanout.ChunkTask] = field(default_factory=list)
-
-    def __call__(self, task: fanout.ChunkTask) -> None:
-        if task.task_id not in {t.task_id for t in self.tasks}:  # named tasks: one each
-            self.tasks.append(task)
-
-
 class Harness:
     """One task per chunk unless ``per_task`` says otherwise: most tests are about
     chunks; the tests of tasks that run several chunks say so."""
@@ -80,7 +70,7 @@ class Harness:
         self, db: Any, *, chunk: int = 50, clock: dt.datetime = NOW, per_task: int = 1
     ) -> None:
         self.db, self.world = db, World(db)
-        self.transport, self.queue, self.ran = Transport(), Queue(), 0
+        self.transport, self.queue = Transport(), Queue()
         self.delivery = alerts.AlertDelivery(
             transport=lambda _db: self.transport, clock=lambda: clock
         )
@@ -105,7 +95,7 @@ class Harness:
         """Cloud Tasks redelivers: every task queued so far again, in a shuffled order."""
         again = list(self.queue.tasks)
         random.Random(seed).shuffle(again)
-        return [self.fanout.run_chunk(self.db, task).outcome for task in again]
+        return [self.fanout.run_task(self.db, task).outcome for task in again]
 
     def sync_tokens(self, who: str) -> list[str] | None:
         """What the devices trigger does after a device write."""
@@ -137,19 +127,9 @@ class Harness:
         self.fanout.start(alerts.alert_job(note, event), kind, params)
 
     def drain(self) -> list[str]:
-        """Run the tasks queued since the last drain, in order; one that fails goes to
-        the back of the queue, as a retry."""
-        outcomes = []
-        while self.ran < len(self.queue.tasks):
-            task = self.queue.tasks[self.ran]
-            try:
-                outcomes.append(f"{task.chunk}:{self.fanout.run_chunk(self.db, task).outcome}")
-            except (BoomError, fanout.ChunkRetry, fanout.ChunkBusy):
-                outcomes.append(f"{task.chunk}:failed")
-                self.queue.tasks.append(self.queue.tasks.pop(self.ran))
-                continue
-            self.ran += 1
-        return outcomes
+        """Run the tasks queued since the last drain (a failed one again, last)."""
+        run = functools.partial(self.fanout.run_task, self.db)
+        return self.queue.drain(run, (BoomError, fanout.ChunkRetry, fanout.ChunkBusy))
 
 
 @pytest.fixture
@@ -385,9 +365,13 @@ def test_a_users_busy_day_and_other_users_each_get_their_own_digest(h: Harness) 
 
 
 def test_a_malformed_task_is_refused_by_the_payload_model() -> None:
-    for bad in ({"job": "a/b", "kind": "new_listing"}, {"job": "x", "kind": "k", "chunk": -1}, {}):
+    for bad in (
+        {"job": "a/b", "kind": "new_listing"},
+        {"job": "x", "kind": "k", "first_chunk": -1},
+        {},
+    ):
         with pytest.raises(ValueError):
-            fanout.ChunkTask.model_validate(bad)
+            fanout.Task.model_validate(bad)
 
 
 def test_a_users_channels_add_up_across_chunks(h: Harness) -> None:
@@ -430,15 +414,15 @@ def test_an_attempt_that_died_holding_its_chunk_is_taken_over_after_its_lease(
     task = h.queue.tasks[0]
     h.transport.fail_on_call = 1
     with pytest.raises(BoomError):
-        h.fanout.run_chunk(h.db, task)
+        h.fanout.run_task(h.db, task)
     # As if that attempt had died instead (a timeout, a lost instance): the lease stays.
     record = h.db.collection(fanout.CHUNKS).document(task.task_id)
     record.update({"leaseUntil": dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)})
 
     with pytest.raises(fanout.ChunkBusy):  # answered 503: the queue comes back later
-        h.fanout.run_chunk(h.db, task)
+        h.fanout.run_task(h.db, task)
     record.update({"leaseUntil": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)})
-    later = h.fanout.run_chunk(h.db, task)
+    later = h.fanout.run_task(h.db, task)
 
     assert (later.outcome, later.acted) == ("resumed", 10)
     assert h.transport.tokens() == Counter({f"tok-{u}-0": 1 for u in buyers})
@@ -460,14 +444,14 @@ def test_a_duplicate_task_arriving_while_the_first_pushes_is_told_to_come_back(
     def with_a_duplicate(messages: list[messaging.Message]) -> messaging.BatchResponse:
         if not duplicates:
             try:
-                h.fanout.run_chunk(h.db, task)
+                h.fanout.run_task(h.db, task)
                 duplicates.append("ran")
             except fanout.ChunkBusy:
                 duplicates.append("busy")
         return send_each(messages)
 
     h.transport.send_each = with_a_duplicate  # type: ignore[method-assign]
-    first = h.fanout.run_chunk(h.db, task)
+    first = h.fanout.run_task(h.db, task)
 
     assert duplicates == ["busy"]
     assert (first.outcome, first.acted) == ("delivered", 10)
@@ -541,11 +525,11 @@ def test_redelivered_tasks_and_a_spent_time_budget_tell_nobody_twice(firestore_d
     # queues the next, under a name the queue has not seen).
     outcomes = h.redeliver_all(seed=3)
     h.fanout.task_budget = dt.timedelta(0)
-    hurried = h.fanout.run_chunk(h.db, h.queue.tasks[0])
+    hurried = h.fanout.run_task(h.db, h.queue.tasks[0])
     tail = h.drain()
 
     assert outcomes == ["duplicate"]
-    assert (hurried.outcome, hurried.chunks, hurried.next_task.chunk) == ("duplicate", 1, 1)
+    assert (hurried.outcome, hurried.chunks, hurried.next_task.first_chunk) == ("duplicate", 1, 1)
     assert tail == ["1:duplicate", "2:duplicate", "3:duplicate"]
     assert h.transport.tokens() == sent_once == Counter({f"tok-{u}-0": 1 for u in buyers})
     assert inbox_counts(h, buyers) == {u: 1 for u in buyers}
@@ -596,37 +580,3 @@ def test_the_token_sync_keeps_the_newest_devices_whatever_order_its_events_come_
     h.db.document(f"users/{ghost}/devices/g0").set(device(ghost, "g0"))
     assert h.sync_tokens(ghost) is None
     assert not h.db.document(f"users/{ghost}/private/account").get().exists
-
-
-def test_a_task_queued_with_an_old_plain_path_cursor_starts_over_and_tells_nobody_twice(
-    h: Harness,
-) -> None:
-    told, _ = h.told_about_a_new_home(buyers=60)  # 2 chunks of 50
-    pushed = h.transport.tokens()
-    # A task of another run of the job (a later event), queued by the release before
-    # the index: its cursor is a saved search's path. It walks the index from the start
-    # and finds everyone told already.
-    first = h.queue.tasks[0]
-    stale = first.model_copy(
-        update={
-            "job": first.job.replace("event1", "event2"),
-            "after": f"savedSearches/{told[10]}-0",
-        }
-    )
-    assert stale.job != first.job
-    h.queue.tasks.append(stale)
-    outcomes = h.drain()
-
-    assert outcomes == ["0:delivered", "1:delivered"]  # both chunks walked again
-    records = [h.db.document(f"{fanout.CHUNKS}/{stale.job}-{n:05d}").get() for n in (0, 1)]
-    assert [r.get("recipients") for r in records] == [0, 0]
-    assert inbox_counts(h, told) == {u: 1 for u in told}
-    assert h.transport.tokens() == pushed
-
-
-def test_a_cursor_in_a_key_of_any_script_round_trips() -> None:
-    path, key = "_searchIndex/abc-00001", "検索" * 200
-    cursor = json.dumps([path, key], ensure_ascii=False)
-    task = fanout.ChunkTask(job="j", kind="new_listing", after=cursor)
-    assert fanout._cursor(task.after) == (path, key)
-    assert fanout._cursor("savedSearches/old-path") == (None, None)

@@ -16,7 +16,7 @@ import pytest
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from firekit import shards, wire
+from firekit import shards
 
 INDEX = shards.ShardedIndex("_testIndex", max_entries=8, initial_level=1)
 
@@ -47,7 +47,10 @@ def held(db: Any, group: str, index: shards.ShardedIndex = INDEX) -> dict[str, d
     layout = index.layouts(db, [group])[group]
     found: dict[str, dict[str, Any]] = {}
     seen: set[str] = set()
-    for snapshot in wire.stream(index.query(db, [group]).order_by(FieldPath.document_id())):
+    shards_of_group = db.collection(index.collection).where(
+        filter=firestore.FieldFilter("group", "==", group)
+    )
+    for snapshot in shards_of_group.order_by(FieldPath.document_id()).stream():
         data = snapshot.to_dict() or {}
         assert data["group"] == group
         assert data["count"] == len(data["entries"]), snapshot.id
@@ -136,16 +139,31 @@ def test_a_reader_paging_while_shards_split_misses_no_one_who_was_there(
     before = [f"old-{n:03d}" for n in range(40)]
     for key in before:
         update(db, key, "g")
-    query = INDEX.query(db, ["g"]).order_by(FieldPath.document_id())
-    shard_docs = list(wire.stream(query))
-    seen = {key for key, _ in shards.entries(shard_docs[0])}
+    walk = INDEX.walk(db, ["g"])
+    first = [next(walk) for _ in range(6)]  # part of the first shard
+    walk.close()
+    seen = {entry.key for _, entry in first}
     for n in range(60):  # enough to split shards both read and not yet read
         update(db, f"new-{n:03d}", "g")
-    last = shard_docs[0].reference
-    rest = query.start_after({FieldPath.document_id(): last})
-    for snapshot in wire.stream(rest):
-        seen |= {key for key, _ in shards.entries(snapshot)}
+    cursor = first[-1][0]
+    seen |= {entry.key for _, entry in INDEX.walk(db, ["g"], cursor)}
     assert set(before) <= seen
+
+
+def test_a_walk_goes_on_from_any_cursor_it_gave_whatever_script_the_keys_are_in(
+    firestore_db: Any,
+) -> None:
+    db = firestore_db
+    keys = [f"{n:02d}-" + "検索" * 80 for n in range(12)]  # long, and not ASCII
+    for key in keys:
+        update(db, key, "scripts")
+    walked = list(INDEX.walk(db, ["scripts"]))
+    assert sorted(entry.key for _, entry in walked) == keys
+    for at, (cursor, _) in enumerate(walked):
+        rest = [entry.key for _, entry in INDEX.walk(db, ["scripts"], cursor)]
+        assert rest == [entry.key for _, entry in walked[at + 1 :]]
+    with pytest.raises(ValueError, match="cursor"):
+        INDEX.walk(db, ["scripts"], "savedSearches/a-plain-path")
 
 
 def test_a_bulk_loaded_group_takes_updates_like_any_other(firestore_db: Any) -> None:
@@ -173,12 +191,12 @@ def test_keys_spread_over_the_shards_whoever_picks_them(firestore_db: Any) -> No
     assert len(sizes) >= 4 and max(sizes) <= 3 * index.max_entries
 
 
-def test_a_query_names_one_to_thirty_groups() -> None:
+def test_a_walk_names_one_to_thirty_groups() -> None:
     db = firestore.Client(project="demo-none")
     with pytest.raises(ValueError):
-        INDEX.query(db, [])
+        INDEX.walk(db, [])
     with pytest.raises(ValueError):
-        INDEX.query(db, [f"g{n}" for n in range(31)])
+        INDEX.walk(db, [f"g{n}" for n in range(31)])
     with pytest.raises(ValueError, match="entry"):
         INDEX.update(db, db.transaction(), "k", group="g", entry=None)
     with pytest.raises(ValueError, match="bytes"):

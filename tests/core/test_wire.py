@@ -1,15 +1,20 @@
 """``firekit.wire`` writes what the SDK writes and reads what the SDK reads.
 
-Encoding is checked write by write against the SDK's own ``pbs_for_*`` on hand-picked
-and generated documents (every value type, nested and empty maps, every sentinel, field
-names that need quoting). Reading and committing run against the emulator, side by side
-with the SDK.
+The shim reaches into private parts of one version of the SDK: the version installed is
+the one it was checked against, and every line that reaches in says so. Encoding is
+checked write by write against the SDK's own ``pbs_for_*`` on hand-picked and generated
+documents (every value type, nested and empty maps, every sentinel, field names that
+need quoting). Reading and committing run against the emulator, side by side with the
+SDK, on the shim and on the public path ``FANOUT_WIRE=0`` switches to.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +30,32 @@ from firekit import wire
 
 PATH = "projects/p/databases/(default)/documents/things/one"
 STAMP = dt.datetime(2026, 11, 24, 12, 30, 15, 123456, tzinfo=dt.UTC)
+
+REQUIREMENTS = Path(__file__).resolve().parents[2] / "functions" / "requirements.txt"
+
+
+def test_the_installed_sdk_is_the_version_the_shim_was_checked_against() -> None:
+    # On a new SDK: run this file (its differential tests hold the shim to the SDK's own
+    # encoding and reads), check each "# private:" line in wire.py still holds, then move
+    # wire.CHECKED_AGAINST with the pin.
+    pinned = re.search(r"^google-cloud-firestore==(\S+)$", REQUIREMENTS.read_text(), re.M)
+    assert pinned is not None
+    assert pinned.group(1) == wire.CHECKED_AGAINST
+    assert importlib.metadata.version("google-cloud-firestore") == wire.CHECKED_AGAINST
+
+
+def test_every_reach_into_the_sdks_private_parts_is_marked_where_it_happens() -> None:
+    source = Path(wire.__file__).read_text().splitlines()
+    # An attribute starting with "_" on anything but our own objects (``self``).
+    reaching = re.compile(r"(?<!self)\._[a-z]\w*|\"_[a-z]\w*\"")
+    unmarked = [
+        f"{number}: {line.strip()}"
+        for number, line in enumerate(source, 1)
+        if reaching.search(line.split("#")[0]) and "# private: " not in line
+    ]
+    assert unmarked == []
+    assert sum("# private: " in line for line in source) >= 10
+
 
 SHAPES: dict[str, dict[str, Any]] = {
     "scalars": {"s": "é", "i": -(2**63), "f": 1.5, "t": True, "n": None, "b": b"\x00\xff"},
@@ -129,6 +160,13 @@ def test_generated_documents_are_encoded_as_the_sdk_encodes_them(
 # --- against the emulator ---------------------------------------------------------
 
 
+@pytest.fixture(params=["wire", "public SDK"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both paths: the shim, and the SDK's public API (``FANOUT_WIRE=0``)."""
+    monkeypatch.setenv(wire.SETTING, "1" if request.param == "wire" else "0")
+    return str(request.param)
+
+
 def stored(firestore_db: Any, unique: Callable[[str], str]) -> list[firestore.DocumentReference]:
     """Three documents written by the SDK: every value type, nested, and one empty."""
     things = firestore_db.collection(unique("things"))
@@ -140,7 +178,7 @@ def stored(firestore_db: Any, unique: Callable[[str], str]) -> list[firestore.Do
 
 
 def test_documents_read_are_what_the_sdk_reads(
-    firestore_db: Any, unique: Callable[[str], str]
+    firestore_db: Any, unique: Callable[[str], str], path: str
 ) -> None:
     refs = stored(firestore_db, unique)
     missing = refs[0].parent.document("absent")
@@ -157,7 +195,7 @@ def test_documents_read_are_what_the_sdk_reads(
 
 
 def test_a_batch_commits_whole_or_not_at_all(
-    firestore_db: Any, unique: Callable[[str], str]
+    firestore_db: Any, unique: Callable[[str], str], path: str
 ) -> None:
     things = firestore_db.collection(unique("things"))
     things.document("taken").set({"v": 1, "keep": {"x": 1}})
