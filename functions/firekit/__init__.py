@@ -10,7 +10,7 @@ its handlers see), :mod:`~firekit.ledger` (idempotency),
 """
 
 from firekit.bootstrap import db, ensure_initialized, firebase_app, is_emulated
-from firekit.callables import CallContext, callable_function
+from firekit.callables import CallContext, MaybeSignedIn, callable_function
 from firekit.errors import (
     Aborted,
     AppError,
@@ -39,6 +39,7 @@ __all__ = [
     "Forbidden",
     "InvalidArgument",
     "InvalidState",
+    "MaybeSignedIn",
     "NotFound",
     "PermissionDenied",
     "RateLimit",

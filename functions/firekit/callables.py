@@ -309,7 +309,7 @@ def malformed_call_body(request: flask.Request) -> FieldIssue | None:
     if len(raw) > MAX_BODY_BYTES:
         return _too_large()
     try:
-        body = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        body = _JSON.decode(raw.decode("utf-8"))
     except UnicodeDecodeError:
         return _issue("body_encoding", "The request body is not UTF-8.")
     except RecursionError:
@@ -323,26 +323,26 @@ def malformed_call_body(request: flask.Request) -> FieldIssue | None:
 
 def _unstorable(body: dict[str, Any]) -> FieldIssue | None:
     # Depth first with an explicit stack: no recursion, whatever the caller nests.
-    pending: list[tuple[object, int]] = [(body, 1)]
+    pending: list[tuple[Any, int]] = [(body, 1)]
     while pending:
         value, depth = pending.pop()
-        if isinstance(value, dict):
-            children: Collection[object] = [*value.keys(), *value.values()]
-        elif isinstance(value, list):
-            children = value
-        elif isinstance(value, str) and not _is_encodable(value):
-            return _issue("body_encoding", "A string in the body is not valid Unicode.")
-        elif isinstance(value, int) and value not in _INT64:
-            return _issue("body_number", "An integer in the body is beyond 64 bits.")
-        else:
-            continue
-        if depth > MAX_BODY_DEPTH:
-            return _too_deep()
-        pending.extend((child, depth + 1) for child in children)
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            for leaf in (key, item):
+                if isinstance(leaf, str) and not _is_encodable(leaf):
+                    return _issue("body_encoding", "A string in the body is not valid Unicode.")
+                if isinstance(leaf, int) and leaf not in _INT64:
+                    return _issue("body_number", "An integer in the body is beyond 64 bits.")
+            if isinstance(item, dict | list):
+                if depth >= MAX_BODY_DEPTH:
+                    return _too_deep()
+                pending.append((item, depth + 1))
     return None
 
 
 def _is_encodable(text: str) -> bool:
+    if text.isascii():
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # an unpaired surrogate, which JSON's \ud800 can spell
@@ -352,6 +352,10 @@ def _is_encodable(text: str) -> bool:
 
 def _refuse_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
+
+
+_JSON = json.JSONDecoder(parse_constant=_refuse_constant)
+"""Strict JSON: NaN and Infinity, which Python's json reads by default, are refused."""
 
 
 def _too_large() -> FieldIssue:
