@@ -2,9 +2,10 @@
 
 The deployable rules are the hand-written policy (``rules/policy.rules``) with the shape
 functions generated from the document models (``rules/generator.py`` over
-``marketplace.models.DOCUMENTS``) put in place of its ``// @generated-shape-functions``
-line. A policy without that line is used as it is, so the build never breaks while the
-policy is being rewritten.
+``marketplace.models.DOCUMENTS``) and the caps per user (``rules/caps.py`` over
+``marketplace.limits``) put in place of its ``// @generated-shape-functions`` line. A
+policy without that line is used as it is, so the build never breaks while the policy is
+being rewritten.
 
 Run ``python rules/build.py`` after editing the policy or a model; the lint and test
 commands run it with ``--check`` so a stale ``firestore.rules`` is never deployed or tested.
@@ -32,11 +33,12 @@ BANNER = (
 
 
 def shape_functions() -> str:
-    """The generated functions for every marketplace document model."""
+    """The generated functions for every marketplace document model, and the caps'."""
     from marketplace.models import DOCUMENTS
+    from rules.caps import render as render_caps
     from rules.generator import render as render_models
 
-    return BANNER + render_models(DOCUMENTS)
+    return BANNER + render_models(DOCUMENTS) + "\n" + render_caps()
 
 
 def render() -> str:

@@ -542,11 +542,14 @@ class _Renderer:
         value = _member("data", spec.name)
         if isinstance(spec.marker, RequestTime):
             return f"{value} == request.time"
+        own = self.check(value, spec.annotation, spec.constraints, _where(model, spec))
+        # The marker pins the value; the field's own bounds still hold (a document id may
+        # be 1500 bytes, a DocRef only 128 characters), checked after the cheap equality.
         if isinstance(spec.marker, CallerUid):
-            return f"{value} == request.auth.uid"
+            return _all([f"{value} == request.auth.uid", own])
         if isinstance(spec.marker, DocId):
-            return f"{value} == docId"
-        return self.check(value, spec.annotation, spec.constraints, _where(model, spec))
+            return _all([f"{value} == docId", own])
+        return own
 
     def _update(self, model: type[Document]) -> str | None:
         fields = [s for s in specs(model) if s.client_updates()]

@@ -18,8 +18,8 @@ from typing import Any
 
 from firekit import push
 from firekit.transactions import run_transaction
-from marketplace import alerts, favorites
-from marketplace.models import Device, Favorite, SavedSearch
+from marketplace import alerts, favorites, limits
+from marketplace.models import Device, Favorite, SavedSearch, Usage
 from seed.clock import DAY, between, days_ago
 from seed.documents import SeedDoc
 from seed.listings import Home
@@ -197,6 +197,29 @@ def _fcm_token(rng: random.Random) -> str:
         return "".join(rng.choice(TOKEN_ALPHABET) for _ in range(n))
 
     return f"{chunk(22)}:APA91b{chunk(134)}"
+
+
+HELD_BY_MODEL = {
+    SavedSearch: limits.SAVED_SEARCHES,
+    Device: limits.DEVICES,
+    Favorite: limits.FAVORITES,
+}
+
+
+def usage_documents(docs: list[SeedDoc]) -> list[SeedDoc]:
+    """Each user's usage document listing the ids they hold, as the app's own batches
+    would have left it (the caps count what it lists). Rate windows are left out: the
+    seeded conversations and messages were written before any window still open."""
+    held: dict[str, dict[str, list[str]]] = {}
+    for doc in docs:
+        cap = HELD_BY_MODEL.get(doc.model)
+        if cap is not None:
+            uid = str(doc.data["ownerId"]) if doc.model is SavedSearch else doc.path.split("/")[1]
+            held.setdefault(uid, {}).setdefault(cap.key, []).append(doc.path.rsplit("/", 1)[1])
+    return [
+        SeedDoc(limits.USAGE.format(uid=uid), Usage, limits.usage_document(ids))
+        for uid, ids in sorted(held.items())
+    ]
 
 
 def keep_push_tokens(db: Any, docs: list[SeedDoc]) -> None:

@@ -50,6 +50,7 @@ def build(people: list[SeedUser], now: dt.datetime) -> list[SeedDoc]:
         owned += buyer_docs.saved_searches(rng, now, buyer)
         owned += buyer_docs.devices(rng, now, buyer)
         favourites += buyer_docs.favourites(rng, now, buyer, homes)
+    usage = buyer_docs.usage_documents(owned + favourites)
     favourites += buyer_docs.tally_favourites(homes, favourites, now)
     dealings = [
         *deals.conversations(rng, now, buyers, homes),
@@ -58,4 +59,4 @@ def build(people: list[SeedUser], now: dt.datetime) -> list[SeedDoc]:
     ]
     names = {p.uid: p.display_name for p in people}
     notes = inbox.notifications(rng, now, names, homes, owned + dealings)
-    return [*(h.doc for h in homes), *owned, *favourites, *dealings, *notes]
+    return [*(h.doc for h in homes), *owned, *favourites, *usage, *dealings, *notes]

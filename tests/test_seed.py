@@ -42,6 +42,7 @@ SEEDED = {
     "customers",
     "subscriptions",
     "payments",
+    "limits",
 }
 """Collections the seed fills (profiles come with the accounts; payments through
 localstripe, for ``seed-agent``)."""

@@ -15,6 +15,9 @@ only, so forgetting a marker can only make the rules stricter.
 - :class:`CallerUid`: set at create to the caller's uid; never changed by a client.
 - :class:`DocId`: set at create to the document's own id; never changed by a client.
 
+A marker pins a value; it never lifts the field's own bounds (a ``DocId`` field typed
+with ``max_length=128`` refuses a longer id, though Firestore would store it).
+
 A model's ``transitions`` (a :class:`Transitions`) names its status field, the statuses a
 client may create a document with, and the status changes a client may make.
 """
@@ -208,7 +211,9 @@ def check_create(
         if name in fields and fields[name].client_creates():
             spec = fields[name]
             decided = _marker_issues(spec, value, uid=uid, doc_id=doc_id, creating=True)
-            issues += decided if decided is not None else _value_issues(model, name, value)
+            issues += decided or []
+            if not isinstance(spec.marker, RequestTime):  # a marker never lifts the bounds
+                issues += _value_issues(model, name, value)
     status = model.transitions
     if status and data.get(status.field) not in status.initial:
         issues.append(_issue(status.field, "initial_status", "Not a status to create with."))

@@ -31,8 +31,10 @@ import pytest
 import requests
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
+from limits.client import CappedClient
 
 from firekit.docmodel import REQUEST_TIME, Document, check_create, check_update
+from marketplace import limits
 from marketplace.models import (
     Conversation,
     Device,
@@ -92,10 +94,13 @@ class Attempt:
     path: str
     data: dict[str, Any]
     before: dict[str, Any] | None
+    arranged: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Documents arranged for this write alone, by path."""
 
 
 PathOf = Callable[[Draw[Any], dict[str, Any]], tuple[Any, ...]]
 Policy = Callable[[Attempt, World], bool]
+Arrange = Callable[[Draw[Any], dict[Slot, str]], dict[str, dict[str, Any]]]
 
 
 def fixed(*parts: Any) -> PathOf:
@@ -118,6 +123,7 @@ class Operation:
     path: PathOf
     policy: Policy
     refine: Refine | None = None
+    arrange: Arrange | None = None
     owners: st.SearchStrategy[Slot] = _FRESH_OWNER
     actors: st.SearchStrategy[Slot | None] = _MOSTLY_THE_OWNER
     roles: st.SearchStrategy[str | None] = _ANY_ROLE
@@ -134,6 +140,16 @@ class Operation:
 def owner_writes(attempt: Attempt, world: World) -> bool:
     """``isUser(uid)`` of the path's owner."""
     return attempt.actor is not None and attempt.actor == attempt.owner
+
+
+def owner_favourites_a_public_listing(attempt: Attempt, world: World) -> bool:
+    """The owner, of a listing that exists and is public (one lookup)."""
+    listing = attempt.arranged.get(f"listings/{attempt.path.rsplit('/', 1)[1]}")
+    return (
+        owner_writes(attempt, world)
+        and listing is not None
+        and listing["status"] in PUBLIC_STATUSES
+    )
 
 
 def private_account(attempt: Attempt, world: World) -> bool:
@@ -202,6 +218,14 @@ def with_listing_and_agent(draw: Draw[Any], data: dict[str, Any]) -> dict[str, A
     }
 
 
+def favourited_listing(draw: Draw[Any], ids: dict[Slot, str]) -> dict[str, dict[str, Any]]:
+    """The listing a new favourite points at (the written document's id): mostly public."""
+    status = draw(st.sampled_from(["active"] * 4 + ["let", "draft", "pending_review", None]))
+    if status is None:
+        return {}
+    return {f"listings/{ids[THIS_DOC]}": {"ownerId": ids[AGENT], "status": status}}
+
+
 def _usable_id(value: Any) -> bool:
     # What Firestore takes as a document id; anything else would make the path invalid.
     return isinstance(value, Slot) or (
@@ -262,7 +286,8 @@ OPERATIONS = (
         Favorite,
         "create",
         fixed("users", OWNER, "favorites", THIS_DOC),
-        owner_writes,
+        owner_favourites_a_public_listing,
+        arrange=favourited_listing,
     ),
     Operation(
         "listing create",
@@ -380,11 +405,33 @@ def _storable(value: Any, in_array: bool = False) -> bool:
     return True
 
 
-def _fresh_ids(world: World, owner: Slot) -> dict[Slot, str]:
+DOC_ID_LENGTHS = st.sampled_from([None] * 6 + [128, 129])
+"""The written document's id: short, or at and just over a ``DocRef``'s bound, so that a
+``DocId`` field's own bounds are tested next to its marker."""
+
+
+def _fresh_ids(world: World, owner: Slot, doc_length: int | None) -> dict[Slot, str]:
     tag = uuid.uuid4().hex[:12]
-    ids = {**world.ids, FRESH: f"u-{tag}", STRANGER: f"s-{tag}", THIS_DOC: f"d-{tag}"}
+    doc = f"d-{tag}" if doc_length is None else f"d-{tag}".ljust(doc_length, "x")
+    ids = {**world.ids, FRESH: f"u-{tag}", STRANGER: f"s-{tag}", THIS_DOC: doc}
     ids[OWNER] = ids[owner]
     return ids
+
+
+def _create(
+    client: rest.FirestoreRest, attempt: Attempt, admin_rest: rest.FirestoreRest
+) -> rest.RestResult:
+    """The create as an app sends it: a capped one with the caller's usage in its batch.
+
+    The caps themselves are tested in ``tests/limits``: each write here starts the caller's
+    usage afresh, so only the shape and the policy decide.
+    """
+    cap = limits.capped(attempt.path)
+    if cap is None or attempt.actor is None:
+        return client.create(attempt.path, _to_rest(attempt.data))
+    admin_rest.delete(limits.USAGE.format(uid=attempt.actor)).expect_ok()
+    capped = CappedClient(client, attempt.actor)
+    return capped.create_capped(cap, attempt.path, _to_rest(attempt.data))
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: op.name.replace(" ", "-"))
@@ -404,7 +451,10 @@ def test_rules_allow_exactly_what_the_model_and_policy_allow(
     role = draws.draw(op.roles, label="role")
     parts = op.path(draws.draw, case.data)
 
-    ids = _fresh_ids(world, owner)
+    ids = _fresh_ids(world, owner, draws.draw(DOC_ID_LENGTHS, label="doc id length"))
+    arranged = op.arrange(draws.draw, ids) if op.arrange else {}
+    for arranged_path, arranged_data in arranged.items():
+        admin_rest.set(arranged_path, arranged_data).expect_ok()
     attempt = Attempt(
         actor=None if actor is None else ids[actor],
         owner=ids[OWNER],
@@ -412,6 +462,7 @@ def test_rules_allow_exactly_what_the_model_and_policy_allow(
         path="/".join(str(fill(part, ids)) for part in parts),
         data=fill(case.data, ids),
         before=None if case.before is None else fill(case.before, ids),
+        arranged=arranged,
     )
     # Firestore refuses an array directly inside an array before any rule runs.
     assume(_storable(attempt.data))
@@ -423,7 +474,7 @@ def test_rules_allow_exactly_what_the_model_and_policy_allow(
     if op.kind == "create":
         doc_id = attempt.path.rsplit("/", 1)[1]
         issues = check_create(op.model, attempt.data, uid=attempt.actor, doc_id=doc_id)
-        result = client.create(attempt.path, _to_rest(attempt.data))
+        result = _create(client, attempt, admin_rest)
     else:
         assert attempt.before is not None
         admin_rest.create(attempt.path, attempt.before).expect_ok()
@@ -619,7 +670,8 @@ def test_the_heaviest_listing_fits_the_expression_budget(
     agent_ = as_user(uid, {"role": "agent"})
     heaviest = _heaviest_listing(uid)
     assert check_create(Listing, heaviest, uid=uid, doc_id=created) == []
-    result = agent_.create(f"listings/{created}", _to_rest(heaviest))
+    path = f"listings/{created}"
+    result = CappedClient(agent_, uid).create_counted(limits.LISTINGS, path, _to_rest(heaviest))
     assert result.status == 200, result.error_message
 
     now = dt.datetime.now(dt.UTC)

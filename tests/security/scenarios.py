@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from marketplace import limits
+from marketplace.limits import Held, Rate
 from pytest_firebase.rest import SERVER_TIMESTAMP, Filter, FirestoreRest
 
 OWNER, OTHER, AGENT, ADMIN = "owner-u", "other-u", "agent-u", "admin-u"
@@ -104,6 +106,8 @@ class Scenario:
     """(principal uid, suffix) -> (path, document) the principal creates for itself."""
     update: dict[str, Any] = field(default_factory=dict)
     owner_claims: dict[str, Any] = field(default_factory=dict)
+    cap: Held | Rate | None = None
+    """The cap a create counts against: the principal's batch writes its usage too."""
 
 
 def _put(path: str, data: dict[str, Any]) -> Arrange:
@@ -159,8 +163,17 @@ def _favorite(uid: str | None, n: str) -> tuple[str, dict[str, Any]]:
     }
 
 
-def _listing(status: str) -> Arrange:
-    return _put("listings/l-{n}", {**listing_draft(OWNER), "status": status})
+def _listing(status: str, **server_fields: Any) -> Arrange:
+    return _put("listings/l-{n}", {**listing_draft(OWNER), "status": status, **server_fields})
+
+
+def _favorite_arrange(admin: FirestoreRest, n: str) -> str:
+    # The stored favourite's listing, and the public listing a principal favourites.
+    for listing_id in (f"l-{n}", f"fav-{n}"):
+        admin.set(f"listings/{listing_id}", stored({**listing_draft(AGENT), "status": "active"}))
+    return _put(f"users/{OWNER}/favorites/l-{{n}}", {"listingId": "l-{n}", "createdAt": NOW})(
+        admin, n
+    )
 
 
 def _new_listing(uid: str | None, n: str) -> tuple[str, dict[str, Any]]:
@@ -269,6 +282,7 @@ SCENARIOS: dict[str, Scenario] = {
         _all,
         _device,
         {"appVersion": "1.0.1", "updatedAt": SERVER_TIMESTAMP},
+        cap=limits.DEVICES,
     ),
     "users/{uid}/notifications/{notificationId}[notification]": Scenario(
         _put(
@@ -288,12 +302,13 @@ SCENARIOS: dict[str, Scenario] = {
         {"read": True, "readAt": SERVER_TIMESTAMP},
     ),
     "users/{uid}/favorites/{listingId}[favorite]": Scenario(
-        _put(
-            f"users/{OWNER}/favorites/l-{{n}}",
-            {"listingId": "l-{n}", "createdAt": SERVER_TIMESTAMP},
-        ),
+        _favorite_arrange, _all, _favorite, cap=limits.FAVORITES
+    ),
+    "users/{uid}/limits/{doc}[usage]": Scenario(
+        _put(f"users/{OWNER}/limits/usage", {"favorites": {"ids": []}}),
         _all,
-        _favorite,
+        None,
+        {"devices": {"ids": ["a-new-device"]}},
     ),
     "listings/{listingId}[draft]": Scenario(
         _listing("draft"),
@@ -301,6 +316,15 @@ SCENARIOS: dict[str, Scenario] = {
         _new_listing,
         {"title": "Three-bed terrace, new kitchen", "updatedAt": SERVER_TIMESTAMP},
         AGENT_DRAFT,
+        limits.LISTINGS,
+    ),
+    "listings/{listingId}[draft after review]": Scenario(
+        _listing("draft", reviewedAt=NOW, rejectionReason=None),
+        _listing_list("draft"),
+        _new_listing,
+        {"title": "Three-bed terrace, new photos", "updatedAt": SERVER_TIMESTAMP},
+        AGENT_DRAFT,
+        limits.LISTINGS,
     ),
     "listings/{listingId}[pending_review]": Scenario(
         _listing("pending_review"),
@@ -308,6 +332,7 @@ SCENARIOS: dict[str, Scenario] = {
         _new_listing,
         {"status": "draft", "updatedAt": SERVER_TIMESTAMP},
         AGENT_DRAFT,
+        limits.LISTINGS,
     ),
     "listings/{listingId}[active]": Scenario(
         _listing("active"),
@@ -315,6 +340,7 @@ SCENARIOS: dict[str, Scenario] = {
         _new_listing,
         {"price": money(340_000_00), "updatedAt": SERVER_TIMESTAMP},
         AGENT_DRAFT,
+        limits.LISTINGS,
     ),
     "listings/{listingId}[sold]": Scenario(
         _listing("sold"),
@@ -322,6 +348,7 @@ SCENARIOS: dict[str, Scenario] = {
         _new_listing,
         {"price": money(1_00), "updatedAt": SERVER_TIMESTAMP},
         AGENT_DRAFT,
+        limits.LISTINGS,
     ),
     "listings/{listingId}[rejected]": Scenario(
         _listing("rejected"),
@@ -329,6 +356,7 @@ SCENARIOS: dict[str, Scenario] = {
         _new_listing,
         {"status": "draft", "updatedAt": SERVER_TIMESTAMP},
         AGENT_DRAFT,
+        limits.LISTINGS,
     ),
     "listings/{listingId}[archived]": Scenario(
         _listing("archived"),
@@ -336,12 +364,14 @@ SCENARIOS: dict[str, Scenario] = {
         _new_listing,
         {"title": "Back on the market?", "updatedAt": SERVER_TIMESTAMP},
         AGENT_DRAFT,
+        limits.LISTINGS,
     ),
     "savedSearches/{searchId}[search]": Scenario(
         _put("savedSearches/s-{n}", saved_search(OWNER)),
         _by("ownerId"),
         _new_search,
         {"muted": True, "updatedAt": SERVER_TIMESTAMP},
+        cap=limits.SAVED_SEARCHES,
     ),
     "viewings/{viewingId}[viewing]": Scenario(
         _put("viewings/v-{n}", VIEWING),
@@ -366,9 +396,14 @@ SCENARIOS: dict[str, Scenario] = {
         _party_list("participantIds", "participantIds", contains=True),
         _new_conversation,
         {"unread": {OWNER: 0}},
+        cap=limits.CONVERSATIONS,
     ),
     "conversations/{conversationId}/messages/{messageId}[message]": Scenario(
-        _message_arrange, _messages_list, _new_message, {"text": "Edited after the fact"}
+        _message_arrange,
+        _messages_list,
+        _new_message,
+        {"text": "Edited after the fact"},
+        cap=limits.MESSAGES,
     ),
     "customers/{uid}[customer]": Scenario(
         _put(f"customers/{OWNER}", {"stripeCustomerId": "cus_1", "createdAt": NOW}),

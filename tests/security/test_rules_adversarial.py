@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from limits.client import CappedClient
 
+from marketplace import limits
 from pytest_firebase.rest import SERVER_TIMESTAMP, Filter, FirestoreRest
 from security.scenarios import NOW, conversation, listing_draft, money, saved_search, stored
 
@@ -77,6 +79,10 @@ def arrange(admin: FirestoreRest, n: str) -> None:
     }
     for status in ("draft", "pending_review", "active", "sold", "rejected"):
         docs[f"listings/l-{status}-{n}"] = stored({**listing_draft("bo"), "status": status})
+    # Rejected once, then back to draft: it keeps its record.
+    docs[f"listings/l-reviewed-{n}"] = stored(
+        {**listing_draft("bo"), "status": "draft", "reviewedAt": NOW}
+    )
     for path, data in docs.items():
         admin.set(path, data).expect_ok()
 
@@ -366,8 +372,8 @@ WRITE_ATTACKS: dict[str, Write] = {
     "favorite: id not matching its listing": Write(
         ANA,
         "create",
-        "users/ana/favorites/new-{n}",
-        {"listingId": "new-{n}", "createdAt": SERVER_TIMESTAMP},
+        "users/ana/favorites/l-sold-{n}",
+        {"listingId": "l-sold-{n}", "createdAt": SERVER_TIMESTAMP},
         {"listingId": "l-other"},
     ),
     # -- notifications: the owner may only mark them read
@@ -512,6 +518,20 @@ OTHERS_WORLD: dict[str, Denied] = {
         "conversations/l-active-{n}__bo",
         data=conversation("l-active-{n}", "bo", "bo"),
     ),
+    # -- favourites only of listings that exist and are public (each also a function run)
+    "favourite a listing that does not exist": Denied(
+        ANA,
+        "create",
+        "users/ana/favorites/nowhere-{n}",
+        data={"listingId": "nowhere-{n}", "createdAt": SERVER_TIMESTAMP},
+    ),
+    "favourite someone's draft": Denied(
+        ANA,
+        "create",
+        "users/ana/favorites/l-draft-{n}",
+        data={"listingId": "l-draft-{n}", "createdAt": SERVER_TIMESTAMP},
+    ),
+    "delete a reviewed draft": Denied(BO, "delete", "listings/l-reviewed-{n}"),
     "write into the audit log": Denied(ROOT, "create", "auditLog/x-{n}", data={"action": "forged"}),
     "create a customer mirror": Denied(
         ANA, "create", "customers/ana/payments/pi-{n}", data={"status": "succeeded"}
@@ -535,8 +555,17 @@ def _fill(value: Any, n: str) -> Any:
     return value
 
 
-def _write(client: FirestoreRest, op: str, path: str, data: dict[str, Any]) -> Any:
-    return client.create(path, data) if op == "create" else client.update(path, data)
+def _write(
+    client: FirestoreRest, op: str, path: str, data: dict[str, Any], uid: str, admin: FirestoreRest
+) -> Any:
+    if op != "create":
+        return client.update(path, data)
+    cap = limits.capped(path)
+    if cap is None:
+        return client.create(path, data)
+    # The caps are tested in tests/limits; here each create has its cap to itself.
+    admin.delete(limits.USAGE.format(uid=uid)).expect_ok()
+    return CappedClient(client, uid).create_capped(cap, path, data)
 
 
 def test_there_are_at_least_sixty_attacks() -> None:
@@ -554,10 +583,11 @@ def test_write_attack_is_denied_and_the_honest_write_is_not(
     path = _fill(case.path, n)
     before = admin_rest.get(path).body
 
-    attacked = _write(client, case.op, path, _fill(case.attacked(), n))
+    uid = case.who[0]
+    attacked = _write(client, case.op, path, _fill(case.attacked(), n), uid, admin_rest)
     assert attacked.denied, f"{name}: the attack got through ({attacked.status})"
     assert admin_rest.get(path).body == before, f"{name}: a denied write changed the document"
-    honest = _write(client, case.op, path, _fill(case.ok, n))
+    honest = _write(client, case.op, path, _fill(case.ok, n), uid, admin_rest)
     assert honest.ok, f"{name}: the honest write failed: {honest.error_message}"
 
 
@@ -581,6 +611,7 @@ def test_reaching_into_other_peoples_documents_is_denied(
     elif case.op == "delete":
         result = client.delete(path)
     else:
-        result = _write(client, case.op, path, case.data or {})
+        uid = case.who[0] if case.who else "nobody"
+        result = _write(client, case.op, path, case.data or {}, uid, admin_rest)
 
     assert result.denied, f"{name}: allowed ({result.status})"

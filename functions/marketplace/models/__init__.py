@@ -5,6 +5,7 @@ from marketplace.models.audit import AuditEntry
 from marketplace.models.billing import Customer, Payment, Subscription
 from marketplace.models.conversations import Conversation, Message
 from marketplace.models.deals import Offer, Viewing, ViewingSlot
+from marketplace.models.limits import Usage
 from marketplace.models.listings import Listing
 from marketplace.models.searches import SavedSearch
 from marketplace.models.users import Device, Favorite, Notification, PrivateAccount, Profile
@@ -26,6 +27,7 @@ DOCUMENTS: tuple[type[Document], ...] = (
     Subscription,
     Payment,
     AuditEntry,
+    Usage,
 )
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "Profile",
     "SavedSearch",
     "Subscription",
+    "Usage",
     "Viewing",
     "ViewingSlot",
 ]
