@@ -256,6 +256,25 @@ def test_the_triggers_own_write_is_skipped(
     assert ledger(firestore_db, listing_id) == []
 
 
+@pytest.mark.parametrize("other", ["favoritesCount", "featuredUntil"])
+def test_another_functions_write_to_a_listing_under_review_is_no_submission(
+    firestore_db: Any, firestore_event: Event, agent: Callable[..., str], other: str
+) -> None:
+    data = listing(agent(verified=True), status="pending_review")
+    listing_id = uid("home")
+    firestore_db.document(f"listings/{listing_id}").set(data)
+    value = 3 if other == "favoritesCount" else dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    event = firestore_event(
+        f"listings/{listing_id}", before=data, after={**data, other: value}, kind="updated"
+    )
+
+    deliver(on_listing_updated, event)
+
+    # Status did not change: skipped before the ledger, so nothing reviewed or recorded.
+    assert stored(firestore_db, listing_id) == data
+    assert ledger(firestore_db, listing_id) == []
+
+
 # --- admins: approve and reject -------------------------------------------------------
 
 
