@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from security.scenarios import DEVICE, conversation, listing_draft, saved_search
 
 from marketplace import limits
 from marketplace.limits import Held, Rate
-from pytest_firebase.rest import SERVER_TIMESTAMP, FirestoreRest
+from pytest_firebase.rest import SERVER_TIMESTAMP, FirestoreRest, RestResult
 
 from .client import CappedClient, message_key
 
@@ -270,3 +271,24 @@ def test_counts_only_go_up_by_one_and_usage_is_nobody_elses(
     stranger = CappedClient(as_user(f"s-{_tag()}"), user.uid)  # writing user's usage
     assert stranger.rest.commit([stranger.count(rate, "x", new_window=True)]).denied
     assert stranger.rest.get(_usage(user.uid)).denied
+
+
+@pytest.mark.parametrize("held", [limits.DEVICES], ids=lambda h: h.key)
+def test_racing_batches_get_exactly_the_last_slot(
+    held: Held, user: CappedClient, as_user: AsUser, admin_rest: FirestoreRest
+) -> None:
+    # The rules are checked within the commit: of batches racing for the last slot, each
+    # is checked against the usage the others left, so exactly one wins.
+    _one_below_the_cap(held, user, admin_rest)
+    writes = [_held_document(held, user.uid, admin_rest) for _ in range(12)]
+    phones = [CappedClient(as_user(user.uid, {"role": "agent"}), user.uid) for _ in writes]
+
+    def register(phone: CappedClient, write: tuple[str, dict[str, Any]]) -> RestResult:
+        return phone.create_held(held, *write)
+
+    with ThreadPoolExecutor(len(writes)) as pool:
+        results = list(pool.map(register, phones, writes))
+
+    assert sum(r.ok for r in results) == 1, [r.status for r in results]
+    usage = admin_rest.get(_usage(user.uid)).data or {}
+    assert len(usage[held.key]["ids"]) == held.cap
