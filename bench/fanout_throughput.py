@@ -15,10 +15,14 @@ The baseline, after an emptied database: 10,000 documents shaped like the inbox 
 written with ``set`` in batches of 500, one batch after another (the fan-out's chunks run
 one after another too), into a collection of their own.
 
-Both run ``--reps`` times (3), interleaved: seed and fan out, then the baseline, then
-again. A freshly started emulator's JVM speeds up as it warms, and one that has run for
-long slows down, so running one side first or after the other would favour one of them;
-the ratio is of the two medians, and the median fan-out round gives the steps.
+The fan-out runs on both of its paths (``--paths``): through ``firekit.wire`` (the
+default) and through the SDK's public API (``FANOUT_WIRE=0``), each path a row of
+``rows`` with its own ratio. All run ``--reps`` times (3), interleaved: seed and fan out
+on each path (which goes first alternates), then the baseline, then again. A freshly
+started emulator's JVM speeds up as it warms, and one that has run for long slows down,
+so running one side first or after the other would favour one of them; each ratio is of
+the two medians, and the wire path's median round gives the steps
+(``figures.stepRows``).
 
 Every RPC of the fan-out is metered by step (source query, listing re-reads, account
 ``get_all``, the chunk commit, record updates). A task reads its next chunk while the
@@ -26,7 +30,8 @@ current one commits and acts, so the steps' waits overlap: the wall time minus t
 is the fan-out's own Python work minus that overlap, and may be negative. After the run,
 every buyer is checked to hold exactly one inbox document of the job.
 
-Run: ``python -m bench.fanout_throughput [--recipients N] [--chunk N]`` (``make bench``).
+Run: ``python -m bench.fanout_throughput [--recipients N] [--chunk N] [--reps N]
+[--paths wire,public SDK]`` (``make bench``).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +50,7 @@ from google.cloud import firestore
 
 from bench import common
 from bench import fanout_world as world
-from firekit import fanout
+from firekit import fanout, wire
 
 NAME = "fanout_throughput"
 RECIPIENTS = 10_000
@@ -126,28 +132,52 @@ def _fan_out_once(db: Any, recipients: int, chunk_size: int, progress: bool) -> 
     return _Rep(job, meter, chunk_ms, world.inbox_counts(db), digests, seeded, seed_s)
 
 
+PATHS = {"wire": "1", "public SDK": "0"}
+"""The fan-out's two paths and their ``FANOUT_WIRE`` setting (see ``firekit.wire``)."""
+
+
+@contextmanager
+def fanout_path(name: str) -> Iterator[None]:
+    """The fan-out on one of :data:`PATHS` inside the block (``FANOUT_WIRE`` is read at
+    each call)."""
+    before = os.environ.get(wire.SETTING)
+    os.environ[wire.SETTING] = PATHS[name]
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(wire.SETTING, None)
+        else:
+            os.environ[wire.SETTING] = before
+
+
 def run(
     db: Any,
     *,
     recipients: int = RECIPIENTS,
     chunk_size: int = fanout.CHUNK_SIZE,
     reps: int = REPS,
+    paths: Sequence[str] = tuple(PATHS),
     progress: bool = False,
 ) -> dict[str, Any]:
-    """``reps`` rounds of (seeded fan-out, then the baseline), interleaved so neither
-    gets the emulator warmer than the other; the median round of each is reported."""
+    """``reps`` rounds of (a seeded fan-out on each path, then the baseline), interleaved
+    so none gets the emulator warmer than the others (the paths swap places each round);
+    the median round of each is reported, the first path's steps in detail."""
     load_before = os.getloadavg()
-    rounds: list[_Rep] = []
+    rounds: dict[str, list[_Rep]] = {name: [] for name in paths}
     baseline_s: list[float] = []
-    for _ in range(reps):
-        rounds.append(_fan_out_once(db, recipients, chunk_size, progress))
+    for rep in range(reps):
+        for name in paths if rep % 2 == 0 else list(reversed(paths)):
+            print(f"round {rep + 1}, {name}:")
+            with fanout_path(name):
+                rounds[name].append(_fan_out_once(db, recipients, chunk_size, progress))
         world.reset(db)
         baseline_s.append(raw_write(db, recipients))
         print(f"  raw write: {baseline_s[-1]:.2f} s")
     load_after = os.getloadavg()
-    middle = sorted(rounds, key=lambda r: r.job.seconds)[(len(rounds) - 1) // 2]
-    all_told = all(_all_told(r, recipients) for r in rounds)
-    return summarise(
+    main = rounds[paths[0]]
+    middle = _median(main)
+    outcome = summarise(
         job=middle.job,
         meter=middle.meter,
         recipients=recipients,
@@ -156,12 +186,14 @@ def run(
         inboxes=middle.inboxes,
         digests=middle.digests,
         baseline_s=baseline_s,
-        fanout_s=[r.job.seconds for r in rounds],
-        all_told_every_round=all_told,
+        fanout_s=[r.job.seconds for r in main],
+        all_told_every_round=all(_all_told(r, recipients) for rs in rounds.values() for r in rs),
         params={
             "recipients": recipients,
             "chunkSize": chunk_size,
             "reps": reps,
+            "paths": {name: f"{wire.SETTING}={PATHS[name]}" for name in paths},
+            "detailedPath": paths[0],
             "code": world.code_state(),
             "seededDocuments": middle.seeded,
             "seedSeconds": round(middle.seed_s, 2),
@@ -172,6 +204,38 @@ def run(
             f"{world.BATCH} set(), into {RAW}, emptied database",
         },
     )
+    baseline = statistics.median(baseline_s)
+    outcome["figures"]["stepRows"] = outcome["rows"]  # of the detailed path's median round
+    outcome["rows"] = [_path_row(name, reps, baseline, recipients) for name, reps in rounds.items()]
+    for row in outcome["rows"]:
+        outcome["ratios"][RATIO_OF[row["path"]]] = row["× raw write"]
+    return outcome
+
+
+RATIO_OF = {"wire": "fanoutOverRawWrite", "public SDK": "publicSdkFanoutOverRawWrite"}
+
+
+def _median(reps: Sequence[_Rep]) -> _Rep:
+    return sorted(reps, key=lambda r: r.job.seconds)[(len(reps) - 1) // 2]
+
+
+def _path_row(name: str, reps: Sequence[_Rep], baseline: float, recipients: int) -> dict[str, Any]:
+    """One path's median round against the baseline's median."""
+    middle = _median(reps)
+    total = middle.meter.total()
+    seconds = statistics.median(r.job.seconds for r in reps)
+    return {
+        "path": name,
+        "setting": f"{wire.SETTING}={PATHS[name]}",
+        "seconds": round(seconds, 2),
+        "each round": [round(r.job.seconds, 2) for r in reps],
+        "× raw write": common.ratio(seconds, baseline),
+        "read": total.read,
+        "written": total.written,
+        "rpc s": round(total.seconds, 2),
+        "wall - rpc s": round(middle.job.seconds - total.seconds, 2),
+        "all told": all(_all_told(r, recipients) for r in reps),
+    }
 
 
 def _all_told(rep: _Rep, recipients: int) -> bool:
@@ -274,6 +338,18 @@ def _row(
 
 
 COLUMNS = ("step", "calls", "seconds", "share %", "read", "written")
+PATH_COLUMNS = (
+    "path",
+    "setting",
+    "seconds",
+    "each round",
+    "× raw write",
+    "read",
+    "written",
+    "rpc s",
+    "wall - rpc s",
+    "all told",
+)
 
 
 def write(outcome: dict[str, Any], directory: Path = common.RESULTS) -> Path:
@@ -287,6 +363,11 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=RECIPIENTS)
     parser.add_argument("--chunk", type=int, default=fanout.CHUNK_SIZE)
     parser.add_argument("--reps", type=int, default=REPS)
+    parser.add_argument(
+        "--paths",
+        default=",".join(PATHS),
+        help="comma-separated, of: " + ", ".join(PATHS) + " (the first in detail)",
+    )
     args = parser.parse_args()
     with common.emulators() as stack, common.triggers_paused(stack):
         outcome = run(
@@ -294,10 +375,14 @@ def main() -> None:
             recipients=args.recipients,
             chunk_size=args.chunk,
             reps=args.reps,
+            paths=args.paths.split(","),
             progress=True,
         )
-    path = world.report(NAME, outcome, COLUMNS)
+    path = write(outcome)
     figures, base, ratios = outcome["figures"], outcome["baseline"], outcome["ratios"]
+    common.print_table(figures["stepRows"], COLUMNS)
+    print()
+    common.print_table(outcome["rows"], PATH_COLUMNS)
     print(
         f"\nfan-out: {figures['recipients']:,} recipients in {figures['fanoutSeconds']} s "
         f"({figures['recipientsPerSecond']}/s, {figures['tasks']} tasks, "
@@ -308,7 +393,8 @@ def main() -> None:
     print(
         f"raw batched write of {base['documents']:,}: {base['seconds']} s "
         f"({base['documentsPerSecond']}/s); ratio {ratios['fanoutOverRawWrite']} "
-        f"(goal ≤ {GOAL})"
+        f"(goal ≤ {GOAL}); on the public SDK path: "
+        f"{ratios.get('publicSdkFanoutOverRawWrite', 'not run')}"
     )
     print(f"written to {path.relative_to(common.ROOT)}")
 

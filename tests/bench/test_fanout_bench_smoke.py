@@ -35,7 +35,13 @@ def test_the_throughput_bench_tells_every_recipient_once(firestore_db: Any, tmp_
     # 300 inbox documents (each also its digest item), 2 chunk records.
     assert steps["chunk commit (inbox, record)"]["written"] == 302
     assert written["baseline"]["documents"] == 300 and written["ratio"]["fanoutOverRawWrite"] > 0
-    assert {row["step"] for row in written["rows"]} >= {fanout_throughput.WALL_MINUS_RPC}
+    assert {row["step"] for row in figures["stepRows"]} >= {fanout_throughput.WALL_MINUS_RPC}
+    # A row per path: the public SDK path (FANOUT_WIRE=0) reads and writes the same.
+    wire_row, public_row = written["rows"]
+    assert (wire_row["path"], public_row["path"]) == ("wire", "public SDK")
+    assert wire_row["all told"] and public_row["all told"]
+    assert (wire_row["read"], wire_row["written"]) == (public_row["read"], public_row["written"])
+    assert written["ratio"]["publicSdkFanoutOverRawWrite"] > 0
     # The attempt that commits a chunk holds it from the commit: no claim transaction.
     assert "claim (transaction)" not in steps
 
