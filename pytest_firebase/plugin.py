@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from cloudevents.http import CloudEvent
 
 from pytest_firebase import callables, events, rest, schedules, tokens, wait, webhooks
 from pytest_firebase.auth import AuthEmulator
@@ -191,7 +192,7 @@ def call_function(firebase_stack: EmulatorStack) -> Callable[..., callables.Call
 
 
 @pytest.fixture
-def firestore_event() -> Callable[..., Any]:
+def firestore_event() -> Callable[..., CloudEvent]:
     """``firestore_event(document, before=..., after=..., kind=..., event_id=...)``."""
     return events.firestore_event
 
