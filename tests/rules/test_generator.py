@@ -11,8 +11,17 @@ from typing import Annotated, Any, Literal
 import pytest
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from firekit.docmodel import CallerUid, Client, DocId, Document, RequestTime, Transitions
-from marketplace.models import DOCUMENTS
+from firekit.docmodel import (
+    REQUEST_TIME,
+    CallerUid,
+    Client,
+    DocId,
+    Document,
+    RequestTime,
+    Transitions,
+    check_create,
+)
+from marketplace.models import DOCUMENTS, Favorite
 
 from . import load_rules_module
 
@@ -95,6 +104,18 @@ def test_create_checks_keys_markers_types_and_initial_status(widget_rules: str) 
     assert "isWidgetTags(data.tags)" in create
     assert "data.extra is map" in create
     assert "secret" not in create
+
+
+def test_a_marker_pins_the_value_and_the_fields_own_bounds_still_hold() -> None:
+    # A document id may be 1500 bytes; a DocRef is at most 128 characters.
+    create = function_body(generator.render([Favorite]), "favoriteCreateOk")
+    assert "data.listingId == docId && data.listingId is string" in create
+    assert "data.listingId.size() <= 128" in create
+    at_bound, over = "l" * 128, "l" * 129
+    ok = {"listingId": at_bound, "createdAt": REQUEST_TIME}
+    assert check_create(Favorite, ok, uid="u", doc_id=at_bound) == []
+    issues = check_create(Favorite, {**ok, "listingId": over}, uid="u", doc_id=over)
+    assert [i["field"].split(".")[0] for i in issues] == ["listingId"]
 
 
 def test_string_lengths_count_code_points_and_patterns_match_whole_strings(
