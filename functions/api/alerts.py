@@ -10,9 +10,13 @@ from typing import Any
 from firebase_functions import scheduler_fn
 from pydantic import BaseModel, ConfigDict
 
-from firekit import bootstrap, fanout, logs, push
+from firekit import bootstrap, fanout, logs
 from firekit.events import AnyDocument, DocumentChange, Effects, document_trigger
-from marketplace import alerts
+
+# marketplace.alerts (the index, the delivery, the digests: with pygeohash, the shards,
+# mail, push and the listing and search models) and firekit.push (firebase_admin.messaging)
+# are imported inside the handlers: only this family's instances need them, and every
+# other function's cold start imports this module for its decorators.
 
 QUEUE_FUNCTION = "deliverAlerts"
 """Cloud Tasks queue ids allow only letters, digits and hyphens, and a task function's
@@ -25,6 +29,9 @@ queue is named after it: hence the one camelCase function name."""
 def on_device_written(change: DocumentChange[AnyDocument], effects: Effects) -> None:
     """Keep the user's newest push tokens on their private account, where the alert
     fan-out finds them without a query per recipient."""
+    from firekit import push  # lazy: see the imports
+    from marketplace import alerts  # lazy: see the imports
+
     push.sync_tokens(effects.db, effects.tx, alerts.DEVICES, change.params["uid"])
 
 
@@ -49,12 +56,16 @@ class ListingAlertEvent(BaseModel):
 def on_saved_search_written(change: DocumentChange[AnyDocument], effects: Effects) -> None:
     # Any document: a search that no longer fits the model must still leave the index.
     """Put the search in its audience of the alert index, as it is stored now."""
+    from marketplace import alerts  # lazy: see the imports
+
     alerts.refresh_search_index(effects.db, effects.tx, change.params["searchId"])
 
 
 @functools.cache
 def alert_fanout() -> fanout.Fanout:
     """The fan-out of listing events, run chunk by chunk on the ``deliverAlerts`` queue."""
+    from marketplace import alerts  # lazy: see the imports
+
     delivery = alerts.AlertDelivery()
     return fanout.Fanout(
         deliveries={kind: delivery for kind in alerts.EVENT_KINDS},
@@ -78,6 +89,8 @@ def on_listing_alerts(change: DocumentChange[ListingAlertEvent], effects: Effect
     The event's before/after say which event happened; the fan-out re-reads the listing
     for every chunk, so an event that no longer holds (delivered late) notifies nobody.
     """
+    from marketplace import alerts  # lazy: see the imports
+
     before = change.before.model_dump() if change.before else None
     after = change.after.model_dump() if change.after else None
     listing_id = change.params["listingId"]
@@ -94,5 +107,7 @@ def deliverAlerts() -> None:  # noqa: N802 (see QUEUE_FUNCTION)
 @scheduler_fn.on_schedule(schedule="every 60 minutes", timeout_sec=540)
 def send_email_digests(event: scheduler_fn.ScheduledEvent) -> None:
     """Hourly: mail each user's digest of a finished day (UTC), once."""
+    from marketplace import alerts  # lazy: see the imports
+
     sent = alerts.send_due_digests(bootstrap.db(), dt.datetime.now(dt.UTC).date())
     logs.info("email digests sent", function="send_email_digests", sent=sent)

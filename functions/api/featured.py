@@ -3,14 +3,14 @@ see :mod:`marketplace.payments.featured`)."""
 
 from __future__ import annotations
 
-import stripe
-
-from api.stripe_errors import our_error
 from firekit import bootstrap
 from firekit.callables import CallContext, callable_function
 from firekit.ratelimit import RateLimit
 from marketplace import config
-from marketplace.payments import featured, stripe_api
+from marketplace.payments import featured
+
+# The Stripe SDK (and stripe_errors, stripe_api, which import it) is imported where a call
+# is made: only the payment functions' instances need it, not every function's cold start.
 from marketplace.roles import Role
 
 # Twenty a minute: a repeat returns the same payment, so this only bounds Stripe calls.
@@ -29,6 +29,11 @@ def feature_listing(call: CallContext, data: featured.FeatureRequest) -> feature
     Returns the PaymentIntent's client secret, the customer id and the amount for the
     payment sheet; the listing is featured when Stripe's webhook says the payment succeeded.
     """
+    import stripe  # lazy: see the imports
+
+    from api.stripe_errors import our_error  # lazy: see the imports
+    from marketplace.payments import stripe_api  # lazy: see the imports
+
     email = call.claim("email")
     try:
         return featured.start(

@@ -6,14 +6,20 @@ from __future__ import annotations
 from firebase_functions import https_fn, scheduler_fn
 from flask import Request, Response
 
-from firekit import bootstrap, logs, webhooks
+from firekit import bootstrap, logs
 from marketplace import config
-from marketplace.payments import events, reconcile, stripe_api
+
+# The handlers import what they run (the intake with every payments handler, the Stripe
+# SDK, the reconciliation) themselves: only this family's instances need it, and every
+# other function's cold start imports this module for its decorators.
 
 
 @https_fn.on_request(secrets=[config.STRIPE_WEBHOOK_SECRET], timeout_sec=60)
 def stripe_webhook(request: Request) -> Response:
     """Verify, apply once, answer: 200 done or not ours, 4xx refused, 500 retry."""
+    from firekit import webhooks  # lazy: see the imports
+    from marketplace.payments import events, stripe_api  # lazy: see the imports
+
     verify = webhooks.stripe_verifier(stripe_api.webhook_secret)
     return webhooks.handle_request(request, events.intake(), verify)
 
@@ -23,5 +29,7 @@ def stripe_webhook(request: Request) -> Response:
 )
 def reconcile_stripe_events(event: scheduler_fn.ScheduledEvent) -> None:
     """Every 15 minutes: apply any recent Stripe event the webhook missed (idempotent)."""
+    from marketplace.payments import reconcile, stripe_api  # lazy: see the imports
+
     report = reconcile.reconcile(bootstrap.db(), stripe_api.client())
     logs.info("stripe events reconciled", function="reconcile_stripe_events", **report.outcomes)

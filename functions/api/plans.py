@@ -3,14 +3,14 @@ see :mod:`marketplace.payments.plans`)."""
 
 from __future__ import annotations
 
-import stripe
-
-from api.stripe_errors import our_error
 from firekit import bootstrap
 from firekit.callables import CallContext, callable_function
 from firekit.ratelimit import RateLimit
 from marketplace import config
-from marketplace.payments import plans, stripe_api
+from marketplace.payments import plans
+
+# The Stripe SDK (and stripe_errors, stripe_api, which import it) is imported where a call
+# is made: only the payment functions' instances need it, not every function's cold start.
 from marketplace.roles import Role
 
 # Ten a minute: a repeat returns the same subscription, so this only bounds Stripe calls.
@@ -29,6 +29,11 @@ def start_agent_plan(call: CallContext, data: plans.StartPlanRequest) -> plans.P
     Returns the customer id and the first payment's client secret for the sheet; the plan
     is granted when the payment succeeds (at once, or by the webhook after 3-D Secure).
     """
+    import stripe  # lazy: see the imports
+
+    from api.stripe_errors import our_error  # lazy: see the imports
+    from marketplace.payments import stripe_api  # lazy: see the imports
+
     email = call.claim("email")
     try:
         return plans.start(

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import stripe
 from google.cloud import firestore
 
 from firekit import leases
 from firekit.errors import Aborted
 from marketplace.profiles import account_ref
+
+if TYPE_CHECKING:
+    import stripe  # only annotations here; see stripe_api for why not at import
 
 CUSTOMERS = "customers"
 BY_STRIPE_ID = "_stripeCustomers"

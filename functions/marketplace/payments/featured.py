@@ -51,9 +51,8 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import stripe
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
@@ -67,6 +66,9 @@ from marketplace.models.billing import Payment
 from marketplace.models.common import Money
 from marketplace.payments import customers
 from marketplace.payments.stripe_api import stripe_id
+
+if TYPE_CHECKING:
+    import stripe  # only annotations here; see stripe_api for why not at import
 
 PURPOSE = "featured_listing"
 PRICE_PER_DAY = Money(amount=500, currency="GBP")

@@ -47,9 +47,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import stripe
 from firebase_admin import auth
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,6 +63,9 @@ from marketplace.models.common import Money
 from marketplace.payments import customers
 from marketplace.payments.stripe_api import stripe_id
 from marketplace.profiles import profile_ref
+
+if TYPE_CHECKING:
+    import stripe  # where used at run time, imported there: see stripe_api for why
 
 PlanName = Literal["agent_pro"]
 PLAN: PlanName = "agent_pro"
@@ -463,6 +465,8 @@ def _unusable_card() -> InvalidArgument:
 
 
 def _payment_method(api: stripe.StripeClient, payment_method_id: str) -> dict[str, Any]:
+    import stripe  # lazy (loaded with the client): see stripe_api
+
     try:
         card: dict[str, Any] = api.v1.payment_methods.retrieve(payment_method_id).to_dict()
     except stripe.InvalidRequestError as exc:
@@ -482,6 +486,8 @@ def _live_or_new(
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The customer's live plan subscription, or a new one charged to ``card``; with the
     PaymentIntent of its first invoice."""
+    import stripe  # lazy (loaded with the client): see stripe_api
+
     listed = api.v1.subscriptions.list(
         params={"customer": customer_id, "status": "all", "limit": LIST_LIMIT}
     )
@@ -549,6 +555,8 @@ def _declined(subscription: Mapping[str, Any], intent: Mapping[str, Any] | None)
 
 def ensure_plan(api: stripe.StripeClient) -> None:
     """Create the plan in Stripe if it is not there yet (idempotent, race-safe)."""
+    import stripe  # lazy (loaded with the client): see stripe_api
+
     try:
         existing = api.v1.plans.retrieve(PLAN_ID)
     except stripe.InvalidRequestError as exc:

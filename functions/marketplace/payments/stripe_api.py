@@ -13,12 +13,18 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-
-import stripe
+from typing import TYPE_CHECKING
 
 from firekit.bootstrap import is_emulated
 from firekit.settings import require_secret
 from marketplace import config
+
+if TYPE_CHECKING:
+    import stripe
+
+# The Stripe SDK (about 30 ms of a cold start) is imported by the first client made: the
+# payment modules are imported by every function's cold start for their request models
+# and webhook handlers, but only the payment functions' instances call Stripe.
 
 EMULATED_BASE_ENV = "EMULATED_STRIPE_API_BASE"
 """localstripe's address, in the environment of the dev stack's emulators."""
@@ -29,6 +35,8 @@ key, so a retry never creates a second object."""
 
 @functools.cache
 def _client(key: str, base: str) -> stripe.StripeClient:
+    import stripe  # lazy: see the imports
+
     return stripe.StripeClient(
         key, base_addresses={"api": base}, max_network_retries=MAX_NETWORK_RETRIES
     )
