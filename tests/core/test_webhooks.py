@@ -7,6 +7,8 @@ import json
 import random
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 from typing import Any
 
 import pytest
@@ -73,7 +75,7 @@ def event(
 def written(db: Any) -> list[str]:
     return sorted(
         s.reference.path
-        for c in ("totals", "rows", webhooks.LEDGER)
+        for c in ("totals", "rows", webhooks.LEDGER, webhooks.LEASES)
         for s in db.collection(c).stream()
     )
 
@@ -94,6 +96,8 @@ def test_a_signed_event_applies_once_however_often_it_comes(firestore_db: Any) -
         "missing",
         "forged",
         "expired",
+        "from the future",
+        "header not ascii",
         "wrong secret",
         "malformed json",
         "not an event",
@@ -112,6 +116,10 @@ def test_bad_requests_are_refused_and_write_nothing(firestore_db: Any, case: str
         body = body.replace(b'"amount": 5', b'"amount": 5000')
     elif case == "expired":
         headers = stripe_webhook(event(), SECRET, timestamp=int(time.time()) - 3600).headers
+    elif case == "from the future":
+        headers = stripe_webhook(event(), SECRET, timestamp=int(time.time()) + 3600).headers
+    elif case == "header not ascii":
+        headers["Stripe-Signature"] += ",v1=\u00e9t\u00e9"
     elif case == "wrong secret":
         headers = stripe_webhook(event(), "whsec_someone_else").headers
     elif case == "malformed json":
@@ -169,8 +177,6 @@ def test_unknown_types_and_subjects_are_recorded_and_answered_200(firestore_db: 
 
 
 def test_concurrent_duplicates_apply_once(firestore_db: Any) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     # Distinct customers: what collides is each event's three deliveries (on the ledger),
     # not twenty events on one hot document (the emulator would time its locks out).
     the_intake = intake(counter_handler())
@@ -186,7 +192,9 @@ def test_concurrent_duplicates_apply_once(firestore_db: Any) -> None:
             )
         )
 
-    assert outcomes.count("applied") == 20 and outcomes.count("duplicate") == 40
+    # A copy that meets another's lease answers in_progress (the webhook says 409).
+    assert outcomes.count("applied") == 20
+    assert set(outcomes) <= {"applied", "duplicate", "in_progress"}
     totals = [firestore_db.document(f"totals/cus_{n}").get().to_dict() for n in range(20)]
     assert totals == [{"sum": 1}] * 20
 
@@ -212,3 +220,95 @@ def test_a_followup_that_failed_after_the_commit_runs_again_on_the_retry(
     assert (first[0], second) == (500, (200, {"outcome": "duplicate"}))
     assert len(calls) == 2  # the retry completed what the first delivery left undone
     assert firestore_db.document("totals/cus_1").get().to_dict() == {"sum": 2}  # applied once
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'["evt_1", "charge.counted"]',
+        b'"evt_1"',
+        b"42",
+        b"null",
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"id": "evt_1", "type": "charge.counted", "created": 1e400, "data": {"object": {}}}',
+        b'{"id": "a/b/c", "type": "charge.counted", "created": 1, "data": {"object": {}}}',
+        b'{"id": "evt_1", "type": "charge.counted", "created": 1, "data": {"object": []}}',
+        b'{"id": "evt_1", "type": "x", "created": 99999999999999999999, "data": {"object": {}}}',
+        b'{"id": "evt_\xff\xfe", "type": "charge.counted"}',
+    ],
+    ids=[
+        "array",
+        "string",
+        "number",
+        "null",
+        "deep",
+        "float time",
+        "path id",
+        "object not a map",
+        "huge time",
+        "not utf-8",
+    ],
+)
+def test_a_validly_signed_body_that_is_not_an_event_is_refused_with_400(
+    firestore_db: Any, body: bytes
+) -> None:
+    the_intake = webhooks.Intake("stripe", {"charge.counted": counter_handler()})
+    signed = stripe_webhook(body, SECRET)
+
+    status, answer = post(firestore_db, the_intake, signed.body, signed.headers)
+
+    expected = "invalid_signature" if body.startswith(b'{"id": "evt_\xff') else "malformed_event"
+    assert (status, answer) == (400, {"error": expected})
+    assert written(firestore_db) == []
+
+
+def test_a_copy_that_meets_the_events_lease_answers_409_at_once(firestore_db: Any) -> None:
+    the_intake = intake(counter_handler())
+    first = event(amount=4)
+    signed = stripe_webhook(first, SECRET)
+    processing = webhooks.leases.try_acquire(
+        the_intake.lease_ref(firestore_db, first["id"]), webhooks.LEASE_TTL
+    )
+    assert processing is not None
+
+    assert post(firestore_db, the_intake, signed.body, signed.headers) == (
+        409,
+        {"error": "in_progress"},
+    )
+    assert not firestore_db.document("totals/cus_1").get().exists
+    processing.release()
+    assert post(firestore_db, the_intake, signed.body, signed.headers)[0] == 200
+    assert firestore_db.document("totals/cus_1").get().to_dict() == {"sum": 4}
+
+
+COPIES = 50
+
+
+def test_fifty_simultaneous_copies_of_one_event_apply_once_and_all_answer_quickly(
+    firestore_db: Any,
+) -> None:
+    the_intake = intake(counter_handler())
+    signed = stripe_webhook(event(amount=9), SECRET)
+    db = firestore.Client()
+    start = Barrier(COPIES)
+
+    def deliver(_: int) -> tuple[int, str, float]:
+        start.wait()
+        began = time.perf_counter()
+        status, answer = post(db, the_intake, signed.body, signed.headers)
+        return status, answer.get("outcome") or answer["error"], time.perf_counter() - began
+
+    with ThreadPoolExecutor(COPIES) as pool:
+        answers = list(pool.map(deliver, range(COPIES)))
+
+    outcomes = [outcome for _, outcome, _ in answers]
+    assert outcomes.count("applied") == 1
+    assert {(s, o) for s, o, _ in answers} <= {
+        (200, "applied"),
+        (200, "duplicate"),
+        (409, "in_progress"),
+    }
+    assert max(seconds for _, _, seconds in answers) < 10
+    assert firestore_db.document("totals/cus_1").get().to_dict() == {"sum": 9}
+    assert len(list(firestore_db.collection(webhooks.LEDGER).stream())) == 1
+    assert list(firestore_db.collection(webhooks.LEASES).stream()) == []
