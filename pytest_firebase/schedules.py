@@ -77,24 +77,28 @@ class RunResult:
 
 def declared(functions_host: str, *, timeout: float = 10.0) -> list[ScheduledFunction]:
     """Every scheduled function the Functions emulator at ``functions_host`` has loaded."""
-    response = requests.get(f"http://{functions_host}/backends", timeout=timeout)
-    response.raise_for_status()
-    found: list[ScheduledFunction] = []
-    for backend in response.json()["backends"]:
+    try:
+        response = requests.get(f"http://{functions_host}/backends", timeout=timeout)
+        response.raise_for_status()
+        backends = response.json()["backends"]
+    except (requests.RequestException, ValueError, KeyError) as err:
+        raise ScheduleError(
+            f"The Functions emulator at {functions_host} listed no functions: {err}"
+        ) from err
+    # A trigger reload after a pause keeps the old, disabled records: one entry per id.
+    found: dict[str, ScheduledFunction] = {}
+    for backend in backends:
         for trigger in backend["functionTriggers"]:
             schedule = trigger.get("schedule")
-            if not schedule:
-                continue
-            found.append(
-                ScheduledFunction(
+            if schedule:
+                found[trigger["id"]] = ScheduledFunction(
                     name=trigger["name"],
                     region=trigger["region"],
                     schedule=schedule["schedule"],
                     time_zone=schedule.get("timeZone") or DEFAULT_TIME_ZONE,
                     timeout_s=float(trigger.get("timeoutSeconds") or 60),
                 )
-            )
-    return sorted(found, key=lambda f: f.name)
+    return sorted(found.values(), key=lambda f: f.name)
 
 
 def find(functions_host: str, name: str) -> ScheduledFunction:
@@ -114,8 +118,8 @@ def _endpoint(functions_host: str, project: str, function: ScheduledFunction) ->
     """The URL of the function's live trigger generation.
 
     Asking for the bare name is refused with the list of every trigger key the emulator
-    holds; a reload adds keys of a new generation (and disables the old ones), so the
-    highest generation of this function is the live one.
+    holds. Resuming paused triggers reloads them under keys of a new generation, the old
+    keys staying disabled, so the highest generation of this function is the live one.
     """
     base = f"http://{functions_host}/{project}/{function.region}"
     listing = requests.get(f"{base}/{function.name}", timeout=10).text

@@ -77,7 +77,7 @@ def main() -> int:
             pass
     except _StartupInterruptedError:
         print("\nInterrupted while starting.", flush=True)
-    except (StackError, ToolchainError) as err:
+    except (StackError, ToolchainError, schedules.ScheduleError) as err:
         print(f"\nCould not start the dev stack:\n{err}", file=sys.stderr)
         return 1
     finally:

@@ -230,6 +230,8 @@ def test_run_schedule_rolls_favourites_up_into_the_count_through_the_emulator(
     # a new endpoint generation: the run must find it there.
     set_background_triggers(firebase_stack, False)
     set_background_triggers(firebase_stack, True)
+    names = [f.name for f in schedules.declared(firebase_stack.host("functions"))]
+    assert names.count("roll_up_favorites") == 1
 
     result = run_schedule("roll_up_favorites")
 
