@@ -53,6 +53,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from firekit import wire
+from firekit.transactions import run_transaction
 
 MAX_GROUPS_PER_QUERY = 30
 """Firestore's limit on the values of an ``in`` filter."""
@@ -261,7 +262,6 @@ class ShardedIndex:
         if count < self.max_entries:
             return False
 
-        @firestore.transactional
         def split(transaction: firestore.Transaction) -> bool:
             now = self.layouts(db, [group], transaction)[group]
             if now != layout:
@@ -290,7 +290,7 @@ class ShardedIndex:
             )
             return True
 
-        return bool(split(db.transaction()))
+        return run_transaction(db, split, busy_message=f"group {group!r} is being split")
 
     def bulk(
         self,

@@ -19,6 +19,7 @@ from firebase_admin import exceptions, messaging
 from google.cloud import firestore
 
 from firekit import fanout, push
+from firekit.transactions import run_transaction
 from marketplace import alerts
 from marketplace.models.users import QuietHours
 from tests.core.test_fanout import Queue
@@ -100,12 +101,10 @@ class Harness:
     def sync_tokens(self, who: str) -> list[str] | None:
         """What the devices trigger does after a device write."""
 
-        @firestore.transactional
-        def sync(transaction: Any) -> list[str] | None:
+        def sync(transaction: firestore.Transaction) -> list[str] | None:
             return push.sync_tokens(self.db, transaction, alerts.DEVICES, who)
 
-        result: list[str] | None = sync(self.db.transaction())
-        return result
+        return run_transaction(self.db, sync, busy_message="busy")
 
     def publish(self, owner: str, **overrides: Any) -> str:
         home = uid("home")

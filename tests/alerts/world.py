@@ -8,6 +8,7 @@ from typing import Any
 
 from google.cloud import firestore
 
+from firekit.transactions import run_transaction
 from marketplace import alerts
 from pytest_firebase.wait import wait_for
 
@@ -73,12 +74,10 @@ def search(owner: str, **overrides: Any) -> dict[str, Any]:
 def index(db: Any, search_id: str) -> str | None:
     """Put a stored search in the alert index as the search trigger does; its audience."""
 
-    @firestore.transactional
     def run(transaction: firestore.Transaction) -> str | None:
         return alerts.refresh_search_index(db, transaction, search_id)
 
-    audience: str | None = run(db.transaction())
-    return audience
+    return run_transaction(db, run, busy_message="busy")
 
 
 def device(owner: str, token: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from firekit import shards
+from firekit.transactions import run_transaction
 
 INDEX = shards.ShardedIndex("_testIndex", max_entries=8, initial_level=1)
 
@@ -34,12 +35,10 @@ def update(
     if group is not None:
         index.make_room(db, group)
 
-    @firestore.transactional
     def run(transaction: firestore.Transaction) -> str | None:
         return index.update(db, transaction, key, group=group, entry=entry or {"k": key})
 
-    was: str | None = run(db.transaction())
-    return was
+    return run_transaction(db, run, busy_message="busy")
 
 
 def held(db: Any, group: str, index: shards.ShardedIndex = INDEX) -> dict[str, dict[str, Any]]:
