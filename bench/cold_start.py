@@ -66,6 +66,18 @@ CONFIGS: Mapping[str, str] = {
 }
 BASELINE = "sdk"
 HEAVIEST = 15
+LAZY_MODULES = (
+    "stripe",
+    "firebase_admin.functions",
+    "firebase_admin.messaging",
+    "marketplace.alerts",
+    "marketplace.queries",
+    "marketplace.models.documents",
+    "marketplace.payments.events",
+    "marketplace.payments.reconcile",
+)
+"""What only some function families need, imported by their handlers: ``import main``
+should load none of them (``figures.lazyLoadedAtImport`` lists any that it does)."""
 
 
 @dataclass
@@ -151,6 +163,22 @@ def heaviest_added(env: Mapping[str, str], limit: int = HEAVIEST) -> list[dict[s
     ]
 
 
+def loaded_at_import(env: Mapping[str, str], modules: Sequence[str] = LAZY_MODULES) -> list[str]:
+    """Which of ``modules`` a fresh ``import main`` loads."""
+    code = f"import sys, main; print(','.join(m for m in {list(modules)!r} if m in sys.modules))"
+    done = subprocess.run(
+        [str(PYTHON), "-c", code],
+        check=False,
+        cwd=FUNCTIONS,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"import main failed:\n{done.stderr[-2000:]}")
+    return [m for m in done.stdout.strip().split(",") if m]
+
+
 def measure(runs: int, env: Mapping[str, str], configs: Sequence[str]) -> dict[str, Runs]:
     """Warm up each configuration once, then ``runs`` rounds, interleaved and rotated."""
     for config in configs:
@@ -200,7 +228,11 @@ def run(runs: int = RUNS, *, configs: Sequence[str] = tuple(CONFIGS)) -> dict[st
         for c in configs
     ]
     return {
-        "figures": {"main": stats["main"], "heaviestAdded": heaviest_added(env)},
+        "figures": {
+            "main": stats["main"],
+            "heaviestAdded": heaviest_added(env),
+            "lazyLoadedAtImport": loaded_at_import(env),
+        },
         "baseline": {c: s for c, s in stats.items() if c != "main"}
         | {"what": {c: CONFIGS[c] for c in configs if c != "main"}},
         "ratios": ratios,

@@ -116,13 +116,13 @@ def write_result(
     directory: Path = RESULTS,
 ) -> Path:
     """Write ``bench/results/<name>.json``: the figures, the baseline and their ratio, and
-    the commit they were measured at (:func:`source_revision`)."""
+    the commit they were measured at (:data:`SOURCE`)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
     document = {
         "name": name,
         "measuredAt": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "source": source_revision(),
+        "source": SOURCE,
         "environment": {
             "python": platform.python_version(),
             "machine": platform.machine(),
@@ -156,6 +156,11 @@ def source_revision() -> dict[str, Any]:
     status = git("status", "--porcelain", "--untracked-files=no", "--", *MEASURED_PATHS)
     changed = sorted(line[3:] for line in status.splitlines() if line.strip())
     return {"commit": commit, "dirty": bool(changed), "changed": changed}
+
+
+SOURCE = source_revision()
+"""The source as the benchmark process found it when it started (before measuring: others
+may commit while a long benchmark runs)."""
 
 
 def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:

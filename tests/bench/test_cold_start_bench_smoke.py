@@ -26,6 +26,19 @@ def test_the_cold_start_bench_times_main_against_the_sdk_alone(tmp_path: Path) -
     assert added[-1]["module"] == "(all added)" and added[-1]["selfMs"] > 0
     assert len(added) > 1 and all(row["selfMs"] >= 0 for row in added)
     assert [row["config"] for row in written["rows"]] == ["main", "sdk", "packages"]
+    # What only some families need stays out of every function's cold start...
+    assert written["figures"]["lazyLoadedAtImport"] == []
+
+
+def test_what_main_leaves_out_still_imports_in_the_functions_runtime() -> None:
+    # ...and is importable there, where a handler imports it.
+    env = cold_start.worker_environment()
+    modules = [*cold_start.LAZY_MODULES, "api.stripe_errors", "firekit.push"]
+    code = "import main; import " + ", ".join(modules)
+
+    cpu_ms, _, _ = cold_start.spawn(code, env)
+
+    assert cpu_ms > 0
 
 
 def test_the_worker_environment_is_the_functions_emulators() -> None:
