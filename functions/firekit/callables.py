@@ -276,9 +276,13 @@ def _checking_the_body(function: str, sdk_entry: CallableFunction, cors: Any) ->
     def refuse(issue: FieldIssue, started: float) -> flask.Response:
         latency_ms = (time.perf_counter() - started) * 1000
         logs.call_line(function, None, "INVALID_ARGUMENT", latency_ms, reason=issue["issue"])
-        error = InvalidArgument("Malformed request.", [issue])
-        wire = {"status": error_name(error.code), "message": error.message, "details": [issue]}
-        return flask.make_response(flask.jsonify(error=wire), 400)
+        error = to_https_error(InvalidArgument("Malformed request.", [issue]))
+        wire = {
+            "status": error_name(error.code),
+            "message": error.message,
+            "details": error.details,
+        }
+        return flask.make_response(flask.jsonify(error=wire), 400)  # INVALID_ARGUMENT's status
 
     @functools.wraps(sdk_entry)
     def entry(request: flask.Request) -> flask.Response:
