@@ -65,6 +65,7 @@ back (30 days), so a late duplicate still finds its entry."""
 LEASES = "_webhookLeases"
 LEASE_TTL = dt.timedelta(seconds=60)
 """As long as the webhook function's timeout: a delivery that died frees its event then."""
+NO_WAIT = dt.timedelta(0)
 DEFAULT_MAX_BYTES = 256 * 1024
 """Stripe's events are a few KB; anything this large is not one of them."""
 _EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
@@ -151,22 +152,33 @@ class Intake:
         """The lock a delivery holds while it processes the event."""
         return db.collection(LEASES).document(f"{self.provider}:{event_id}")
 
-    def process(self, db: firestore.Client, event: WebhookEvent) -> str:
+    def process(
+        self, db: firestore.Client, event: WebhookEvent, *, wait: dt.timedelta = NO_WAIT
+    ) -> str:
         """Apply ``event`` once (the webhook and reconciliation both come through here):
-        ``in_progress`` if another delivery of it is being processed right now."""
-        # A plain read first: a late duplicate costs one read and takes no lock.
-        if self.ledger_ref(db, event.id).get().exists:
-            result = Outcome.DUPLICATE
-        else:
-            held = leases.try_acquire(self.lease_ref(db, event.id), LEASE_TTL)
-            if held is None:
-                return Outcome.IN_PROGRESS
-            with held:
-                result = self._apply(db, event)
+        ``in_progress`` if another delivery of it is still being processed after ``wait``
+        (the webhook answers at once; reconciliation can afford to wait for it)."""
+        result = self._once(db, event, time.monotonic() + wait.total_seconds())
         followup = self.followups.get(event.type)
         if followup is not None and result in (Outcome.APPLIED, Outcome.DUPLICATE, Outcome.STALE):
             followup(db, event)
         return result
+
+    def _once(self, db: firestore.Client, event: WebhookEvent, deadline: float) -> str:
+        recorded = self.ledger_ref(db, event.id)
+        lease = self.lease_ref(db, event.id)
+        while True:
+            # A plain read first: a late duplicate costs one read and takes no lock.
+            if recorded.get().exists:
+                return Outcome.DUPLICATE
+            held = leases.try_acquire(lease, LEASE_TTL)
+            if held is not None:
+                with held:
+                    return self._apply(db, event)
+            if not leases.wait_while_held(
+                lease, deadline=deadline, done=lambda: recorded.get().exists
+            ):
+                return Outcome.IN_PROGRESS
 
     def _apply(self, db: firestore.Client, event: WebhookEvent) -> str:
         ledger = self.ledger_ref(db, event.id)

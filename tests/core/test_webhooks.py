@@ -8,7 +8,7 @@ import random
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from threading import Barrier
+from threading import Barrier, Timer
 from typing import Any
 
 import pytest
@@ -312,3 +312,20 @@ def test_fifty_simultaneous_copies_of_one_event_apply_once_and_all_answer_quickl
     assert firestore_db.document("totals/cus_1").get().to_dict() == {"sum": 9}
     assert len(list(firestore_db.collection(webhooks.LEDGER).stream())) == 1
     assert list(firestore_db.collection(webhooks.LEASES).stream()) == []
+
+
+def test_a_caller_that_may_wait_gets_the_event_once_its_holder_is_done(firestore_db: Any) -> None:
+    # Reconciliation waits out a webhook delivery in progress instead of skipping the event.
+    the_intake = intake(counter_handler())
+    first = event(amount=6)
+    parsed = webhooks.parse_event("stripe", first)
+    delivery = webhooks.leases.try_acquire(
+        the_intake.lease_ref(firestore_db, first["id"]), webhooks.LEASE_TTL
+    )
+    assert delivery is not None
+    Timer(0.5, delivery.release).start()
+
+    outcome = the_intake.process(firestore_db, parsed, wait=webhooks.LEASE_TTL)
+
+    assert outcome == "applied"
+    assert firestore_db.document("totals/cus_1").get().to_dict() == {"sum": 6}

@@ -37,7 +37,7 @@ DAY = dt.timedelta(days=1)
 SLACK = dt.timedelta(seconds=60)
 """How far apart two server-set times taken during one test may be."""
 Call = Callable[..., CallResult]
-ARRANGED = {"users", "listings", "_webhookEvents"}
+ARRANGED = {"users", "listings", "_webhookEvents", "_webhookLeases"}
 """Collections a test arranges, or that localstripe's own webhooks reach meanwhile."""
 
 

@@ -14,11 +14,12 @@ Repeated calls for the same listing and days while that payment is still waiting
 card (``requires_payment_method``, ``requires_confirmation``, ``requires_action``) get
 the same PaymentIntent and client secret back; once it has succeeded or been cancelled, a
 call starts a new payment (buying more days). ``_paymentLocks/featured-{listingId}-{days}``
-holds the current PaymentIntent, or a 30-second lease while one is being created, so
-concurrent calls create one PaymentIntent between them even against localstripe, which
-ignores idempotency keys; the Stripe idempotency key (``featured-{attempt}``, kept in the
-lock until the PaymentIntent is recorded) makes a creator that died after Stripe
-answered get the same PaymentIntent back when the next caller takes over.
+(the offer) holds the current PaymentIntent; a 30-second lease (:mod:`firekit.leases`,
+the same id plus ``-lease``) lets one call at a time create one, so concurrent calls
+create one PaymentIntent between them even against localstripe, which ignores
+idempotency keys; the Stripe idempotency key (``featured-{attempt}``, kept in the offer
+until the PaymentIntent is recorded) makes a creator that died after Stripe answered
+get the same PaymentIntent back when the next caller takes over.
 
 **Success** (``payment_intent.succeeded``): the listing's ``featuredUntil`` becomes
 ``max(now, featuredUntil) + days``: buying again while featured extends the current
@@ -47,13 +48,13 @@ success, is stale. Events about PaymentIntents that are not for a featured listi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
-from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,7 +82,7 @@ WINDOWS = "_featuredListings"
 """``{listingId}`` -> the featured windows bought for it that have not run out yet."""
 LOCK_TTL = dt.timedelta(days=1)
 """A pending payment is offered again for a day at most (Stripe keeps idempotency keys
-for 24 hours); then the lock expires and a new call starts afresh."""
+for 24 hours); then the offer expires and a new call starts afresh."""
 REUSABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
 """PaymentIntent statuses in which the client can still pay it (same client secret)."""
 FINAL = frozenset({"succeeded", "refunded", "disputed"})
@@ -137,11 +138,13 @@ class _Purchase:
 
 
 @dataclass(frozen=True)
-class _Claim:
-    reuse: str | None = None
-    """A PaymentIntent already recorded for this listing and days."""
+class _Pending:
+    """What the offer document says about this listing and days."""
+
+    intent: str | None = None
+    """The PaymentIntent recorded last, if any."""
     attempt: str | None = None
-    """We hold the lease: create with this attempt's idempotency key."""
+    """The idempotency key of the creation under way (or that died) since."""
 
 
 def start(
@@ -160,23 +163,27 @@ def start(
     _require_featurable(db, uid, request.listingId)
     customer_id = customers.ensure_customer(db, api, uid, email)
     purchase = _Purchase(uid, customer_id, price(request.days), request)
-    lock = db.collection(customers.LOCKS).document(f"featured-{request.listingId}-{request.days}")
+    offer = db.collection(customers.LOCKS).document(f"featured-{request.listingId}-{request.days}")
+    lease = offer.parent.document(f"{offer.id}-lease")
     deadline = time.monotonic() + customers.WAIT.total_seconds()
     passed_over: str | None = None
     while True:
-        claim = _claim(db, lock, uid, passed_over)
-        if claim.reuse is not None:
-            intent = api.v1.payment_intents.retrieve(claim.reuse)
+        current = _pending(offer).intent
+        if current is not None and current != passed_over:
+            intent = api.v1.payment_intents.retrieve(current)
             if _reusable(intent, purchase):
                 return _offer(intent, purchase)
-            passed_over = claim.reuse  # paid or cancelled: this call buys anew
+            passed_over = current  # paid or cancelled: this call buys anew
             continue
-        if claim.attempt is not None:
-            intent = _create(db, api, lock, claim.attempt, purchase)
-            return _offer(intent, purchase)
-        if time.monotonic() > deadline:
+        if (held := leases.try_acquire(lease, customers.LEASE)) is not None:
+            with held:
+                created = _create_unless_recorded(db, api, offer, purchase, passed_over)
+            if created is not None:
+                return _offer(created, purchase)
+            continue  # the lease's previous holder recorded one: offer that
+        recorded = functools.partial(_recorded_since, offer, current)
+        if not leases.wait_while_held(lease, deadline=deadline, done=recorded):
             raise Aborted("This payment is being set up; try again in a moment.")
-        time.sleep(leases.POLL_S)
 
 
 def _require_featurable(db: firestore.Client, uid: str, listing_id: str) -> None:
@@ -190,40 +197,38 @@ def _require_featurable(db: firestore.Client, uid: str, listing_id: str) -> None
         raise FailedPrecondition("Only an active listing can be featured.")
 
 
-def _claim(
-    db: firestore.Client, lock: firestore.DocumentReference, uid: str, passed_over: str | None
-) -> _Claim:
-    """Read the lock; take the lease if it is free, by a conditional write (create, or
-    update if unchanged since read), never a transaction: concurrent callers poll it,
-    and transactions on one document queue up behind each other's locks."""
-    snapshot = lock.get()
-    held = snapshot.to_dict() or {}
-    now = dt.datetime.now(dt.UTC)
-    current = held.get("paymentIntentId")
-    if isinstance(current, str) and current != passed_over:
-        return _Claim(reuse=current)
-    until = held.get("until")
-    if current is None and isinstance(until, dt.datetime) and until > now:
-        return _Claim()  # another call is creating it right now
+def _pending(offer: firestore.DocumentReference) -> _Pending:
+    stored = offer.get().to_dict() or {}
+    intent, attempt = stored.get("paymentIntentId"), stored.get("attempt")
+    return _Pending(
+        intent if isinstance(intent, str) else None, attempt if isinstance(attempt, str) else None
+    )
+
+
+def _recorded_since(offer: firestore.DocumentReference, seen: str | None) -> bool:
+    return _pending(offer).intent not in (None, seen)
+
+
+def _create_unless_recorded(
+    db: firestore.Client,
+    api: stripe.StripeClient,
+    offer: firestore.DocumentReference,
+    purchase: _Purchase,
+    passed_over: str | None,
+) -> stripe.PaymentIntent | None:
+    """Under the lease: create the PaymentIntent, unless one was recorded since we looked."""
+    pending = _pending(offer)
+    if pending.intent not in (None, passed_over):
+        return None
     # A creator whose lease ran out may have reached Stripe: its successor reuses the
-    # attempt (the same idempotency key), so Stripe answers with the same intent.
-    attempt = held.get("attempt") if current is None else None
-    attempt = attempt if isinstance(attempt, str) else uuid.uuid4().hex
-    fields = {
-        "uid": uid,
-        "attempt": attempt,
-        "paymentIntentId": None,
-        "until": now + customers.LEASE,
-        "expiresAt": now + LOCK_TTL,
-    }
-    try:
-        if snapshot.exists:
-            lock.update(fields, option=db.write_option(last_update_time=snapshot.update_time))
-        else:
-            lock.create(fields)
-    except (gexc.AlreadyExists, gexc.FailedPrecondition):
-        return _Claim()  # another call moved first: look again
-    return _Claim(attempt=attempt)
+    # attempt (the same idempotency key), so Stripe answers with the same intent. The key
+    # is stored before Stripe is called, so that successor finds it.
+    attempt = pending.attempt if pending.intent is None else None
+    attempt = attempt or uuid.uuid4().hex
+    expires = dt.datetime.now(dt.UTC) + LOCK_TTL
+    fields = {"uid": purchase.uid, "attempt": attempt, "paymentIntentId": None}
+    offer.set({**fields, "expiresAt": expires})
+    return _create(db, api, offer, attempt, purchase)
 
 
 def _reusable(intent: stripe.PaymentIntent, purchase: _Purchase) -> bool:
@@ -238,7 +243,7 @@ def _reusable(intent: stripe.PaymentIntent, purchase: _Purchase) -> bool:
 def _create(
     db: firestore.Client,
     api: stripe.StripeClient,
-    lock: firestore.DocumentReference,
+    offer: firestore.DocumentReference,
     attempt: str,
     purchase: _Purchase,
 ) -> stripe.PaymentIntent:
@@ -255,23 +260,19 @@ def _create(
             "purpose": PURPOSE,
         },
     }
-    try:
-        intent = api.v1.payment_intents.create(
-            params=params,  # type: ignore[arg-type]
-            options={"idempotency_key": f"featured-{attempt}"},
-        )
-        _record(db, lock, intent, purchase)
-    except Exception:
-        # Free the lease at once (the next call need not wait it out); the attempt
-        # stays, so if Stripe did create the intent, the retry gets the same one back.
-        lock.update({"until": None})
-        raise
+    # Should this fail, leaving the lease's block frees it at once, and the attempt stays
+    # in the offer document: if Stripe did create the intent, the retry gets it back.
+    intent = api.v1.payment_intents.create(
+        params=params,  # type: ignore[arg-type]
+        options={"idempotency_key": f"featured-{attempt}"},
+    )
+    _record(db, offer, intent, purchase)
     return intent
 
 
 def _record(
     db: firestore.Client,
-    lock: firestore.DocumentReference,
+    offer: firestore.DocumentReference,
     intent: stripe.PaymentIntent,
     purchase: _Purchase,
 ) -> None:
@@ -301,7 +302,7 @@ def _record(
                 "listingId": request.listingId,
             },
         )
-        transaction.set(lock, {"paymentIntentId": intent.id, "until": None}, merge=True)
+        transaction.set(offer, {"paymentIntentId": intent.id}, merge=True)
 
     run_transaction(db, record, busy_message="Your payment is being set up; try again.")
 

@@ -52,7 +52,9 @@ def apply_since(db: firestore.Client, api: stripe.StripeClient, since: int) -> R
         except webhooks.SignatureError:
             report.count("malformed")
             continue
-        report.count(intake.process(db, parsed))
+        # A webhook delivery of the same event may hold it right now: wait it out, so the
+        # event ends recorded (applied or duplicate) rather than skipped.
+        report.count(intake.process(db, parsed, wait=webhooks.LEASE_TTL))
     return report
 
 
