@@ -16,7 +16,8 @@ from marketplace import config
 
 @https_fn.on_request(secrets=[config.STRIPE_WEBHOOK_SECRET], timeout_sec=60)
 def stripe_webhook(request: Request) -> Response:
-    """Verify, apply once, answer: 200 done or not ours, 4xx refused, 500 retry."""
+    """Verify, apply once, answer: 200 done or not ours, 409 being applied by another
+    delivery, other 4xx refused, 500 retry."""
     from firekit import webhooks  # lazy: see the imports
     from marketplace.payments import events, stripe_api  # lazy: see the imports
 

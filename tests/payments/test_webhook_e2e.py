@@ -4,6 +4,7 @@ emulator, which verifies with the SecretParam's local value and records the even
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,8 @@ import stripe
 from pytest_firebase.webhooks import stripe_event, stripe_webhook
 
 pytestmark = pytest.mark.e2e
+SECRET_NAME = "STRIPE_WEBHOOK_SECRET"
+"""The endpoint secret's name: the tests' environment holds its local value."""
 
 
 def test_localstripe_events_reach_the_webhook_and_are_recorded_once(
@@ -53,3 +56,21 @@ def test_a_forged_delivery_is_refused_with_400_and_writes_nothing(
     assert response.status_code == 400
     assert json.loads(response.content) == {"error": "invalid_signature"}
     assert not firestore_db.document("_webhookEvents/stripe:evt_forged").get().exists
+
+
+def test_a_signed_body_that_is_not_an_event_is_refused_with_400_in_our_shape(
+    firebase_stack: Any,
+) -> None:
+    signed = stripe_webhook(b'["evt_listed", "customer.created"]', os.environ[SECRET_NAME])
+
+    response = requests.post(
+        firebase_stack.functions_url("stripe_webhook"),
+        data=signed.body,
+        headers=signed.headers,
+        timeout=30,
+    )
+
+    assert response.status_code == 400
+    # What it wrote (nothing) is held in process (tests/core/test_webhooks.py), where no
+    # localstripe delivery of an earlier test can land meanwhile.
+    assert json.loads(response.content) == {"error": "malformed_event"}
