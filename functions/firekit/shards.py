@@ -91,7 +91,7 @@ class Layout:
         return Layout(self.level + 1, 0) if split == 1 << self.level else Layout(self.level, split)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per entry read: no __dict__ each
 class Entry:
     """One key's entry, as :meth:`ShardedIndex.walk` gives it."""
 

@@ -305,7 +305,7 @@ def message_of(kind: str, listing: Listing) -> tuple[str, str]:
     return "New home matching your search", f"{listing.title} in {where}, {price}{per}"
 
 
-@dataclass
+@dataclass(slots=True)  # one per recipient of a page: no __dict__ each
 class _Recipient:
     """A user on the page: their matching searches, and the channels those ask for."""
 
@@ -316,7 +316,7 @@ class _Recipient:
     searches: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Account:
     """What the private account says about how to reach its user."""
 
