@@ -70,6 +70,7 @@ LAZY_MODULES = (
     "stripe",
     "firebase_admin.functions",
     "firebase_admin.messaging",
+    "firekit.fanout.engine",
     "marketplace.alerts",
     "marketplace.queries",
     "marketplace.models.documents",

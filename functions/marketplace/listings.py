@@ -52,7 +52,11 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from firekit.errors import FailedPrecondition, NotFound, PermissionDenied, field_issues
 from firekit.ids import PlainId
 from firekit.transactions import run_transaction
-from marketplace import audit, queries
+from marketplace import audit
+
+# marketplace.queries is imported by the functions that run a query: its table of queries
+# imports every model, and this module is imported at every function's cold start (its
+# request models), which should build only the models it needs.
 from marketplace.models.listings import ArchiveReason, Listing, ListingStatus
 from marketplace.profiles import profile_ref
 from marketplace.roles import Role
@@ -338,6 +342,8 @@ def _review_reads(
     found = problems(listing)
     postcode = normalise_postcode(listing.address.postcode)
     if postcode and not found:
+        from marketplace import queries  # lazy: see the imports
+
         query = queries.DUPLICATE_ADDRESS.build(db, equals={"address.postcode": postcode})
         if is_duplicate(listing_id, listing, list(transaction.get(query))):
             found.append("This address is already on the market in another listing.")
@@ -445,6 +451,8 @@ def archive_departed_owners_listings(db: firestore.Client, owner_uid: str) -> De
 
 def _archive_page(db: firestore.Client, owner_uid: str, status: str) -> int | None:
     """Archive up to a page of the owner's listings in ``status``; None if they are an agent."""
+    from marketplace import queries  # lazy: see the imports
+
     query = queries.AGENT_LISTINGS_BY_STATUS.build(
         db, equals={"ownerId": owner_uid, "status": status}, limit=DEPARTURE_PAGE
     )

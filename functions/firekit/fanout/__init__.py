@@ -31,29 +31,36 @@ The integration core knows nothing of listings or searches: a :class:`Delivery` 
 where the recipients are and what a page turns into.
 """
 
-from firekit.fanout.engine import (
-    ACT_SLICE,
-    CHUNK_SIZE,
-    CHUNKS,
-    CHUNKS_PER_TASK,
-    LEASE,
-    RECORD_TTL,
-    TASK_BUDGET,
-    Delivery,
-    Fanout,
-    Prepared,
-    TaskOutcome,
-)
-from firekit.fanout.pages import Read, Source, documents
-from firekit.fanout.queue import (
-    ChunkBusy,
-    ChunkRetry,
-    Enqueue,
-    Task,
-    chunk_id,
-    cloud_tasks_queue,
-    task_function,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The names below are imported on first use (__getattr__), the cheapest module first:
+# main.py imports this package for the task function's decorator (``queue``), at every
+# function's cold start, while only the fan-out's own instances run the engine.
+if TYPE_CHECKING:
+    from firekit.fanout.engine import (
+        ACT_SLICE,
+        CHUNK_SIZE,
+        CHUNKS,
+        CHUNKS_PER_TASK,
+        LEASE,
+        RECORD_TTL,
+        TASK_BUDGET,
+        Delivery,
+        Fanout,
+        Prepared,
+        TaskOutcome,
+    )
+    from firekit.fanout.pages import Read, Source, documents
+    from firekit.fanout.queue import (
+        ChunkBusy,
+        ChunkRetry,
+        Enqueue,
+        Task,
+        chunk_id,
+        cloud_tasks_queue,
+        task_function,
+    )
 
 __all__ = [
     "ACT_SLICE",
@@ -78,3 +85,18 @@ __all__ = [
     "documents",
     "task_function",
 ]
+
+_MODULES = ("queue", "pages", "engine")
+"""Where the names of ``__all__`` live, cheapest to import first."""
+
+
+def __getattr__(name: str) -> Any:
+    """A name of ``__all__``, from the first module of :data:`_MODULES` that has it."""
+    if name in __all__:
+        for module_name in _MODULES:
+            module = importlib.import_module(f"firekit.fanout.{module_name}")
+            if name in vars(module):
+                value = vars(module)[name]
+                globals()[name] = value  # found once: later lookups skip this function
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

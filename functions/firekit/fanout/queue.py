@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from firebase_admin import exceptions as admin_exceptions
-from firebase_admin import functions as admin_functions
 from firebase_functions import https_fn, options, tasks_fn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -72,6 +71,11 @@ def cloud_tasks_queue(function_name: str) -> Enqueue:
     """Enqueue on the Cloud Tasks queue of a task function (the emulator's, when run there)."""
 
     def enqueue(task: Task) -> None:
+        # Imported by the first enqueue: firebase_admin.functions brings google.auth's
+        # compute-engine modules (about 10 ms), which no cold start of a function that never
+        # queues a task should pay (main.py imports this module for every function).
+        from firebase_admin import functions as admin_functions
+
         queue = admin_functions.task_queue(function_name)
         # firebase-admin (Python, 7.7) posts the data as the whole body, while a task
         # function reads the callable envelope ``{"data": ...}`` (as the Node SDK sends

@@ -57,7 +57,6 @@ from firekit import claims, leases, logs, webhooks
 from firekit.errors import Aborted, FailedPrecondition, FieldIssue, InvalidArgument, NotFound
 from firekit.transactions import run_transaction
 from firekit.webhooks import Outcome, WebhookEvent
-from marketplace import queries
 from marketplace.models.billing import Subscription
 from marketplace.models.common import Money
 from marketplace.payments import customers
@@ -143,6 +142,10 @@ def subscription_ref(
 
 
 def _granting_query(db: firestore.Client, uid: str) -> firestore.Query:
+    # Imported here: the table of queries imports every model, and this module is imported
+    # at every function's cold start (its request model), which should not build them all.
+    from marketplace import queries
+
     return queries.PLAN_SUBSCRIPTIONS.build(
         db, path={"uid": uid}, equals={"status": list(GRANTING)}
     )

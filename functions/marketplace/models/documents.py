@@ -1,0 +1,54 @@
+"""Every Firestore document of the marketplace, in one tuple: ``DOCUMENTS``; and the names
+:mod:`marketplace.models` gives (imported through it on the first use of one of them).
+"""
+
+from firekit.docmodel import Document
+from marketplace.models.audit import AuditEntry
+from marketplace.models.billing import Customer, Payment, Subscription
+from marketplace.models.conversations import Conversation, Message
+from marketplace.models.deals import Offer, Viewing, ViewingSlot
+from marketplace.models.limits import Usage
+from marketplace.models.listings import Listing
+from marketplace.models.searches import SavedSearch
+from marketplace.models.users import Device, Favorite, Notification, PrivateAccount, Profile
+
+DOCUMENTS: tuple[type[Document], ...] = (
+    Profile,
+    PrivateAccount,
+    Device,
+    Notification,
+    Favorite,
+    Listing,
+    SavedSearch,
+    Viewing,
+    ViewingSlot,
+    Offer,
+    Conversation,
+    Message,
+    Customer,
+    Subscription,
+    Payment,
+    AuditEntry,
+    Usage,
+)
+
+__all__ = [
+    "DOCUMENTS",
+    "AuditEntry",
+    "Conversation",
+    "Customer",
+    "Device",
+    "Favorite",
+    "Listing",
+    "Message",
+    "Notification",
+    "Offer",
+    "Payment",
+    "PrivateAccount",
+    "Profile",
+    "SavedSearch",
+    "Subscription",
+    "Usage",
+    "Viewing",
+    "ViewingSlot",
+]
