@@ -216,15 +216,7 @@ def run(db: firestore.Client, *, calls: int = CALLS) -> dict[str, Any]:
 
 def write(outcome: Mapping[str, Any], directory: Path = common.RESULTS) -> Path:
     """The outcome of :func:`run` as ``<directory>/callable_overhead.json``."""
-    return common.write_result(
-        NAME,
-        figures=outcome["figures"],
-        baseline=outcome["baseline"],
-        ratios=outcome["ratios"],
-        params=outcome["params"],
-        rows=outcome["rows"],
-        directory=directory,
-    )
+    return common.write_outcome(NAME, outcome, directory)
 
 
 COLUMNS = ("config", "calls", "written", "p50 ms", "p95 ms", "mean ms", "x p50", "x p95")

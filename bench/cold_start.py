@@ -250,15 +250,7 @@ def run(runs: int = RUNS, *, configs: Sequence[str] = tuple(CONFIGS)) -> dict[st
 
 def write(outcome: Mapping[str, Any], directory: Path = common.RESULTS) -> Path:
     """The outcome of :func:`run` as ``<directory>/cold_start.json``."""
-    return common.write_result(
-        NAME,
-        figures=outcome["figures"],
-        baseline=outcome["baseline"],
-        ratios=outcome["ratios"],
-        params=outcome["params"],
-        rows=outcome["rows"],
-        directory=directory,
-    )
+    return common.write_outcome(NAME, outcome, directory)
 
 
 def main() -> None:

@@ -139,6 +139,20 @@ def write_result(
     return path
 
 
+def write_outcome(name: str, outcome: Mapping[str, Any], directory: Path = RESULTS) -> Path:
+    """A ``run()`` outcome (``figures``, ``baseline``, ``ratios``, ``params``, ``rows``) as
+    :func:`write_result` writes it."""
+    return write_result(
+        name,
+        figures=outcome["figures"],
+        baseline=outcome["baseline"],
+        ratios=outcome["ratios"],
+        params=outcome["params"],
+        rows=outcome["rows"],
+        directory=directory,
+    )
+
+
 def source_revision() -> dict[str, Any]:
     """The commit the measured code is at, and whether the checkout differed from it.
 

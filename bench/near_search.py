@@ -313,15 +313,7 @@ COLUMNS = (
 
 def write(outcome: dict[str, Any], directory: Path = common.RESULTS) -> Path:
     """The outcome of :func:`run` as ``<directory>/near_search.json``."""
-    return common.write_result(
-        NAME,
-        figures=outcome["figures"],
-        baseline=outcome["baseline"],
-        ratios=outcome["ratios"],
-        params=outcome["params"],
-        rows=outcome["rows"],
-        directory=directory,
-    )
+    return common.write_outcome(NAME, outcome, directory)
 
 
 def main() -> None:

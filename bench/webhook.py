@@ -484,15 +484,7 @@ def summarise(measured: Sequence[Measured], params: dict[str, Any]) -> dict[str,
 
 def write(outcome: dict[str, Any], directory: Path = common.RESULTS) -> Path:
     """The outcome of :func:`run` as ``<directory>/webhook.json``."""
-    return common.write_result(
-        NAME,
-        figures=outcome["figures"],
-        baseline=outcome["baseline"],
-        ratios=outcome["ratios"],
-        params=outcome["params"],
-        rows=outcome["rows"],
-        directory=directory,
-    )
+    return common.write_outcome(NAME, outcome, directory)
 
 
 COLUMNS = (
