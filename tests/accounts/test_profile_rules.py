@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from google.cloud import firestore
 
 from pytest_firebase.rest import FirestoreRest
 
@@ -13,7 +14,7 @@ AsUser = Callable[..., FirestoreRest]
 
 
 @pytest.fixture
-def profiles(admin_rest: FirestoreRest, firestore_db: Any) -> None:
+def profiles(admin_rest: FirestoreRest, firestore_db: firestore.Client) -> None:
     for uid, role in (("ana", "buyer"), ("bo", "agent")):
         admin_rest.set(
             f"users/{uid}", {"displayName": uid.title(), "photoURL": None, "role": role}
@@ -69,7 +70,7 @@ def test_nobody_edits_or_deletes_someone_elses_profile(profiles: None, as_user: 
     assert as_user("bo").delete("users/ana").denied
 
 
-def test_clients_cannot_create_profiles(as_user: AsUser, firestore_db: Any) -> None:
+def test_clients_cannot_create_profiles(as_user: AsUser, firestore_db: firestore.Client) -> None:
     # Functions create profiles at sign-up; a client-made one could pick its own role.
     assert (
         as_user("cy")
@@ -97,6 +98,8 @@ def test_only_admins_read_the_audit_log_and_nobody_writes_it(
     assert as_user("root", {"role": "admin"}).delete("auditLog/e1").denied
 
 
-def test_core_bookkeeping_is_closed_to_clients(as_user: AsUser, firestore_db: Any) -> None:
+def test_core_bookkeeping_is_closed_to_clients(
+    as_user: AsUser, firestore_db: firestore.Client
+) -> None:
     assert as_user("ana", {"role": "admin"}).list("_eventLedger").denied
     assert as_user("ana").create("_rateLimits/x", {"count": 0}).denied

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from google.cloud import firestore
 
 from api.accounts import on_profile_updated
 from pytest_firebase.events import deliver, redelivery
@@ -32,7 +33,7 @@ def ledger_entries(db: Any, uid: str) -> list[dict[str, Any]]:
 
 
 def test_an_edit_is_applied_once_however_often_it_is_delivered(
-    firestore_db: Any, firestore_event: Callable[..., Any], uid: str
+    firestore_db: firestore.Client, firestore_event: Callable[..., Any], uid: str
 ) -> None:
     edited = {**PROFILE, "displayName": "  Ana   MARÍA "}
     profile = firestore_db.document(f"users/{uid}")
@@ -51,7 +52,7 @@ def test_an_edit_is_applied_once_however_often_it_is_delivered(
 
 
 def test_events_applied_out_of_order_leave_the_newest_state(
-    firestore_db: Any, firestore_event: Callable[..., Any], uid: str
+    firestore_db: firestore.Client, firestore_event: Callable[..., Any], uid: str
 ) -> None:
     renamed_b = {**PROFILE, "displayName": "Bea"}
     renamed_c = {**PROFILE, "displayName": "Cy"}
@@ -66,7 +67,7 @@ def test_events_applied_out_of_order_leave_the_newest_state(
 
 
 def test_the_triggers_own_write_is_skipped(
-    firestore_db: Any, firestore_event: Callable[..., Any], uid: str
+    firestore_db: firestore.Client, firestore_event: Callable[..., Any], uid: str
 ) -> None:
     derived = {**PROFILE, "searchName": "ana", "updatedAt": "later"}
     firestore_db.document(f"users/{uid}").set(PROFILE)
@@ -79,7 +80,7 @@ def test_the_triggers_own_write_is_skipped(
 
 
 def test_an_edit_of_a_profile_deleted_since_changes_nothing(
-    firestore_db: Any, firestore_event: Callable[..., Any], uid: str
+    firestore_db: firestore.Client, firestore_event: Callable[..., Any], uid: str
 ) -> None:
     event = firestore_event(
         f"users/{uid}", before=PROFILE, after={**PROFILE, "displayName": "Gone"}, kind="updated"
@@ -93,7 +94,7 @@ def test_an_edit_of_a_profile_deleted_since_changes_nothing(
 
 @pytest.mark.e2e
 def test_an_owner_edit_is_stamped_by_the_real_trigger_without_looping(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     auth_emulator: Any,
     as_user: Callable[..., FirestoreRest],
     wait_for: Callable[..., Any],

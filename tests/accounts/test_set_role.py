@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from firebase_admin import auth
+from google.cloud import firestore
 
 from api.accounts import set_user_role
 from pytest_firebase.auth import AuthEmulator
@@ -20,7 +21,7 @@ Call = Callable[..., CallResult]
 
 
 @pytest.fixture
-def people(auth_emulator: AuthEmulator, firestore_db: Any) -> dict[str, str]:
+def people(auth_emulator: AuthEmulator, firestore_db: firestore.Client) -> dict[str, str]:
     """An admin, and a buyer who also holds an unrelated claim that must survive."""
     users = {u.uid: u for u in load_users()}
     auth.create_user(uid="seed-admin-2")  # a second admin, for concurrent changes
@@ -33,7 +34,7 @@ def audit_entries(db: Any) -> list[dict[str, Any]]:
 
 
 def test_an_admin_changes_a_role(
-    call_function: Call, people: dict[str, str], firestore_db: Any
+    call_function: Call, people: dict[str, str], firestore_db: firestore.Client
 ) -> None:
     result = call_function(
         set_user_role, {"uid": "seed-buyer", "role": "agent"}, uid=people["admin"], claims=ADMIN
@@ -59,7 +60,7 @@ def test_an_admin_changes_a_role(
 
 
 def test_repeating_a_role_change_changes_nothing_more(
-    call_function: Call, people: dict[str, str], firestore_db: Any
+    call_function: Call, people: dict[str, str], firestore_db: firestore.Client
 ) -> None:
     request = {"uid": "seed-buyer", "role": "agent"}
     call_function(set_user_role, request, uid=people["admin"], claims=ADMIN)
@@ -70,7 +71,7 @@ def test_repeating_a_role_change_changes_nothing_more(
 
 
 def test_a_change_recorded_but_not_yet_enforced_is_completed_by_its_retry(
-    call_function: Call, people: dict[str, str], firestore_db: Any
+    call_function: Call, people: dict[str, str], firestore_db: firestore.Client
 ) -> None:
     # The change and its audit entry committed, then the function died before the claim.
     firestore_db.document("users/seed-buyer").update({"role": "agent"})
@@ -88,7 +89,7 @@ def test_a_change_recorded_but_not_yet_enforced_is_completed_by_its_retry(
 
 
 def test_concurrent_changes_by_two_admins_leave_claim_record_and_audit_agreeing(
-    call_function: Call, people: dict[str, str], firestore_db: Any
+    call_function: Call, people: dict[str, str], firestore_db: firestore.Client
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -117,7 +118,10 @@ def test_concurrent_changes_by_two_admins_leave_claim_record_and_audit_agreeing(
 
 @pytest.mark.parametrize("claims", [None, {"role": "agent"}, {"role": "buyer"}, {"admin": True}])
 def test_only_admins_may_change_roles(
-    call_function: Call, people: dict[str, str], firestore_db: Any, claims: dict[str, Any] | None
+    call_function: Call,
+    people: dict[str, str],
+    firestore_db: firestore.Client,
+    claims: dict[str, Any] | None,
 ) -> None:
     result = call_function(
         set_user_role, {"uid": "seed-buyer", "role": "admin"}, uid="seed-buyer", claims=claims
@@ -135,7 +139,7 @@ def test_anonymous_callers_are_refused(call_function: Call, people: dict[str, st
 
 
 def test_malformed_input_names_every_bad_field_and_writes_nothing(
-    call_function: Call, people: dict[str, str], firestore_db: Any
+    call_function: Call, people: dict[str, str], firestore_db: firestore.Client
 ) -> None:
     result = call_function(
         set_user_role,
@@ -169,7 +173,7 @@ def test_admins_cannot_change_their_own_role(call_function: Call, people: dict[s
 
 
 def test_a_change_that_would_overflow_the_claims_limit_is_refused(
-    call_function: Call, people: dict[str, str], firestore_db: Any
+    call_function: Call, people: dict[str, str], firestore_db: firestore.Client
 ) -> None:
     # 1,000 bytes is Firebase's limit for the serialized claims. Role names are all the
     # same length, so only a user with no role claim yet (an imported one) can overflow.
@@ -187,7 +191,7 @@ def test_a_change_that_would_overflow_the_claims_limit_is_refused(
 
 @pytest.mark.e2e
 def test_role_change_end_to_end_with_real_emulator_tokens(
-    auth_emulator: AuthEmulator, firestore_db: Any, call_emulated: Call
+    auth_emulator: AuthEmulator, firestore_db: firestore.Client, call_emulated: Call
 ) -> None:
     load_users()
     admin = auth_emulator.sign_in("admin@homefront.test", "seed-admin-pass")

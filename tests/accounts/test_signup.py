@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from firebase_admin import auth
+from google.cloud import firestore
 
 from firekit.errors import InvalidArgument
 from marketplace.signup import SignUp, check_sign_up
@@ -65,7 +64,7 @@ def test_overlong_display_names_are_refused() -> None:
 
 @pytest.mark.e2e
 def test_a_new_user_gets_the_buyer_claim_and_a_profile(
-    auth_emulator: AuthEmulator, firestore_db: Any
+    auth_emulator: AuthEmulator, firestore_db: firestore.Client
 ) -> None:
     user = auth_emulator.sign_up("newcomer@example.com", "correct-horse-1")
 
@@ -90,7 +89,7 @@ def test_a_new_user_gets_the_buyer_claim_and_a_profile(
     ],
 )
 def test_refused_sign_ups_say_why_and_create_nothing(
-    auth_emulator: AuthEmulator, firestore_db: Any, email: str, expected: str
+    auth_emulator: AuthEmulator, firestore_db: firestore.Client, email: str, expected: str
 ) -> None:
     with pytest.raises(AuthError) as refused:
         auth_emulator.sign_up(email, "correct-horse-1")

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+
+from google.cloud import firestore
 
 from bench import callable_overhead
 
 
 def test_the_callable_bench_times_each_configuration_and_writes_every_note(
-    firestore_db: Any, tmp_path: Path
+    firestore_db: firestore.Client, tmp_path: Path
 ) -> None:
     outcome = callable_overhead.run(firestore_db, calls=5)
     written = json.loads(callable_overhead.write(outcome, directory=tmp_path).read_text())

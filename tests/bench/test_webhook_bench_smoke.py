@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from firebase_admin import auth
+from google.cloud import firestore
 
 from bench import webhook
 from marketplace.payments import plans
 
 
 def test_the_webhook_bench_applies_every_event_once_as_the_bare_handler_does(
-    firestore_db: Any, auth_emulator: Any, tmp_path: Path
+    firestore_db: firestore.Client, auth_emulator: Any, tmp_path: Path
 ) -> None:
     outcome = webhook.run(firestore_db, customers=2)
     written = json.loads(webhook.write(outcome, directory=tmp_path).read_text())

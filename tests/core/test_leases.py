@@ -8,9 +8,9 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
+from google.cloud import firestore
 
 from firekit import leases
 from firekit.errors import Aborted
@@ -39,7 +39,7 @@ def lapse(lease: leases.Lease) -> None:
 
 
 def test_exactly_one_of_many_racing_callers_gets_the_lease(
-    firestore_db: Any, unique: Callable[[str], str]
+    firestore_db: firestore.Client, unique: Callable[[str], str]
 ) -> None:
     ref = firestore_db.document(f"_locks/{unique('race')}")
 
@@ -50,7 +50,7 @@ def test_exactly_one_of_many_racing_callers_gets_the_lease(
 
 
 def test_a_lapsed_lease_is_taken_over_by_exactly_one_of_many_racers(
-    firestore_db: Any, unique: Callable[[str], str]
+    firestore_db: firestore.Client, unique: Callable[[str], str]
 ) -> None:
     ref = firestore_db.document(f"_locks/{unique('lapsed')}")
     dead = leases.try_acquire(ref, MOMENT)
@@ -64,7 +64,7 @@ def test_a_lapsed_lease_is_taken_over_by_exactly_one_of_many_racers(
 
 
 def test_a_held_lease_is_refused_and_released_only_by_its_owner(
-    firestore_db: Any, unique: Callable[[str], str]
+    firestore_db: firestore.Client, unique: Callable[[str], str]
 ) -> None:
     ref = firestore_db.document(f"_locks/{unique('owner')}")
     old = leases.try_acquire(ref, MOMENT)
@@ -83,7 +83,7 @@ def test_a_held_lease_is_refused_and_released_only_by_its_owner(
 
 
 def test_renewing_keeps_the_lease_past_its_first_expiry(
-    firestore_db: Any, unique: Callable[[str], str]
+    firestore_db: firestore.Client, unique: Callable[[str], str]
 ) -> None:
     ref = firestore_db.document(f"_locks/{unique('renew')}")
     held = leases.try_acquire(ref, MOMENT)
@@ -98,7 +98,7 @@ def test_renewing_keeps_the_lease_past_its_first_expiry(
 
 
 def test_leaving_the_block_releases_even_on_an_exception(
-    firestore_db: Any, unique: Callable[[str], str]
+    firestore_db: firestore.Client, unique: Callable[[str], str]
 ) -> None:
     ref = firestore_db.document(f"_locks/{unique('block')}")
 
@@ -114,7 +114,7 @@ def test_leaving_the_block_releases_even_on_an_exception(
 
 
 def test_a_waiter_gets_the_lease_when_the_holder_releases_and_gives_up_after_its_wait(
-    firestore_db: Any, unique: Callable[[str], str]
+    firestore_db: firestore.Client, unique: Callable[[str], str]
 ) -> None:
     ref = firestore_db.document(f"_locks/{unique('wait')}")
     holder = leases.try_acquire(ref, TTL)

@@ -13,6 +13,7 @@ from typing import Any, cast
 import pytest
 from flask import Flask, request
 from google.api_core.exceptions import Aborted
+from google.cloud import firestore
 
 from api.favorites import on_favorite_written, roll_up_favorites
 from marketplace import favorites
@@ -26,7 +27,7 @@ def favourite_data(listing_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def listing_id(firestore_db: Any) -> str:
+def listing_id(firestore_db: firestore.Client) -> str:
     # Unique per test; only the listing's existence matters to the trigger.
     listing_id = f"listing-{uuid.uuid4().hex[:10]}"
     firestore_db.document(f"listings/{listing_id}").set({"title": "A home", "favoritesCount": 0})
@@ -76,7 +77,9 @@ class Favourites:
 
 
 @pytest.fixture
-def favs(firestore_db: Any, firestore_event: Callable[..., Event], listing_id: str) -> Favourites:
+def favs(
+    firestore_db: firestore.Client, firestore_event: Callable[..., Event], listing_id: str
+) -> Favourites:
     return Favourites(firestore_db, firestore_event, listing_id)
 
 
@@ -88,7 +91,9 @@ def shard_counts(db: Any, listing_id: str) -> list[int]:
     return [d.get("count") for d in db.collection(f"listings/{listing_id}/favoriteShards").stream()]
 
 
-def test_a_favourite_counts_once(firestore_db: Any, favs: Favourites, listing_id: str) -> None:
+def test_a_favourite_counts_once(
+    firestore_db: firestore.Client, favs: Favourites, listing_id: str
+) -> None:
     uid = new_uid()
     deliver(on_favorite_written, favs.create(uid))
 
@@ -97,7 +102,7 @@ def test_a_favourite_counts_once(firestore_db: Any, favs: Favourites, listing_id
 
 
 def test_the_same_event_delivered_three_times_counts_once(
-    firestore_db: Any, favs: Favourites, listing_id: str
+    firestore_db: firestore.Client, favs: Favourites, listing_id: str
 ) -> None:
     event = favs.create(new_uid())
 
@@ -109,7 +114,7 @@ def test_the_same_event_delivered_three_times_counts_once(
 
 
 def test_a_delete_after_its_create_uncounts(
-    firestore_db: Any, favs: Favourites, listing_id: str
+    firestore_db: firestore.Client, favs: Favourites, listing_id: str
 ) -> None:
     uid, other = new_uid(), new_uid()
     deliver(on_favorite_written, favs.create(other))
@@ -121,7 +126,7 @@ def test_a_delete_after_its_create_uncounts(
 
 
 def test_a_delete_delivered_before_its_create_ends_at_zero(
-    firestore_db: Any, favs: Favourites, listing_id: str
+    firestore_db: firestore.Client, favs: Favourites, listing_id: str
 ) -> None:
     uid = new_uid()
     created = favs.create(uid)
@@ -136,7 +141,7 @@ def test_a_delete_delivered_before_its_create_ends_at_zero(
 
 
 def test_events_delivered_newest_first_leave_a_refavourite_counted(
-    firestore_db: Any, favs: Favourites, listing_id: str
+    firestore_db: firestore.Client, favs: Favourites, listing_id: str
 ) -> None:
     uid = new_uid()
     events = [favs.create(uid), favs.delete(uid), favs.create(uid)]
@@ -148,7 +153,7 @@ def test_events_delivered_newest_first_leave_a_refavourite_counted(
 
 
 def test_a_favourite_of_a_missing_listing_is_ignored(
-    firestore_db: Any, firestore_event: Callable[..., Event]
+    firestore_db: firestore.Client, firestore_event: Callable[..., Event]
 ) -> None:
     uid, missing = new_uid(), f"listing-{uuid.uuid4().hex[:10]}"
     favs = Favourites(firestore_db, firestore_event, missing)
@@ -171,7 +176,7 @@ def run_roll_up() -> None:
 
 
 def test_the_roll_up_copies_the_exact_count_onto_the_listing(
-    firestore_db: Any, favs: Favourites, listing_id: str
+    firestore_db: firestore.Client, favs: Favourites, listing_id: str
 ) -> None:
     uids = [new_uid() for _ in range(3)]
     for uid in uids:
@@ -201,7 +206,7 @@ def deliver_as_the_platform_does(event: Event, attempts: int = 5) -> None:
 
 
 def test_200_concurrent_toggles_end_with_the_exact_count(
-    firestore_db: Any, favs: Favourites, listing_id: str
+    firestore_db: firestore.Client, favs: Favourites, listing_id: str
 ) -> None:
     rng = random.Random(4)
     users = [new_uid() for _ in range(60)]
@@ -242,7 +247,7 @@ def test_200_concurrent_toggles_end_with_the_exact_count(
 
 
 def test_loaded_favourites_stay_counted_when_their_events_arrive(
-    firestore_db: Any, favs: Favourites, listing_id: str
+    firestore_db: firestore.Client, favs: Favourites, listing_id: str
 ) -> None:
     # A loader (the seed) writes favourites with their counter documents, no events.
     loaded = [new_uid(), new_uid()]

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
+from google.cloud import firestore
 
 from .factories import uid
 
 
 @pytest.fixture
-def agent(firestore_db: Any) -> Callable[..., str]:
+def agent(firestore_db: firestore.Client) -> Callable[..., str]:
     """``agent(verified=False, plan=None)``: a new agent profile; returns its uid."""
 
     def make(*, verified: bool = False, plan: str | None = None) -> str:

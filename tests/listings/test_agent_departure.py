@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from api.listings import (
@@ -135,7 +136,7 @@ def test_the_departure_move_archives_from_anywhere_without_loosening_the_agents_
 
 @pytest.mark.parametrize("role", ["buyer", "admin"])
 def test_a_demotion_archives_every_listing_of_the_agent_and_nobody_elses(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str], role: str
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str], role: str
 ) -> None:
     leaving, staying = agent(verified=True), agent(verified=True)
     mine = put_listings(firestore_db, leaving, ALL_STATUSES)
@@ -157,7 +158,7 @@ def test_a_demotion_archives_every_listing_of_the_agent_and_nobody_elses(
 
 
 def test_deleting_an_agents_profile_archives_their_listings(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str]
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str]
 ) -> None:
     leaving = agent()
     mine = put_listings(firestore_db, leaving, ALL_STATUSES)
@@ -168,7 +169,7 @@ def test_deleting_an_agents_profile_archives_their_listings(
 
 
 def test_deleting_any_profile_sweeps_what_a_lost_demotion_left_behind(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str]
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str]
 ) -> None:
     leaving = agent()
     mine = put_listings(firestore_db, leaving, ("active", "draft"))
@@ -200,7 +201,10 @@ def deliver_until_acknowledged(event: Any) -> None:
 
 @pytest.mark.parametrize("concurrently", [False, True], ids=["one-by-one", "concurrently"])
 def test_duplicated_and_shuffled_events_archive_and_audit_each_listing_once(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str], concurrently: bool
+    firestore_db: firestore.Client,
+    firestore_event: Event,
+    agent: Callable[..., str],
+    concurrently: bool,
 ) -> None:
     leaving = agent(verified=True)
     mine = put_listings(firestore_db, leaving, ALL_STATUSES * 3)
@@ -228,7 +232,7 @@ def test_duplicated_and_shuffled_events_archive_and_audit_each_listing_once(
 
 @pytest.mark.parametrize("order", ["demotion first", "promotion first"])
 def test_a_re_promotion_before_the_sweep_runs_leaves_the_listings_alone(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str], order: str
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str], order: str
 ) -> None:
     returning = agent()
     mine = put_listings(firestore_db, returning, ALL_STATUSES)
@@ -245,7 +249,7 @@ def test_a_re_promotion_before_the_sweep_runs_leaves_the_listings_alone(
 
 
 def test_a_re_promotion_after_the_sweep_restores_nothing(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str]
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str]
 ) -> None:
     returning = agent()
     mine = put_listings(firestore_db, returning, ALL_STATUSES)
@@ -259,7 +263,7 @@ def test_a_re_promotion_after_the_sweep_restores_nothing(
 
 
 def test_more_listings_than_a_page_are_all_archived(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str]
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str]
 ) -> None:
     leaving = agent(verified=True)
     many = 2 * listings.DEPARTURE_PAGE + 50
@@ -275,7 +279,7 @@ def test_more_listings_than_a_page_are_all_archived(
 
 
 def test_an_edit_that_leaves_the_role_alone_is_skipped_before_the_ledger(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str]
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str]
 ) -> None:
     someone = agent()
     mine = put_listings(firestore_db, someone, ("active",))
@@ -295,7 +299,7 @@ def test_an_edit_that_leaves_the_role_alone_is_skipped_before_the_ledger(
 @pytest.mark.parametrize("role", ["buyer", None], ids=["demoted", "deleted"])
 @pytest.mark.parametrize("first", ["submission", "departure"])
 def test_a_submission_whose_agent_has_left_is_archived_not_published(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     firestore_event: Event,
     agent: Callable[..., str],
     role: str | None,
@@ -320,7 +324,7 @@ def test_a_submission_whose_agent_has_left_is_archived_not_published(
 
 
 def test_an_admin_cannot_approve_a_listing_whose_agent_has_left(
-    firestore_db: Any, call_function: Call, agent: Callable[..., str]
+    firestore_db: firestore.Client, call_function: Call, agent: Callable[..., str]
 ) -> None:
     owner = agent()
     listing_id = next(iter(put_listings(firestore_db, owner, ("pending_review",))))
@@ -335,7 +339,7 @@ def test_an_admin_cannot_approve_a_listing_whose_agent_has_left(
 
 
 def test_a_demoted_agents_stale_token_cannot_move_a_listing(
-    firestore_db: Any, call_function: Call, agent: Callable[..., str]
+    firestore_db: firestore.Client, call_function: Call, agent: Callable[..., str]
 ) -> None:
     owner = agent()
     listing_id = next(iter(put_listings(firestore_db, owner, ("under_offer",))))
@@ -359,7 +363,7 @@ def test_a_demoted_agents_stale_token_cannot_move_a_listing(
 @pytest.mark.e2e
 def test_a_demotion_through_the_role_callable_archives_the_agents_listings(
     auth_emulator: AuthEmulator,
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     call_emulated: Call,
     wait_for: Callable[..., Any],
 ) -> None:

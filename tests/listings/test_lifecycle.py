@@ -12,6 +12,7 @@ from typing import Any
 
 import pygeohash
 import pytest
+from google.cloud import firestore
 
 from api.listings import approve_listing, on_listing_updated, reject_listing, set_listing_status
 from marketplace import listings
@@ -57,7 +58,10 @@ def test_every_move_anyone_makes_is_in_the_graph() -> None:
 
 @pytest.mark.parametrize("standing", [{"verified": True}, {"plan": "agent_pro"}])
 def test_a_trusted_agents_submission_is_published(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str], standing: dict[str, Any]
+    firestore_db: firestore.Client,
+    firestore_event: Event,
+    agent: Callable[..., str],
+    standing: dict[str, Any],
 ) -> None:
     listing_id, event = submit(firestore_db, firestore_event, listing(agent(**standing)))
 
@@ -86,7 +90,7 @@ def test_a_trusted_agents_submission_is_published(
 
 
 def test_an_unverified_agents_submission_is_queued_for_moderation(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str]
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str]
 ) -> None:
     listing_id, event = submit(firestore_db, firestore_event, listing(agent()))
 
@@ -102,7 +106,7 @@ def test_an_unverified_agents_submission_is_queued_for_moderation(
 
 
 def test_a_submission_by_an_owner_without_a_profile_is_archived(
-    firestore_db: Any, firestore_event: Event
+    firestore_db: firestore.Client, firestore_event: Event
 ) -> None:
     # Every account has a profile from sign-up on: a missing one is a deleted account.
     listing_id, event = submit(firestore_db, firestore_event, listing(uid("ghost")))
@@ -130,7 +134,7 @@ RENT = {"kind": "rent", "price": {"amount": 1_500_00, "currency": "GBP"}}
     ids=["zero", "sale-high", "sale-low", "rent-low", "rent-high", "no-photos", "blank-title"],
 )
 def test_a_submission_that_fails_a_sanity_check_is_rejected_with_a_reason(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     firestore_event: Event,
     agent: Callable[..., str],
     overrides: dict[str, Any],
@@ -154,7 +158,11 @@ def test_a_submission_that_fails_a_sanity_check_is_rejected_with_a_reason(
     ("field", "reason"), [("line1", "first line"), ("city", "city"), ("postcode", "postcode")]
 )
 def test_a_blank_address_part_is_rejected(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str], field: str, reason: str
+    firestore_db: firestore.Client,
+    firestore_event: Event,
+    agent: Callable[..., str],
+    field: str,
+    reason: str,
 ) -> None:
     data = listing(agent(verified=True))
     data["address"] = {**data["address"], field: "   "}
@@ -168,7 +176,7 @@ def test_a_blank_address_part_is_rejected(
 
 
 def test_a_listing_whose_stored_data_no_longer_fits_is_rejected_not_looped(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str]
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str]
 ) -> None:
     # The one gap rules and model share: 2 -> 2.0 counts as unchanged to the rules.
     data = listing(agent(verified=True), bedrooms=2.0)
@@ -185,7 +193,7 @@ def test_a_listing_whose_stored_data_no_longer_fits_is_rejected_not_looped(
 
 @pytest.mark.parametrize("status", ["pending_review", "active", "under_offer"])
 def test_a_second_listing_at_an_address_on_the_market_is_rejected(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str], status: str
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str], status: str
 ) -> None:
     other = listing(agent(verified=True), status=status)
     other["address"] = {**other["address"], "line1": "12  HIGH street", "postcode": "SW1A 1AA"}
@@ -201,7 +209,7 @@ def test_a_second_listing_at_an_address_on_the_market_is_rejected(
 
 @pytest.mark.parametrize("status", ["draft", "rejected", "sold", "let", "archived"])
 def test_an_address_off_the_market_is_no_duplicate(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str], status: str
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str], status: str
 ) -> None:
     other = listing(agent(verified=True), status=status)
     other["address"] = {**other["address"], "postcode": "SW1A 1AA"}
@@ -214,7 +222,7 @@ def test_an_address_off_the_market_is_no_duplicate(
 
 
 def test_a_submission_delivered_three_times_is_reviewed_once(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str]
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str]
 ) -> None:
     listing_id, event = submit(firestore_db, firestore_event, listing(agent(verified=True)))
 
@@ -230,7 +238,7 @@ def test_a_submission_delivered_three_times_is_reviewed_once(
 
 @pytest.mark.parametrize("now", ["draft", "active", "rejected", "archived"])
 def test_a_stale_submission_event_changes_nothing(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str], now: str
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str], now: str
 ) -> None:
     listing_id, event = submit(firestore_db, firestore_event, listing(agent(verified=True)))
     firestore_db.document(f"listings/{listing_id}").update({"status": now})  # moved on
@@ -242,7 +250,7 @@ def test_a_stale_submission_event_changes_nothing(
 
 
 def test_the_triggers_own_write_is_skipped(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str]
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str]
 ) -> None:
     data = listing(agent(), status="pending_review")
     listing_id = uid("home")
@@ -258,7 +266,7 @@ def test_the_triggers_own_write_is_skipped(
 
 @pytest.mark.parametrize("other", ["favoritesCount", "featuredUntil"])
 def test_another_functions_write_to_a_listing_under_review_is_no_submission(
-    firestore_db: Any, firestore_event: Event, agent: Callable[..., str], other: str
+    firestore_db: firestore.Client, firestore_event: Event, agent: Callable[..., str], other: str
 ) -> None:
     data = listing(agent(verified=True), status="pending_review")
     listing_id = uid("home")
@@ -285,7 +293,7 @@ def put(db: Any, data: dict[str, Any]) -> str:
 
 
 def test_an_admin_approves_a_queued_listing(
-    firestore_db: Any, call_function: Call, agent: Callable[..., str]
+    firestore_db: firestore.Client, call_function: Call, agent: Callable[..., str]
 ) -> None:
     listing_id = put(firestore_db, listing(agent(), status="pending_review"))
 
@@ -308,7 +316,7 @@ def test_an_admin_approves_a_queued_listing(
 
 
 def test_an_admin_rejects_a_queued_listing_with_a_reason(
-    firestore_db: Any, call_function: Call, agent: Callable[..., str]
+    firestore_db: firestore.Client, call_function: Call, agent: Callable[..., str]
 ) -> None:
     listing_id = put(firestore_db, listing(agent(), status="pending_review"))
 
@@ -330,7 +338,11 @@ def test_an_admin_rejects_a_queued_listing_with_a_reason(
 @pytest.mark.parametrize("status", [s for s in ALL_STATUSES if s != "pending_review"])
 @pytest.mark.parametrize("function", [approve_listing, reject_listing], ids=["approve", "reject"])
 def test_admins_review_only_listings_waiting_for_review(
-    firestore_db: Any, call_function: Call, agent: Callable[..., str], status: str, function: Any
+    firestore_db: firestore.Client,
+    call_function: Call,
+    agent: Callable[..., str],
+    status: str,
+    function: Any,
 ) -> None:
     listing_id = put(firestore_db, listing(agent(), status=status))
     before = stored(firestore_db, listing_id)
@@ -350,7 +362,7 @@ def test_admins_review_only_listings_waiting_for_review(
 
 
 def test_an_admin_cannot_approve_a_listing_that_fails_the_checks(
-    firestore_db: Any, call_function: Call, agent: Callable[..., str]
+    firestore_db: firestore.Client, call_function: Call, agent: Callable[..., str]
 ) -> None:
     listing_id = put(firestore_db, listing(agent(), status="pending_review", photos=[]))
     before = stored(firestore_db, listing_id)
@@ -365,7 +377,7 @@ def test_an_admin_cannot_approve_a_listing_that_fails_the_checks(
 @pytest.mark.parametrize("claims", [AGENT, {"role": "buyer"}, {}])
 @pytest.mark.parametrize("function", [approve_listing, reject_listing], ids=["approve", "reject"])
 def test_only_admins_review(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     call_function: Call,
     agent: Callable[..., str],
     claims: dict[str, Any],
@@ -394,7 +406,7 @@ def test_only_admins_review(
     ],
 )
 def test_a_malformed_rejection_is_refused_naming_the_fields(
-    firestore_db: Any, call_function: Call, data: dict[str, Any], fields: set[str]
+    firestore_db: firestore.Client, call_function: Call, data: dict[str, Any], fields: set[str]
 ) -> None:
     result = call_function(reject_listing, data, uid="mod", claims=ADMIN)
 
@@ -402,7 +414,9 @@ def test_a_malformed_rejection_is_refused_naming_the_fields(
     assert {issue["field"] for issue in result.error_details} == fields
 
 
-def test_reviewing_a_missing_listing_is_not_found(firestore_db: Any, call_function: Call) -> None:
+def test_reviewing_a_missing_listing_is_not_found(
+    firestore_db: firestore.Client, call_function: Call
+) -> None:
     result = call_function(approve_listing, {"listingId": "nope"}, uid="mod", claims=ADMIN)
 
     assert result.error_status == "NOT_FOUND"
@@ -432,7 +446,7 @@ CASES = [(kind, status, to) for kind, status in REACHABLE for to in TARGETS]
     ("kind", "status", "to"), CASES, ids=[f"{k}:{s}->{t}" for k, s, t in CASES]
 )
 def test_an_agent_moves_their_listing_only_along_the_graph(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     call_function: Call,
     agent: Callable[..., str],
     kind: str,
@@ -461,7 +475,7 @@ def test_an_agent_moves_their_listing_only_along_the_graph(
 
 
 def test_another_agent_cannot_move_a_listing(
-    firestore_db: Any, call_function: Call, agent: Callable[..., str]
+    firestore_db: firestore.Client, call_function: Call, agent: Callable[..., str]
 ) -> None:
     listing_id = put(firestore_db, listing(agent(), status="active"))
     before = stored(firestore_db, listing_id)
@@ -479,7 +493,10 @@ def test_another_agent_cannot_move_a_listing(
 
 @pytest.mark.parametrize("claims", [{"role": "buyer"}, ADMIN, {}])
 def test_only_agents_move_listings(
-    firestore_db: Any, call_function: Call, agent: Callable[..., str], claims: dict[str, Any]
+    firestore_db: firestore.Client,
+    call_function: Call,
+    agent: Callable[..., str],
+    claims: dict[str, Any],
 ) -> None:
     owner = agent()
     listing_id = put(firestore_db, listing(owner, status="active"))
@@ -503,7 +520,7 @@ def test_only_agents_move_listings(
     ],
 )
 def test_a_malformed_status_change_is_refused_naming_the_fields(
-    firestore_db: Any, call_function: Call, data: dict[str, Any], fields: set[str]
+    firestore_db: firestore.Client, call_function: Call, data: dict[str, Any], fields: set[str]
 ) -> None:
     result = call_function(set_listing_status, data, uid="someone", claims=AGENT)
 
@@ -511,7 +528,9 @@ def test_a_malformed_status_change_is_refused_naming_the_fields(
     assert {issue["field"] for issue in result.error_details} == fields
 
 
-def test_moving_a_missing_listing_is_not_found(firestore_db: Any, call_function: Call) -> None:
+def test_moving_a_missing_listing_is_not_found(
+    firestore_db: firestore.Client, call_function: Call
+) -> None:
     result = call_function(
         set_listing_status, {"listingId": "nope", "status": "sold"}, uid="a", claims=AGENT
     )

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 import stripe
+from google.cloud import firestore
 
 from marketplace.payments import stripe_api
 
 
 @pytest.fixture
-def stripe_client(firebase_stack: Any, firestore_db: Any) -> stripe.StripeClient:
+def stripe_client(firebase_stack: Any, firestore_db: firestore.Client) -> stripe.StripeClient:
     """The functions' own Stripe client, on an empty localstripe (webhooks stay registered)."""
     base = stripe_api.api_base()
     request = urllib.request.Request(f"{base}/_config/data", method="DELETE")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import stripe
+from google.cloud import firestore
 
 from marketplace.payments import customers
 
 
 def test_ten_concurrent_calls_create_exactly_one_customer(
-    firestore_db: Any, stripe_client: stripe.StripeClient
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient
 ) -> None:
     uid = f"agent-{uuid.uuid4().hex[:8]}"
 
@@ -39,7 +39,7 @@ def test_ten_concurrent_calls_create_exactly_one_customer(
 
 
 def test_a_second_call_reuses_the_customer_without_calling_stripe_again(
-    firestore_db: Any, stripe_client: stripe.StripeClient
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient
 ) -> None:
     uid = f"agent-{uuid.uuid4().hex[:8]}"
     first = customers.ensure_customer(firestore_db, stripe_client, uid, None)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from google.cloud import firestore
+
 from firekit import webhooks
 from marketplace.payments import events
 
@@ -77,7 +79,7 @@ def end_state(db: Any, uid: str) -> tuple[Any, ...]:
 
 
 def test_200_shuffled_deliveries_with_duplicates_end_as_in_order(
-    firestore_db: Any, auth_emulator: Any
+    firestore_db: firestore.Client, auth_emulator: Any
 ) -> None:
     intake = events.intake()
     ordered_uids, ordered = world(firestore_db, "o")
@@ -100,7 +102,7 @@ def test_200_shuffled_deliveries_with_duplicates_end_as_in_order(
 
 
 def test_an_event_that_fails_once_is_retried_and_applied_once(
-    firestore_db: Any, auth_emulator: Any
+    firestore_db: firestore.Client, auth_emulator: Any
 ) -> None:
     real = events.intake()
     failing = {"customer.subscription.created"}

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import stripe
 from flask import Flask, request
+from google.cloud import firestore
 
 from api.featured import feature_listing
 from firekit import webhooks
@@ -95,7 +96,7 @@ def now() -> dt.datetime:
 
 
 def test_the_price_is_computed_on_the_server_and_the_payment_is_mirrored(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     uid, listing_id = agent_with_listing(firestore_db)
 
@@ -145,7 +146,7 @@ def test_the_price_is_computed_on_the_server_and_the_payment_is_mirrored(
     ],
 )
 def test_bad_input_is_refused_with_the_fields_and_writes_nothing(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     stripe_client: stripe.StripeClient,
     call_function: Call,
     data: dict[str, Any],
@@ -175,7 +176,7 @@ def test_bad_input_is_refused_with_the_fields_and_writes_nothing(
     ],
 )
 def test_only_the_owner_of_an_active_listing_may_feature_it(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     stripe_client: stripe.StripeClient,
     call_function: Call,
     who: str,
@@ -197,7 +198,7 @@ def test_only_the_owner_of_an_active_listing_may_feature_it(
     assert stripe_objects(stripe_client) == (0, 0)
 
 
-def test_only_agents_may_call_it(firestore_db: Any, call_function: Call) -> None:
+def test_only_agents_may_call_it(firestore_db: firestore.Client, call_function: Call) -> None:
     uid, listing_id = agent_with_listing(firestore_db)
     data = {"listingId": listing_id, "days": 3}
 
@@ -212,7 +213,7 @@ def test_only_agents_may_call_it(firestore_db: Any, call_function: Call) -> None
 
 
 def test_a_repeated_call_while_the_payment_is_pending_offers_the_same_payment(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     uid, listing_id = agent_with_listing(firestore_db)
 
@@ -232,7 +233,7 @@ def test_a_repeated_call_while_the_payment_is_pending_offers_the_same_payment(
 
 
 def test_concurrent_calls_create_one_payment(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     uid, listing_id = agent_with_listing(firestore_db)
     # The customer exists already, so the calls race for the PaymentIntent itself.
@@ -246,7 +247,7 @@ def test_concurrent_calls_create_one_payment(
 
 
 def test_stripe_unreachable_answers_unavailable_in_our_words_and_holds_nothing(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     stripe_client: stripe.StripeClient,
     call_function: Call,
     monkeypatch: pytest.MonkeyPatch,
@@ -270,7 +271,7 @@ def test_stripe_unreachable_answers_unavailable_in_our_words_and_holds_nothing(
 
 
 def test_a_stripe_refusal_never_reaches_the_client_in_stripes_words(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     uid, listing_id = agent_with_listing(firestore_db)
     start(call_function, uid, listing_id, 3)
@@ -292,7 +293,7 @@ def test_a_stripe_refusal_never_reaches_the_client_in_stripes_words(
 
 
 def test_a_successful_payment_features_the_listing_once(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     uid, listing_id = agent_with_listing(firestore_db)
     offer = start(call_function, uid, listing_id, 3)
@@ -306,7 +307,7 @@ def test_a_successful_payment_features_the_listing_once(
 
 
 def test_featuring_again_extends_and_a_refund_removes_only_what_that_payment_bought(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     uid, listing_id = agent_with_listing(firestore_db)
     first = intent_of(stripe_client, start(call_function, uid, listing_id, 3))
@@ -324,7 +325,7 @@ def test_featuring_again_extends_and_a_refund_removes_only_what_that_payment_bou
 
 
 def test_an_already_featured_listing_is_extended_from_its_current_end(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     uid, listing_id = agent_with_listing(firestore_db)
     until = now() + 10 * DAY  # featured already (the seed does this, with no payment)
@@ -340,7 +341,7 @@ def test_an_already_featured_listing_is_extended_from_its_current_end(
 
 
 def test_a_dispute_lost_removes_the_feature_and_one_won_changes_nothing(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     uid, listing_id = agent_with_listing(firestore_db)
     kept = intent_of(stripe_client, start(call_function, uid, listing_id, 4))
@@ -354,7 +355,7 @@ def test_a_dispute_lost_removes_the_feature_and_one_won_changes_nothing(
 
 
 def test_a_late_success_after_the_refund_does_not_feature_again(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     uid, listing_id = agent_with_listing(firestore_db)
     offer = start(call_function, uid, listing_id, 3)
@@ -372,7 +373,7 @@ def test_a_late_success_after_the_refund_does_not_feature_again(
 
 
 def test_a_failure_older_than_the_success_is_stale_and_a_newer_one_is_mirrored(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     uid, listing_id = agent_with_listing(firestore_db)
     declined_first = intent_of(stripe_client, start(call_function, uid, listing_id, 2))
@@ -393,7 +394,7 @@ def test_a_failure_older_than_the_success_is_stale_and_a_newer_one_is_mirrored(
 
 
 def test_a_payment_for_a_listing_no_longer_active_features_nothing(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     uid, listing_id = agent_with_listing(firestore_db)
     offer = start(call_function, uid, listing_id, 3)
@@ -406,7 +407,7 @@ def test_a_payment_for_a_listing_no_longer_active_features_nothing(
 
 
 def test_an_amount_that_is_not_what_we_asked_for_features_nothing(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     uid, listing_id = agent_with_listing(firestore_db)
     intent = intent_of(stripe_client, start(call_function, uid, listing_id, 3))
@@ -445,7 +446,7 @@ def end_state(db: Any, listing_id: str, payments: list[str]) -> tuple[Any, ...]:
 
 
 def test_duplicated_and_shuffled_events_end_as_in_order_delivery(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     listing_id, stream, payments = scenario(firestore_db, stripe_client, call_function)
     deliver(firestore_db, *stream)
@@ -463,7 +464,7 @@ def test_duplicated_and_shuffled_events_end_as_in_order_delivery(
 
 
 def test_events_about_payments_that_are_not_ours_are_recorded_and_answered_200(
-    firestore_db: Any, stripe_client: stripe.StripeClient, call_function: Call
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, call_function: Call
 ) -> None:
     stranger = {
         "id": new_id("pi_x"),

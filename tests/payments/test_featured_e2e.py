@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 import stripe
+from google.cloud import firestore
 
 from pytest_firebase.auth import AuthEmulator
 from pytest_firebase.callables import CallResult
@@ -40,7 +41,7 @@ def pay(api: stripe.StripeClient, intent_id: str) -> None:
 def test_an_agent_features_a_listing_and_a_refund_clears_it(
     firebase_stack: Any,
     auth_emulator: AuthEmulator,
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     stripe_client: stripe.StripeClient,
     call_emulated: Callable[..., CallResult],
     wait_for: Callable[..., Any],

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import stripe
 from firebase_admin import auth
+from google.cloud import firestore
 
 from api.plans import start_agent_plan
 from firekit import webhooks
@@ -104,7 +105,9 @@ def api(stripe_client: stripe.StripeClient, auth_emulator: Any) -> stripe.Stripe
 
 
 def test_an_agent_whose_card_pays_at_once_is_on_the_plan_with_other_claims_kept(
-    firestore_db: Any, api: stripe.StripeClient, call_function: Callable[..., CallResult]
+    firestore_db: firestore.Client,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
 ) -> None:
     uid = an_agent(firestore_db, {"team": "north", "beta": True})
 
@@ -126,7 +129,9 @@ def test_an_agent_whose_card_pays_at_once_is_on_the_plan_with_other_claims_kept(
 
 
 def test_ten_concurrent_starts_create_exactly_one_customer_and_one_subscription(
-    firestore_db: Any, api: stripe.StripeClient, call_function: Callable[..., CallResult]
+    firestore_db: firestore.Client,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
 ) -> None:
     uid = an_agent(firestore_db)
     card = a_card(api, CARD_OK)
@@ -147,7 +152,9 @@ def test_ten_concurrent_starts_create_exactly_one_customer_and_one_subscription(
 
 
 def test_ten_concurrent_starts_by_a_customer_already_known_create_one_subscription(
-    firestore_db: Any, api: stripe.StripeClient, call_function: Callable[..., CallResult]
+    firestore_db: firestore.Client,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
 ) -> None:
     # With the customer there, nothing but the plan's own lease serialises the calls.
     uid = an_agent(firestore_db)
@@ -165,7 +172,9 @@ def test_ten_concurrent_starts_by_a_customer_already_known_create_one_subscripti
 
 
 def test_a_card_that_needs_3ds_waits_for_the_customer_then_the_events_grant_the_plan(
-    firestore_db: Any, api: stripe.StripeClient, call_function: Callable[..., CallResult]
+    firestore_db: firestore.Client,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
 ) -> None:
     uid = an_agent(firestore_db)
     card = a_card(api, CARD_3DS)
@@ -189,7 +198,9 @@ def test_a_card_that_needs_3ds_waits_for_the_customer_then_the_events_grant_the_
 
 
 def test_a_card_refused_at_the_first_charge_leaves_no_live_subscription_and_another_works(
-    firestore_db: Any, api: stripe.StripeClient, call_function: Callable[..., CallResult]
+    firestore_db: firestore.Client,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
 ) -> None:
     uid = an_agent(firestore_db)
 
@@ -262,7 +273,9 @@ def replayed_for(
 
 
 def test_localstripes_own_events_in_any_order_and_repeated_end_as_in_order(
-    firestore_db: Any, api: stripe.StripeClient, call_function: Callable[..., CallResult]
+    firestore_db: firestore.Client,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
 ) -> None:
     uid = an_agent(firestore_db)
     started = start(call_function, uid, {"paymentMethodId": a_card(api, CARD_3DS)}).data
@@ -354,7 +367,7 @@ UPDATED = "customer.subscription.updated"
 
 @pytest.mark.parametrize("modern", [False, True], ids=["api-2024", "api-2025"])
 def test_every_delivery_order_with_repeats_ends_as_stripe_ended(
-    firestore_db: Any, auth_emulator: Any, modern: bool
+    firestore_db: firestore.Client, auth_emulator: Any, modern: bool
 ) -> None:
     uid = an_agent(firestore_db)
     customer = a_customer_link(firestore_db, uid)
@@ -395,7 +408,7 @@ def test_every_delivery_order_with_repeats_ends_as_stripe_ended(
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
 def test_within_one_second_the_later_state_of_the_lifecycle_wins(
-    firestore_db: Any, auth_emulator: Any, reverse: bool
+    firestore_db: firestore.Client, auth_emulator: Any, reverse: bool
 ) -> None:
     uid = an_agent(firestore_db)
     customer = a_customer_link(firestore_db, uid)
@@ -428,7 +441,7 @@ def test_within_one_second_the_later_state_of_the_lifecycle_wins(
 
 
 def test_an_older_event_never_overwrites_newer_state_and_cancellation_downgrades(
-    firestore_db: Any, auth_emulator: Any
+    firestore_db: firestore.Client, auth_emulator: Any
 ) -> None:
     uid = an_agent(firestore_db, {"team": "south"})
     customer, sub = a_customer_link(firestore_db, uid), "sub_order"
@@ -457,7 +470,7 @@ def test_an_older_event_never_overwrites_newer_state_and_cancellation_downgrades
 
 @pytest.mark.parametrize("status", ["past_due", "unpaid", "paused", "incomplete_expired"])
 def test_unpaid_past_due_and_paused_states_downgrade(
-    firestore_db: Any, auth_emulator: Any, status: str
+    firestore_db: firestore.Client, auth_emulator: Any, status: str
 ) -> None:
     uid = an_agent(firestore_db)
     customer, sub = a_customer_link(firestore_db, uid), f"sub_{status}"
@@ -477,7 +490,7 @@ def test_unpaid_past_due_and_paused_states_downgrade(
 
 
 def test_events_about_strangers_or_other_invoices_are_recorded_and_change_nothing(
-    firestore_db: Any, auth_emulator: Any
+    firestore_db: firestore.Client, auth_emulator: Any
 ) -> None:
     stranger = synthetic_subscription("sub_x", "cus_nobody", "active", T0)
     one_off = {"id": "in_x", "object": "invoice", "customer": "cus_nobody", "status": "paid"}
@@ -495,7 +508,9 @@ def test_events_about_strangers_or_other_invoices_are_recorded_and_change_nothin
 
 
 def test_a_plan_claim_that_would_pass_1000_bytes_is_refused_before_anything_is_bought(
-    firestore_db: Any, api: stripe.StripeClient, call_function: Callable[..., CallResult]
+    firestore_db: firestore.Client,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
 ) -> None:
     uid = an_agent(firestore_db, {"notes": "n" * 960})
     card = a_card(api, CARD_OK)
@@ -521,7 +536,7 @@ def test_a_plan_claim_that_would_pass_1000_bytes_is_refused_before_anything_is_b
     ],
 )
 def test_malformed_requests_are_invalid_argument_and_write_nothing(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     api: stripe.StripeClient,
     call_function: Callable[..., CallResult],
     data: Any,
@@ -539,7 +554,9 @@ def test_malformed_requests_are_invalid_argument_and_write_nothing(
 
 
 def test_callers_who_are_not_agents_are_refused_and_nothing_is_written(
-    firestore_db: Any, api: stripe.StripeClient, call_function: Callable[..., CallResult]
+    firestore_db: firestore.Client,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
 ) -> None:
     data = {"paymentMethodId": a_card(api, CARD_OK)}
 
@@ -552,7 +569,9 @@ def test_callers_who_are_not_agents_are_refused_and_nothing_is_written(
 
 
 def test_an_unknown_payment_method_is_invalid_argument_and_nothing_is_created(
-    firestore_db: Any, api: stripe.StripeClient, call_function: Callable[..., CallResult]
+    firestore_db: firestore.Client,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
 ) -> None:
     uid = an_agent(firestore_db)
 
@@ -566,7 +585,9 @@ def test_an_unknown_payment_method_is_invalid_argument_and_nothing_is_created(
 
 
 def test_someone_elses_card_is_refused(
-    firestore_db: Any, api: stripe.StripeClient, call_function: Callable[..., CallResult]
+    firestore_db: firestore.Client,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
 ) -> None:
     owner, other = an_agent(firestore_db), an_agent(firestore_db)
     card = a_card(api, CARD_OK)
@@ -579,7 +600,9 @@ def test_someone_elses_card_is_refused(
 
 
 def test_a_card_refused_at_attach_is_our_failed_precondition_not_stripes_text(
-    firestore_db: Any, api: stripe.StripeClient, call_function: Callable[..., CallResult]
+    firestore_db: firestore.Client,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
 ) -> None:
     uid = an_agent(firestore_db)
 
@@ -593,7 +616,7 @@ def test_a_card_refused_at_attach_is_our_failed_precondition_not_stripes_text(
 
 
 def test_stripe_unreachable_is_unavailable_with_our_message_and_nothing_written(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     api: stripe.StripeClient,
     call_function: Callable[..., CallResult],
     monkeypatch: pytest.MonkeyPatch,

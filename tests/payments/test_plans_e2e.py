@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import stripe
 from firebase_admin import auth
+from google.cloud import firestore
 
 from pytest_firebase.auth import AuthEmulator
 from pytest_firebase.callables import CallResult
@@ -20,7 +21,7 @@ CARD_3DS = "4000002500003155"
 
 
 def test_an_agent_starts_the_plan_pays_and_cancelling_removes_it(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     auth_emulator: AuthEmulator,
     stripe_client: stripe.StripeClient,
     call_emulated: Callable[..., CallResult],

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import stripe
+from google.cloud import firestore
 
 from marketplace.payments import reconcile
 
@@ -15,7 +16,7 @@ def ledger(db: Any) -> dict[str, str]:
 
 
 def test_every_recent_event_is_recorded_once_however_often_reconciliation_runs(
-    firestore_db: Any, stripe_client: stripe.StripeClient
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient
 ) -> None:
     for n in range(3):
         stripe_client.v1.customers.create(params={"email": f"r{n}@x.test"})
@@ -33,7 +34,7 @@ def test_every_recent_event_is_recorded_once_however_often_reconciliation_runs(
 
 
 def test_the_watermark_moves_with_each_complete_run(
-    firestore_db: Any, stripe_client: stripe.StripeClient
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient
 ) -> None:
     start = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
     reconcile.reconcile(firestore_db, stripe_client, now=start)

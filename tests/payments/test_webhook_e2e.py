@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 import stripe
+from google.cloud import firestore
 
 from pytest_firebase.webhooks import stripe_event, stripe_webhook
 
@@ -21,7 +22,7 @@ SECRET_NAME = "STRIPE_WEBHOOK_SECRET"
 
 def test_localstripe_events_reach_the_webhook_and_are_recorded_once(
     firebase_stack: Any,
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     stripe_client: stripe.StripeClient,
     wait_for: Callable[..., Any],
 ) -> None:
@@ -41,7 +42,7 @@ def test_localstripe_events_reach_the_webhook_and_are_recorded_once(
 
 
 def test_a_forged_delivery_is_refused_with_400_and_writes_nothing(
-    firebase_stack: Any, firestore_db: Any
+    firebase_stack: Any, firestore_db: firestore.Client
 ) -> None:
     event = stripe_event("customer.subscription.updated", {"id": "sub_x"}, event_id="evt_forged")
     forged = stripe_webhook(event, "whsec_not_ours")
