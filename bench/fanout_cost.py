@@ -314,7 +314,7 @@ COLUMNS = (
 
 def write(outcome: dict[str, Any], directory: Path = common.RESULTS) -> Path:
     """The outcome of :func:`run` as ``<directory>/fanout_cost.json``."""
-    return world.write(NAME, outcome, directory)
+    return common.write_outcome(NAME, outcome, directory)
 
 
 def main() -> None:

@@ -507,22 +507,9 @@ def metered(db: Any) -> Iterator[Meter]:
         db._firestore_api_internal = api
 
 
-def write(name: str, outcome: dict[str, Any], directory: Path = common.RESULTS) -> Path:
-    """A benchmark's outcome (figures, baseline, ratios, params, rows) as its results JSON."""
-    return common.write_result(
-        name,
-        figures=outcome["figures"],
-        baseline=outcome["baseline"],
-        ratios=outcome["ratios"],
-        params=outcome["params"],
-        rows=outcome["rows"],
-        directory=directory,
-    )
-
-
 def report(name: str, outcome: dict[str, Any], columns: Sequence[str]) -> Path:
     """Write the results JSON and print the table of its rows."""
-    path = write(name, outcome)
+    path = common.write_outcome(name, outcome)
     common.print_table(outcome["rows"], columns)
     return path
 
