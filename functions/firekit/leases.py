@@ -15,6 +15,10 @@ deterministic id and takes it here:
   owner's lease (its ``renew`` raises :class:`LeaseLost`, its ``release`` does nothing).
 * The document carries ``token`` (who holds it, for a reader), ``until`` (the expiry) and
   ``expiresAt`` (for a Firestore TTL policy, which removes leases left by dead holders).
+* A holder may write the lock document in its own transaction or batch, on
+  :meth:`Lease.unchanged`'s precondition: the webhook ledger turns its lease into the
+  event's lasting record (``until`` as far ahead as the record lives) in the transaction
+  that applies the event, so the record is its own lock and no release follows.
 
 Why create-only and not a read-then-write transaction: on the Firestore emulator, 20
 racing read-then-create transactions on one document never let two win, but in a third
@@ -68,6 +72,12 @@ class Lease:
             raise LeaseLost(f"lease {self.ref.path} is no longer ours") from exc
         self.until, self._written = until, result.update_time
 
+    def unchanged(self) -> Any:
+        """A write option for the holder's own write (in its transaction or batch): the
+        write applies only while the lock document is as this holder last wrote it, and
+        its commit fails with ``FailedPrecondition`` once the lease was taken over."""
+        return _unchanged_since(self._written)
+
     def release(self) -> bool:
         """Delete the lock document if it is still as we wrote it; whether it was."""
         try:
@@ -90,6 +100,16 @@ class Lease:
 
 def try_acquire(ref: firestore.DocumentReference, ttl: dt.timedelta) -> Lease | None:
     """Take the lease at ``ref`` for ``ttl`` if it is free or lapsed; None if it is held."""
+    taken = try_acquire_or_read(ref, ttl)
+    return taken if isinstance(taken, Lease) else None
+
+
+def try_acquire_or_read(
+    ref: firestore.DocumentReference, ttl: dt.timedelta
+) -> Lease | firestore.DocumentSnapshot[Any]:
+    """:func:`try_acquire`, but when the lease is held, the lock document as it was read
+    (missing if released meanwhile: try again), so a caller whose lock document says more
+    than who holds it (a finished record) needs no second read."""
     token = uuid.uuid4().hex
     until = _now() + ttl
     try:
@@ -97,14 +117,12 @@ def try_acquire(ref: firestore.DocumentReference, ttl: dt.timedelta) -> Lease | 
     except gexc.AlreadyExists:
         pass
     current = ref.get()
-    if not current.exists:
-        return None  # released just now: the caller's next try may take it
-    if _held_until(current.to_dict()) > _now():
-        return None
+    if not current.exists or _held_until(current.to_dict()) > _now():
+        return current
     try:
         result = ref.update(_fields(token, until), option=_unchanged_since(current.update_time))
     except (gexc.FailedPrecondition, gexc.NotFound):
-        return None  # another caller took it over (or it was removed) first
+        return current  # another caller took it over (or it was removed) first
     return Lease(ref, token, until, result.update_time)
 
 

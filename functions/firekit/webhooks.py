@@ -12,17 +12,23 @@ For each request, in this order:
    A validly signed body that is not an event (not JSON, not UTF-8, nested too deep, an
    array, a string, a number, no id or type) answers 400 ``malformed_event``. Stripe
    retries any non-2xx; a refused request is refused again, at no cost.
-3. **Once**: the event's id keys a ledger document ``_webhookEvents/{provider}:{id}``.
-   A delivery that finds it answers 200 ``duplicate`` with no effect. Otherwise it takes
-   the event's lease (:mod:`firekit.leases`, ``_webhookLeases/{provider}:{id}``, created
-   only if absent): a copy of the event that finds the lease held by a delivery still
-   processing answers **409** ``in_progress`` at once, never queueing on the ledger's
-   transaction (50 simultaneous copies once contended there for 21-38 s and answered
-   500). 409, because the request is sound but conflicts with the event's state right
-   now: it is not our failure (a 5xx would page someone), and it is not final (Stripe
-   retries any non-2xx, and the retry finds the ledger entry and answers 200). The
-   holder then applies the handler's writes and the ledger entry in **one
-   transaction**, so an event is either fully applied and recorded or not at all.
+3. **Once**: the event's id keys one document ``_webhookEvents/{provider}:{id}``, which
+   is first the event's lease and then its ledger entry. A delivery creates it as a
+   lease (:mod:`firekit.leases`: created only if absent, with an expiry); the holder then
+   applies the handler's writes and turns the lease into the ledger entry (its outcome,
+   held for the ledger's lifetime) in **one transaction**, on the precondition that the
+   lease is still as it wrote it. So an event is either fully applied and recorded or
+   not at all; no release follows, and there is no moment when the event is recorded
+   but still locked. A fresh event costs one write more than its bare transaction (the
+   create); the transaction itself reads nothing of ours. A delivery that finds the
+   document answers 200 ``duplicate`` if it is an entry, and **409** ``in_progress`` at
+   once if it is a lease still held, never queueing on the holder's transaction (50
+   simultaneous copies once contended there for 21-38 s and answered 500). 409, because
+   the request is sound but conflicts with the event's state right now: it is not our
+   failure (a 5xx would page someone), and it is not final (Stripe retries any non-2xx,
+   and the retry finds the entry and answers 200). A lease whose holder died lapses
+   after ``LEASE_TTL`` and the next delivery takes it over; the old holder, should it
+   wake, can no longer commit (its precondition fails).
 4. **Answer**: 200 when applied, duplicate, of a type nobody handles, or about a
    subject we do not know (recorded with that outcome, so the provider stops retrying
    and the log says why); 500 when processing failed, so the provider retries (the
@@ -62,7 +68,6 @@ LEDGER = "_webhookEvents"
 LEDGER_TTL = dt.timedelta(days=60)
 """Longer than any provider retries an event (Stripe: 3 days) or reconciliation looks
 back (30 days), so a late duplicate still finds its entry."""
-LEASES = "_webhookLeases"
 LEASE_TTL = dt.timedelta(seconds=60)
 """As long as the webhook function's timeout: a delivery that died frees its event then."""
 NO_WAIT = dt.timedelta(0)
@@ -145,12 +150,8 @@ class Intake:
     max_bytes: int = DEFAULT_MAX_BYTES
 
     def ledger_ref(self, db: firestore.Client, event_id: str) -> firestore.DocumentReference:
-        """Where the event's processing is recorded."""
+        """Where the event's processing is recorded: the event's lease until then."""
         return db.collection(LEDGER).document(f"{self.provider}:{event_id}")
-
-    def lease_ref(self, db: firestore.Client, event_id: str) -> firestore.DocumentReference:
-        """The lock a delivery holds while it processes the event."""
-        return db.collection(LEASES).document(f"{self.provider}:{event_id}")
 
     def process(
         self, db: firestore.Client, event: WebhookEvent, *, wait: dt.timedelta = NO_WAIT
@@ -165,49 +166,61 @@ class Intake:
         return result
 
     def _once(self, db: firestore.Client, event: WebhookEvent, deadline: float) -> str:
-        recorded = self.ledger_ref(db, event.id)
-        lease = self.lease_ref(db, event.id)
+        entry = self.ledger_ref(db, event.id)
         while True:
-            # A plain read first: a late duplicate costs one read and takes no lock.
-            if recorded.get().exists:
+            # Create first: a fresh event (the common case) costs one write and no read.
+            taken = leases.try_acquire_or_read(entry, LEASE_TTL)
+            if isinstance(taken, leases.Lease):
+                outcome = self._apply(db, event, taken)
+                if outcome is not None:
+                    return outcome
+                continue  # our lease lapsed and was taken over: see what its holder does
+            if _recorded(taken):
                 return Outcome.DUPLICATE
-            held = leases.try_acquire(lease, LEASE_TTL)
-            if held is not None:
-                with held:
-                    return self._apply(db, event)
             if not leases.wait_while_held(
-                lease, deadline=deadline, done=lambda: recorded.get().exists
+                entry, deadline=deadline, done=lambda: _recorded(entry.get())
             ):
                 return Outcome.IN_PROGRESS
 
-    def _apply(self, db: firestore.Client, event: WebhookEvent) -> str:
-        ledger = self.ledger_ref(db, event.id)
+    def _apply(self, db: firestore.Client, event: WebhookEvent, held: leases.Lease) -> str | None:
+        """The event's effects and its ledger entry in one transaction, while ``held`` is
+        ours; None if it was taken over first (nothing applied)."""
         handler = self.handlers.get(event.type)
 
         def apply(transaction: firestore.Transaction) -> str:
-            # Read again in the transaction: the delivery that held the lease before may
-            # have committed between our first look and taking the lease.
-            if ledger.get(transaction=transaction).exists:
-                return Outcome.DUPLICATE
             outcome = Outcome.IGNORED_TYPE
             if handler is not None:
                 outcome = handler(db, transaction, event)
-            transaction.create(
-                ledger,
-                {
-                    "provider": self.provider,
-                    "type": event.type,
-                    "created": event.created,
-                    "outcome": outcome,
-                    "processedAt": firestore.SERVER_TIMESTAMP,
-                    "expiresAt": dt.datetime.now(dt.UTC) + LEDGER_TTL,
-                },
-            )
+            transaction.update(held.ref, self._entry(event, outcome), option=held.unchanged())
             return outcome
 
-        # Contention that outlasts every attempt is Aborted: the caller answers 500 and
-        # the provider retries.
-        return run_transaction(db, apply, busy_message="event contended; retry")
+        try:
+            # Contention that outlasts every attempt is Aborted: the caller answers 500
+            # and the provider retries.
+            return run_transaction(db, apply, busy_message="event contended; retry")
+        except Exception:
+            if held.release():  # still ours: the failure was the handler's or the store's
+                raise
+            return None
+
+    def _entry(self, event: WebhookEvent, outcome: str) -> dict[str, Any]:
+        # ``until`` as far ahead as the entry lives: to firekit.leases, a recorded event
+        # is held for good, so no delivery ever takes it over.
+        expires = dt.datetime.now(dt.UTC) + LEDGER_TTL
+        return {
+            "provider": self.provider,
+            "type": event.type,
+            "created": event.created,
+            "outcome": outcome,
+            "processedAt": firestore.SERVER_TIMESTAMP,
+            "until": expires,
+            "expiresAt": expires,
+        }
+
+
+def _recorded(snapshot: firestore.DocumentSnapshot[Any]) -> bool:
+    """Whether the event's document is its ledger entry (not a lease in progress)."""
+    return snapshot.exists and "outcome" in (snapshot.to_dict() or {})
 
 
 def parse_event(provider: str, payload: Mapping[str, Any]) -> WebhookEvent:

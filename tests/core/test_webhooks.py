@@ -3,6 +3,7 @@ applies once in one transaction, failures answer 500 and leave nothing behind.""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import time
@@ -75,7 +76,7 @@ def event(
 def written(db: Any) -> list[str]:
     return sorted(
         s.reference.path
-        for c in ("totals", "rows", webhooks.LEDGER, webhooks.LEASES)
+        for c in ("totals", "rows", webhooks.LEDGER)
         for s in db.collection(c).stream()
     )
 
@@ -267,7 +268,7 @@ def test_a_copy_that_meets_the_events_lease_answers_409_at_once(firestore_db: An
     first = event(amount=4)
     signed = stripe_webhook(first, SECRET)
     processing = webhooks.leases.try_acquire(
-        the_intake.lease_ref(firestore_db, first["id"]), webhooks.LEASE_TTL
+        the_intake.ledger_ref(firestore_db, first["id"]), webhooks.LEASE_TTL
     )
     assert processing is not None
 
@@ -310,8 +311,9 @@ def test_fifty_simultaneous_copies_of_one_event_apply_once_and_all_answer_quickl
     }
     assert max(seconds for _, _, seconds in answers) < 10
     assert firestore_db.document("totals/cus_1").get().to_dict() == {"sum": 9}
-    assert len(list(firestore_db.collection(webhooks.LEDGER).stream())) == 1
-    assert list(firestore_db.collection(webhooks.LEASES).stream()) == []
+    # The lease became the ledger entry in the applying transaction: nothing left locked.
+    entries = [s.to_dict() for s in firestore_db.collection(webhooks.LEDGER).stream()]
+    assert [entry["outcome"] for entry in entries] == ["applied"]
 
 
 def test_a_caller_that_may_wait_gets_the_event_once_its_holder_is_done(firestore_db: Any) -> None:
@@ -320,7 +322,7 @@ def test_a_caller_that_may_wait_gets_the_event_once_its_holder_is_done(firestore
     first = event(amount=6)
     parsed = webhooks.parse_event("stripe", first)
     delivery = webhooks.leases.try_acquire(
-        the_intake.lease_ref(firestore_db, first["id"]), webhooks.LEASE_TTL
+        the_intake.ledger_ref(firestore_db, first["id"]), webhooks.LEASE_TTL
     )
     assert delivery is not None
     Timer(0.5, delivery.release).start()
@@ -329,3 +331,43 @@ def test_a_caller_that_may_wait_gets_the_event_once_its_holder_is_done(firestore
 
     assert outcome == "applied"
     assert firestore_db.document("totals/cus_1").get().to_dict() == {"sum": 6}
+
+
+def test_a_crashed_holders_lease_lapses_and_the_next_delivery_takes_over(
+    firestore_db: Any,
+) -> None:
+    the_intake = intake(counter_handler())
+    first = event(amount=3)
+    signed = stripe_webhook(first, SECRET)
+    crashed = webhooks.leases.try_acquire(
+        the_intake.ledger_ref(firestore_db, first["id"]), dt.timedelta(seconds=-1)
+    )
+    assert crashed is not None  # taken, never released: already lapsed
+
+    answers = [post(firestore_db, the_intake, signed.body, signed.headers) for _ in range(2)]
+
+    assert answers == [(200, {"outcome": "applied"}), (200, {"outcome": "duplicate"})]
+    assert firestore_db.document("totals/cus_1").get().to_dict() == {"sum": 3}
+    assert not crashed.release()  # the entry is no longer the crashed holder's to delete
+
+
+def test_a_holder_whose_lease_was_taken_over_commits_nothing(firestore_db: Any) -> None:
+    # The holder's transaction writes the entry on the precondition that the lease is as
+    # it wrote it: a holder that outlived its lease cannot apply the event a second time.
+    first = event(amount=8)
+    entry = firestore_db.document(f"{webhooks.LEDGER}/stripe:{first['id']}")
+    counting = counter_handler()
+
+    def overtaken(db: Any, transaction: Any, event_: webhooks.WebhookEvent) -> str:
+        entry.update({"token": "the-next-delivery"})  # what a takeover does, mid-transaction
+        return counting(db, transaction, event_)
+
+    the_intake = intake(overtaken)
+    signed = stripe_webhook(first, SECRET)
+
+    assert post(firestore_db, the_intake, signed.body, signed.headers) == (
+        409,
+        {"error": "in_progress"},
+    )
+    assert written(firestore_db) == [entry.path]
+    assert entry.get().get("token") == "the-next-delivery"
