@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from google.cloud import firestore
 from limits.client import CappedClient
 
 from marketplace import alerts, limits
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_a_published_listing_notifies_matching_buyers_once_and_nobody_else(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
     as_user: Callable[..., FirestoreRest],
     wait_for: Callable[..., Any],
 ) -> None:
@@ -78,7 +79,9 @@ def test_a_published_listing_notifies_matching_buyers_once_and_nobody_else(
 
 
 def test_a_saved_search_enters_and_leaves_the_alert_index_through_the_real_trigger(
-    firestore_db: Any, as_user: Callable[..., FirestoreRest], wait_for: Callable[..., Any]
+    firestore_db: firestore.Client,
+    as_user: Callable[..., FirestoreRest],
+    wait_for: Callable[..., Any],
 ) -> None:
     buyer = uid("buyer")
     data = {k: v for k, v in search(buyer).items() if k not in ("createdAt", "updatedAt")} | {
@@ -116,7 +119,9 @@ def indexed(db: Any, audience: str) -> set[str]:
 
 
 def test_registering_and_removing_a_device_keeps_its_token_on_the_account(
-    firestore_db: Any, as_user: Callable[..., FirestoreRest], wait_for: Callable[..., Any]
+    firestore_db: firestore.Client,
+    as_user: Callable[..., FirestoreRest],
+    wait_for: Callable[..., Any],
 ) -> None:
     world = World(firestore_db, by_trigger=True)
     buyer = world.buyer(tokens=0)

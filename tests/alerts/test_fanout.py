@@ -132,7 +132,7 @@ class Harness:
 
 
 @pytest.fixture
-def h(firestore_db: Any) -> Harness:
+def h(firestore_db: firestore.Client) -> Harness:
     return Harness(firestore_db)
 
 
@@ -168,7 +168,7 @@ def test_every_matching_buyer_is_told_once_across_chunks(h: Harness) -> None:
     ],
 )
 def test_a_failure_mid_fan_out_is_retried_without_telling_anyone_twice(
-    firestore_db: Any, per_task: int, expected: list[str]
+    firestore_db: firestore.Client, per_task: int, expected: list[str]
 ) -> None:
     h = Harness(firestore_db, per_task=per_task)
     agent = h.world.agent()
@@ -267,7 +267,7 @@ def test_muted_other_criteria_and_own_listings_are_not_told(h: Harness) -> None:
     assert inbox_counts(h, [*not_told, agent]) == {u: 0 for u in [*not_told, agent]}
 
 
-def test_channels_quiet_hours_and_dead_tokens(firestore_db: Any) -> None:
+def test_channels_quiet_hours_and_dead_tokens(firestore_db: firestore.Client) -> None:
     # 21:30 UTC in July is 22:30 in London (BST): inside 22:00-07:00 quiet hours there,
     # outside them in UTC, so a clock that ignored the zone would push.
     h = Harness(firestore_db, clock=dt.datetime(2026, 7, 1, 21, 30, tzinfo=dt.UTC))
@@ -497,7 +497,7 @@ def test_a_late_item_after_its_digest_was_mailed_goes_out_next_run(h: Harness) -
 
 
 def test_a_task_runs_several_chunks_and_hands_the_rest_to_the_next_task(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
 ) -> None:
     h = Harness(firestore_db, per_task=3)
     agent = h.world.agent()
@@ -515,7 +515,9 @@ def test_a_task_runs_several_chunks_and_hands_the_rest_to_the_next_task(
     assert records == [0, 1, 2, 3, 4]
 
 
-def test_redelivered_tasks_and_a_spent_time_budget_tell_nobody_twice(firestore_db: Any) -> None:
+def test_redelivered_tasks_and_a_spent_time_budget_tell_nobody_twice(
+    firestore_db: firestore.Client,
+) -> None:
     h = Harness(firestore_db, per_task=4)
     buyers, _home = h.told_about_a_new_home(160)  # one task: 4 chunks of 50
     sent_once = h.transport.tokens()

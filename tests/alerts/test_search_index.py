@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from google.cloud import firestore
 
 from api.alerts import on_saved_search_written
 from marketplace import alerts
@@ -83,13 +84,13 @@ class Searches:
 
 
 @pytest.fixture
-def searches(firestore_db: Any, firestore_event: Callable[..., Event]) -> Searches:
+def searches(firestore_db: firestore.Client, firestore_event: Callable[..., Event]) -> Searches:
     return Searches(firestore_db, firestore_event)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_late_shuffled_and_repeated_events_leave_the_search_where_its_latest_state_says(
-    firestore_db: Any, searches: Searches, seed: int
+    firestore_db: firestore.Client, searches: Searches, seed: int
 ) -> None:
     rng = random.Random(seed)
     pending = [searches.write(search(searches.owner))]
@@ -110,7 +111,7 @@ def test_late_shuffled_and_repeated_events_leave_the_search_where_its_latest_sta
 
 
 def test_a_deleted_search_leaves_the_index_whatever_arrives_after(
-    firestore_db: Any, searches: Searches
+    firestore_db: firestore.Client, searches: Searches
 ) -> None:
     created = searches.write(search(searches.owner))
     deliver(on_saved_search_written, created)
@@ -127,7 +128,7 @@ def test_a_deleted_search_leaves_the_index_whatever_arrives_after(
 
 
 def test_a_search_deleted_before_its_trigger_ran_is_never_indexed(
-    firestore_db: Any, searches: Searches
+    firestore_db: firestore.Client, searches: Searches
 ) -> None:
     created = searches.write(search(searches.owner))
     deleted = searches.write(None)
@@ -137,7 +138,7 @@ def test_a_search_deleted_before_its_trigger_ran_is_never_indexed(
 
 
 def test_a_search_deleted_and_created_again_before_its_events_arrive_moves_once(
-    firestore_db: Any, searches: Searches
+    firestore_db: firestore.Client, searches: Searches
 ) -> None:
     deliver(on_saved_search_written, searches.write(search(searches.owner)))  # London
     deleted = searches.write(None)
@@ -149,7 +150,7 @@ def test_a_search_deleted_and_created_again_before_its_events_arrive_moves_once(
 
 
 def test_a_search_that_no_longer_fits_the_model_leaves_its_audience(
-    firestore_db: Any, searches: Searches
+    firestore_db: firestore.Client, searches: Searches
 ) -> None:
     deliver(on_saved_search_written, searches.write(search(searches.owner)))
     broken = searches.write({"kind": "auction"})  # written before a model change, say

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+
+from google.cloud import firestore
 
 from bench import fanout_cost, fanout_memory, fanout_throughput, fanout_world
 
 
-def test_the_throughput_bench_tells_every_recipient_once(firestore_db: Any, tmp_path: Path) -> None:
+def test_the_throughput_bench_tells_every_recipient_once(
+    firestore_db: firestore.Client, tmp_path: Path
+) -> None:
     outcome = fanout_throughput.run(firestore_db, recipients=300, reps=1)
     written = json.loads(fanout_throughput.write(outcome, directory=tmp_path).read_text())
 
@@ -46,7 +49,9 @@ def test_the_throughput_bench_tells_every_recipient_once(firestore_db: Any, tmp_
     assert "claim (transaction)" not in steps
 
 
-def test_the_cost_bench_reads_the_same_at_every_scale(firestore_db: Any, tmp_path: Path) -> None:
+def test_the_cost_bench_reads_the_same_at_every_scale(
+    firestore_db: firestore.Client, tmp_path: Path
+) -> None:
     outcome = fanout_cost.run(firestore_db, scales=(150, 400))
     written = json.loads(fanout_cost.write(outcome, directory=tmp_path).read_text())
 
@@ -62,7 +67,9 @@ def test_the_cost_bench_reads_the_same_at_every_scale(firestore_db: Any, tmp_pat
     assert composition["matching"] == 100
 
 
-def test_the_memory_bench_measures_each_size(firestore_db: Any, tmp_path: Path) -> None:
+def test_the_memory_bench_measures_each_size(
+    firestore_db: firestore.Client, tmp_path: Path
+) -> None:
     outcome = fanout_memory.run(
         (200, 300), lambda size: fanout_memory.measure_one(firestore_db, size)
     )

@@ -66,7 +66,7 @@ def keys_of(found: dict[str, dict[str, Any]]) -> set[str]:
     return {key for part in found.values() for key in part}
 
 
-def test_an_entry_is_put_replaced_moved_and_removed(firestore_db: Any) -> None:
+def test_an_entry_is_put_replaced_moved_and_removed(firestore_db: firestore.Client) -> None:
     db = firestore_db
     assert update(db, "s1", "london", v=1) is None
     assert keys_of(held(db, "london")) == {"s1"}
@@ -91,7 +91,7 @@ def test_an_entry_is_put_replaced_moved_and_removed(firestore_db: Any) -> None:
     assert not INDEX.key_ref(db, "s1").get().exists
 
 
-def test_keys_that_need_quoting_are_kept_as_they_are(firestore_db: Any) -> None:
+def test_keys_that_need_quoting_are_kept_as_they_are(firestore_db: firestore.Client) -> None:
     odd = ["a.b", "`x`", "with space", "ünï", "a-b"]
     for key in odd:
         update(firestore_db, key, "g")
@@ -101,7 +101,7 @@ def test_keys_that_need_quoting_are_kept_as_they_are(firestore_db: Any) -> None:
 
 
 def test_a_growing_group_splits_its_shards_and_keeps_every_entry_once(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
 ) -> None:
     db = firestore_db
     index = seeded(1)
@@ -120,7 +120,7 @@ def test_a_growing_group_splits_its_shards_and_keeps_every_entry_once(
     assert keys_of(held(db, "big", index)) == set(keys[1::2])
 
 
-def test_concurrent_updates_of_one_group_lose_nothing(firestore_db: Any) -> None:
+def test_concurrent_updates_of_one_group_lose_nothing(firestore_db: firestore.Client) -> None:
     db = firestore_db
     roomy = shards.ShardedIndex("_testIndex", max_entries=1000, initial_level=0)
     keys = [f"k{n:03d}" for n in range(60)]
@@ -132,7 +132,7 @@ def test_concurrent_updates_of_one_group_lose_nothing(firestore_db: Any) -> None
 
 
 def test_a_reader_paging_while_shards_split_misses_no_one_who_was_there(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
 ) -> None:
     db = firestore_db
     before = [f"old-{n:03d}" for n in range(40)]
@@ -150,7 +150,7 @@ def test_a_reader_paging_while_shards_split_misses_no_one_who_was_there(
 
 
 def test_a_walk_goes_on_from_any_cursor_it_gave_whatever_script_the_keys_are_in(
-    firestore_db: Any,
+    firestore_db: firestore.Client,
 ) -> None:
     db = firestore_db
     keys = [f"{n:02d}-" + "検索" * 80 for n in range(12)]  # long, and not ASCII
@@ -165,7 +165,7 @@ def test_a_walk_goes_on_from_any_cursor_it_gave_whatever_script_the_keys_are_in(
         INDEX.walk(db, ["scripts"], "savedSearches/a-plain-path")
 
 
-def test_a_bulk_loaded_group_takes_updates_like_any_other(firestore_db: Any) -> None:
+def test_a_bulk_loaded_group_takes_updates_like_any_other(firestore_db: firestore.Client) -> None:
     db = firestore_db
     loaded = [(f"b{n:04d}", {"n": n}) for n in range(100)]
     batch = db.batch()
@@ -180,7 +180,7 @@ def test_a_bulk_loaded_group_takes_updates_like_any_other(firestore_db: Any) -> 
     assert len(keys_of(held(db, "bulk"))) == 100 - 20 + 30
 
 
-def test_keys_spread_over_the_shards_whoever_picks_them(firestore_db: Any) -> None:
+def test_keys_spread_over_the_shards_whoever_picks_them(firestore_db: firestore.Client) -> None:
     # Keys chosen to share a hash prefix land in random slots all the same.
     index = seeded(2)
     keys = [f"same-prefix-{n:03d}" for n in range(40)]

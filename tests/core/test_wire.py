@@ -167,7 +167,9 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     return str(request.param)
 
 
-def stored(firestore_db: Any, unique: Callable[[str], str]) -> list[firestore.DocumentReference]:
+def stored(
+    firestore_db: firestore.Client, unique: Callable[[str], str]
+) -> list[firestore.DocumentReference]:
     """Three documents written by the SDK: every value type, nested, and one empty."""
     things = firestore_db.collection(unique("things"))
     refs = [things.document(f"d{n}") for n in range(3)]
@@ -178,7 +180,7 @@ def stored(firestore_db: Any, unique: Callable[[str], str]) -> list[firestore.Do
 
 
 def test_documents_read_are_what_the_sdk_reads(
-    firestore_db: Any, unique: Callable[[str], str], path: str
+    firestore_db: firestore.Client, unique: Callable[[str], str], path: str
 ) -> None:
     refs = stored(firestore_db, unique)
     missing = refs[0].parent.document("absent")
@@ -195,7 +197,7 @@ def test_documents_read_are_what_the_sdk_reads(
 
 
 def test_a_batch_commits_whole_or_not_at_all(
-    firestore_db: Any, unique: Callable[[str], str], path: str
+    firestore_db: firestore.Client, unique: Callable[[str], str], path: str
 ) -> None:
     things = firestore_db.collection(unique("things"))
     things.document("taken").set({"v": 1, "keep": {"x": 1}})
