@@ -16,8 +16,9 @@ in Stripe's order (by ``created``, agents interleaved).
   is delivered (the verifier refuses signatures older than 5 minutes), in a Flask request
   context; timed: ``firekit.webhooks.handle_request`` with ``events.intake()`` and
   ``stripe_verifier(stripe_api.webhook_secret)``, what ``stripe_webhook`` runs: shape
-  checks, signature (the official SDK), JSON, the ledger read and create, the handler in
-  the same transaction, the followup, the log line.
+  checks, signature (the official SDK), JSON, the ledger entry created as the event's
+  lease, the handler and the entry's update (on the lease's precondition) in one
+  transaction, the followup, the log line.
 - **Baseline**: on a twin world (other ids, same states), the same handler function on
   the same event (already parsed, no signature, no ledger) inside
   ``firestore.transactional``.
