@@ -201,7 +201,6 @@ def test_the_cores_ttl_policies_are_kept() -> None:
         ("_rateLimits", "expiresAt"),
         ("_fanoutChunks", "expiresAt"),
         ("_webhookEvents", "expiresAt"),
-        ("_webhookLeases", "expiresAt"),
         ("_paymentLocks", "expiresAt"),
     }
 

@@ -38,7 +38,7 @@ DAY = dt.timedelta(days=1)
 SLACK = dt.timedelta(seconds=60)
 """How far apart two server-set times taken during one test may be."""
 Call = Callable[..., CallResult]
-ARRANGED = {"users", "listings", "_webhookEvents", "_webhookLeases"}
+ARRANGED = {"users", "listings", "_webhookEvents"}
 """Collections a test arranges, or that localstripe's own webhooks reach meanwhile."""
 
 
