@@ -37,7 +37,7 @@ from typing import Any
 
 from bench import common
 from firekit.errors import InvalidArgument
-from marketplace import nearby, queries
+from marketplace import nearby, nearby_request, queries
 from marketplace.listings import geohash_of
 from seed.places import CITIES
 
@@ -151,7 +151,7 @@ def _timed(action: Any) -> tuple[Any, float]:
     return result, (time.perf_counter() - started) * 1000
 
 
-def measure(db: Any, request: nearby.NearbyRequest, reps: int) -> Measured:
+def measure(db: Any, request: nearby_request.NearbyRequest, reps: int) -> Measured:
     """Warm up once, then time ``reps`` searches and ``reps`` baseline queries."""
     outcome = Measured(request.radiusKm)
     try:
@@ -187,7 +187,7 @@ def run(
     _, seeded_ms = _timed(lambda: store(db, world))
     print(f"seeded {listings:,} listings in {seeded_ms / 1000:.1f} s")
     measured = [
-        measure(db, nearby.NearbyRequest(lat=lat, lng=lng, radiusKm=radius), reps)
+        measure(db, nearby_request.NearbyRequest(lat=lat, lng=lng, radiusKm=radius), reps)
         for _, lat, lng in (points if points is not None else search_points())
         for radius in radii
     ]

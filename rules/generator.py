@@ -509,6 +509,7 @@ class _Renderer:
     # -- documents --
     def model_functions(self, model: type[Document]) -> str:
         """The ``CreateOk`` / ``UpdateOk`` functions of ``model`` (may be empty)."""
+        model.model_rebuild(raise_errors=False)  # documents defer_build (cold start): build now
         if not model.__pydantic_complete__:  # unresolved annotations would hide markers
             raise RulesGenerationError(f"{model.__name__} is not fully defined")
         if not model.model_config.get("strict"):

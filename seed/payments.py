@@ -41,6 +41,7 @@ from google.cloud import firestore
 from marketplace.listings import listing_ref
 from marketplace.models.billing import Customer, Payment, Subscription
 from marketplace.payments import customers, featured, plans, reconcile, stripe_api
+from marketplace.payments.requests import FeatureRequest, StartPlanRequest
 from seed.accounts import SeedUser
 from seed.documents import SeedDoc
 
@@ -146,7 +147,7 @@ def _start_plan(db: firestore.Client, api: stripe.StripeClient, agent: SeedUser)
         api,
         uid=agent.uid,
         email=agent.email,
-        request=plans.StartPlanRequest(paymentMethodId=TEST_CARD),
+        request=StartPlanRequest(paymentMethodId=TEST_CARD),
     )
     if started.plan != plans.PLAN:
         raise RuntimeError(f"the seeded plan did not start: {started.status}")
@@ -181,7 +182,7 @@ def _buy_feature(
         api,
         uid=agent.uid,
         email=agent.email,
-        request=featured.FeatureRequest(listingId=listing_id, days=days),
+        request=FeatureRequest(listingId=listing_id, days=days),
     )
     api.v1.payment_intents.update(offer.paymentIntentId, params={"payment_method": TEST_CARD})
     intent = api.v1.payment_intents.confirm(offer.paymentIntentId)

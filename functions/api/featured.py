@@ -3,27 +3,33 @@ see :mod:`marketplace.payments.featured`)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from firekit import bootstrap
 from firekit.callables import CallContext, callable_function
 from firekit.ratelimit import RateLimit
 from marketplace import config
-from marketplace.payments import featured
-
-# The Stripe SDK (and stripe_errors, stripe_api, which import it) is imported where a call
-# is made: only the payment functions' instances need it, not every function's cold start.
+from marketplace.payments.requests import FeatureRequest
 from marketplace.roles import Role
+
+if TYPE_CHECKING:
+    from marketplace.payments.featured import FeatureOffer
+
+# The Stripe SDK (and stripe_errors, stripe_api, which import it) and marketplace.payments.featured
+# (with the webhook intake it shares) are imported where a call is made: only the
+# payment functions' instances need them, not every function's cold start.
 
 # Twenty a minute: a repeat returns the same payment, so this only bounds Stripe calls.
 _AGENT_LIMIT = RateLimit(20, per_seconds=60)
 
 
 @callable_function(
-    featured.FeatureRequest,
+    FeatureRequest,
     roles={Role.AGENT.value},
     rate_limit=_AGENT_LIMIT,
     secrets=[config.STRIPE_SECRET_KEY],
 )
-def feature_listing(call: CallContext, data: featured.FeatureRequest) -> featured.FeatureOffer:
+def feature_listing(call: CallContext, data: FeatureRequest) -> FeatureOffer:
     """The listing's agent: pay to feature an active listing for 1-30 days (price set here).
 
     Returns the PaymentIntent's client secret, the customer id and the amount for the
@@ -32,7 +38,7 @@ def feature_listing(call: CallContext, data: featured.FeatureRequest) -> feature
     import stripe  # lazy: see the imports
 
     from api.stripe_errors import our_error  # lazy: see the imports
-    from marketplace.payments import stripe_api  # lazy: see the imports
+    from marketplace.payments import featured, stripe_api  # lazy: see the imports
 
     email = call.claim("email")
     try:

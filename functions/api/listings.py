@@ -20,7 +20,7 @@ class ListingEvent(BaseModel):
     the handler, which rejects it with a reason instead of leaving it queued for ever.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     status: str
 

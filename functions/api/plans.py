@@ -3,27 +3,33 @@ see :mod:`marketplace.payments.plans`)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from firekit import bootstrap
 from firekit.callables import CallContext, callable_function
 from firekit.ratelimit import RateLimit
 from marketplace import config
-from marketplace.payments import plans
-
-# The Stripe SDK (and stripe_errors, stripe_api, which import it) is imported where a call
-# is made: only the payment functions' instances need it, not every function's cold start.
+from marketplace.payments.requests import StartPlanRequest
 from marketplace.roles import Role
+
+if TYPE_CHECKING:
+    from marketplace.payments.plans import PlanStart
+
+# The Stripe SDK (and stripe_errors, stripe_api, which import it) and marketplace.payments.plans
+# (with the webhook intake it shares) are imported where a call is made: only the
+# payment functions' instances need them, not every function's cold start.
 
 # Ten a minute: a repeat returns the same subscription, so this only bounds Stripe calls.
 _AGENT_LIMIT = RateLimit(10, per_seconds=60)
 
 
 @callable_function(
-    plans.StartPlanRequest,
+    StartPlanRequest,
     roles={Role.AGENT.value},
     rate_limit=_AGENT_LIMIT,
     secrets=[config.STRIPE_SECRET_KEY],
 )
-def start_agent_plan(call: CallContext, data: plans.StartPlanRequest) -> plans.PlanStart:
+def start_agent_plan(call: CallContext, data: StartPlanRequest) -> PlanStart:
     """An agent: subscribe to the agent plan with the card the payment sheet collected.
 
     Returns the customer id and the first payment's client secret for the sheet; the plan
@@ -32,7 +38,7 @@ def start_agent_plan(call: CallContext, data: plans.StartPlanRequest) -> plans.P
     import stripe  # lazy: see the imports
 
     from api.stripe_errors import our_error  # lazy: see the imports
-    from marketplace.payments import stripe_api  # lazy: see the imports
+    from marketplace.payments import plans, stripe_api  # lazy: see the imports
 
     email = call.claim("email")
     try:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from firekit import bootstrap, logs
 from firekit.callables import CallContext, callable_function
 from firekit.ratelimit import RateLimit
-from marketplace import nearby
+from marketplace.nearby_request import NearbyRequest
+
+if TYPE_CHECKING:
+    from marketplace.nearby import NearbyPage
 
 # A map that pans and zooms searches again on every stop: a call a second is generous
 # for a person and keeps one caller to 2,000 x 60 = 120k reads a minute at the very worst.
@@ -16,9 +21,13 @@ _SEARCH_LIMIT = RateLimit(60, per_seconds=60)
 # but one call may read 2,000 documents, and an anonymous caller can only be limited per
 # address, which a scraper rotates for free. Visitors still search: the app signs them
 # in with Firebase Anonymous Authentication, which gives them a uid to limit.
-@callable_function(nearby.NearbyRequest, rate_limit=_SEARCH_LIMIT)
-def search_near(call: CallContext, data: nearby.NearbyRequest) -> nearby.NearbyPage:
+@callable_function(NearbyRequest, rate_limit=_SEARCH_LIMIT)
+def search_near(call: CallContext, data: NearbyRequest) -> NearbyPage:
     """Active listings within a radius of a point: filtered, sorted, one page at a time."""
+    # The search (geometry, cursor, result models) loads with the first call: declaring
+    # the callable needs only its request model (every instance imports this module).
+    from marketplace import nearby
+
     found = nearby.search(bootstrap.db(), data)
     stats = found.stats
     logs.info(

@@ -88,7 +88,9 @@ REQUEST_TIME: Final = _RequestTimeSentinel()
 class Document(BaseModel):
     """Base of stored document models: strict types, no unknown fields."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    # defer_build: a model's validator is built at its first use, not when main.py
+    # imports it (every cold instance would pay for every model; a handler uses a few).
+    model_config = ConfigDict(strict=True, extra="forbid", defer_build=True)
 
     path: ClassVar[str] = ""
     """The collection path pattern, e.g. ``listings/{listingId}``."""

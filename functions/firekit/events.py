@@ -77,7 +77,7 @@ class AnyDocument(BaseModel):
     as stored, or acts on the raw ``before_data``/``after_data``. A document that no
     longer fits its strict model must still reach such a handler."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)  # built at the first event
 
 
 EventFunction = Callable[[CloudEvent], None]

@@ -30,7 +30,7 @@ SYNC_ATTEMPTS = 5
 class SetRoleRequest(BaseModel):
     """An admin's request to give ``uid`` the role ``role``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     uid: PlainId
     role: Role
@@ -38,6 +38,8 @@ class SetRoleRequest(BaseModel):
 
 class SetRoleResult(BaseModel):
     """What changed."""
+
+    model_config = ConfigDict(defer_build=True)
 
     uid: str
     role: Role

@@ -150,7 +150,7 @@ Reason = Annotated[
 class ListingRequest(BaseModel):
     """An admin's approval of a listing waiting for review."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     listingId: ListingId
 
@@ -158,7 +158,7 @@ class ListingRequest(BaseModel):
 class RejectRequest(BaseModel):
     """An admin's rejection, with the reason the agent will read."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     listingId: ListingId
     reason: Reason
@@ -167,7 +167,7 @@ class RejectRequest(BaseModel):
 class SetStatusRequest(BaseModel):
     """An owner's move of their listing on the market."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     listingId: ListingId
     status: AgentStatus
@@ -175,6 +175,8 @@ class SetStatusRequest(BaseModel):
 
 class TransitionResult(BaseModel):
     """The status a call moved a listing from and to."""
+
+    model_config = ConfigDict(defer_build=True)
 
     listingId: str
     status: ListingStatus

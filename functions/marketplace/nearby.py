@@ -49,25 +49,20 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     StrictFloat,
     StrictInt,
     ValidationError,
-    model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from firekit import logs
 from firekit.errors import InvalidArgument
 from marketplace.listings import GEOHASH_PRECISION
-from marketplace.models.common import MAX_MINOR_UNITS, Currency, LatLng, Money
+from marketplace.models.common import MAX_MINOR_UNITS, LatLng, Money
 from marketplace.models.listings import ListingKind, PropertyType
+from marketplace.nearby_request import NearbyRequest, Position, Sort
 
 EARTH_RADIUS_KM = 6371.0088
 """The mean Earth radius (IUGG)."""
-MIN_RADIUS_KM = 0.1
-MAX_RADIUS_KM = 50.0
-"""Wider than any commute; a bigger area is a browse by city, not a search near a point."""
 MAX_READS = 2_000
 """Documents one search may read: about a dense city's 5 km circle (at 30 listings a
 km²), around a tenth of a US cent of reads, and a bound on the function's time and memory."""
@@ -86,7 +81,6 @@ MAX_PARALLEL = 16
 _SLACK_KM = 1e-6
 """A millimetre: absorbs floating-point noise in the cover's geometry; never a whole cell."""
 
-Sort = Literal["distance", "price_asc", "price_desc"]
 RESULT_FIELDS = (
     "title",
     "price",
@@ -104,87 +98,13 @@ _AFTER_EVERY_GEOHASH = "~"
 """Sorts after every geohash (``~`` follows the base-32 digits and letters)."""
 
 
-# --- the request ----------------------------------------------------------------------
-
-Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
-Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
-MinorUnits = Annotated[int, Field(ge=0, le=MAX_MINOR_UNITS)]
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where a page ends: the last result's sort value (km or minor units) and id."""
-
-    value: float
-    listing_id: str
-
-
-class NearbyRequest(BaseModel):
-    """A search near a point. Prices are minor units of ``currency``, which price
-    filters and price sorts require (pence and cents do not compare)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    lat: Latitude
-    lng: Longitude
-    radiusKm: Annotated[float, Field(ge=MIN_RADIUS_KM, le=MAX_RADIUS_KM, allow_inf_nan=False)]
-    kind: ListingKind | None = None
-    propertyTypes: Annotated[list[PropertyType], Field(min_length=1, max_length=7)] | None = None
-    currency: Currency | None = None
-    priceMin: MinorUnits | None = None
-    priceMax: MinorUnits | None = None
-    bedroomsMin: Annotated[int, Field(ge=0, le=50)] | None = None
-    sort: Sort = "distance"
-    limit: Annotated[int, Field(ge=1, le=50)] = 20
-    cursor: Annotated[str, Field(min_length=1, max_length=512)] | None = None
-
-    _after: Position | None = PrivateAttr(default=None)
-
-    @property
-    def after(self) -> Position | None:
-        """The decoded cursor: the page starts after this position."""
-        return self._after
-
-    @model_validator(mode="after")
-    def _consistent(self) -> NearbyRequest:
-        issues = _cross_field_issues(self)
-        if self.cursor is not None and not issues:
-            try:
-                self._after = decode_cursor(self, self.cursor)
-            except _CursorError as bad:
-                issues.append(("cursor", bad.issue, bad.message))
-        if issues:
-            raise ValidationError.from_exception_data(
-                "NearbyRequest",
-                [
-                    InitErrorDetails(
-                        type=PydanticCustomError(issue, message), loc=(field,), input=None
-                    )
-                    for field, issue, message in issues
-                ],
-            )
-        return self
-
-
-def _cross_field_issues(request: NearbyRequest) -> list[tuple[str, str, str]]:
-    issues = []
-    priced = request.priceMin is not None or request.priceMax is not None
-    if request.currency is None and (priced or request.sort != "distance"):
-        issues.append(("currency", "missing", "Give a currency to filter or sort by price."))
-    low, high = request.priceMin, request.priceMax
-    if low is not None and high is not None and low > high:
-        issues.append(("priceMax", "less_than_min", "priceMax must not be below priceMin."))
-    types = request.propertyTypes or []
-    if len(set(types)) != len(types):
-        issues.append(("propertyTypes", "duplicates", "List each property type once."))
-    return issues
-
-
 # --- the response ---------------------------------------------------------------------
 
 
 class NearbyListing(BaseModel):
     """One result: what a map pin or a list row shows."""
+
+    model_config = ConfigDict(defer_build=True)
 
     id: str
     title: str
@@ -202,6 +122,8 @@ class NearbyListing(BaseModel):
 
 class NearbyPage(BaseModel):
     """One page of results; ``nextCursor`` is null on the last page."""
+
+    model_config = ConfigDict(defer_build=True)
 
     results: list[NearbyListing]
     nextCursor: str | None
@@ -261,7 +183,7 @@ class _Match:
 
 
 class _City(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     city: str
 
@@ -269,7 +191,7 @@ class _City(BaseModel):
 class _Stored(BaseModel):
     """The projection read back: lenient about extra fields, strict about the rest."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     title: str
     price: Money
@@ -594,7 +516,7 @@ class _CursorError(Exception):
 
 
 class _CursorBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     v: Literal[1]
     f: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
@@ -639,6 +561,17 @@ def decode_cursor(request: NearbyRequest, cursor: str) -> Position:
     if not valid:
         raise _malformed()
     return Position(body.k, body.id)
+
+
+def read_cursor(
+    request: NearbyRequest, cursor: str
+) -> tuple[Position | None, list[tuple[str, str, str]]]:
+    """The position ``cursor`` names for this search, or the issue (field, kind, message)
+    that refuses it: what :class:`NearbyRequest`'s validation reports."""
+    try:
+        return decode_cursor(request, cursor), []
+    except _CursorError as bad:
+        return None, [("cursor", bad.issue, bad.message)]
 
 
 def _fingerprint(request: NearbyRequest) -> str:

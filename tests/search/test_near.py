@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from api.search import search_near
 from firekit.errors import InvalidArgument
-from marketplace import nearby
+from marketplace import nearby, nearby_request
 from marketplace.listings import geohash_of
 from marketplace.models.listings import Listing
 from pytest_firebase.auth import AuthEmulator
@@ -222,7 +222,7 @@ def all_pages(db: Any, request: dict[str, Any]) -> list[nearby.NearbySearch]:
     pages, cursor = [], None
     for _ in range(200):
         found = nearby.search(
-            db, nearby.NearbyRequest.model_validate({**request, "cursor": cursor})
+            db, nearby_request.NearbyRequest.model_validate({**request, "cursor": cursor})
         )
         pages.append(found)
         cursor = found.page.nextCursor
@@ -259,7 +259,7 @@ def random_request(rng: random.Random) -> dict[str, Any]:
 
 latitudes = st.floats(-89.999, 89.999)
 longitudes = st.floats(-180, 180)
-radii = st.floats(nearby.MIN_RADIUS_KM, nearby.MAX_RADIUS_KM)
+radii = st.floats(nearby_request.MIN_RADIUS_KM, nearby_request.MAX_RADIUS_KM)
 fractions = st.one_of(st.floats(0.999, 1), st.floats(0, 1))
 """Of the radius: half of the points on the circle's edge, where a cover would fail."""
 
@@ -400,7 +400,7 @@ def test_results_across_the_antimeridian_come_from_both_sides(
 ) -> None:
     request = {"lat": -16.8, "lng": 179.999, "radiusKm": 5.0, "limit": 50}
 
-    found = nearby.search(firestore_db, nearby.NearbyRequest.model_validate(request))
+    found = nearby.search(firestore_db, nearby_request.NearbyRequest.model_validate(request))
 
     longitudes = [r.location.lng for r in found.page.results]
     assert min(longitudes) < -179.9 and max(longitudes) > 179.9
@@ -412,7 +412,7 @@ def test_a_small_search_reads_a_small_part_of_the_collection(
 ) -> None:
     request = {"lat": 51.5074, "lng": -0.1278, "radiusKm": 1.0}
 
-    stats = nearby.search(firestore_db, nearby.NearbyRequest.model_validate(request)).stats
+    stats = nearby.search(firestore_db, nearby_request.NearbyRequest.model_validate(request)).stats
 
     assert stats.documents_read == in_cover(world, stats.cover)
     assert stats.matched <= stats.documents_read < len(world) / 10
@@ -453,7 +453,9 @@ def test_only_active_listings_are_found(firestore_db: firestore.Client) -> None:
     active = new_id("active")
     store(firestore_db, {**here, active: listing(51.5, -0.12)})
 
-    found = nearby.search(firestore_db, nearby.NearbyRequest(lat=51.5, lng=-0.12, radiusKm=0.5))
+    found = nearby.search(
+        firestore_db, nearby_request.NearbyRequest(lat=51.5, lng=-0.12, radiusKm=0.5)
+    )
 
     assert [r.id for r in found.page.results] == [active]
     assert found.stats.documents_read == 1  # the index serves active listings only
@@ -489,7 +491,9 @@ def test_each_filter_narrows_the_results(firestore_db: firestore.Client) -> None
         ({"currency": "GBP", "priceMin": 350_000_01}, ["sale-house-4"]),
     ]
     for filters, expected in cases:
-        found = nearby.search(firestore_db, nearby.NearbyRequest.model_validate(here | filters))
+        found = nearby.search(
+            firestore_db, nearby_request.NearbyRequest.model_validate(here | filters)
+        )
         assert [r.id for r in found.page.results] == expected, filters
 
 
@@ -500,7 +504,7 @@ def test_a_dense_area_is_read_within_the_budget_over_several_rounds(
     # Everything in one corner of the circle: that range fills its share of the budget.
     world = scatter(rng, 51.5, -0.12, (1.5, 1.9), 60, bearing=45)
     store(firestore_db, world)
-    request = nearby.NearbyRequest(lat=51.5, lng=-0.12, radiusKm=2.0, limit=50)
+    request = nearby_request.NearbyRequest(lat=51.5, lng=-0.12, radiusKm=2.0, limit=50)
 
     found = nearby.search(firestore_db, request, max_reads=60)
 

@@ -20,7 +20,7 @@ MAX_MINOR_UNITS = 100_000_000_000  # a billion in major units: above any real pr
 class Value(BaseModel):
     """A nested map inside a document: strict types, no unknown keys."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid", defer_build=True)
 
 
 class Money(Value):

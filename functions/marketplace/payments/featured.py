@@ -53,19 +53,20 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from google.cloud import firestore
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from firekit import leases, logs, webhooks
 from firekit.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
 from firekit.transactions import run_transaction
 from firekit.webhooks import Outcome, WebhookEvent
-from marketplace.listings import ListingId, listing_ref
+from marketplace.listings import listing_ref
 from marketplace.models.billing import Payment
 from marketplace.models.common import Money
 from marketplace.payments import customers
+from marketplace.payments.requests import FeatureRequest
 from marketplace.payments.stripe_api import stripe_id
 
 if TYPE_CHECKING:
@@ -74,8 +75,6 @@ if TYPE_CHECKING:
 PURPOSE = "featured_listing"
 PRICE_PER_DAY = Money(amount=500, currency="GBP")
 """£5.00 a day, in pence."""
-MIN_DAYS = 1
-MAX_DAYS = 30
 PAYMENT_LINKS = "_stripePayments"
 """``{paymentIntentId}`` -> ``{uid, purpose, listingId}``: whose payment an event is about."""
 WINDOWS = "_featuredListings"
@@ -94,17 +93,10 @@ NO_EFFECT = "no_effect"
 """Outcome: about one of our payments, but nothing to change (a dispute won)."""
 
 
-class FeatureRequest(BaseModel):
-    """An agent's request to feature a listing: which one, and for how many days."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    listingId: ListingId
-    days: Annotated[int, Field(strict=True, ge=MIN_DAYS, le=MAX_DAYS)]
-
-
 class FeatureOffer(BaseModel):
     """What the mobile payment sheet needs to take the payment."""
+
+    model_config = ConfigDict(defer_build=True)
 
     paymentIntentId: str
     clientSecret: str

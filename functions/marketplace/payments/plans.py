@@ -47,11 +47,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from firebase_admin import auth
 from google.cloud import firestore
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from firekit import claims, leases, logs, webhooks
 from firekit.errors import Aborted, FailedPrecondition, FieldIssue, InvalidArgument, NotFound
@@ -60,6 +60,7 @@ from firekit.webhooks import Outcome, WebhookEvent
 from marketplace.models.billing import Subscription
 from marketplace.models.common import Money
 from marketplace.payments import customers
+from marketplace.payments.requests import StartPlanRequest
 from marketplace.payments.stripe_api import stripe_id
 from marketplace.profiles import profile_ref
 
@@ -108,16 +109,10 @@ class CardDeclined(FailedPrecondition):
         super().__init__(None, {"reason": "card_declined"})
 
 
-class StartPlanRequest(BaseModel):
-    """An agent's request to start the plan, with the card the payment sheet collected."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    paymentMethodId: Annotated[str, Field(pattern=r"^pm_[A-Za-z0-9_]{4,100}$")]
-
-
 class PlanStart(BaseModel):
     """What the payment sheet needs, and where the plan stands."""
+
+    model_config = ConfigDict(defer_build=True)
 
     customerId: str
     subscriptionId: str

@@ -1,0 +1,34 @@
+"""What the payment callables take: the request models ``feature_listing`` and
+``start_agent_plan`` are declared with. Apart from :mod:`~marketplace.payments.featured` and
+:mod:`~marketplace.payments.plans` so that declaring the callables (every instance's cold
+start) loads neither the payments nor the webhook intake they share (see
+``bench/cold_start.py``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from marketplace.listings import ListingId
+
+MIN_DAYS = 1
+MAX_DAYS = 30
+"""How long a listing may be featured for, in days, per payment."""
+
+
+class FeatureRequest(BaseModel):
+    """An agent's request to feature a listing: which one, and for how many days."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    listingId: ListingId
+    days: Annotated[int, Field(strict=True, ge=MIN_DAYS, le=MAX_DAYS)]
+
+
+class StartPlanRequest(BaseModel):
+    """An agent's request to start the plan, with the card the payment sheet collected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    paymentMethodId: Annotated[str, Field(pattern=r"^pm_[A-Za-z0-9_]{4,100}$")]
