@@ -296,8 +296,10 @@ def _cron(text: str, fields: list[str], zone: ZoneInfo) -> Cron:
         months=values[3],
         weekdays=weekdays,
         zone=zone,
-        any_day=fields[2] == "*",
-        any_weekday=fields[4] == "*",
+        # As cron does: a field starting with '*' (even '*/2') leaves the other day field
+        # in charge; only two restricted day fields match either one.
+        any_day=fields[2].startswith("*"),
+        any_weekday=fields[4].startswith("*"),
     )
 
 
@@ -366,10 +368,11 @@ class Scheduler:
         for function in functions:
             try:
                 schedule = parse(function.schedule, function.time_zone)
+                first = schedule.next_after(start)  # a cron that never fires raises here
             except (ScheduleError, KeyError) as err:  # KeyError: unknown time zone
                 log(f"schedule: {function.name} cannot run here ({err}); fire it by hand")
                 continue
-            self._jobs.append(_Job(function, schedule, schedule.next_after(start)))
+            self._jobs.append(_Job(function, schedule, first))
 
     @property
     def jobs(self) -> list[tuple[ScheduledFunction, dt.datetime]]:
@@ -438,7 +441,10 @@ def run_in_background(
 
     def loop() -> None:
         while not stop.is_set():
-            scheduler.tick()
+            try:
+                scheduler.tick()
+            except Exception as err:  # one bad tick must not stop every schedule for good
+                log(f"schedule: tick failed ({err!r}); going on")
             stop.wait(min(scheduler.seconds_to_next(), 1.0))
 
     threading.Thread(target=loop, name="schedules", daemon=True).start()

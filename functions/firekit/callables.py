@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -358,8 +359,16 @@ def _refuse_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
-_JSON = json.JSONDecoder(parse_constant=_refuse_constant)
-"""Strict JSON: NaN and Infinity, which Python's json reads by default, are refused."""
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: valid JSON, but no JSON value can carry it back
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+_JSON = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+"""Strict JSON: NaN and Infinity (spelled out, or as a number too large for a double),
+which Python's json reads by default, are refused."""
 
 
 def _too_large() -> FieldIssue:

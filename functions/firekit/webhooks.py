@@ -175,6 +175,8 @@ class Intake:
                 if outcome is not None:
                     return outcome
                 continue  # our lease lapsed and was taken over: see what its holder does
+            if not taken.exists:
+                continue  # its holder failed and released it between our create and read
             if _recorded(taken):
                 return Outcome.DUPLICATE
             if not leases.wait_while_held(

@@ -173,7 +173,13 @@ def test_non_object_data_is_invalid_argument(firestore_db: firestore.Client, uni
 
 DEEP = b'{"data": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
 MALFORMED_BODIES = {
-    "body_json": [b"", b"not json", b'{"data": {"name": "chair"', b'{"data": NaN}'],
+    "body_json": [
+        b"",
+        b"not json",
+        b'{"data": {"name": "chair"',
+        b'{"data": NaN}',
+        b'{"data": 1e400}',
+    ],
     "body_encoding": [b'{"data": "\xff\xfe"}', b'{"data": {"name": "\\ud800"}}'],
     "body_shape": [b'"chair"', b"3", b"[]", b"null", b'{"nodata": 1}', b'{"data": 1, "x": 2}'],
     "body_too_deep": [DEEP, b'{"data": ' + b"[" * MAX_BODY_DEPTH + b"]" * MAX_BODY_DEPTH + b"}"],

@@ -4,6 +4,7 @@ scheduler's timing (on a fake clock), and a run through the Functions emulator."
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
@@ -132,6 +133,8 @@ def test_weekday_schedules_run_only_on_those_days() -> None:
         ("0 0 29 2 *", "2026-03-14T09:30", "2028-02-29T00:00"),
         # Day of month and day of week both restricted: either one matches, as in cron.
         ("0 0 20 * mon", "2026-03-14T09:30", "2026-03-16T00:00"),
+        # A day field starting with '*' counts as unrestricted for that rule: both match.
+        ("0 0 */2 * mon", "2026-03-14T09:30", "2026-03-23T00:00"),
     ],
 )
 def test_unix_cron(text: str, after: str, expected: str) -> None:
@@ -157,7 +160,7 @@ def test_unix_cron(text: str, after: str, expected: str) -> None:
     ],
 )
 def test_schedules_it_cannot_run_are_refused_by_name(text: str) -> None:
-    with pytest.raises(schedules.ScheduleError, match="'"):
+    with pytest.raises(schedules.ScheduleError, match=re.escape(repr(text))):
         schedules.parse(text)
 
 
