@@ -18,6 +18,7 @@ from google.cloud import firestore
 
 from api.plans import start_agent_plan
 from firekit import webhooks
+from firekit.errors import Aborted
 from marketplace.payments import customers, events, plans, stripe_api
 from marketplace.profiles import new_profile
 from marketplace.roles import Role
@@ -633,3 +634,18 @@ def test_stripe_unreachable_is_unavailable_with_our_message_and_nothing_written(
     assert result.error_message == "Payments are unavailable right now; try again in a moment."
     assert "stripe" not in str(result.body).lower()
     assert stored_anything(firestore_db, uid) == []
+
+
+def test_a_start_whose_lease_was_taken_over_stops_before_it_subscribes(
+    firestore_db: firestore.Client,
+) -> None:
+    uid = f"slow-{uuid.uuid4().hex[:8]}"
+    held = plans._lease(firestore_db, uid)
+    # Its lease lapsed during a slow Stripe call and another start took it over.
+    held.ref.delete()
+    other = plans._lease(firestore_db, uid)
+
+    with pytest.raises(Aborted):
+        plans._still_ours(held)
+    assert firestore_db.document(held.ref.path).get().get("token") == other.token
+    other.release()

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 CUSTOMERS = "customers"
 BY_STRIPE_ID = "_stripeCustomers"
 LOCKS = "_paymentLocks"
-LEASE = dt.timedelta(seconds=30)
-"""Longer than one Stripe call with the SDK's retries."""
+LEASE = dt.timedelta(seconds=45)
+"""Longer than one Stripe call with the SDK's retries (``stripe_api.REQUEST_TIMEOUT_S``)."""
 WAIT = dt.timedelta(seconds=25)
 """How long a caller waits for another's creation before answering ``ABORTED``."""
 

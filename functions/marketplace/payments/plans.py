@@ -94,7 +94,8 @@ NO_EFFECT = "no_effect"
 """An event that says nothing new about the subscription (e.g. a failed first payment)."""
 
 LEASE = dt.timedelta(seconds=60)
-"""Longer than one start (a handful of Stripe calls, each retried by the SDK)."""
+"""Longer than any one step of a start (the customer, then the subscription): the lease
+is renewed before each, so a holder that outlived it stops before it buys anything."""
 WAIT = dt.timedelta(seconds=25)
 SYNC_ATTEMPTS = 5
 LIST_LIMIT = 100
@@ -404,10 +405,11 @@ def start(
     card = _payment_method(api, request.paymentMethodId)
     # One call per user at a time from here on: the customer's own lease would make
     # concurrent callers poll it in transactions, which can starve its creator's commit.
-    with _lease(db, uid):
+    with _lease(db, uid) as held:
         customer_id = customers.ensure_customer(db, api, uid, email)
         if card.get("customer") not in (None, customer_id):
             raise _unusable_card()
+        _still_ours(held)
         subscription, intent = _live_or_new(db, api, uid, customer_id, card)
         if _declined(subscription, intent):
             _cancel(db, api, uid, subscription)
@@ -582,6 +584,15 @@ def ensure_plan(api: stripe.StripeClient) -> None:
         PLAN_INTERVAL,
     ):
         raise RuntimeError(f"Stripe plan {PLAN_ID} does not match the price in the code")
+
+
+def _still_ours(held: leases.Lease) -> None:
+    """Renew the plan's lease, or stop: a holder whose lease lapsed (a slow Stripe call)
+    may have been overtaken by another start, which must be the only one to subscribe."""
+    try:
+        held.renew(LEASE)
+    except leases.LeaseLost:
+        raise Aborted("Your plan is being set up; try again in a moment.") from None
 
 
 def _lease(db: firestore.Client, uid: str) -> leases.Lease:

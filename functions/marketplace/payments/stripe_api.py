@@ -31,6 +31,9 @@ EMULATED_BASE_ENV = "EMULATED_STRIPE_API_BASE"
 MAX_NETWORK_RETRIES = 2
 """The SDK retries connection errors and 409/429/5xx itself, with the same idempotency
 key, so a retry never creates a second object."""
+REQUEST_TIMEOUT_S = 10.0
+"""One request's limit (the SDK's default is 80 s): it bounds a call with its retries to
+about 35 s, which the payment leases are sized to outlast."""
 
 
 @functools.cache
@@ -38,7 +41,10 @@ def _client(key: str, base: str) -> stripe.StripeClient:
     import stripe  # lazy: see the imports
 
     return stripe.StripeClient(
-        key, base_addresses={"api": base}, max_network_retries=MAX_NETWORK_RETRIES
+        key,
+        base_addresses={"api": base},
+        max_network_retries=MAX_NETWORK_RETRIES,
+        http_client=stripe.RequestsClient(timeout=REQUEST_TIMEOUT_S),
     )
 
 
