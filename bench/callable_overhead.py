@@ -108,7 +108,6 @@ class Calls:
 
     config: str
     ms: list[float] = field(default_factory=list)
-    failures: int = 0
 
 
 def call_once(function: CallableFunction, body: str, token: str) -> float:
@@ -229,8 +228,7 @@ def main() -> None:
     args = parser.parse_args()
     with common.emulators() as stack, common.triggers_paused(stack):
         outcome = run(common.firestore_client(stack), calls=args.calls)
-    path = write(outcome)
-    common.print_table(outcome["rows"], COLUMNS)
+    path = common.report(NAME, outcome, COLUMNS)
     print(f"written to {path.relative_to(common.ROOT)}")
 
 

@@ -263,9 +263,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=RUNS)
     args = parser.parse_args()
     outcome = run(args.runs)
-    path = write(outcome)
-    common.print_table(
-        outcome["rows"], ("config", "runs", "cpu ms", "cpu min", "wall ms", "wall min")
+    path = common.report(
+        NAME, outcome, ("config", "runs", "cpu ms", "cpu min", "wall ms", "wall min")
     )
     for other, kinds in outcome["ratios"].items():
         print(f"main / {other}: cpu {kinds['cpuMs']}x, wall {kinds['wallMs']}x")

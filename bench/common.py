@@ -177,6 +177,13 @@ SOURCE = source_revision()
 may commit while a long benchmark runs)."""
 
 
+def report(name: str, outcome: Mapping[str, Any], columns: Sequence[str]) -> Path:
+    """Write a ``run()`` outcome's results JSON and print the table of its rows."""
+    path = write_outcome(name, outcome)
+    print_table(outcome["rows"], columns)
+    return path
+
+
 def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
     """A plain-text table of ``rows`` (dicts) in ``columns`` order."""
     cells = [[_cell(row.get(column)) for column in columns] for row in rows]

@@ -325,7 +325,7 @@ def main() -> None:
     scales = [int(s) for s in args.scales.split(",")]
     with common.emulators() as stack, common.triggers_paused(stack):
         outcome = run(common.firestore_client(stack), scales=scales)
-    path = world.report(NAME, outcome, COLUMNS)
+    path = common.report(NAME, outcome, COLUMNS)
     print(f"\nratios (largest / smallest scale): {outcome['ratios']}")
     print(f"written to {path.relative_to(common.ROOT)}")
 

@@ -354,7 +354,7 @@ def main() -> None:
             lambda n: measure_in_subprocess(n, project, args.chunk, args.devices_for),
             chunk_size=args.chunk,
         )
-    path = world.report(NAME, outcome, COLUMNS)
+    path = common.report(NAME, outcome, COLUMNS)
     print(f"\nratios: {outcome['ratios']}")
     print(f"written to {path.relative_to(common.ROOT)}")
 

@@ -38,7 +38,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 from firebase_admin import messaging
@@ -505,13 +504,6 @@ def metered(db: Any) -> Iterator[Meter]:
         yield meter
     finally:
         db._firestore_api_internal = api
-
-
-def report(name: str, outcome: dict[str, Any], columns: Sequence[str]) -> Path:
-    """Write the results JSON and print the table of its rows."""
-    path = common.write_outcome(name, outcome)
-    common.print_table(outcome["rows"], columns)
-    return path
 
 
 def code_state() -> dict[str, Any]:

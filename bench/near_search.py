@@ -324,8 +324,7 @@ def main() -> None:
     args = parser.parse_args()
     with common.emulators() as stack, common.triggers_paused(stack):
         outcome = run(common.firestore_client(stack), listings=args.listings, reps=args.reps)
-    path = write(outcome)
-    common.print_table(outcome["rows"], COLUMNS)
+    path = common.report(NAME, outcome, COLUMNS)
     figures, ratios = outcome["figures"], outcome["ratios"]
     print(
         f"\nall searches: reads p50 {figures['documentsRead']['p50']:.0f}, "

@@ -514,8 +514,7 @@ def main() -> None:
         # The webhook secret, as the in-process tests read it (functions/.secret.local).
         os.environ.update(devstack.stripe_environment(stack.config.port_offset))
         outcome = run(common.firestore_client(stack), customers=args.customers)
-    path = write(outcome)
-    common.print_table(outcome["rows"], COLUMNS)
+    path = common.report(NAME, outcome, COLUMNS)
     print(f"written to {path.relative_to(common.ROOT)}")
 
 

@@ -199,21 +199,14 @@ def _fcm_token(rng: random.Random) -> str:
     return f"{chunk(22)}:APA91b{chunk(134)}"
 
 
-HELD_BY_MODEL = {
-    SavedSearch: limits.SAVED_SEARCHES,
-    Device: limits.DEVICES,
-    Favorite: limits.FAVORITES,
-}
-
-
 def usage_documents(docs: list[SeedDoc]) -> list[SeedDoc]:
     """Each user's usage document listing the ids they hold, as the app's own batches
     would have left it (the caps count what it lists). Rate windows are left out: the
     seeded conversations and messages were written before any window still open."""
     held: dict[str, dict[str, list[str]]] = {}
     for doc in docs:
-        cap = HELD_BY_MODEL.get(doc.model)
-        if cap is not None:
+        cap = limits.capped(doc.path)
+        if isinstance(cap, limits.Held):
             uid = str(doc.data["ownerId"]) if doc.model is SavedSearch else doc.path.split("/")[1]
             held.setdefault(uid, {}).setdefault(cap.key, []).append(doc.path.rsplit("/", 1)[1])
     return [

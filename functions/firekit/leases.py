@@ -63,7 +63,7 @@ class Lease:
 
     def renew(self, ttl: dt.timedelta) -> None:
         """Extend the lease to ``ttl`` from now; :class:`LeaseLost` if it is not ours."""
-        until = _now() + ttl
+        until = now() + ttl
         try:
             result = self.ref.update(
                 _fields(self.token, until), option=_unchanged_since(self._written)
@@ -111,13 +111,13 @@ def try_acquire_or_read(
     (missing if released meanwhile: try again), so a caller whose lock document says more
     than who holds it (a finished record) needs no second read."""
     token = uuid.uuid4().hex
-    until = _now() + ttl
+    until = now() + ttl
     try:
         return Lease(ref, token, until, ref.create(_fields(token, until)).update_time)
     except gexc.AlreadyExists:
         pass
     current = ref.get()
-    if not current.exists or _held_until(current.to_dict()) > _now():
+    if not current.exists or _held_until(current.to_dict()) > now():
         return current
     try:
         result = ref.update(_fields(token, until), option=_unchanged_since(current.update_time))
@@ -155,7 +155,7 @@ def wait_while_held(
         if done is not None and done():
             return True
         current = ref.get()
-        if not current.exists or _held_until(current.to_dict()) <= _now():
+        if not current.exists or _held_until(current.to_dict()) <= now():
             return True
     return False
 
@@ -164,15 +164,19 @@ def _fields(token: str, until: dt.datetime) -> dict[str, Any]:
     return {"token": token, "until": until, "expiresAt": until}
 
 
+_NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
 def _held_until(data: dict[str, Any] | None) -> dt.datetime:
     until = (data or {}).get("until")
     # A lock document without a readable expiry holds nothing: it may be taken over.
-    return until if isinstance(until, dt.datetime) else dt.datetime.min.replace(tzinfo=dt.UTC)
+    return until if isinstance(until, dt.datetime) else _NEVER
 
 
 def _unchanged_since(update_time: Any) -> Any:
     return firestore.Client.write_option(last_update_time=update_time)
 
 
-def _now() -> dt.datetime:
+def now() -> dt.datetime:
+    """The time leases and ledgers compare their expiries to (UTC, aware)."""
     return dt.datetime.now(dt.UTC)

@@ -34,6 +34,7 @@ from urllib.parse import quote
 from google.api_core import exceptions as api_exceptions
 from google.cloud import firestore
 
+from firekit import leases
 from firekit.transactions import run_transaction
 
 COLLECTION = "_eventLedger"
@@ -98,7 +99,7 @@ def base_record(function: str, event_id: str, document: str, event_type: str) ->
         "document": document,
         "eventType": event_type,
         "updatedAt": firestore.SERVER_TIMESTAMP,
-        "expiresAt": _now() + RETENTION,
+        "expiresAt": leases.now() + RETENTION,
     }
 
 
@@ -136,7 +137,12 @@ def _apply_once(
     if attempts >= max_attempts:
         return Verdict.GAVE_UP
     apply(transaction)
-    done = {**base, "state": LedgerState.DONE.value, "attempts": attempts + 1, "doneAt": _now()}
+    done = {
+        **base,
+        "state": LedgerState.DONE.value,
+        "attempts": attempts + 1,
+        "doneAt": leases.now(),
+    }
     transaction.set(ref, done)
     return Verdict.APPLIED
 
@@ -174,7 +180,7 @@ def _claim(
     stored = _read(ref, transaction)
     state = stored.get("state", LedgerState.PENDING.value)
     attempts = int(stored.get("attempts", 0))
-    now = _now()
+    now = leases.now()
     if state in (LedgerState.DONE.value, LedgerState.INVALID.value):
         return Verdict.DUPLICATE
     if state == LedgerState.PROCESSING.value and stored["leaseExpiresAt"] > now:
@@ -212,7 +218,7 @@ def _mark_done(
     _require_claim(stored, claim_token)
     done = {
         "state": LedgerState.DONE.value,
-        "doneAt": _now(),
+        "doneAt": leases.now(),
         "leaseExpiresAt": firestore.DELETE_FIELD,
         "claimToken": firestore.DELETE_FIELD,
         "updatedAt": firestore.SERVER_TIMESTAMP,
@@ -257,7 +263,7 @@ def _mark_failed(
         if stored.get("state") == LedgerState.DONE.value:
             return attempts
     failed = {**base, "state": LedgerState.FAILED.value, "attempts": attempts}
-    transaction.set(ref, {**failed, "lastError": error_type, "failedAt": _now()})
+    transaction.set(ref, {**failed, "lastError": error_type, "failedAt": leases.now()})
     return attempts
 
 
@@ -279,7 +285,3 @@ def _require_claim(stored: Mapping[str, Any], claim_token: str) -> None:
 def _read(ref: firestore.DocumentReference, transaction: firestore.Transaction) -> dict[str, Any]:
     snapshot = ref.get(transaction=transaction)
     return (snapshot.to_dict() or {}) if snapshot.exists else {}
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

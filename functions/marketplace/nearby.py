@@ -56,6 +56,7 @@ from pydantic import (
 
 from firekit import logs
 from firekit.errors import InvalidArgument
+from marketplace import queries
 from marketplace.listings import GEOHASH_PRECISION
 from marketplace.models.common import MAX_MINOR_UNITS, LatLng, Money
 from marketplace.models.listings import ListingKind, PropertyType
@@ -335,10 +336,6 @@ def _read_ranges(db: firestore.Client, ranges: Sequence[CellRange], budget: int)
 
 
 def _fetch(db: firestore.Client, cells: CellRange, after: Any, limit: int) -> list[Any]:
-    # Imported here: the table of queries imports every model, and this module is imported
-    # at every function's cold start (its request model), which should not build them all.
-    from marketplace import queries
-
     query = queries.NEAR.build(
         db,
         equals={"status": "active"},

@@ -6,7 +6,6 @@ task of the same chunks (a retried chunk handing on, a repeated job start).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,7 @@ from firekit.errors import field_issues, log_unexpected
 if TYPE_CHECKING:
     from firekit.fanout.engine import Fanout
 
-JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,400}$")
+JOB_ID = r"^[A-Za-z0-9_-]{1,400}$"
 
 
 def chunk_id(job: str, chunk: int) -> str:
@@ -36,7 +35,7 @@ class Task(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    job: str = Field(pattern=JOB_ID.pattern)
+    job: str = Field(pattern=JOB_ID)
     """Deterministic per job, e.g. ``new-<listingId>``: a repeated start is the same job."""
     kind: str = Field(min_length=1, max_length=64)
     """Which :class:`Delivery` handles it."""

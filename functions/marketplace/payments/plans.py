@@ -57,6 +57,7 @@ from firekit import claims, leases, logs, webhooks
 from firekit.errors import Aborted, FailedPrecondition, FieldIssue, InvalidArgument, NotFound
 from firekit.transactions import run_transaction
 from firekit.webhooks import Outcome, WebhookEvent
+from marketplace import queries
 from marketplace.models.billing import Subscription
 from marketplace.models.common import Money
 from marketplace.payments import customers
@@ -97,6 +98,7 @@ LEASE = dt.timedelta(seconds=60)
 """Longer than any one step of a start (the customer, then the subscription): the lease
 is renewed before each, so a holder that outlived it stops before it buys anything."""
 WAIT = dt.timedelta(seconds=25)
+BUSY = "Your plan is being set up; try again in a moment."
 SYNC_ATTEMPTS = 5
 LIST_LIMIT = 100
 
@@ -138,10 +140,6 @@ def subscription_ref(
 
 
 def _granting_query(db: firestore.Client, uid: str) -> firestore.Query:
-    # Imported here: the table of queries imports every model, and this module is imported
-    # at every function's cold start (its request model), which should not build them all.
-    from marketplace import queries
-
     return queries.PLAN_SUBSCRIPTIONS.build(
         db, path={"uid": uid}, equals={"status": list(GRANTING)}
     )
@@ -592,12 +590,10 @@ def _still_ours(held: leases.Lease) -> None:
     try:
         held.renew(LEASE)
     except leases.LeaseLost:
-        raise Aborted("Your plan is being set up; try again in a moment.") from None
+        raise Aborted(BUSY) from None
 
 
 def _lease(db: firestore.Client, uid: str) -> leases.Lease:
     """Hold ``_paymentLocks/plan-{uid}`` for the block; wait for it up to ``WAIT``."""
     lock = db.collection(customers.LOCKS).document(f"plan-{uid}")
-    return leases.acquire(
-        lock, LEASE, wait=WAIT, busy_message="Your plan is being set up; try again in a moment."
-    )
+    return leases.acquire(lock, LEASE, wait=WAIT, busy_message=BUSY)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from marketplace.listings import ListingId
+from firekit.ids import PlainId
 
 MIN_DAYS = 1
 MAX_DAYS = 30
@@ -22,7 +22,7 @@ class FeatureRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
-    listingId: ListingId
+    listingId: PlainId
     days: Annotated[int, Field(strict=True, ge=MIN_DAYS, le=MAX_DAYS)]
 
 
