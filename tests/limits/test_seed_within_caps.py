@@ -14,7 +14,6 @@ from marketplace.limits import Rate
 from marketplace.models import Conversation, Listing, Message, Usage
 from seed import marketplace
 from seed.accounts import PEOPLE
-from seed.buyers import HELD_BY_MODEL
 from seed.documents import SeedDoc
 from seed.load import seed_users
 
@@ -29,8 +28,8 @@ def seeded() -> list[SeedDoc]:
 def test_each_usage_document_lists_exactly_what_its_user_holds(seeded: list[SeedDoc]) -> None:
     held: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for doc in seeded:
-        cap = HELD_BY_MODEL.get(doc.model)
-        if cap is not None:
+        cap = limits.capped(doc.path)
+        if isinstance(cap, limits.Held):
             owner = str(doc.data["ownerId"]) if "ownerId" in doc.data else doc.path.split("/")[1]
             held[owner][cap.key].add(doc.path.rsplit("/", 1)[1])
     usage = {doc.path.split("/")[1]: doc.data for doc in seeded if doc.model is Usage}
