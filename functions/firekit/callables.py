@@ -24,7 +24,7 @@ import functools
 import json
 import math
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, cast, overload
 
@@ -41,12 +41,13 @@ from firekit.errors import (
     FieldIssue,
     InvalidArgument,
     PermissionDenied,
+    Refusal,
     Unauthenticated,
     error_name,
     invalid_argument,
     to_https_error,
 )
-from firekit.ratelimit import RateLimit, consume
+from firekit.ratelimit import RATE_LIMITED, RateLimit, consume
 
 M = TypeVar("M", bound=BaseModel)
 CallableFunction = Callable[[flask.Request], flask.Response]
@@ -84,8 +85,20 @@ class CallContext(MaybeSignedIn):
     uid: str
 
 
+SIGNED_OUT = Refusal(Unauthenticated, "signed_out", "Authentication required.")
+NO_APP_CHECK = Refusal(Unauthenticated, "app_check", "App Check token missing or invalid.")
+WRONG_ROLE = Refusal(PermissionDenied, "role", "Your role may not call this.")
+"""The refusals every callable's policy may give, by what it declares (see
+:attr:`Contract.policy_refusals`); ``INVALID_ARGUMENT`` carries field issues instead."""
+
+
 @dataclass(frozen=True)
-class _Policy(Generic[M]):
+class Contract(Generic[M]):
+    """What a callable promises its clients, kept on the deployed function as
+    ``__contract__`` for the generated client contract (``contract/build.py``): its
+    name, request model, handler (whose return annotation is the response), who may call
+    it and every way it may refuse."""
+
     function: str
     model: type[M]
     roles: frozenset[str]
@@ -93,6 +106,18 @@ class _Policy(Generic[M]):
     allow_anonymous: bool
     require_app_check: bool
     rate_limit: RateLimit | None = field(default=None)
+    refusals: tuple[Refusal, ...] = ()
+    handler: Callable[..., object] | None = None
+
+    @property
+    def policy_refusals(self) -> tuple[Refusal, ...]:
+        """The refusals the policy itself may give before the handler runs."""
+        return (
+            *(() if self.allow_anonymous else (SIGNED_OUT,)),
+            *((NO_APP_CHECK,) if self.require_app_check else ()),
+            *((WRONG_ROLE,) if self.roles else ()),
+            *((RATE_LIMITED,) if self.rate_limit else ()),
+        )
 
 
 SignedInHandler = Callable[[CallContext, M], object]
@@ -106,6 +131,7 @@ def callable_function(
     roles: Collection[str] | None = None,
     allow_anonymous: Literal[False] = False,
     rate_limit: RateLimit | None = None,
+    refusals: Sequence[Refusal] = (),
     role_claim: str = "role",
     require_app_check: bool = False,
     name: str | None = None,
@@ -120,6 +146,7 @@ def callable_function(
     roles: None = None,
     allow_anonymous: Literal[True],
     rate_limit: RateLimit | None = None,
+    refusals: Sequence[Refusal] = (),
     role_claim: str = "role",
     require_app_check: bool = False,
     name: str | None = None,
@@ -133,6 +160,7 @@ def callable_function(
     roles: Collection[str] | None = None,
     allow_anonymous: bool = False,
     rate_limit: RateLimit | None = None,
+    refusals: Sequence[Refusal] = (),
     role_claim: str = "role",
     require_app_check: bool = False,
     name: str | None = None,
@@ -145,8 +173,10 @@ def callable_function(
     ``role_claim`` claim (a string or a list) must name one of them; roles with
     ``allow_anonymous=True`` is a contradiction and raises ``ValueError``.
     ``require_app_check``: refuse calls without a valid App Check token (skipped under
-    the emulators). ``name`` (default: the handler's name) is the deployed name and must
-    match the attribute exported from ``main.py``. Other keyword arguments go to
+    the emulators). ``refusals``: every :class:`~firekit.errors.Refusal` the handler may
+    raise, for the client contract (the policy's own are added there). ``name``
+    (default: the handler's name) is the deployed name and must match the attribute
+    exported from ``main.py``. Other keyword arguments go to
     ``https_fn.on_call`` unchanged (``secrets``, ``region``, ``memory``, ...).
     The handler returns a pydantic model, a dict, or any JSON-able value.
     """
@@ -154,7 +184,7 @@ def callable_function(
         raise ValueError("A callable with roles needs a signed-in caller: drop allow_anonymous.")
 
     def decorate(handler: Callable[[Any, M], object]) -> CallableFunction:
-        policy = _Policy(
+        policy = Contract(
             function=name or handler.__name__,
             model=model,
             roles=frozenset(roles or ()),
@@ -162,6 +192,8 @@ def callable_function(
             allow_anonymous=allow_anonymous,
             require_app_check=require_app_check,
             rate_limit=rate_limit,
+            refusals=tuple(refusals),
+            handler=handler,
         )
 
         @functools.wraps(handler)
@@ -172,13 +204,15 @@ def callable_function(
         run.__name__ = run.__qualname__ = policy.function
         ensure_initialized()
         sdk_entry = cast(CallableFunction, https_fn.on_call(**on_call_options)(run))
-        return _checking_the_body(policy.function, sdk_entry, on_call_options.get("cors"))
+        checked = _checking_the_body(policy.function, sdk_entry, on_call_options.get("cors"))
+        checked.__contract__ = policy  # type: ignore[attr-defined]
+        return checked
 
     return decorate
 
 
 def _invoke(
-    policy: _Policy[M],
+    policy: Contract[M],
     handler: Callable[[Any, M], object],
     request: https_fn.CallableRequest[Any],
 ) -> Any:
@@ -200,17 +234,17 @@ def _invoke(
         logs.call_line(policy.function, uid, outcome, latency_ms)
 
 
-def _authorize(policy: _Policy[M], request: https_fn.CallableRequest[Any]) -> MaybeSignedIn:
+def _authorize(policy: Contract[M], request: https_fn.CallableRequest[Any]) -> MaybeSignedIn:
     auth = request.auth
     # A token without a uid is no caller at all: the handler's uid is a str or nothing.
     uid = auth.uid if auth is not None and auth.uid else None
     if uid is None and not policy.allow_anonymous:
-        raise Unauthenticated()
+        raise SIGNED_OUT()
     if policy.require_app_check and request.app is None and not is_emulated():
-        raise Unauthenticated("App Check token missing or invalid.")
+        raise NO_APP_CHECK()
     claims: dict[str, Any] = dict(auth.token) if auth is not None and uid is not None else {}
     if policy.roles and not _has_role(claims.get(policy.role_claim), policy.roles):
-        raise PermissionDenied()
+        raise WRONG_ROLE()
     app_check = request.app.token if request.app else None
     if uid is None:
         return MaybeSignedIn(None, claims, request.raw_request, policy.function, app_check)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import traceback
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypedDict
 
 from firebase_functions.https_fn import FunctionsErrorCode, HttpsError
@@ -106,6 +107,26 @@ class Aborted(AppError):  # noqa: N818
 
     code = FunctionsErrorCode.ABORTED
     default_message = "Aborted, please retry."
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One way a callable may refuse, named once: its code, a stable ``reason`` (what a
+    client branches on, sent as ``details: {"reason": ...}``) and when it happens.
+
+    Declared where the rule lives (``NO_SUCH_LISTING = Refusal(NotFound, "no_such_listing",
+    "No such listing.")``), raised as ``raise NO_SUCH_LISTING()``, and listed in the
+    callable's ``refusals=`` so the generated client contract names it.
+    """
+
+    error: type[AppError]
+    reason: str
+    when: str
+    """Shown to the caller as the message (unless one is given) and in the contract."""
+
+    def __call__(self, message: str | None = None) -> AppError:
+        """The error to raise: this refusal's code and reason, with its own words."""
+        return self.error(message or self.when, {"reason": self.reason})
 
 
 # Names the style guide uses for the same things.

@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 from google.cloud import firestore
 
-from firekit.errors import ResourceExhausted
+from firekit.errors import Refusal, ResourceExhausted
 
 COLLECTION = "_rateLimits"
 KEY_HASH_CHARS = 32
@@ -48,6 +48,9 @@ KEY_LABEL_CHARS = 128
 """The counter document keeps the key itself, cut to this many characters, for humans."""
 MEMO_SIZE = 10_000
 """Counters an instance remembers as refused-until-window-end (about 1 MB at most)."""
+
+RATE_LIMITED = Refusal(ResourceExhausted, "rate_limited", "Rate limit exceeded.")
+"""Details: ``{"reason": "rate_limited", "retryAfterSeconds": n}``."""
 
 _memo_lock = threading.Lock()
 # (project, counter id) -> window end (epoch seconds). Insertion-ordered: oldest first.
@@ -145,4 +148,5 @@ def _remember_refused(memo_key: tuple[str, str], window_end: float) -> None:
 
 def _exhausted(window_end: int, moment: float) -> ResourceExhausted:
     retry_after = max(1, int(window_end - moment))
-    return ResourceExhausted("Rate limit exceeded.", {"retryAfterSeconds": retry_after})
+    details = {"reason": RATE_LIMITED.reason, "retryAfterSeconds": retry_after}
+    return ResourceExhausted(RATE_LIMITED.when, details)
