@@ -9,6 +9,6 @@ status=0
 .venv/bin/ruff check . || status=1
 .venv/bin/ruff format --check . || status=1
 .venv/bin/mypy functions/firekit functions/marketplace functions/api functions/main.py \
-  pytest_firebase seed scripts/devstack.py scripts/dev.py rules/generator.py rules/build.py \
-  rules/matrix.py bench || status=1
+  pytest-firebase/src/pytest_firebase seed scripts/devstack.py scripts/dev.py rules/generator.py \
+  rules/build.py rules/matrix.py bench || status=1
 exit $status

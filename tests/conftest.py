@@ -1,4 +1,8 @@
-"""The marketplace's test suite runs on the pytest_firebase plugin and our dev stack."""
+"""The marketplace's test suite runs on the pytest-firebase plugin and our dev stack.
+
+The plugin registers itself (the installed pytest-firebase's ``pytest11`` entry point), so
+there is no ``pytest_plugins`` line here: naming it again would register it twice.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,6 @@ import pytest
 
 import devstack
 from pytest_firebase.stack import StackConfig
-
-pytest_plugins = ["pytest_firebase.plugin"]
 
 
 @pytest.fixture(scope="session")
