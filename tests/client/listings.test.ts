@@ -1,0 +1,59 @@
+// Listings and alerts: a buyer saves a search; an agent writes a draft with the contract's
+// types and submits it; an admin approves it; the buyer's live inbox listener gets the
+// match, and nobody else is told.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { collection, type CollectionReference, doc, getDoc, getDocs } from "firebase/firestore";
+
+import { call, type Notification } from "../../contract/index.js";
+import { createListing, draft, saveLondonSearch, submit } from "./homes.js";
+import {
+  closeAll,
+  cast,
+  type Person,
+  waitForDoc,
+  waitForQuery,
+} from "./support.js";
+
+let admin: Person, agent: Person, buyer: Person;
+before(async () => ({ admin, agent, buyer } = await cast()));
+after(closeAll);
+
+function inbox(person: Person): CollectionReference<Notification> {
+  return collection(person.db, "users", person.uid, "notifications") as CollectionReference<Notification>;
+}
+
+test("a submitted, approved listing reaches a matching buyer's live inbox", async () => {
+  const search = await saveLondonSearch(buyer);
+  // The alert index takes the search in first (a function records its audience).
+  const indexed = await waitForDoc(search, (s) => Boolean(s.data()?.audience), "its audience");
+  assert.equal(indexed.data()?.audience, "sale|GBP|city:london");
+
+  const home = await createListing(agent, draft(agent));
+  const stored = (await getDoc(home)).data();
+  assert.equal(stored?.status, "draft");
+  assert.equal(stored?.ownerId, agent.uid);
+  // A draft is the agent's alone: the buyer cannot read it.
+  await assert.rejects(getDoc(doc(buyer.db, "listings", home.id)), { code: "permission-denied" });
+
+  const told = waitForQuery(
+    inbox(buyer),
+    (s) => s.docs.some((d) => d.data().listingId === home.id),
+    "the buyer's alert",
+  );
+  await submit(home);
+  // This agent is neither verified nor on the plan: the listing waits for an admin.
+  const approved = await call(admin.functions, "approve_listing", { listingId: home.id });
+  assert.deepEqual(approved, { listingId: home.id, status: "active", previousStatus: "pending_review" });
+
+  const alerts = await told;
+  const alert = alerts.docs.find((d) => d.data().listingId === home.id)!;
+  assert.equal(alert.id, `new_listing-${home.id}`);
+  assert.equal(alert.data().kind, "listing_match");
+  assert.equal(alert.data().read, false);
+  // Now public, the buyer reads it too.
+  assert.equal((await getDoc(doc(buyer.db, "listings", home.id))).data()?.["status"], "active");
+  // Nobody is told about their own listing.
+  assert.equal((await getDocs(inbox(agent))).size, 0);
+});

@@ -1,0 +1,89 @@
+"""The client journeys: TypeScript on the official Firebase JS SDK, against this session's
+emulators, as a mobile or web app talks to the backend.
+
+The journeys (``tests/client/*.test.ts``) are type-checked once against the generated
+client contract (``contract/``) by ``tsc -p tests/client``, which also compiles them to
+``tests/client/build/``; then each journey file runs as one test, in its own
+``node --test`` process, with the stack's addresses in its environment. Node's own
+output is the failure message.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from google.cloud import firestore
+
+from pytest_firebase.auth import AuthEmulator
+from pytest_firebase.stack import EmulatorStack
+
+pytestmark = pytest.mark.e2e  # the journeys wait for real triggers
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+BUILD = HERE / "build"
+JOURNEYS = sorted(path.name.removesuffix(".test.ts") for path in HERE.glob("*.test.ts"))
+JOURNEY_TIMEOUT_S = 240
+
+
+def _tool(path: Path | None, name: str, install: str) -> str:
+    if path is None or not path.exists():
+        pytest.fail(f"{name} is missing: {install}", pytrace=False)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def compiled_journeys() -> Path:
+    """The journeys, type-checked and compiled (once per session); tsc's output on failure."""
+    install = "run `npm ci` in the project root (make bootstrap does)"
+    tsc = _tool(
+        ROOT / "node_modules" / ".bin" / "tsc", "TypeScript (node_modules/.bin/tsc)", install
+    )
+    shutil.rmtree(BUILD, ignore_errors=True)
+    checked = subprocess.run(
+        [tsc, "-p", str(HERE)], check=False, cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    if checked.returncode != 0:
+        pytest.fail(f"tsc -p tests/client failed:\n{checked.stdout}{checked.stderr}", pytrace=False)
+    return BUILD / HERE.relative_to(ROOT)
+
+
+def test_every_journey_is_type_checked_and_compiled(compiled_journeys: Path) -> None:
+    compiled = sorted(p.name.removesuffix(".test.js") for p in compiled_journeys.glob("*.test.js"))
+    assert compiled == JOURNEYS
+
+
+@pytest.mark.parametrize("journey", JOURNEYS)
+def test_journey(
+    journey: str,
+    compiled_journeys: Path,
+    firebase_stack: EmulatorStack,
+    firestore_db: firestore.Client,
+    auth_emulator: AuthEmulator,
+) -> None:
+    # firestore_db and auth_emulator start the journey on an empty database and no users.
+    node = shutil.which("node")
+    _tool(Path(node) if node else None, "Node.js (node)", "install Node.js 20 or newer")
+    env = {
+        **os.environ,
+        **firebase_stack.client_env(),
+        "FUNCTIONS_EMULATOR_HOST": firebase_stack.host("functions"),
+    }
+    started = time.monotonic()
+    ran = subprocess.run(
+        [str(node), "--test", "--test-reporter=spec", f"{journey}.test.js"],
+        check=False,
+        cwd=compiled_journeys,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=JOURNEY_TIMEOUT_S,
+    )
+    output = f"{ran.stdout}{ran.stderr}"
+    print(f"{journey}: {time.monotonic() - started:.1f} s\n{output}")
+    assert ran.returncode == 0, f"node --test {journey}.test.js failed:\n{output}"
