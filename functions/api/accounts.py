@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from firebase_functions import identity_fn
 
-from firekit import bootstrap, logs
+from firekit import bootstrap, claims, logs
 from firekit.callables import CallContext, callable_function
-from firekit.errors import AppError, to_https_error
+from firekit.errors import BUSY, AppError, to_https_error
 from firekit.events import DocumentChange, Effects, document_trigger
 from firekit.ratelimit import RateLimit
 from marketplace import accounts, profiles, signup
@@ -42,7 +42,10 @@ def before_user_created(event: identity_fn.AuthBlockingEvent) -> identity_fn.Bef
 
 # Admins change roles by hand; 60 a minute stops a runaway script, not a person.
 @callable_function(
-    accounts.SetRoleRequest, roles={Role.ADMIN.value}, rate_limit=RateLimit(60, per_seconds=60)
+    accounts.SetRoleRequest,
+    roles={Role.ADMIN.value},
+    rate_limit=RateLimit(60, per_seconds=60),
+    refusals=(accounts.OWN_ROLE, claims.NO_SUCH_USER, claims.CLAIMS_FULL, BUSY),
 )
 def set_user_role(call: CallContext, data: accounts.SetRoleRequest) -> accounts.SetRoleResult:
     """Admin only: change a user's role (claim merged, profile mirrored, audit logged)."""

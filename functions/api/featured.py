@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 
 from firekit import bootstrap
 from firekit.callables import CallContext, callable_function
+from firekit.errors import BUSY
 from firekit.ratelimit import RateLimit
 from marketplace import config
-from marketplace.payments.requests import FeatureRequest
+from marketplace.listings import NO_SUCH_LISTING, NOT_LISTING_OWNER
+from marketplace.payments.requests import LISTING_NOT_ACTIVE, PAYMENTS_UNAVAILABLE, FeatureRequest
 from marketplace.roles import Role
 
 if TYPE_CHECKING:
@@ -27,6 +29,9 @@ _AGENT_LIMIT = RateLimit(20, per_seconds=60)
     FeatureRequest,
     roles={Role.AGENT.value},
     rate_limit=_AGENT_LIMIT,
+    # No CARD_DECLINED: creating a PaymentIntent charges nothing (the payment sheet
+    # confirms it on the device), so Stripe declines no card in this call.
+    refusals=(NO_SUCH_LISTING, NOT_LISTING_OWNER, LISTING_NOT_ACTIVE, PAYMENTS_UNAVAILABLE, BUSY),
     secrets=[config.STRIPE_SECRET_KEY],
 )
 def feature_listing(call: CallContext, data: FeatureRequest) -> FeatureOffer:

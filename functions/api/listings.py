@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict
 
 from firekit import bootstrap, logs
 from firekit.callables import CallContext, callable_function
+from firekit.errors import BUSY
 from firekit.events import AnyDocument, DocumentChange, EffectMode, Effects, document_trigger
 from firekit.ratelimit import RateLimit
 from marketplace import listings
@@ -89,13 +90,29 @@ _ADMIN_LIMIT = RateLimit(120, per_seconds=60)
 _AGENT_LIMIT = RateLimit(60, per_seconds=60)
 
 
-@callable_function(listings.ListingRequest, roles={Role.ADMIN.value}, rate_limit=_ADMIN_LIMIT)
+@callable_function(
+    listings.ListingRequest,
+    roles={Role.ADMIN.value},
+    rate_limit=_ADMIN_LIMIT,
+    refusals=(
+        listings.NO_SUCH_LISTING,
+        listings.TRANSITION_NOT_ALLOWED,
+        listings.AGENT_DEPARTED,
+        listings.NOT_PUBLISHABLE,
+        BUSY,
+    ),
+)
 def approve_listing(call: CallContext, data: listings.ListingRequest) -> listings.TransitionResult:
     """Admin only: publish a listing waiting for review."""
     return listings.approve(bootstrap.db(), actor_uid=call.uid, listing_id=data.listingId)
 
 
-@callable_function(listings.RejectRequest, roles={Role.ADMIN.value}, rate_limit=_ADMIN_LIMIT)
+@callable_function(
+    listings.RejectRequest,
+    roles={Role.ADMIN.value},
+    rate_limit=_ADMIN_LIMIT,
+    refusals=(listings.NO_SUCH_LISTING, listings.TRANSITION_NOT_ALLOWED, BUSY),
+)
 def reject_listing(call: CallContext, data: listings.RejectRequest) -> listings.TransitionResult:
     """Admin only: reject a listing waiting for review, with a reason for its agent."""
     return listings.reject(
@@ -103,7 +120,19 @@ def reject_listing(call: CallContext, data: listings.RejectRequest) -> listings.
     )
 
 
-@callable_function(listings.SetStatusRequest, roles={Role.AGENT.value}, rate_limit=_AGENT_LIMIT)
+@callable_function(
+    listings.SetStatusRequest,
+    roles={Role.AGENT.value},
+    rate_limit=_AGENT_LIMIT,
+    refusals=(
+        listings.NO_SUCH_LISTING,
+        listings.NOT_LISTING_OWNER,
+        listings.NO_LONGER_AGENT,
+        listings.TRANSITION_NOT_ALLOWED,
+        listings.STATUS_NOT_FOR_KIND,
+        BUSY,
+    ),
+)
 def set_listing_status(
     call: CallContext, data: listings.SetStatusRequest
 ) -> listings.TransitionResult:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from firekit import bootstrap
+from firekit import bootstrap, claims
 from firekit.callables import CallContext, callable_function
+from firekit.errors import BUSY
 from firekit.ratelimit import RateLimit
 from marketplace import config
-from marketplace.payments.requests import StartPlanRequest
+from marketplace.payments.requests import CARD_DECLINED, PAYMENTS_UNAVAILABLE, StartPlanRequest
 from marketplace.roles import Role
 
 if TYPE_CHECKING:
@@ -27,6 +28,13 @@ _AGENT_LIMIT = RateLimit(10, per_seconds=60)
     StartPlanRequest,
     roles={Role.AGENT.value},
     rate_limit=_AGENT_LIMIT,
+    refusals=(
+        claims.NO_SUCH_USER,
+        claims.CLAIMS_FULL,
+        CARD_DECLINED,
+        PAYMENTS_UNAVAILABLE,
+        BUSY,
+    ),
     secrets=[config.STRIPE_SECRET_KEY],
 )
 def start_agent_plan(call: CallContext, data: StartPlanRequest) -> PlanStart:
@@ -50,5 +58,4 @@ def start_agent_plan(call: CallContext, data: StartPlanRequest) -> PlanStart:
             request=data,
         )
     except stripe.StripeError as exc:
-        failed = "The plan could not be started."
-        raise our_error(exc, call.function, failed=failed, declined=plans.CardDeclined()) from exc
+        raise our_error(exc, call.function, failed="The plan could not be started.") from exc

@@ -21,7 +21,9 @@ _SEARCH_LIMIT = RateLimit(60, per_seconds=60)
 # but one call may read 2,000 documents, and an anonymous caller can only be limited per
 # address, which a scraper rotates for free. Visitors still search: the app signs them
 # in with Firebase Anonymous Authentication, which gives them a uid to limit.
-@callable_function(NearbyRequest, rate_limit=_SEARCH_LIMIT)
+# Refuses nothing of its own: a bad radius, filter or cursor is INVALID_ARGUMENT, with
+# field issues (an area holding too many listings too: it is the radius that is wrong).
+@callable_function(NearbyRequest, rate_limit=_SEARCH_LIMIT, refusals=())
 def search_near(call: CallContext, data: NearbyRequest) -> NearbyPage:
     """Active listings within a radius of a point: filtered, sorted, one page at a time."""
     # The search (geometry, cursor, result models) loads with the first call: declaring

@@ -16,6 +16,12 @@ whose ``uid`` may be ``None``.
 
 The SDK rejects a *present but invalid* ID token with ``UNAUTHENTICATED`` before our code
 runs; such calls get the SDK's own log line, not ours.
+
+Every refusal a callable gives carries a stable ``reason`` and is declared on it
+(``refusals=``, plus its policy's own): an answer with a code and reason it does not
+declare (or with no reason, other than ``INVALID_ARGUMENT``'s field issues and
+``INTERNAL``) is logged as ``undeclared refusal`` and, under the emulators, warned about
+(:class:`UndeclaredRefusal`), so the client contract cannot silently fall behind the code.
 """
 
 from __future__ import annotations
@@ -24,12 +30,14 @@ import functools
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 import flask
 from firebase_functions import https_fn
+from firebase_functions.https_fn import FunctionsErrorCode, HttpsError
 from flask_cors import cross_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
@@ -117,6 +125,49 @@ class Contract(Generic[M]):
             *((NO_APP_CHECK,) if self.require_app_check else ()),
             *((WRONG_ROLE,) if self.roles else ()),
             *((RATE_LIMITED,) if self.rate_limit else ()),
+        )
+
+    def declares(self, error: HttpsError) -> bool:
+        """Whether the contract names this answer: a declared refusal (its code and
+        reason), or an answer that carries no reason by design (``INVALID_ARGUMENT``:
+        field issues; ``INTERNAL``: nothing at all)."""
+        if error.code in _WITHOUT_REASON:
+            return True
+        reason = _reason_of(error)
+        return any(
+            refusal.error.code == error.code and refusal.reason == reason
+            for refusal in (*self.refusals, *self.policy_refusals)
+        )
+
+
+class UndeclaredRefusal(UserWarning):
+    """A callable refused in a way its ``refusals=`` does not declare, so the client
+    contract no longer says everything it may answer.
+
+    Always logged (``undeclared refusal``, ERROR) with the answer unchanged; under the
+    emulators also warned, so a test run that turns warnings into errors (this suite's
+    ``filterwarnings = error``) fails the call that showed it.
+    """
+
+
+_WITHOUT_REASON = frozenset({FunctionsErrorCode.INVALID_ARGUMENT, FunctionsErrorCode.INTERNAL})
+
+
+def _reason_of(error: HttpsError) -> object:
+    return error.details.get("reason") if isinstance(error.details, Mapping) else None
+
+
+def _report_undeclared(policy: Contract[Any], error: HttpsError) -> None:
+    code, reason = error_name(error.code), _reason_of(error)
+    logs.error("undeclared refusal", function=policy.function, code=code, reason=reason)
+    if is_emulated():
+        declared = sorted(f"{r.error.code.name}:{r.reason}" for r in policy.refusals)
+        warnings.warn(
+            UndeclaredRefusal(
+                f"{policy.function} answered {code} with reason {reason!r}, which its "
+                f"refusals= does not declare (it declares {declared})"
+            ),
+            stacklevel=2,
         )
 
 
@@ -228,6 +279,8 @@ def _invoke(
     except Exception as exc:  # every failure is mapped here, in one place
         error = to_https_error(exc, {"function": policy.function, "uid": uid})
         outcome = error_name(error.code)
+        if not policy.declares(error):
+            _report_undeclared(policy, error)
         raise error from exc
     finally:
         latency_ms = (time.perf_counter() - started) * 1000

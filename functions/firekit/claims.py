@@ -18,13 +18,19 @@ from typing import Any
 from firebase_admin import _auth_utils, auth  # type: ignore[import-untyped, unused-ignore]
 
 from firekit.bootstrap import firebase_app
-from firekit.errors import FailedPrecondition, FieldIssue, InvalidArgument, NotFound
+from firekit.errors import FailedPrecondition, FieldIssue, InvalidArgument, NotFound, Refusal
 
 MAX_CLAIMS_SIZE = 1000
 # Names Firebase refuses as custom claims (standard ID-token claims): the Admin SDK's own
 # list, the one set_custom_user_claims() checks, so the two can never disagree. It lives
 # in a private module; firebase_admin is pinned and tests/core checks the list's content.
 RESERVED_CLAIMS: frozenset[str] = frozenset(_auth_utils.RESERVED_CLAIMS)
+
+NO_SUCH_USER = Refusal(NotFound, "no_such_user", "No such user.")
+CLAIMS_FULL = Refusal(
+    FailedPrecondition, "claims_full", f"Custom claims would exceed {MAX_CLAIMS_SIZE} bytes."
+)
+"""Details also carry ``size`` and ``limit`` (bytes)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ def merge_claims(
 ) -> dict[str, Any]:
     """Current claims plus ``updates``, minus ``remove``; other claims are kept.
 
-    Raises ``InvalidArgument`` for reserved names and ``FailedPrecondition`` when the
+    Raises ``InvalidArgument`` for reserved names and :data:`CLAIMS_FULL` when the
     result would exceed 1,000 bytes.
     """
     reserved = RESERVED_CLAIMS.intersection(updates or {})
@@ -69,9 +75,7 @@ def merge_claims(
         merged.pop(name, None)
     size = claims_size(merged)
     if size > MAX_CLAIMS_SIZE:
-        raise FailedPrecondition(
-            "Custom claims would exceed 1000 bytes.", {"size": size, "limit": MAX_CLAIMS_SIZE}
-        )
+        raise CLAIMS_FULL(size=size, limit=MAX_CLAIMS_SIZE)
     return merged
 
 
@@ -90,13 +94,13 @@ def replace_claims_merged(
 ) -> ClaimsChange:
     """As :func:`update_claims`, but return the claims before and after the change.
 
-    Raises ``NotFound`` for an unknown user, and what :func:`merge_claims` raises.
+    Raises :data:`NO_SUCH_USER` for an unknown user, and what :func:`merge_claims` raises.
     """
     app = firebase_app()
     try:
         user = auth.get_user(uid, app=app)
     except auth.UserNotFoundError:
-        raise NotFound("User not found.") from None
+        raise NO_SUCH_USER() from None
     before = dict(user.custom_claims or {})
     merged = merge_claims(before, updates, remove)
     auth.set_custom_user_claims(uid, merged, app=app)

@@ -109,6 +109,13 @@ class Aborted(AppError):  # noqa: N818
     default_message = "Aborted, please retry."
 
 
+class Unavailable(AppError):  # noqa: N818
+    """A service we depend on cannot be reached right now: the caller may retry shortly."""
+
+    code = FunctionsErrorCode.UNAVAILABLE
+    default_message = "Unavailable; try again in a moment."
+
+
 @dataclass(frozen=True)
 class Refusal:
     """One way a callable may refuse, named once: its code, a stable ``reason`` (what a
@@ -124,9 +131,15 @@ class Refusal:
     when: str
     """Shown to the caller as the message (unless one is given) and in the contract."""
 
-    def __call__(self, message: str | None = None) -> AppError:
-        """The error to raise: this refusal's code and reason, with its own words."""
-        return self.error(message or self.when, {"reason": self.reason})
+    def __call__(self, message: str | None = None, **details: Any) -> AppError:
+        """The error to raise: this refusal's code and reason, with its own words (or
+        ``message``) and any further ``details`` beside the reason."""
+        return self.error(message or self.when, {"reason": self.reason, **details})
+
+
+BUSY = Refusal(Aborted, "busy", "Someone else is changing this; try again in a moment.")
+"""Contention that outlasted our retries (a transaction, a lease): one meaning, retry
+shortly, whatever was contended, so one reason; the message says what was busy."""
 
 
 # Names the style guide uses for the same things.

@@ -40,7 +40,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from firekit.errors import Aborted
+from firekit.errors import BUSY
 
 POLL_S = 0.2
 """How often a waiter reads the lock document."""
@@ -133,11 +133,12 @@ def acquire(
     wait: dt.timedelta,
     busy_message: str,
 ) -> Lease:
-    """Take the lease, waiting up to ``wait`` for its holder; ``Aborted`` after that."""
+    """Take the lease, waiting up to ``wait`` for its holder; after that ``Aborted``
+    (:data:`~firekit.errors.BUSY`, with ``busy_message``)."""
     deadline = time.monotonic() + wait.total_seconds()
     while (held := try_acquire(ref, ttl)) is None:
         if not wait_while_held(ref, deadline=deadline):
-            raise Aborted(busy_message)
+            raise BUSY(busy_message)
     return held
 
 

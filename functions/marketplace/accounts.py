@@ -17,7 +17,7 @@ from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict
 
 from firekit import claims
-from firekit.errors import Aborted, FailedPrecondition, NotFound
+from firekit.errors import BUSY, FailedPrecondition, Refusal
 from firekit.ids import PlainId
 from firekit.transactions import run_transaction
 from marketplace import audit
@@ -25,6 +25,9 @@ from marketplace.profiles import new_profile, profile_ref
 from marketplace.roles import ROLE_CLAIM, Role, role_of
 
 SYNC_ATTEMPTS = 5
+
+OWN_ROLE = Refusal(FailedPrecondition, "own_role", "Admins cannot change their own role.")
+"""An admin demoting themselves could leave the marketplace with no admin at all."""
 
 
 class SetRoleRequest(BaseModel):
@@ -56,12 +59,11 @@ class _Recorded:
 def set_role(db: firestore.Client, *, actor_uid: str, request: SetRoleRequest) -> SetRoleResult:
     """Give a user a role: record and audit it, then sync the custom claim."""
     if request.uid == actor_uid:
-        # An admin demoting themselves could leave the marketplace with no admin at all.
-        raise FailedPrecondition("Admins cannot change their own role.")
+        raise OWN_ROLE()
     try:
         user = auth.get_user(request.uid)
     except auth.UserNotFoundError:
-        raise NotFound("No such user.") from None
+        raise claims.NO_SUCH_USER() from None
     # Refuse an over-limit claim set before recording anything.
     claims.merge_claims(user.custom_claims, {ROLE_CLAIM: request.role.value})
     recorded = _record(db, actor_uid, request.uid, request.role)
@@ -113,4 +115,4 @@ def sync_role_claim(db: firestore.Client, uid: str) -> Role:
         claims.update_claims(uid, {ROLE_CLAIM: role.value})
         if role_of(ref.get().to_dict() or {}) == role:
             return role
-    raise Aborted("The role kept changing while it was being applied; try again.")
+    raise BUSY("The role kept changing while it was being applied; try again.")

@@ -15,7 +15,7 @@ Queued means: still ``pending_review``, with ``searchKeys`` set and ``reviewedAt
 
 Every other move goes through :func:`approve`, :func:`reject` and :func:`set_status`,
 each checked against :data:`GRAPH`; a move the graph does not allow is refused with
-``FailedPrecondition`` before anything is written.
+:data:`TRANSITION_NOT_ALLOWED` before anything is written.
 
 **When an agent leaves** (their profile is deleted, or its ``role`` is no longer
 ``agent``), :func:`archive_departed_owners_listings` archives every listing they own, from
@@ -49,7 +49,13 @@ import pygeohash
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from firekit.errors import FailedPrecondition, NotFound, PermissionDenied, field_issues
+from firekit.errors import (
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    Refusal,
+    field_issues,
+)
 from firekit.ids import PlainId
 from firekit.transactions import run_transaction
 from marketplace import audit
@@ -111,6 +117,34 @@ DEPARTURE_PAGE = 200
 """Listings archived per transaction: 200 updates + 200 audit entries, within the 500
 writes per commit that Firestore long enforced (still the safe bound); a page's snapshots
 are all the sweep holds in memory."""
+
+# How the callables' moves refuse (each listed in its callable's refusals=).
+NO_SUCH_LISTING = Refusal(NotFound, "no_such_listing", "No such listing.")
+NOT_LISTING_OWNER = Refusal(
+    PermissionDenied, "not_listing_owner", "Only the listing's agent may do this."
+)
+NO_LONGER_AGENT = Refusal(
+    PermissionDenied, "no_longer_agent", "Only an agent may change a listing's status."
+)
+"""The caller's profile is no longer an agent's: the role claim in a demoted agent's ID
+token outlives the demotion by up to an hour, the profile does not."""
+TRANSITION_NOT_ALLOWED = Refusal(
+    FailedPrecondition,
+    "transition_not_allowed",
+    "The listing cannot move from its status to the one asked.",
+)
+STATUS_NOT_FOR_KIND = Refusal(
+    FailedPrecondition,
+    "status_not_for_kind",
+    "Only a listing for sale can be under offer or sold; only one for rent can be let.",
+)
+AGENT_DEPARTED = Refusal(FailedPrecondition, DEPARTED, "The listing's agent is no longer an agent.")
+"""The departure sweep archives the listing (or has)."""
+NOT_PUBLISHABLE = Refusal(
+    FailedPrecondition, "listing_not_publishable", "The listing cannot be published as it is."
+)
+"""The message lists what is wrong (the review's own reasons)."""
+
 DUPLICATE_STATUSES = frozenset({"pending_review", "active", "under_offer"})
 """A listing at the same address in one of these is on (or about to be on) the market."""
 
@@ -519,10 +553,10 @@ def approve(db: firestore.Client, *, actor_uid: str, listing_id: str) -> Transit
         previous = _move_allowed(data, "active", ADMIN_MOVES)
         if _agent_profile(db, transaction, data.get("ownerId")) is None:
             # The departure sweep archives it (or has, if this read lost the race).
-            raise FailedPrecondition("The listing's agent is no longer an agent.")
+            raise AGENT_DEPARTED()
         reviewed = _review_reads(db, transaction, listing_id, data)
         if reviewed.listing is None or reviewed.problems:
-            raise FailedPrecondition(
+            raise NOT_PUBLISHABLE(
                 "The listing cannot be published: " + reason_text(reviewed.problems)
             )
         transaction.update(ref, _publish_fields(reviewed.listing))
@@ -571,15 +605,14 @@ def set_status(
     def apply(transaction: firestore.Transaction) -> TransitionResult:
         ref, data = _read(db, transaction, listing_id)
         if data.get("ownerId") != owner_uid:
-            raise PermissionDenied("Only the listing's agent may change its status.")
-        # The role claim in a demoted agent's ID token outlives the demotion by up to an
-        # hour; the profile does not, and a move back to active must not undo the sweep.
+            raise NOT_LISTING_OWNER("Only the listing's agent may change its status.")
+        # The profile, not the token's claim: a move back to active must not undo the sweep.
         if _agent_profile(db, transaction, owner_uid) is None:
-            raise PermissionDenied("Only an agent may change a listing's status.")
+            raise NO_LONGER_AGENT()
         previous = _move_allowed(data, status, AGENT_MOVES)
         only = KIND_ONLY.get(status)
         if only is not None and data.get("kind") != only:
-            raise FailedPrecondition(f"Only a listing for {only} can be marked {status}.")
+            raise STATUS_NOT_FOR_KIND(f"Only a listing for {only} can be marked {status}.")
         transaction.update(ref, {"status": status, "updatedAt": firestore.SERVER_TIMESTAMP})
         return TransitionResult(
             listingId=listing_id, status=cast(ListingStatus, status), previousStatus=previous
@@ -594,7 +627,7 @@ def _read(
     ref = listing_ref(db, listing_id)
     snapshot = ref.get(transaction=transaction)
     if not snapshot.exists:
-        raise NotFound("No such listing.")
+        raise NO_SUCH_LISTING()
     return ref, snapshot.to_dict() or {}
 
 
@@ -603,7 +636,7 @@ def _move_allowed(data: Mapping[str, Any], status: str, moves: Mapping[str, froz
     previous = data.get("status")
     if not isinstance(previous, str) or status not in moves.get(previous, frozenset()):
         shown = previous if isinstance(previous, str) and previous in GRAPH else "its status"
-        raise FailedPrecondition(f"A listing cannot move from {shown} to {status}.")
+        raise TRANSITION_NOT_ALLOWED(f"A listing cannot move from {shown} to {status}.")
     return previous
 
 

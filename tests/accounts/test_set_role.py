@@ -127,7 +127,7 @@ def test_only_admins_may_change_roles(
         set_user_role, {"uid": "seed-buyer", "role": "admin"}, uid="seed-buyer", claims=claims
     )
 
-    assert result.error_status == "PERMISSION_DENIED"
+    assert (result.error_status, result.error_details) == ("PERMISSION_DENIED", {"reason": "role"})
     assert auth.get_user("seed-buyer").custom_claims["role"] == "buyer"
     assert audit_entries(firestore_db) == []
 
@@ -135,7 +135,10 @@ def test_only_admins_may_change_roles(
 def test_anonymous_callers_are_refused(call_function: Call, people: dict[str, str]) -> None:
     result = call_function(set_user_role, {"uid": "seed-buyer", "role": "admin"})
 
-    assert result.error_status == "UNAUTHENTICATED"
+    assert (result.error_status, result.error_details) == (
+        "UNAUTHENTICATED",
+        {"reason": "signed_out"},
+    )
 
 
 def test_malformed_input_names_every_bad_field_and_writes_nothing(
@@ -160,7 +163,7 @@ def test_unknown_users_are_not_found(call_function: Call, people: dict[str, str]
         set_user_role, {"uid": "nobody", "role": "agent"}, uid=people["admin"], claims=ADMIN
     )
 
-    assert result.error_status == "NOT_FOUND"
+    assert (result.error_status, result.error_details) == ("NOT_FOUND", {"reason": "no_such_user"})
 
 
 def test_admins_cannot_change_their_own_role(call_function: Call, people: dict[str, str]) -> None:
@@ -168,7 +171,10 @@ def test_admins_cannot_change_their_own_role(call_function: Call, people: dict[s
         set_user_role, {"uid": "seed-admin", "role": "buyer"}, uid="seed-admin", claims=ADMIN
     )
 
-    assert result.error_status == "FAILED_PRECONDITION"
+    assert (result.error_status, result.error_details) == (
+        "FAILED_PRECONDITION",
+        {"reason": "own_role"},
+    )
     assert auth.get_user("seed-admin").custom_claims["role"] == "admin"
 
 
@@ -184,6 +190,8 @@ def test_a_change_that_would_overflow_the_claims_limit_is_refused(
     )
 
     assert result.error_status == "FAILED_PRECONDITION"
+    # {"notes": "nnn...", "role": "agent"}: 985 + 30 characters of JSON around them.
+    assert result.error_details == {"reason": "claims_full", "size": 1015, "limit": 1000}
     assert auth.get_user("seed-buyer").custom_claims == {"notes": "n" * 985}
     assert firestore_db.document("users/seed-buyer").get().get("role") == "buyer"
     assert audit_entries(firestore_db) == []
@@ -203,6 +211,7 @@ def test_role_change_end_to_end_with_real_emulator_tokens(
     done = call_emulated("set_user_role", {"uid": "seed-renter", "role": "agent"}, admin.id_token)
 
     assert refused.status == 403 and refused.error_status == "PERMISSION_DENIED"
+    assert refused.error_details == {"reason": "role"}  # through the emulator's wire too
     assert done.data["role"] == "agent"
     assert auth_emulator.refresh(renter).claims["role"] == "agent"
     assert firestore_db.document("users/seed-renter").get().get("role") == "agent"

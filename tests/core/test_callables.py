@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any
 
 import flask
+import main
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
@@ -17,11 +19,13 @@ from firekit.callables import (
     MAX_BODY_BYTES,
     MAX_BODY_DEPTH,
     CallContext,
+    Contract,
     MaybeSignedIn,
+    UndeclaredRefusal,
     _rate_key,
     callable_function,
 )
-from firekit.errors import Conflict, ResourceExhausted
+from firekit.errors import Conflict, FailedPrecondition, NotFound, Refusal, ResourceExhausted
 from firekit.ratelimit import COLLECTION as RATE_LIMITS
 from firekit.ratelimit import RateLimit
 from pytest_firebase.callables import AnonymousCredential, call, call_raw
@@ -62,9 +66,25 @@ def explode(call_: CallContext, data: Item) -> None:
     raise RuntimeError(SECRET_TEXT)
 
 
-@callable_function(Item)
+ITEM_EXISTS = Refusal(Conflict, "item_exists", "Item already exists.")
+OUT_OF_STOCK = Refusal(FailedPrecondition, "out_of_stock", "No more of these.")
+
+
+@callable_function(Item, refusals=(ITEM_EXISTS,))
 def conflicting(call_: CallContext, data: Item) -> None:
-    raise Conflict("Item already exists.", {"name": data.name})
+    raise ITEM_EXISTS(name=data.name)
+
+
+@callable_function(Item, refusals=(ITEM_EXISTS,))
+def refuses_undeclared(call_: CallContext, data: Item) -> None:
+    """Declares one refusal and gives another: the contract is out of date."""
+    raise OUT_OF_STOCK()
+
+
+@callable_function(Item, refusals=(ITEM_EXISTS,))
+def refuses_without_reason(call_: CallContext, data: Item) -> None:
+    """A bare AppError: a code a client cannot tell apart from any other NOT_FOUND."""
+    raise NotFound("No such item.")
 
 
 @callable_function(Item, rate_limit=RateLimit(max_calls=3, per_seconds=86_400))
@@ -107,6 +127,7 @@ def test_success_dumps_model_and_sees_caller(firestore_db: firestore.Client, uni
 def test_missing_auth_is_unauthenticated(firestore_db: firestore.Client) -> None:
     result = call(create_item, GOOD)
     assert (result.status, result.error_status) == (401, "UNAUTHENTICATED")
+    assert result.error_details == {"reason": "signed_out"}
     assert documents(firestore_db, "items") == []
 
 
@@ -121,6 +142,7 @@ def test_wrong_role_is_permission_denied(firestore_db: firestore.Client, unique:
     for claims in ({}, {"role": "buyer"}, {"role": ["buyer"]}):
         result = call(create_item, GOOD, uid=unique("buyer"), claims=claims)
         assert (result.status, result.error_status) == (403, "PERMISSION_DENIED")
+        assert result.error_details == {"reason": "role"}
     assert documents(firestore_db, "items") == []
 
 
@@ -279,11 +301,77 @@ def test_validation_details_never_echo_submitted_values(unique: Any) -> None:
     assert {d["field"] for d in result.error_details} == {"name", "quantity", "tags", "*"}
 
 
-def test_app_error_keeps_code_message_and_details(unique: Any) -> None:
+def test_a_refusal_keeps_code_message_reason_and_details(unique: Any) -> None:
     result = call(conflicting, GOOD, uid=unique("u"))
     assert (result.status, result.error_status) == (409, "ALREADY_EXISTS")
     assert result.error_message == "Item already exists."
-    assert result.error_details == {"name": "chair"}
+    assert result.error_details == {"reason": "item_exists", "name": "chair"}
+
+
+@pytest.mark.parametrize(
+    ("function", "status", "reason"),
+    [
+        (refuses_undeclared, "FAILED_PRECONDITION", "out_of_stock"),
+        (refuses_without_reason, "NOT_FOUND", None),
+    ],
+)
+def test_a_refusal_the_callable_does_not_declare_is_reported_with_the_answer_unchanged(
+    unique: Any, read_logs: LogReader, function: Any, status: str, reason: str | None
+) -> None:
+    # This suite turns warnings into errors, so outside pytest.warns the same call fails
+    # its test: that is what holds every callable's refusals= complete.
+    with pytest.warns(UndeclaredRefusal, match=f"answered {status} with reason {reason!r}"):
+        result = call(function, GOOD, uid=unique("u"))
+    assert result.error_status == status
+    assert (result.error_details or {}).get("reason") == reason
+    [line] = [line for line in read_logs() if line["message"] == "undeclared refusal"]
+    assert (line["severity"], line["code"], line["reason"]) == ("ERROR", status, reason)
+
+
+def test_declared_and_reasonless_by_design_answers_are_not_reported(
+    unique: Any, read_logs: LogReader
+) -> None:
+    uid = unique("u")
+    answers = [
+        call(conflicting, GOOD, uid=uid),  # declared
+        call(create_item, GOOD),  # the policy's own, signed_out
+        call(create_item, {}, uid=uid, claims={"role": "admin"}),  # field issues
+        call(explode, GOOD, uid=uid),  # INTERNAL
+    ]
+    assert [a.error_status for a in answers] == [
+        "ALREADY_EXISTS",
+        "UNAUTHENTICATED",
+        "INVALID_ARGUMENT",
+        "INTERNAL",
+    ]
+    assert [line for line in read_logs() if line["message"] == "undeclared refusal"] == []
+
+
+def deployed_contracts() -> list[Contract[Any]]:
+    return [
+        getattr(main, name).__contract__
+        for name in main.__all__
+        if hasattr(getattr(main, name), "__contract__")
+    ]
+
+
+def test_every_deployed_callable_keeps_its_contract() -> None:
+    names = {contract.function for contract in deployed_contracts()}
+    assert {"set_user_role", "approve_listing", "search_near", "start_agent_plan"} <= names
+    for contract in deployed_contracts():
+        assert getattr(main, contract.function).__contract__ is contract
+
+
+def test_a_reason_means_one_thing_across_every_deployed_callable() -> None:
+    meanings: dict[str, set[tuple[str, str]]] = {}
+    for contract in deployed_contracts():
+        declared = [*contract.refusals, *contract.policy_refusals]
+        reasons = [refusal.reason for refusal in declared]
+        assert len(reasons) == len(set(reasons)), f"{contract.function} lists one twice"
+        for refusal in declared:
+            meanings.setdefault(refusal.reason, set()).add((refusal.error.code.name, refusal.when))
+    assert {reason: found for reason, found in meanings.items() if len(found) > 1} == {}
+    assert all(re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", reason) for reason in meanings)
 
 
 def test_unexpected_exception_is_internal_generic_and_logged(
@@ -326,6 +414,7 @@ def test_rate_limit_trips_with_resource_exhausted(
     assert statuses == [None, None, None, "RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"]
     refused = call(limited, GOOD, uid=uid)
     assert refused.status == 429
+    assert refused.error_details["reason"] == "rate_limited"
     assert refused.error_details["retryAfterSeconds"] > 0
     # Another caller has a budget of their own.
     assert call(limited, GOOD, uid=unique("other")).ok
@@ -367,9 +456,10 @@ def test_app_check_is_required_in_production_only(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("FUNCTIONS_EMULATOR", raising=False)
     monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
     result = call(needs_app_check, GOOD, uid="u-1")
-    assert (result.error_status, result.error_message) == (
+    assert (result.error_status, result.error_message, result.error_details) == (
         "UNAUTHENTICATED",
         "App Check token missing or invalid.",
+        {"reason": "app_check"},
     )
 
 
@@ -436,7 +526,7 @@ def test_refused_callers_stop_writing_until_the_window_ends(
     for offset in (1, 2, 59):
         with pytest.raises(ResourceExhausted) as refused:
             ratelimit.consume(client, "scope", key, limit, now=start + offset)
-    assert refused.value.details == {"retryAfterSeconds": 1}
+    assert refused.value.details == {"reason": "rate_limited", "retryAfterSeconds": 1}
     [counter] = documents(firestore_db, RATE_LIMITS)
     assert counter["count"] == 2  # the first refusal wrote; the other two did not
     # The next window is a new budget (and a new counter).

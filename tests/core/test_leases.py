@@ -119,8 +119,10 @@ def test_a_waiter_gets_the_lease_when_the_holder_releases_and_gives_up_after_its
     ref = firestore_db.document(f"_locks/{unique('wait')}")
     holder = leases.try_acquire(ref, TTL)
     assert holder is not None
-    with pytest.raises(Aborted, match="busy"):
-        leases.acquire(ref, TTL, wait=MOMENT, busy_message="busy")
+    with pytest.raises(Aborted) as refused:
+        leases.acquire(ref, TTL, wait=MOMENT, busy_message="Held elsewhere.")
+    # The caller's words, firekit's reason.
+    assert (refused.value.message, refused.value.details) == ("Held elsewhere.", {"reason": "busy"})
 
     threading.Timer(0.3, holder.release).start()
     with leases.acquire(ref, TTL, wait=TTL, busy_message="busy") as waiter:

@@ -334,7 +334,10 @@ def test_an_admin_cannot_approve_a_listing_whose_agent_has_left(
         approve_listing, {"listingId": listing_id}, uid="mod", claims={"role": "admin"}
     )
 
-    assert result.error_status == "FAILED_PRECONDITION"
+    assert (result.error_status, result.error_details) == (
+        "FAILED_PRECONDITION",
+        {"reason": "agent_departed"},
+    )
     assert stored(firestore_db, listing_id)["status"] == "pending_review"
 
 
@@ -353,7 +356,10 @@ def test_a_demoted_agents_stale_token_cannot_move_a_listing(
         claims={"role": "agent"},
     )
 
-    assert result.error_status == "PERMISSION_DENIED"
+    assert (result.error_status, result.error_details) == (
+        "PERMISSION_DENIED",
+        {"reason": "no_longer_agent"},
+    )
     assert stored(firestore_db, listing_id)["status"] == "under_offer"
 
 

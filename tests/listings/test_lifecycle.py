@@ -356,7 +356,10 @@ def test_admins_review_only_listings_waiting_for_review(
         claims=ADMIN,
     )
 
-    assert result.error_status == "FAILED_PRECONDITION"
+    assert (result.error_status, result.error_details) == (
+        "FAILED_PRECONDITION",
+        {"reason": "transition_not_allowed"},
+    )
     assert stored(firestore_db, listing_id) == before
     assert audit_entries(firestore_db) == []
 
@@ -369,7 +372,10 @@ def test_an_admin_cannot_approve_a_listing_that_fails_the_checks(
 
     result = call_function(approve_listing, {"listingId": listing_id}, uid="mod", claims=ADMIN)
 
-    assert result.error_status == "FAILED_PRECONDITION"
+    assert (result.error_status, result.error_details) == (
+        "FAILED_PRECONDITION",
+        {"reason": "listing_not_publishable"},
+    )
     assert "photo" in (result.error_message or "")
     assert stored(firestore_db, listing_id) == before
 
@@ -391,7 +397,7 @@ def test_only_admins_review(
         function, {"listingId": listing_id, "reason": "Fine."}, uid=owner, claims=claims
     )
 
-    assert result.error_status == "PERMISSION_DENIED"
+    assert (result.error_status, result.error_details) == ("PERMISSION_DENIED", {"reason": "role"})
     assert stored(firestore_db, listing_id) == before
 
 
@@ -419,7 +425,10 @@ def test_reviewing_a_missing_listing_is_not_found(
 ) -> None:
     result = call_function(approve_listing, {"listingId": "nope"}, uid="mod", claims=ADMIN)
 
-    assert result.error_status == "NOT_FOUND"
+    assert (result.error_status, result.error_details) == (
+        "NOT_FOUND",
+        {"reason": "no_such_listing"},
+    )
 
 
 # --- agents: on the market ------------------------------------------------------------
@@ -470,7 +479,11 @@ def test_an_agent_moves_their_listing_only_along_the_graph(
             k: v for k, v in before.items() if k not in ("status", "updatedAt")
         }
     else:
+        # A move off the graph, or one the graph allows but not for this kind (let a sale).
+        on_graph = to in listings.AGENT_MOVES.get(status, set())
+        reason = "status_not_for_kind" if on_graph else "transition_not_allowed"
         assert result.error_status == "FAILED_PRECONDITION", result.body
+        assert result.error_details == {"reason": reason}
         assert stored(firestore_db, listing_id) == before
 
 
@@ -487,7 +500,10 @@ def test_another_agent_cannot_move_a_listing(
         claims=AGENT,
     )
 
-    assert result.error_status == "PERMISSION_DENIED"
+    assert (result.error_status, result.error_details) == (
+        "PERMISSION_DENIED",
+        {"reason": "not_listing_owner"},
+    )
     assert stored(firestore_db, listing_id) == before
 
 
@@ -505,7 +521,7 @@ def test_only_agents_move_listings(
         set_listing_status, {"listingId": listing_id, "status": "sold"}, uid=owner, claims=claims
     )
 
-    assert result.error_status == "PERMISSION_DENIED"
+    assert (result.error_status, result.error_details) == ("PERMISSION_DENIED", {"reason": "role"})
     assert stored(firestore_db, listing_id)["status"] == "active"
 
 
@@ -535,4 +551,7 @@ def test_moving_a_missing_listing_is_not_found(
         set_listing_status, {"listingId": "nope", "status": "sold"}, uid="a", claims=AGENT
     )
 
-    assert result.error_status == "NOT_FOUND"
+    assert (result.error_status, result.error_details) == (
+        "NOT_FOUND",
+        {"reason": "no_such_listing"},
+    )

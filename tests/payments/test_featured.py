@@ -166,13 +166,13 @@ def test_bad_input_is_refused_with_the_fields_and_writes_nothing(
 
 
 @pytest.mark.parametrize(
-    ("who", "status", "code"),
+    ("who", "status", "code", "reason"),
     [
-        ("stranger", "active", "PERMISSION_DENIED"),
-        ("owner", "under_offer", "FAILED_PRECONDITION"),
-        ("owner", "draft", "FAILED_PRECONDITION"),
-        ("owner", "sold", "FAILED_PRECONDITION"),
-        ("owner", "missing", "NOT_FOUND"),
+        ("stranger", "active", "PERMISSION_DENIED", "not_listing_owner"),
+        ("owner", "under_offer", "FAILED_PRECONDITION", "listing_not_active"),
+        ("owner", "draft", "FAILED_PRECONDITION", "listing_not_active"),
+        ("owner", "sold", "FAILED_PRECONDITION", "listing_not_active"),
+        ("owner", "missing", "NOT_FOUND", "no_such_listing"),
     ],
 )
 def test_only_the_owner_of_an_active_listing_may_feature_it(
@@ -182,6 +182,7 @@ def test_only_the_owner_of_an_active_listing_may_feature_it(
     who: str,
     status: str,
     code: str,
+    reason: str,
 ) -> None:
     owner, listing_id = agent_with_listing(firestore_db, status=status)
     if status == "missing":
@@ -192,7 +193,7 @@ def test_only_the_owner_of_an_active_listing_may_feature_it(
         feature_listing, {"listingId": listing_id, "days": 3}, uid=caller, claims=AGENT
     )
 
-    assert result.error_status == code
+    assert (result.error_status, result.error_details) == (code, {"reason": reason})
     # Only the caller's rate-limit counter: no customer, no payment, no lock, no Stripe call.
     assert documents(firestore_db, ARRANGED | {"_rateLimits"}) == []
     assert stripe_objects(stripe_client) == (0, 0)
@@ -205,9 +206,13 @@ def test_only_agents_may_call_it(firestore_db: firestore.Client, call_function: 
     as_buyer = call_function(feature_listing, data, uid=uid, claims={"role": "buyer"})
     anonymous = call_function(feature_listing, data)
 
-    assert (as_buyer.error_status, anonymous.error_status) == (
+    assert (as_buyer.error_status, as_buyer.error_details) == (
         "PERMISSION_DENIED",
+        {"reason": "role"},
+    )
+    assert (anonymous.error_status, anonymous.error_details) == (
         "UNAUTHENTICATED",
+        {"reason": "signed_out"},
     )
     assert documents(firestore_db) == []
 
@@ -260,7 +265,10 @@ def test_stripe_unreachable_answers_unavailable_in_our_words_and_holds_nothing(
         feature_listing, {"listingId": listing_id, "days": 4}, uid=uid, claims=AGENT
     )
 
-    assert down.error_status == "UNAVAILABLE"
+    assert (down.error_status, down.error_details) == (
+        "UNAVAILABLE",
+        {"reason": "payments_unavailable"},
+    )
     assert down.error_message == "Payments are unavailable right now; try again in a moment."
     assert "127.0.0.1" not in json.dumps(down.body)
     assert len(list(firestore_db.collection(f"customers/{uid}/payments").stream())) == 1
@@ -285,7 +293,8 @@ def test_a_stripe_refusal_never_reaches_the_client_in_stripes_words(
 
     assert refused.error_status == "INTERNAL"
     assert refused.error_message == "The payment could not be started."
-    assert set(refused.error) <= {"status", "message"}  # no details: nothing of Stripe's
+    # No details, no reason: INTERNAL is generic (nothing of Stripe's, nothing to branch on).
+    assert set(refused.error) <= {"status", "message"}
     assert len(list(firestore_db.collection(f"customers/{uid}/payments").stream())) == 1
 
 

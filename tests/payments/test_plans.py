@@ -519,6 +519,8 @@ def test_a_plan_claim_that_would_pass_1000_bytes_is_refused_before_anything_is_b
     result = start(call_function, uid, {"paymentMethodId": card})
 
     assert result.error_status == "FAILED_PRECONDITION"
+    assert result.error_details["reason"] == "claims_full"
+    assert result.error_details["size"] > result.error_details["limit"] == 1000
     assert stored_anything(firestore_db, uid) == []
     assert api.v1.customers.list().data == []
 
@@ -564,7 +566,11 @@ def test_callers_who_are_not_agents_are_refused_and_nothing_is_written(
     anonymous = call_function(start_agent_plan, data)
     buyer = call_function(start_agent_plan, data, uid="buyer-1", claims={"role": "buyer"})
 
-    assert (anonymous.error_status, buyer.error_status) == ("UNAUTHENTICATED", "PERMISSION_DENIED")
+    assert (anonymous.error_status, anonymous.error_details) == (
+        "UNAUTHENTICATED",
+        {"reason": "signed_out"},
+    )
+    assert (buyer.error_status, buyer.error_details) == ("PERMISSION_DENIED", {"reason": "role"})
     assert stored_anything(firestore_db, "buyer-1") == []
     assert api.v1.customers.list().data == []
 
@@ -630,7 +636,10 @@ def test_stripe_unreachable_is_unavailable_with_our_message_and_nothing_written(
 
     result = start(call_function, uid, {"paymentMethodId": card})
 
-    assert result.error_status == "UNAVAILABLE"
+    assert (result.error_status, result.error_details) == (
+        "UNAVAILABLE",
+        {"reason": "payments_unavailable"},
+    )
     assert result.error_message == "Payments are unavailable right now; try again in a moment."
     assert "stripe" not in str(result.body).lower()
     assert stored_anything(firestore_db, uid) == []
@@ -645,7 +654,8 @@ def test_a_start_whose_lease_was_taken_over_stops_before_it_subscribes(
     held.ref.delete()
     other = plans._lease(firestore_db, uid)
 
-    with pytest.raises(Aborted):
+    with pytest.raises(Aborted) as refused:
         plans._still_ours(held)
+    assert refused.value.details == {"reason": "busy"}
     assert firestore_db.document(held.ref.path).get().get("token") == other.token
     other.release()

@@ -553,7 +553,10 @@ def test_a_signed_in_user_of_any_role_searches(
 def test_anonymous_callers_are_refused(call_function: Call) -> None:
     result = call_function(search_near, {"lat": 51.5, "lng": -0.12, "radiusKm": 1})
 
-    assert result.error_status == "UNAUTHENTICATED"
+    assert (result.error_status, result.error_details) == (
+        "UNAUTHENTICATED",
+        {"reason": "signed_out"},
+    )
 
 
 def first_cursor(call_function: Call, request: dict[str, Any]) -> str:
@@ -694,3 +697,4 @@ def test_search_near_end_to_end(
     assert [r["id"] for r in second.data["results"]] == ["far"]
     assert second.data["nextCursor"] is None
     assert anonymous.status == 401 and anonymous.error_status == "UNAUTHENTICATED"
+    assert anonymous.error_details == {"reason": "signed_out"}

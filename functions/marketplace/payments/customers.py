@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from google.cloud import firestore
 
 from firekit import leases
-from firekit.errors import Aborted
+from firekit.errors import BUSY
 from marketplace.profiles import account_ref
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def ensure_customer(
         if not leases.wait_while_held(
             lock, deadline=deadline, done=lambda: stored_customer_id(db, uid) is not None
         ):
-            raise Aborted("Your payment account is being set up; try again in a moment.")
+            raise BUSY("Your payment account is being set up; try again in a moment.")
     return found
 
 

@@ -59,14 +59,14 @@ from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict
 
 from firekit import leases, logs, webhooks
-from firekit.errors import Aborted, FailedPrecondition, NotFound, PermissionDenied
+from firekit.errors import BUSY
 from firekit.transactions import run_transaction
 from firekit.webhooks import Outcome, WebhookEvent
-from marketplace.listings import listing_ref
+from marketplace.listings import NO_SUCH_LISTING, NOT_LISTING_OWNER, listing_ref
 from marketplace.models.billing import Payment
 from marketplace.models.common import Money
 from marketplace.payments import customers
-from marketplace.payments.requests import FeatureRequest
+from marketplace.payments.requests import LISTING_NOT_ACTIVE, FeatureRequest
 from marketplace.payments.stripe_api import stripe_id
 
 if TYPE_CHECKING:
@@ -175,18 +175,18 @@ def start(
             continue  # the lease's previous holder recorded one: offer that
         recorded = functools.partial(_recorded_since, offer, current)
         if not leases.wait_while_held(lease, deadline=deadline, done=recorded):
-            raise Aborted("This payment is being set up; try again in a moment.")
+            raise BUSY("This payment is being set up; try again in a moment.")
 
 
 def _require_featurable(db: firestore.Client, uid: str, listing_id: str) -> None:
     snapshot = listing_ref(db, listing_id).get()
     if not snapshot.exists:
-        raise NotFound("No such listing.")
+        raise NO_SUCH_LISTING()
     listing = snapshot.to_dict() or {}
     if listing.get("ownerId") != uid:
-        raise PermissionDenied("Only the listing's agent may feature it.")
+        raise NOT_LISTING_OWNER("Only the listing's agent may feature it.")
     if listing.get("status") != "active":
-        raise FailedPrecondition("Only an active listing can be featured.")
+        raise LISTING_NOT_ACTIVE()
 
 
 def _pending(offer: firestore.DocumentReference) -> _Pending:

@@ -54,14 +54,14 @@ from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict
 
 from firekit import claims, leases, logs, webhooks
-from firekit.errors import Aborted, FailedPrecondition, FieldIssue, InvalidArgument, NotFound
+from firekit.errors import BUSY, FailedPrecondition, FieldIssue, InvalidArgument, NotFound
 from firekit.transactions import run_transaction
 from firekit.webhooks import Outcome, WebhookEvent
 from marketplace import queries
 from marketplace.models.billing import Subscription
 from marketplace.models.common import Money
 from marketplace.payments import customers
-from marketplace.payments.requests import StartPlanRequest
+from marketplace.payments.requests import CARD_DECLINED, StartPlanRequest
 from marketplace.payments.stripe_api import stripe_id
 from marketplace.profiles import profile_ref
 
@@ -98,18 +98,9 @@ LEASE = dt.timedelta(seconds=60)
 """Longer than any one step of a start (the customer, then the subscription): the lease
 is renewed before each, so a holder that outlived it stops before it buys anything."""
 WAIT = dt.timedelta(seconds=25)
-BUSY = "Your plan is being set up; try again in a moment."
+SETTING_UP = "Your plan is being set up; try again in a moment."
 SYNC_ATTEMPTS = 5
 LIST_LIMIT = 100
-
-
-class CardDeclined(FailedPrecondition):
-    """The card was refused: at attach or at the first charge. Our words, not Stripe's."""
-
-    default_message = "The card was declined; try another card."
-
-    def __init__(self) -> None:
-        super().__init__(None, {"reason": "card_declined"})
 
 
 class PlanStart(BaseModel):
@@ -357,7 +348,7 @@ def sync_plan_claim(db: firestore.Client, uid: str) -> PlanName | None:
             return plan
         if entitled_plan(db, uid) == plan:
             return plan
-    raise Aborted("The plan kept changing while it was being applied; try again.")
+    raise BUSY("The plan kept changing while it was being applied; try again.")
 
 
 def _sync_after_event(db: firestore.Client, event: WebhookEvent) -> None:
@@ -411,7 +402,7 @@ def start(
         subscription, intent = _live_or_new(db, api, uid, customer_id, card)
         if _declined(subscription, intent):
             _cancel(db, api, uid, subscription)
-            raise CardDeclined()
+            raise CARD_DECLINED()
         record(db, uid, subscription)
     plan = sync_plan_claim(db, uid)
     status = intent.get("status") if intent else None
@@ -449,8 +440,8 @@ def _check_claims_room(uid: str) -> None:
     try:
         user = auth.get_user(uid)
     except auth.UserNotFoundError:
-        raise NotFound("User not found.") from None
-    claims.merge_claims(user.custom_claims, {PLAN_CLAIM: PLAN})  # FailedPrecondition if full
+        raise claims.NO_SUCH_USER() from None
+    claims.merge_claims(user.custom_claims, {PLAN_CLAIM: PLAN})  # CLAIMS_FULL if full
 
 
 def _unusable_card() -> InvalidArgument:
@@ -501,7 +492,7 @@ def _live_or_new(
         if card.get("customer") is None:
             api.v1.payment_methods.attach(card["id"], params={"customer": customer_id})
     except stripe.CardError as exc:
-        raise CardDeclined() from exc
+        raise CARD_DECLINED() from exc
     api.v1.customers.update(
         customer_id, params={"invoice_settings": {"default_payment_method": card["id"]}}
     )
@@ -590,10 +581,10 @@ def _still_ours(held: leases.Lease) -> None:
     try:
         held.renew(LEASE)
     except leases.LeaseLost:
-        raise Aborted(BUSY) from None
+        raise BUSY(SETTING_UP) from None
 
 
 def _lease(db: firestore.Client, uid: str) -> leases.Lease:
     """Hold ``_paymentLocks/plan-{uid}`` for the block; wait for it up to ``WAIT``."""
     lock = db.collection(customers.LOCKS).document(f"plan-{uid}")
-    return leases.acquire(lock, LEASE, wait=WAIT, busy_message=BUSY)
+    return leases.acquire(lock, LEASE, wait=WAIT, busy_message=SETTING_UP)
