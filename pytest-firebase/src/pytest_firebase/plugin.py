@@ -1,12 +1,18 @@
 """pytest plugin: the Firebase Local Emulator Suite as fixtures.
 
-Enable with ``pytest_plugins = ["pytest_firebase.plugin"]``. Settings (ini or env):
+Installing pytest-firebase registers it (entry point ``pytest11``, name ``firebase``).
+Settings (ini or env; the package's README has the whole list):
 
 - ``firebase_project_root``: folder holding ``firebase.json`` (default: pytest's rootdir)
 - ``firebase_project_id``: default from ``.firebaserc``
 - ``firebase_emulators``: emulators to start (default auth, firestore, functions, pubsub,
   hosting)
+- ``firebase_cli`` or ``PYTEST_FIREBASE_CLI``: the ``firebase`` executable (default: the
+  project's ``node_modules/.bin/firebase``, then ``firebase`` on PATH)
 - ``PYTEST_FIREBASE_PORT_OFFSET``: shift every port, to run beside another suite
+
+Without a ``firebase.json`` the plugin stays out of the way: nothing is configured, and
+only a test that asks for the emulators fails, saying why.
 
 The suite starts once per session on first use, or is reused if one already runs on our
 ports, and its whole process tree is stopped at the end. Override the session fixture
@@ -25,7 +31,7 @@ import pytest
 import requests
 from cloudevents.http import CloudEvent
 
-from pytest_firebase import callables, events, rest, schedules, tokens, wait, webhooks
+from pytest_firebase import callables, events, rest, schedules, tokens, toolchain, wait, webhooks
 from pytest_firebase.auth import AuthEmulator
 from pytest_firebase.stack import DEFAULT_EMULATORS, EmulatorStack, StackConfig, StackError
 from pytest_firebase.toolchain import ToolchainError
@@ -45,6 +51,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "firebase_emulators", "emulators to start", type="args", default=list(DEFAULT_EMULATORS)
     )
+    parser.addini(
+        "firebase_cli",
+        f"the firebase executable (${toolchain.CLI_VAR} wins; default: the project's "
+        "node_modules/.bin/firebase, then firebase on PATH)",
+        default="",
+    )
 
 
 def _default_config(config: pytest.Config) -> StackConfig:
@@ -52,8 +64,12 @@ def _default_config(config: pytest.Config) -> StackConfig:
     root = Path(root_opt) if root_opt else Path(config.rootpath)
     root = root if root.is_absolute() else Path(config.rootpath) / root
     project = str(config.getini("firebase_project_id")) or _project_from_firebaserc(root)
+    cli = str(config.getini("firebase_cli"))
     base = StackConfig(
-        project_root=root, project_id=project, emulators=tuple(config.getini("firebase_emulators"))
+        project_root=root,
+        project_id=project,
+        emulators=tuple(config.getini("firebase_emulators")),
+        firebase_cli=Path(cli) if cli else None,
     )
     return base.with_offset(int(os.environ.get("PYTEST_FIREBASE_PORT_OFFSET", "0")))
 
@@ -68,7 +84,10 @@ def _project_from_firebaserc(root: Path) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     # Point every SDK at the emulators before any test module is imported, so code that
     # initialises clients at import time can never reach a real project.
-    stack = EmulatorStack(_default_config(config))
+    try:
+        stack = EmulatorStack(_default_config(config))
+    except StackError:
+        return  # not a Firebase project (installed plugins load everywhere): stay out of it
     os.environ.update(stack.client_env())
 
 
@@ -81,7 +100,10 @@ def firebase_stack_config(pytestconfig: pytest.Config) -> StackConfig:
 @pytest.fixture(scope="session")
 def firebase_stack(firebase_stack_config: StackConfig) -> Iterator[EmulatorStack]:
     """The running emulator suite (started once, or reused), stopped at session end."""
-    stack = EmulatorStack(firebase_stack_config)
+    try:
+        stack = EmulatorStack(firebase_stack_config)
+    except StackError as err:
+        pytest.fail(f"pytest-firebase: {err}", pytrace=False)
     try:
         stack.start()
     except (StackError, ToolchainError) as err:

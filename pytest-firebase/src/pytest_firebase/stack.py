@@ -21,18 +21,30 @@ from typing import Any
 
 from pytest_firebase import procs, toolchain
 
-PORT_KEYS = (
-    "ui",
-    "hub",
-    "logging",
-    "auth",
-    "firestore",
-    "functions",
-    "pubsub",
-    "hosting",
-    "eventarc",
-    "tasks",
-)
+DEFAULT_PORTS = {
+    "ui": 4000,
+    "hub": 4400,
+    "logging": 4500,
+    "auth": 9099,
+    "firestore": 8080,
+    "functions": 5001,
+    "pubsub": 8085,
+    "hosting": 5000,
+    "eventarc": 9299,
+    "tasks": 9499,
+}
+"""The Firebase CLI's own port for an emulator that ``firebase.json`` gives none."""
+PORT_KEYS = tuple(DEFAULT_PORTS)
+FIRESTORE_WEBSOCKET_PORT = 9150
+ALWAYS_STARTED = ("hub", "logging", "eventarc", "tasks")
+"""Started beside the chosen emulators, so an offset stack must move them too."""
+HOST_VARS = {
+    "firestore": "FIRESTORE_EMULATOR_HOST",
+    "auth": "FIREBASE_AUTH_EMULATOR_HOST",
+    "pubsub": "PUBSUB_EMULATOR_HOST",
+    "tasks": "CLOUD_TASKS_EMULATOR_HOST",
+}
+"""The variable that points the SDKs at each emulator."""
 DEFAULT_EMULATORS = ("auth", "firestore", "functions", "pubsub", "hosting")
 # Ports Node's fetch refuses by specification (WHATWG "bad ports"); firebase-tools talks
 # to the emulators with fetch, so an emulator on one of these silently breaks the suite.
@@ -95,6 +107,8 @@ class StackConfig:
     startup_timeout: float = 240.0
     ui: bool = False
     """Start the Emulator UI too (see ``toolchain.emulator_ui_available``)."""
+    firebase_cli: Path | None = None
+    """The ``firebase`` executable (default: see ``toolchain.find_firebase_cli``)."""
     state_file: Path | None = None
     """Where a running stack records its marker, so the next start can sweep what a
     crashed or killed run left behind (without it, those processes hold the ports)."""
@@ -124,12 +138,18 @@ class EmulatorStack:
     # ---- addresses -------------------------------------------------------------------
     def _load_firebase_json(self) -> dict[str, Any]:
         path = self.config.project_root / "firebase.json"
+        if not path.is_file():
+            raise StackError(
+                f"No firebase.json in {self.config.project_root}: run pytest from the Firebase "
+                "project's folder, or set the ini option firebase_project_root."
+            )
         data: dict[str, Any] = json.loads(path.read_text())
         return data
 
     def port(self, emulator: str) -> int:
         """The port ``emulator`` listens on in this stack."""
-        base = int(self._firebase_json["emulators"][emulator]["port"])
+        declared = self._firebase_json.get("emulators", {}).get(emulator, {})
+        base = int(declared.get("port", DEFAULT_PORTS[emulator]))
         return base + self.config.port_offset
 
     def host(self, emulator: str) -> str:
@@ -145,13 +165,7 @@ class EmulatorStack:
             "FUNCTIONS_EMULATOR": "true",
             "FIREBASE_EMULATOR_HUB": self.host("hub"),
         }
-        names = {
-            "firestore": "FIRESTORE_EMULATOR_HOST",
-            "auth": "FIREBASE_AUTH_EMULATOR_HOST",
-            "pubsub": "PUBSUB_EMULATOR_HOST",
-            "tasks": "CLOUD_TASKS_EMULATOR_HOST",
-        }
-        for emulator, var in names.items():
+        for emulator, var in HOST_VARS.items():
             if emulator in self.config.emulators or emulator == "tasks":
                 env[var] = self.host(emulator)
         return env
@@ -187,7 +201,9 @@ class EmulatorStack:
         self._refuse_busy_ports()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         tools = toolchain.resolve(
-            self.config.project_root / ".cache", emulators=self.config.emulators
+            self.config.project_root / ".cache",
+            emulators=self.config.emulators,
+            cli=self.config.firebase_cli,
         )
         try:
             self._start_emulators(tools)
@@ -200,9 +216,8 @@ class EmulatorStack:
 
     def _base_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        for var in self.client_env():
-            if var.endswith(("_HOST", "_HUB")):
-                env.pop(var, None)  # the CLI sets these for its children; stale ones mislead it
+        for var in (*HOST_VARS.values(), "FIREBASE_EMULATOR_HUB"):
+            env.pop(var, None)  # the CLI sets these for its children; stale ones mislead it
         env.update(self.config.extra_env)
         env[procs.STACK_MARKER_VAR] = self.marker
         return env
@@ -211,25 +226,25 @@ class EmulatorStack:
         if self.config.port_offset == 0 and not self.config.ui:
             return []
         data = json.loads(json.dumps(self._firebase_json))
+        emulators = data.setdefault("emulators", {})
         if self.config.ui:
-            data["emulators"].setdefault("ui", {})["enabled"] = True
-        for key in PORT_KEYS:
-            if key in data["emulators"]:
-                data["emulators"][key]["port"] += self.config.port_offset
-        firestore = data["emulators"].get("firestore", {})
-        if "websocketPort" in firestore:
-            firestore["websocketPort"] += self.config.port_offset
+            emulators.setdefault("ui", {})["enabled"] = True
+        # Every port this stack may open is written out shifted, defaults included: one the
+        # file leaves out would otherwise sit on the CLI's default beside the unshifted stack.
+        for key in sorted({*self.config.emulators, *ALWAYS_STARTED, *emulators} & set(PORT_KEYS)):
+            emulators.setdefault(key, {})["port"] = self.port(key)
+        if "firestore" in emulators:
+            firestore = emulators["firestore"]
+            base = int(firestore.get("websocketPort", FIRESTORE_WEBSOCKET_PORT))
+            firestore["websocketPort"] = base + self.config.port_offset
         name = f".firebase.ports-{self.config.port_offset}{'-ui' if self.config.ui else ''}.json"
         (self.config.project_root / name).write_text(json.dumps(data, indent=2))
         return ["--config", name]
 
     def _start_emulators(self, tools: toolchain.Toolchain) -> None:
-        cli = self.config.project_root / "node_modules" / ".bin" / "firebase"
-        if not cli.exists():
-            raise StackError(f"{cli} is missing: run `npm ci` (make bootstrap does).")
         log_path = self.emulator_log
         argv = [
-            str(cli),
+            str(tools.cli),
             "emulators:start",
             "--project",
             self.config.project_id,

