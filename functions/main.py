@@ -1,6 +1,7 @@
 """Every deployed function of the marketplace backend, on one screen."""
 
 from firekit.bootstrap import ensure_initialized
+from firekit.explain import under_functions_emulator
 
 ensure_initialized()  # before anything else: the SDK verifies ID tokens on the default app
 
@@ -34,3 +35,11 @@ __all__ = [
     "send_email_digests", "set_listing_status", "set_user_role", "start_agent_plan",
     "stripe_webhook",
 ]  # fmt: skip
+DEPLOYED = tuple(__all__)
+
+# Development aids: `firebase deploy` loads this file outside the Functions emulator,
+# so it never finds them (tests/security/test_explain_e2e.py shows it).
+if under_functions_emulator():
+    from api.dev import explain_refusal
+
+    __all__ += ["explain_refusal"]

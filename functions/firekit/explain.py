@@ -41,7 +41,7 @@ from firekit.docmodel import (
     check_update,
     specs,
 )
-from firekit.errors import FieldIssue
+from firekit.errors import ROOT_FIELD, FieldIssue
 
 Op = Literal["create", "update", "set", "delete"]
 MAX_STATEMENT_LINES = 12
@@ -419,7 +419,8 @@ def _words(
     sent: Mapping[str, Any],
     before: Mapping[str, Any] | None,
 ) -> Check:
-    name = issue["field"]
+    # A top-level value's own issue comes as "<field>.__root__" (pydantic's empty location).
+    name = issue["field"].removesuffix(f".{ROOT_FIELD}")
     spec = next((s for s in specs(model) if s.name == name), None)
     kind = issue["issue"]
     if kind == "not_writable":
