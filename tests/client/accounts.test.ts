@@ -4,10 +4,10 @@ import assert from "node:assert/strict";
 import { after, test } from "node:test";
 
 import { createUserWithEmailAndPassword } from "firebase/auth";
-import { doc, type DocumentReference, getDoc } from "firebase/firestore";
+import { getDoc } from "firebase/firestore";
 
-import { type Profile, signUpError } from "../../contract/index.js";
-import { client, closeAll, PASSWORD, signUp, uniqueEmail } from "./support.js";
+import { type PrivateAccount, type Profile, signUpError } from "../../contract/index.js";
+import { client, closeAll, docOf, PASSWORD, signUp, uniqueEmail } from "./support.js";
 
 after(closeAll);
 
@@ -16,11 +16,12 @@ test("a new account gets the buyer claim, a public profile and a private account
 
   const token = await buyer.user.getIdTokenResult();
   assert.equal(token.claims["role"], "buyer");
-  const profile = await getDoc(doc(buyer.db, "users", buyer.uid) as DocumentReference<Profile>);
+  const profile = await getDoc(docOf<Profile>(buyer.db, "users", buyer.uid));
   assert.equal(profile.data()?.role, "buyer");
   // The owner-only half holds the address; the public profile never does.
-  const account = await getDoc(doc(buyer.db, "users", buyer.uid, "private", "account"));
-  assert.equal(account.data()?.["email"], buyer.email);
+  const privately = docOf<PrivateAccount>(buyer.db, "users", buyer.uid, "private", "account");
+  const account = await getDoc(privately);
+  assert.equal(account.data()?.email, buyer.email);
   assert.equal("email" in (profile.data() ?? {}), false);
 });
 

@@ -4,26 +4,18 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { doc, type DocumentReference, getDoc } from "firebase/firestore";
+import { getDoc } from "firebase/firestore";
 
 import {
   call,
   type CallableName,
   callableError,
-  type Listing,
   type Profile,
   type RefusalOf,
   type RequestOf,
 } from "../../contract/index.js";
 import { createListing, draft, publicListing, submit } from "./homes.js";
-import {
-  closeAll,
-  cast,
-  newAgent,
-  type Person,
-  signUp,
-  waitForDoc,
-} from "./support.js";
+import { cast, closeAll, docOf, newAgent, type Person, signUp, waitForDoc } from "./support.js";
 
 let admin: Person, agent: Person, buyer: Person;
 before(async () => ({ admin, agent, buyer } = await cast()));
@@ -47,19 +39,23 @@ async function refused<N extends CallableName>(
   return refusal;
 }
 
-test("search_near finds a public listing near a point, and refuses a radius past 50 km", async () => {
+test("search_near finds a public listing near a point, refuses a radius past 50 km", async () => {
   const home = await publicListing(agent, admin);
 
-  const page = await call(buyer.functions, "search_near", { lat: 51.5014, lng: -0.1419, radiusKm: 1 });
+  const near = { lat: 51.5014, lng: -0.1419 };
+  const page = await call(buyer.functions, "search_near", { ...near, radiusKm: 1 });
   const found = page.results.find((r) => r.id === home.id);
   assert.ok(found, `${home.id} is not among ${JSON.stringify(page.results)}`);
-  assert.deepEqual([found.title, found.price, found.kind], ["Bright two-bedroom flat by the park", { amount: 450_000_00, currency: "GBP" }, "sale"]);
+  assert.deepEqual(
+    [found.title, found.price, found.kind],
+    ["Bright two-bedroom flat by the park", { amount: 450_000_00, currency: "GBP" }, "sale"],
+  );
   assert.ok(found.distanceKm < 0.01);
 
   const tooFar = await refused(
     buyer,
     "search_near",
-    { lat: 51.5014, lng: -0.1419, radiusKm: 500 },
+    { ...near, radiusKm: 500 },
     { code: "invalid-argument", reason: "invalid_argument" },
   );
   assert.deepEqual(
@@ -71,10 +67,11 @@ test("search_near finds a public listing near a point, and refuses a radius past
 test("set_user_role makes a buyer an agent, and refuses an admin's own role", async () => {
   const newcomer = await signUp("newcomer");
 
-  const changed = await call(admin.functions, "set_user_role", { uid: newcomer.uid, role: "agent" });
-  assert.deepEqual(changed, { uid: newcomer.uid, role: "agent", previousRole: "buyer", changed: true });
+  const promotion = { uid: newcomer.uid, role: "agent" } as const;
+  const changed = await call(admin.functions, "set_user_role", promotion);
+  assert.deepEqual(changed, { ...promotion, previousRole: "buyer", changed: true });
   // The profile is the record and the app's cue to refresh its token.
-  const profile = doc(newcomer.db, "users", newcomer.uid) as DocumentReference<Profile, Profile>;
+  const profile = docOf<Profile>(newcomer.db, "users", newcomer.uid);
   await waitForDoc(profile, (s) => s.data()?.role === "agent", "the profile's new role", 10);
   assert.equal((await newcomer.user.getIdTokenResult(true)).claims["role"], "agent");
 
@@ -92,16 +89,22 @@ test("set_user_role makes a buyer an agent, and refuses an admin's own role", as
   );
 });
 
-test("approve_listing and reject_listing review a submission; a draft is not theirs to review", async () => {
+test("approve_listing and reject_listing review submissions, not drafts", async () => {
   const approvedHome = await createListing(agent, draft(agent));
   const rejectedHome = await createListing(agent, draft(agent));
   await Promise.all([submit(approvedHome), submit(rejectedHome)]);
 
-  const approved = await call(admin.functions, "approve_listing", { listingId: approvedHome.id });
-  assert.deepEqual(approved, { listingId: approvedHome.id, status: "active", previousStatus: "pending_review" });
+  const approval = { listingId: approvedHome.id };
+  const approved = await call(admin.functions, "approve_listing", approval);
+  assert.deepEqual(approved, { ...approval, status: "active", previousStatus: "pending_review" });
   const reason = "The photos are too dark to show the rooms.";
-  const rejected = await call(admin.functions, "reject_listing", { listingId: rejectedHome.id, reason });
-  assert.deepEqual(rejected, { listingId: rejectedHome.id, status: "rejected", previousStatus: "pending_review" });
+  const rejection = { listingId: rejectedHome.id, reason };
+  const rejected = await call(admin.functions, "reject_listing", rejection);
+  assert.deepEqual(rejected, {
+    listingId: rejectedHome.id,
+    status: "rejected",
+    previousStatus: "pending_review",
+  });
   // The agent reads why, on the listing itself.
   const seen = (await getDoc(rejectedHome)).data();
   assert.deepEqual([seen?.status, seen?.rejectionReason], ["rejected", reason]);
@@ -131,11 +134,12 @@ test("set_listing_status refuses to let a home for sale, and puts it under offer
     { code: "failed-precondition", reason: "status_not_for_kind" },
   );
 
-  const moved = await call(agent.functions, "set_listing_status", { listingId: home.id, status: "under_offer" });
-  assert.deepEqual(moved, { listingId: home.id, status: "under_offer", previousStatus: "active" });
+  const move = { listingId: home.id, status: "under_offer" } as const;
+  const moved = await call(agent.functions, "set_listing_status", move);
+  assert.deepEqual(moved, { ...move, previousStatus: "active" });
 });
 
-test("feature_listing prices an active listing's days for the payment sheet, not a draft's", async () => {
+test("feature_listing prices an active listing's days for the sheet, not a draft's", async () => {
   const home = await publicListing(agent, admin);
 
   const offer = await call(agent.functions, "feature_listing", { listingId: home.id, days: 7 });
@@ -152,20 +156,20 @@ test("feature_listing prices an active listing's days for the payment sheet, not
   );
 });
 
-test("start_agent_plan puts an agent on the plan, whose submissions then publish at once", async () => {
+test("start_agent_plan puts an agent on the plan; their submissions publish at once", async () => {
   const pro = await newAgent(admin, "pro");
 
   const plan = await call(pro.functions, "start_agent_plan", { paymentMethodId: "pm_card_visa" });
   assert.deepEqual([plan.status, plan.plan, plan.requiresAction], ["active", "agent_pro", false]);
   assert.match(plan.subscriptionId, /^sub_/);
-  const profile = doc(pro.db, "users", pro.uid) as DocumentReference<Profile, Profile>;
+  const profile = docOf<Profile>(pro.db, "users", pro.uid);
   await waitForDoc(profile, (s) => s.data()?.plan === "agent_pro", "the plan on the profile", 30);
 
   // No admin involved: review publishes a plan agent's listing by itself.
   const home = await createListing(pro, draft(pro));
   await submit(home);
   const live = await waitForDoc(
-    home as DocumentReference<Listing, Listing>,
+    home,
     (s) => s.data()?.status === "active",
     "the plan agent's listing published by review",
     30,

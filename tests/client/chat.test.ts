@@ -6,10 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
 import {
-  collection,
-  type CollectionReference,
   doc,
-  type DocumentReference,
   getDoc,
   orderBy,
   query,
@@ -26,9 +23,11 @@ import {
 } from "../../contract/index.js";
 import { publicListing } from "./homes.js";
 import {
-  closeAll,
-  countCreate,
   cast,
+  closeAll,
+  collectionOf,
+  countCreate,
+  docOf,
   type Person,
   signUp,
   unique,
@@ -46,11 +45,11 @@ before(async () => {
 after(closeAll);
 
 function conversation(person: Person, id: string) {
-  return doc(person.db, "conversations", id) as DocumentReference<Conversation, Conversation>;
+  return docOf<Conversation>(person.db, "conversations", id);
 }
 
 function messages(person: Person, id: string) {
-  return collection(person.db, "conversations", id, "messages") as CollectionReference<Message, Message>;
+  return collectionOf<Message>(person.db, "conversations", id, "messages");
 }
 
 async function open(id: string, opened: ConversationCreate): Promise<void> {

@@ -13,13 +13,7 @@ import {
   releaseUsage,
 } from "../../contract/index.js";
 import { createListing, draft, publicListing } from "./homes.js";
-import {
-  closeAll,
-  cast,
-  type Person,
-  runSchedule,
-  waitForDoc,
-} from "./support.js";
+import { cast, closeAll, docOf, type Person, runSchedule, waitForDoc } from "./support.js";
 
 let admin: Person, agent: Person, buyer: Person;
 before(async () => ({ admin, agent, buyer } = await cast()));
@@ -43,7 +37,7 @@ function unfavourite(listingId: string): Promise<void> {
 /** The count as the buyer's listener sees it, once the roll-up (every minute when
  * deployed; run here by the test, as often as needed) has caught up with ``expected``. */
 async function countReaches(listing: DocumentReference<Listing, Listing>, expected: number) {
-  const buyersView = doc(buyer.db, "listings", listing.id) as DocumentReference<Listing, Listing>;
+  const buyersView = docOf<Listing>(buyer.db, "listings", listing.id);
   const seen = waitForDoc(
     buyersView,
     (s) => (s.data()?.favoritesCount ?? 0) === expected,

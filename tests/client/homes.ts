@@ -2,13 +2,7 @@
 // against the daily cap in the same batch, submitted for review, and for journeys that
 // need a public home, approved by an admin through approve_listing) and a buyer's saved
 // search (held against its cap in the same batch).
-import {
-  doc,
-  type DocumentReference,
-  serverTimestamp,
-  updateDoc,
-  writeBatch,
-} from "firebase/firestore";
+import { type DocumentReference, serverTimestamp, updateDoc, writeBatch } from "firebase/firestore";
 
 import {
   call,
@@ -19,7 +13,7 @@ import {
   type SavedSearch,
   type SavedSearchCreate,
 } from "../../contract/index.js";
-import { countCreate, type Person, unique, waitForDoc } from "./support.js";
+import { countCreate, docOf, type Person, unique, waitForDoc } from "./support.js";
 
 /** A London home for sale that passes review: the fields an agent's form fills in. */
 export function draft(agent: Person, overrides: Partial<ListingCreate> = {}): ListingCreate {
@@ -34,7 +28,12 @@ export function draft(agent: Person, overrides: Partial<ListingCreate> = {}): Li
     bedrooms: 2,
     bathrooms: 1,
     // Review refuses a second live listing at the same address: each draft has its own.
-    address: { line1: `${unique("Flat")} Park Road`, city: "London", postcode: "SW1A 1AA", country: "GB" },
+    address: {
+      line1: `${unique("Flat")} Park Road`,
+      city: "London",
+      postcode: "SW1A 1AA",
+      country: "GB",
+    },
     location: { lat: 51.5014, lng: -0.1419 },
     photos: ["https://images.example.com/flat-1.jpg"],
     createdAt: serverTimestamp(),
@@ -50,7 +49,7 @@ export async function createListing(
   data: ListingCreate,
 ): Promise<DocumentReference<Listing, Listing>> {
   const id = unique("home");
-  const ref = doc(agent.db, "listings", id) as DocumentReference<Listing, Listing>;
+  const ref = docOf<Listing>(agent.db, "listings", id);
   const batch = writeBatch(agent.db);
   batch.set(ref, data);
   await countCreate(batch, agent, "listings", id);
@@ -82,7 +81,7 @@ export async function saveLondonSearch(
   person: Person,
   overrides: Partial<SavedSearchCreate> = {},
 ): Promise<DocumentReference<SavedSearch, SavedSearch>> {
-  const ref = doc(person.db, "savedSearches", unique("london")) as DocumentReference<SavedSearch, SavedSearch>;
+  const ref = docOf<SavedSearch>(person.db, "savedSearches", unique("london"));
   const search: SavedSearchCreate = {
     ownerId: person.uid,
     name: "London flats",

@@ -4,13 +4,15 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { collection, type CollectionReference, doc, getDoc, getDocs } from "firebase/firestore";
+import { type CollectionReference, getDoc, getDocs } from "firebase/firestore";
 
-import { call, type Notification } from "../../contract/index.js";
+import { call, type Listing, type Notification } from "../../contract/index.js";
 import { createListing, draft, saveLondonSearch, submit } from "./homes.js";
 import {
-  closeAll,
   cast,
+  closeAll,
+  collectionOf,
+  docOf,
   type Person,
   waitForDoc,
   waitForQuery,
@@ -21,7 +23,7 @@ before(async () => ({ admin, agent, buyer } = await cast()));
 after(closeAll);
 
 function inbox(person: Person): CollectionReference<Notification> {
-  return collection(person.db, "users", person.uid, "notifications") as CollectionReference<Notification>;
+  return collectionOf<Notification>(person.db, "users", person.uid, "notifications");
 }
 
 test("a submitted, approved listing reaches a matching buyer's live inbox", async () => {
@@ -35,7 +37,8 @@ test("a submitted, approved listing reaches a matching buyer's live inbox", asyn
   assert.equal(stored?.status, "draft");
   assert.equal(stored?.ownerId, agent.uid);
   // A draft is the agent's alone: the buyer cannot read it.
-  await assert.rejects(getDoc(doc(buyer.db, "listings", home.id)), { code: "permission-denied" });
+  const buyersView = docOf<Listing>(buyer.db, "listings", home.id);
+  await assert.rejects(getDoc(buyersView), { code: "permission-denied" });
 
   const told = waitForQuery(
     inbox(buyer),
@@ -45,7 +48,11 @@ test("a submitted, approved listing reaches a matching buyer's live inbox", asyn
   await submit(home);
   // This agent is neither verified nor on the plan: the listing waits for an admin.
   const approved = await call(admin.functions, "approve_listing", { listingId: home.id });
-  assert.deepEqual(approved, { listingId: home.id, status: "active", previousStatus: "pending_review" });
+  assert.deepEqual(approved, {
+    listingId: home.id,
+    status: "active",
+    previousStatus: "pending_review",
+  });
 
   const alerts = await told;
   const alert = alerts.docs.find((d) => d.data().listingId === home.id)!;
@@ -53,7 +60,7 @@ test("a submitted, approved listing reaches a matching buyer's live inbox", asyn
   assert.equal(alert.data().kind, "listing_match");
   assert.equal(alert.data().read, false);
   // Now public, the buyer reads it too.
-  assert.equal((await getDoc(doc(buyer.db, "listings", home.id))).data()?.["status"], "active");
+  assert.equal((await getDoc(buyersView)).data()?.status, "active");
   // Nobody is told about their own listing.
   assert.equal((await getDocs(inbox(agent))).size, 0);
 });

@@ -5,8 +5,6 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
 import {
-  doc,
-  type DocumentReference,
   getDoc,
   serverTimestamp,
   setDoc,
@@ -22,7 +20,7 @@ import {
   usageRef,
 } from "../../contract/index.js";
 import { saveLondonSearch } from "./homes.js";
-import { closeAll, type Person, signUp, unique, waitForDoc } from "./support.js";
+import { closeAll, docOf, type Person, signUp, unique, waitForDoc } from "./support.js";
 
 let buyer: Person;
 
@@ -36,7 +34,7 @@ async function heldIds(): Promise<string[]> {
   return usage?.savedSearches?.ids ?? [];
 }
 
-test("a saved search enters the alert index, leaves it muted, and frees its slot deleted", async () => {
+test("a saved search enters the alert index, leaves it muted, frees its slot deleted", async () => {
   const search = await saveLondonSearch(buyer);
   assert.deepEqual(await heldIds(), [search.id]);
   const indexed = await waitForDoc(search, (s) => Boolean(s.data()?.audience), "its audience");
@@ -55,7 +53,7 @@ test("a saved search enters the alert index, leaves it muted, and frees its slot
 });
 
 test("a search saved without its hold in the same batch is refused", async () => {
-  const ref = doc(buyer.db, "savedSearches", unique("unheld")) as DocumentReference<SavedSearch, SavedSearch>;
+  const ref = docOf<SavedSearch>(buyer.db, "savedSearches", unique("unheld"));
 
   await assert.rejects(
     setDoc(ref, {
