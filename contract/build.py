@@ -365,7 +365,9 @@ class TypeScript:
     def _declaration(self, name: str, schema: Json) -> str:
         doc = _jsdoc(schema.get("description"), "")
         if schema.get("type") == "object" and "properties" in schema:
-            return f"{doc}export interface {name} {self._object(schema, '')}\n"
+            # A type alias, not an interface: an alias of an object type is assignable to
+            # the SDK's index-signature types (updateDoc's UpdateData), an interface not.
+            return f"{doc}export type {name} = {self._object(schema, '')};\n"
         return f"{doc}export type {name} = {self.type(schema, '')};\n"
 
     def _object(self, schema: Json, indent: str) -> str:

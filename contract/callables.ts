@@ -2,45 +2,45 @@
 import type { LatLng, Money } from "./firestore.js";
 
 /** An admin's approval of a listing waiting for review. */
-export interface ListingRequest {
+export type ListingRequest = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
-}
+};
 
 /** The status a call moved a listing from and to. */
-export interface TransitionResult {
+export type TransitionResult = {
   listingId: string;
   status: "draft" | "pending_review" | "active" | "under_offer" | "sold" | "let" | "archived" | "rejected";
   previousStatus: "draft" | "pending_review" | "active" | "under_offer" | "sold" | "let" | "archived" | "rejected";
-}
+};
 
 /** An agent's request to feature a listing: which one, and for how many days. */
-export interface FeatureRequest {
+export type FeatureRequest = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
   /** (>= 1; <= 30) */
   days: number;
-}
+};
 
 /** What the mobile payment sheet needs to take the payment. */
-export interface FeatureOffer {
+export type FeatureOffer = {
   paymentIntentId: string;
   clientSecret: string;
   customerId: string;
   amount: Money;
   days: number;
-}
+};
 
 /** An admin's rejection, with the reason the agent will read. */
-export interface RejectRequest {
+export type RejectRequest = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
   /** (at least 1 character(s); at most 500 character(s)) */
   reason: string;
-}
+};
 
 /** A search near a point. Prices are minor units of `currency`, which price filters and price sorts require (pence and cents do not compare). */
-export interface NearbyRequest {
+export type NearbyRequest = {
   /** (>= -90; <= 90) */
   lat: number;
   /** (>= -180; <= 180) */
@@ -65,10 +65,10 @@ export interface NearbyRequest {
   limit?: number;
   /** (at least 1 character(s); at most 512 character(s); default null) */
   cursor?: string | null;
-}
+};
 
 /** One result: what a map pin or a list row shows. */
-export interface NearbyListing {
+export type NearbyListing = {
   id: string;
   title: string;
   price: Money;
@@ -79,54 +79,89 @@ export interface NearbyListing {
   kind: "sale" | "rent";
   propertyType: "house" | "flat" | "bungalow" | "maisonette" | "land" | "commercial" | "other";
   photo: string | null;
-}
+};
 
 /** One page of results; `nextCursor` is null on the last page. */
-export interface NearbyPage {
+export type NearbyPage = {
   results: NearbyListing[];
   nextCursor: string | null;
-}
+};
 
 /** An owner's move of their listing on the market. */
-export interface SetStatusRequest {
+export type SetStatusRequest = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
   status: "active" | "under_offer" | "sold" | "let" | "archived";
-}
+};
 
 /** A user's role. Everyone starts as a buyer (buyers also rent). */
 export type Role = "buyer" | "agent" | "admin";
 
 /** An admin's request to give `uid` the role `role`. */
-export interface SetRoleRequest {
+export type SetRoleRequest = {
   /** (at least 1 character(s); at most 128 character(s)) */
   uid: string;
   role: Role;
-}
+};
 
 /** What changed. */
-export interface SetRoleResult {
+export type SetRoleResult = {
   uid: string;
   role: Role;
   previousRole: Role;
   changed: boolean;
-}
+};
 
 /** An agent's request to start the plan, with the card the payment sheet collected. */
-export interface StartPlanRequest {
+export type StartPlanRequest = {
   /** (matches /^pm_[A-Za-z0-9_]{4,100}$/) */
   paymentMethodId: string;
-}
+};
 
 /** What the payment sheet needs, and where the plan stands. */
-export interface PlanStart {
+export type PlanStart = {
   customerId: string;
   subscriptionId: string;
   status: string;
   clientSecret: string | null;
   requiresAction: boolean;
   plan: "agent_pro" | null;
-}
+};
+
+/** A write the rules refused: its document path, the operation, what was sent (sentinels encoded as `contract/explain.ts` does) and the message the client got. */
+export type ExplainRequest = {
+  /** (at most 1500 character(s); matches /^[^/]+/[^/]+(/[^/]+/[^/]+)*$/) */
+  path: string;
+  op: "create" | "update" | "set" | "delete";
+  /** (default null) */
+  data?: { [key: string]: unknown } | null;
+  /** (at most 20000 character(s); default null) */
+  denial?: string | null;
+};
+
+/** One reason the write is refused: a stable kind, the field, plain words. */
+export type Check = {
+  check: string;
+  /** (default null) */
+  field: string | null;
+  message: string;
+};
+
+/** The rule statement the emulator named, as the rules source has it. */
+export type RuleLine = {
+  line: number;
+  text: string;
+  emulator: string;
+};
+
+/** The verdict on one write and every reason for it. */
+export type Explanation = {
+  allowed: boolean;
+  model: string | null;
+  checks: Check[];
+  /** (default null) */
+  rule: RuleLine | null;
+};
 
 export type ApproveListingRequest = ListingRequest;
 export type ApproveListingResponse = TransitionResult;
@@ -142,6 +177,8 @@ export type SetUserRoleRequest = SetRoleRequest;
 export type SetUserRoleResponse = SetRoleResult;
 export type StartAgentPlanRequest = StartPlanRequest;
 export type StartAgentPlanResponse = PlanStart;
+export type ExplainRefusalRequest = ExplainRequest;
+export type ExplainRefusalResponse = Explanation;
 
 /** Every callable: its request, its response and each way it refuses (the code
  * as the JS SDK names it, and details.reason). */
@@ -154,6 +191,11 @@ export interface Callables {
     | { code: "unauthenticated"; reason: "signed_out" }
     | { code: "permission-denied"; reason: "role" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "not-found"; reason: "no_such_listing" }
+    | { code: "failed-precondition"; reason: "transition_not_allowed" }
+    | { code: "failed-precondition"; reason: "agent_departed" }
+    | { code: "failed-precondition"; reason: "listing_not_publishable" }
+    | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "internal"; reason: null };
   };
@@ -165,6 +207,11 @@ export interface Callables {
     | { code: "unauthenticated"; reason: "signed_out" }
     | { code: "permission-denied"; reason: "role" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "not-found"; reason: "no_such_listing" }
+    | { code: "permission-denied"; reason: "not_listing_owner" }
+    | { code: "failed-precondition"; reason: "listing_not_active" }
+    | { code: "unavailable"; reason: "payments_unavailable" }
+    | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "internal"; reason: null };
   };
@@ -176,6 +223,9 @@ export interface Callables {
     | { code: "unauthenticated"; reason: "signed_out" }
     | { code: "permission-denied"; reason: "role" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "not-found"; reason: "no_such_listing" }
+    | { code: "failed-precondition"; reason: "transition_not_allowed" }
+    | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "internal"; reason: null };
   };
@@ -197,6 +247,12 @@ export interface Callables {
     | { code: "unauthenticated"; reason: "signed_out" }
     | { code: "permission-denied"; reason: "role" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "not-found"; reason: "no_such_listing" }
+    | { code: "permission-denied"; reason: "not_listing_owner" }
+    | { code: "permission-denied"; reason: "no_longer_agent" }
+    | { code: "failed-precondition"; reason: "transition_not_allowed" }
+    | { code: "failed-precondition"; reason: "status_not_for_kind" }
+    | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "internal"; reason: null };
   };
@@ -208,6 +264,10 @@ export interface Callables {
     | { code: "unauthenticated"; reason: "signed_out" }
     | { code: "permission-denied"; reason: "role" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "failed-precondition"; reason: "own_role" }
+    | { code: "not-found"; reason: "no_such_user" }
+    | { code: "failed-precondition"; reason: "claims_full" }
+    | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "internal"; reason: null };
   };
@@ -219,6 +279,22 @@ export interface Callables {
     | { code: "unauthenticated"; reason: "signed_out" }
     | { code: "permission-denied"; reason: "role" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "not-found"; reason: "no_such_user" }
+    | { code: "failed-precondition"; reason: "claims_full" }
+    | { code: "failed-precondition"; reason: "card_declined" }
+    | { code: "unavailable"; reason: "payments_unavailable" }
+    | { code: "aborted"; reason: "busy" }
+    | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "internal"; reason: null };
+  };
+  /** Why the rules refused (or would refuse) this write of the caller's: each failing check in words, and the rule line the emulator named in `denial`. (Emulators only: never deployed.) */
+  explain_refusal: {
+    request: ExplainRefusalRequest;
+    response: ExplainRefusalResponse;
+    refusal:
+    | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "permission-denied"; reason: "not_emulated" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "internal"; reason: null };
   };

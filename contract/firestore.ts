@@ -3,7 +3,7 @@
 import type { FieldValue, Timestamp } from "firebase/firestore";
 
 /** `users/{uid}`: public. Created by the sign-up function; the owner edits the rest. */
-export interface Profile {
+export type Profile = {
   /** (at most 80 character(s)) */
   displayName: string;
   /** (at most 2048 character(s); matches /^https://[^\s]+$/; default null) */
@@ -21,37 +21,37 @@ export interface Profile {
   createdAt?: Timestamp | null;
   /** (default null) */
   updatedAt?: Timestamp | null;
-}
+};
 
-export interface ProfileUpdate {
+export type ProfileUpdate = {
   /** (at most 80 character(s)) */
   displayName?: string;
   /** (at most 2048 character(s); matches /^https://[^\s]+$/; default null) */
   photoURL?: string | null;
   /** (at most 500 character(s); default "") */
   bio?: string;
-}
+};
 
 /** Which channels a user wants, and when not to be disturbed. */
-export interface NotificationSettings {
+export type NotificationSettings = {
   push: boolean;
   email: boolean;
   /** (default null) */
   quietHours?: QuietHours | null;
-}
+};
 
 /** No pushes between ``start`` and ``end`` (local ``HH:MM``) in ``timezone``. */
-export interface QuietHours {
+export type QuietHours = {
   /** (matches /^([01][0-9]|2[0-3]):[0-5][0-9]$/) */
   start: string;
   /** (matches /^([01][0-9]|2[0-3]):[0-5][0-9]$/) */
   end: string;
   /** (at least 1 character(s); at most 64 character(s); matches /^[A-Za-z_]+(/[A-Za-z_+-]+)*$/) */
   timezone: string;
-}
+};
 
 /** `users/{uid}/private/account`: only the owner reads it. */
-export interface PrivateAccount {
+export type PrivateAccount = {
   /** (at most 320 character(s); default null) */
   email?: string | null;
   /** (matches /^\+[1-9][0-9]{6,14}$/; default null) */
@@ -64,17 +64,17 @@ export interface PrivateAccount {
   pushTokens?: string[] | null;
   /** (default null) */
   createdAt?: Timestamp | null;
-}
+};
 
-export interface PrivateAccountUpdate {
+export type PrivateAccountUpdate = {
   /** (matches /^\+[1-9][0-9]{6,14}$/; default null) */
   phone?: string | null;
   /** (default null) */
   notifications?: NotificationSettings | null;
-}
+};
 
 /** `users/{uid}/devices/{token}`: an FCM registration token of the owner's. */
-export interface Device {
+export type Device = {
   /** (at least 1 character(s); at most 4096 character(s)) */
   token: string;
   /** (at least 1 character(s); at most 128 character(s)) */
@@ -86,9 +86,9 @@ export interface Device {
   locale?: string | null;
   createdAt: Timestamp;
   updatedAt: Timestamp;
-}
+};
 
-export interface DeviceCreate {
+export type DeviceCreate = {
   /** Must be the document's own id. (at least 1 character(s); at most 4096 character(s)) */
   token: string;
   /** Must be the caller's uid (request.auth.uid). (at least 1 character(s); at most 128 character(s)) */
@@ -102,9 +102,9 @@ export interface DeviceCreate {
   createdAt: FieldValue;
   /** Must be serverTimestamp(): the request time. */
   updatedAt: FieldValue;
-}
+};
 
-export interface DeviceUpdate {
+export type DeviceUpdate = {
   platform?: "ios" | "android" | "web";
   /** (at least 1 character(s); at most 32 character(s)) */
   appVersion?: string;
@@ -112,10 +112,10 @@ export interface DeviceUpdate {
   locale?: string | null;
   /** Must be serverTimestamp(): the request time. */
   updatedAt: FieldValue;
-}
+};
 
 /** `users/{uid}/notifications/{id}`: written by functions; the owner marks it read. */
-export interface Notification {
+export type Notification = {
   kind: "listing_match" | "price_drop" | "message" | "offer" | "viewing" | "system";
   /** (at least 1 character(s); at most 120 character(s)) */
   title: string;
@@ -136,31 +136,31 @@ export interface Notification {
   emailDay?: string | null;
   /** (at most 320 character(s); default null) */
   emailTo?: string | null;
-}
+};
 
-export interface NotificationUpdate {
+export type NotificationUpdate = {
   /** (default false) */
   read?: boolean;
   /** Must be serverTimestamp(): the request time. */
   readAt: FieldValue;
-}
+};
 
 /** `users/{uid}/favorites/{listingId}`: the owner's saved listing. */
-export interface Favorite {
+export type Favorite = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
   createdAt: Timestamp;
-}
+};
 
-export interface FavoriteCreate {
+export type FavoriteCreate = {
   /** Must be the document's own id. (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
   /** Must be serverTimestamp(): the request time. */
   createdAt: FieldValue;
-}
+};
 
 /** A postal address. */
-export interface Address {
+export type Address = {
   /** (at least 1 character(s); at most 200 character(s)) */
   line1: string;
   /** (at most 200 character(s); default null) */
@@ -171,25 +171,25 @@ export interface Address {
   postcode: string;
   /** (matches /^[A-Z]{2}$/) */
   country: string;
-}
+};
 
 /** A point on Earth, in degrees. */
-export interface LatLng {
+export type LatLng = {
   /** (>= -90; <= 90) */
   lat: number;
   /** (>= -180; <= 180) */
   lng: number;
-}
+};
 
 /** An amount in minor units (pence, cents) and its ISO currency. */
-export interface Money {
+export type Money = {
   /** (>= 0; <= 100000000000) */
   amount: number;
   currency: "GBP" | "EUR" | "USD" | "CHF" | "SEK" | "NOK" | "DKK" | "PLN" | "CAD" | "AUD";
-}
+};
 
 /** A listing. Agents write the description; functions own review, search and counters. */
-export interface Listing {
+export type Listing = {
   /** (at least 1 character(s); at most 128 character(s)) */
   ownerId: string;
   status: "draft" | "pending_review" | "active" | "under_offer" | "sold" | "let" | "archived" | "rejected";
@@ -229,9 +229,9 @@ export interface Listing {
   reviewedAt?: Timestamp | null;
   /** (default null) */
   archivedReason?: "agent_departed" | null;
-}
+};
 
-export interface ListingCreate {
+export type ListingCreate = {
   /** Must be the caller's uid (request.auth.uid). (at least 1 character(s); at most 128 character(s)) */
   ownerId: string;
   status: "draft";
@@ -258,9 +258,9 @@ export interface ListingCreate {
   createdAt: FieldValue;
   /** Must be serverTimestamp(): the request time. */
   updatedAt: FieldValue;
-}
+};
 
-export interface ListingUpdate {
+export type ListingUpdate = {
   /** Only the moves in ListingStatusMoves. */
   status?: "draft" | "pending_review";
   /** Editable only while status is draft, rejected. */
@@ -289,27 +289,27 @@ export interface ListingUpdate {
   features?: ("garden" | "parking" | "garage" | "balcony" | "lift" | "furnished" | "pets_allowed" | "step_free" | "ev_charging" | "solar" | "fireplace" | "pool" | "new_build" | "chain_free")[];
   /** Must be serverTimestamp(): the request time. */
   updatedAt: FieldValue;
-}
+};
 
 /** How the owner wants to hear about matches. */
-export interface Channels {
+export type Channels = {
   inApp: boolean;
   push: boolean;
   email: boolean;
-}
+};
 
 /** Within ``radiusKm`` of a point. */
-export interface Near {
+export type Near = {
   /** (>= -90; <= 90) */
   lat: number;
   /** (>= -180; <= 180) */
   lng: number;
   /** (>= 0.5; <= 50) */
   radiusKm: number;
-}
+};
 
 /** Search criteria; functions put it in its `audience` of the alert index. */
-export interface SavedSearch {
+export type SavedSearch = {
   /** (at least 1 character(s); at most 128 character(s)) */
   ownerId: string;
   /** (at least 1 character(s); at most 60 character(s)) */
@@ -337,9 +337,9 @@ export interface SavedSearch {
   audience?: string | null;
   /** (default null) */
   lastNotifiedAt?: Timestamp | null;
-}
+};
 
-export interface SavedSearchCreate {
+export type SavedSearchCreate = {
   /** Must be the caller's uid (request.auth.uid). (at least 1 character(s); at most 128 character(s)) */
   ownerId: string;
   /** (at least 1 character(s); at most 60 character(s)) */
@@ -365,9 +365,9 @@ export interface SavedSearchCreate {
   createdAt: FieldValue;
   /** Must be serverTimestamp(): the request time. */
   updatedAt: FieldValue;
-}
+};
 
-export interface SavedSearchUpdate {
+export type SavedSearchUpdate = {
   /** (at least 1 character(s); at most 60 character(s)) */
   name?: string;
   kind?: "sale" | "rent";
@@ -389,10 +389,10 @@ export interface SavedSearchUpdate {
   muted?: boolean;
   /** Must be serverTimestamp(): the request time. */
   updatedAt: FieldValue;
-}
+};
 
 /** `viewings/{viewingId}`: a booked visit to a listing. */
-export interface Viewing {
+export type Viewing = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
   /** (at least 1 character(s); at most 128 character(s)) */
@@ -406,27 +406,27 @@ export interface Viewing {
   note?: string | null;
   createdAt: Timestamp;
   updatedAt: Timestamp;
-}
+};
 
 /** `viewingSlots/{listingId}__{slotStart}`: exists while the slot is taken. */
-export interface ViewingSlot {
+export type ViewingSlot = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
   slotStart: Timestamp;
   /** (at least 1 character(s); at most 128 character(s)) */
   viewingId: string;
   createdAt: Timestamp;
-}
+};
 
 /** A holding deposit paid through Stripe. */
-export interface Deposit {
+export type Deposit = {
   paymentIntentId: string;
   status: "requires_payment" | "succeeded" | "refunded" | "failed";
   amount: Money;
-}
+};
 
 /** `offers/{offerId}`: a buyer's offer on a listing. */
-export interface Offer {
+export type Offer = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
   /** (at least 1 character(s); at most 128 character(s)) */
@@ -441,19 +441,19 @@ export interface Offer {
   deposit?: Deposit | null;
   createdAt: Timestamp;
   updatedAt: Timestamp;
-}
+};
 
 /** The last message, for conversation lists. */
-export interface MessagePreview {
+export type MessagePreview = {
   /** (at most 200 character(s)) */
   text: string;
   /** (at least 1 character(s); at most 128 character(s)) */
   senderId: string;
   sentAt: Timestamp;
-}
+};
 
 /** A buyer opens it about a listing, with id `{listingId}__{buyerId}` (one per pair). Functions keep the preview and the unread counters. */
-export interface Conversation {
+export type Conversation = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
   /** (at least 1 character(s); at most 128 character(s)) */
@@ -467,9 +467,9 @@ export interface Conversation {
   /** (default null) */
   lastMessage?: MessagePreview | null;
   unread?: { [key: string]: number };
-}
+};
 
-export interface ConversationCreate {
+export type ConversationCreate = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
   /** Must be the caller's uid (request.auth.uid). (at least 1 character(s); at most 128 character(s)) */
@@ -482,36 +482,36 @@ export interface ConversationCreate {
   createdAt: FieldValue;
   /** Must be serverTimestamp(): the request time. */
   updatedAt: FieldValue;
-}
+};
 
 /** `conversations/{id}/messages/{messageId}`: immutable once sent. */
-export interface Message {
+export type Message = {
   /** (at least 1 character(s); at most 128 character(s)) */
   senderId: string;
   /** (at least 1 character(s); at most 2000 character(s)) */
   text: string;
   createdAt: Timestamp;
-}
+};
 
-export interface MessageCreate {
+export type MessageCreate = {
   /** Must be the caller's uid (request.auth.uid). (at least 1 character(s); at most 128 character(s)) */
   senderId: string;
   /** (at least 1 character(s); at most 2000 character(s)) */
   text: string;
   /** Must be serverTimestamp(): the request time. */
   createdAt: FieldValue;
-}
+};
 
 /** `customers/{uid}`: the user's one Stripe customer. */
-export interface Customer {
+export type Customer = {
   stripeCustomerId: string;
   /** (default null) */
   email?: string | null;
   createdAt: Timestamp;
-}
+};
 
 /** `customers/{uid}/subscriptions/{subscriptionId}`. */
-export interface Subscription {
+export type Subscription = {
   status: "incomplete" | "incomplete_expired" | "trialing" | "active" | "past_due" | "canceled" | "unpaid" | "paused";
   plan: string;
   /** (default null) */
@@ -520,10 +520,10 @@ export interface Subscription {
   cancelAtPeriodEnd?: boolean;
   stripeCreated: number;
   updatedAt: Timestamp;
-}
+};
 
 /** `customers/{uid}/payments/{paymentIntentId}`. */
-export interface Payment {
+export type Payment = {
   amount: Money;
   status: "requires_payment_method" | "requires_confirmation" | "requires_action" | "processing" | "succeeded" | "canceled" | "refunded" | "disputed";
   purpose: "plan" | "featured_listing" | "deposit";
@@ -533,36 +533,36 @@ export interface Payment {
   days?: number | null;
   stripeCreated: number;
   updatedAt: Timestamp;
-}
+};
 
 /** Who did what to which document, with the before/after values. */
-export interface AuditEntry {
+export type AuditEntry = {
   action: string;
   /** (at least 1 character(s); at most 128 character(s)) */
   actorUid: string;
   target: string;
   change: { [key: string]: unknown };
   at: Timestamp;
-}
+};
 
 /** The ids of the documents of one collection a user holds (``marketplace.limits.Held``). */
-export interface Holding {
+export type Holding = {
   ids?: string[];
   /** (default null) */
   released?: string | null;
-}
+};
 
 /** Creations in the current window (``marketplace.limits.Rate``). */
-export interface Window {
+export type Window = {
   start: Timestamp;
   /** (>= 1) */
   count: number;
   at: Timestamp;
   last: string;
-}
+};
 
 /** The one usage document of a user: a field per cap, absent until first used. */
-export interface Usage {
+export type Usage = {
   /** (default null) */
   savedSearches?: Holding | null;
   /** (default null) */
@@ -575,7 +575,7 @@ export interface Usage {
   conversations?: Window | null;
   /** (default null) */
   messages?: Window | null;
-}
+};
 
 /** The status moves a client may make on a Listing (all others are functions'). */
 export interface ListingStatusMoves {

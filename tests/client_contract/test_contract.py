@@ -40,7 +40,7 @@ def test_a_model_changed_without_regenerating_fails_the_check(
     assert "the client contract is stale" in capsys.readouterr().err
     assert (ROOT / "contract" / "firestore.ts").read_text() == before  # a check writes nothing
     generated = build.outputs()[ROOT / "contract" / "firestore.ts"]
-    assert "viewingNotes?: string;" in generated.split("export interface ListingUpdate")[1]
+    assert "viewingNotes?: string;" in generated.split("export type ListingUpdate = ")[1]
 
 
 def test_every_exported_callable_is_in_the_contract_with_its_refusals() -> None:
