@@ -30,7 +30,7 @@ from pytest_firebase import procs, stack, toolchain
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "pytest-firebase"
 SAMPLE = Path(__file__).parent / "sample_project"
-SAMPLE_TESTS = 5
+SAMPLE_TESTS = 6
 SAMPLE_RUN_VAR = "PYTEST_FIREBASE_SAMPLE_RUN"
 """Set on the sample run only, so what it leaves behind is found apart from this run's own."""
 
@@ -121,6 +121,14 @@ def sample_project(tmp_path: Path) -> Path:
     return project
 
 
+def test_the_readme_example_is_the_sample_projects_test_word_for_word() -> None:
+    readme = (PACKAGE / "README.md").read_text()
+    example = readme.split("```python\n# tests/test_notes.py\n", 1)[1].split("```", 1)[0]
+    sample = (SAMPLE / "tests" / "test_notes.py").read_text()
+
+    assert sample.split('"""\n\n', 1)[1] == example
+
+
 def test_the_wheel_is_the_plugin_with_its_entry_point_and_types(fresh_venv: FreshVenv) -> None:
     with zipfile.ZipFile(fresh_venv.wheel) as wheel:
         names = wheel.namelist()
@@ -155,7 +163,7 @@ def test_without_a_firebase_cli_the_run_fails_saying_how_to_get_one(
 ) -> None:
     env = sample_env(PATH=str(fresh_venv.python.parent))
     env.pop(toolchain.CLI_VAR, None)
-    argv = ["-m", "pytest", "-p", "no:cacheprovider", "tests/test_rules.py", "-k", "owner_creates"]
+    argv = ["-m", "pytest", "-p", "no:cacheprovider", "tests/test_notes.py", "-k", "own_notes"]
     done = fresh_venv.run(argv, cwd=sample_project, env=env)
 
     assert done.returncode == 1, done.stdout + done.stderr
