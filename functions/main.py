@@ -1,7 +1,8 @@
 """Every deployed function of the marketplace backend, on one screen."""
 
+import os
+
 from firekit.bootstrap import ensure_initialized
-from firekit.explain import under_functions_emulator
 
 ensure_initialized()  # before anything else: the SDK verifies ID tokens on the default app
 
@@ -37,9 +38,10 @@ __all__ = [
 ]  # fmt: skip
 DEPLOYED = tuple(__all__)
 
-# Development aids: `firebase deploy` loads this file outside the Functions emulator,
-# so it never finds them (tests/security/test_explain_e2e.py shows it).
-if under_functions_emulator():
+# Development aids, never deployed: only the Functions emulator sets FUNCTIONS_EMULATOR
+# (not is_emulated(): `firebase deploy` loads this file in the deployer's shell, which may
+# export FIRESTORE_EMULATOR_HOST). tests/security/test_explain_e2e.py proves it.
+if os.environ.get("FUNCTIONS_EMULATOR") == "true":
     from api.dev import explain_refusal
 
     __all__ += ["explain_refusal"]

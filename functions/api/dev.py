@@ -1,6 +1,6 @@
-"""Development aids, served by the Functions emulator only: ``main.py`` exports them
-when :func:`firekit.explain.under_functions_emulator`, so ``firebase deploy`` never finds
-them. ``explain_refusal``: why the rules refused a write, in words."""
+"""Development aids, served by the Functions emulator only: ``main.py`` exports them when
+``FUNCTIONS_EMULATOR`` is set, so ``firebase deploy`` never finds them.
+``explain_refusal``: why the rules refused a write, in words."""
 
 from __future__ import annotations
 

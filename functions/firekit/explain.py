@@ -12,15 +12,14 @@ Three sources, each saying what it knows:
   source, and a role the line asks for (what the twin cannot know) is compared with the
   caller's.
 
-Never deployed: ``main.py`` exports the callable built on this only when
-:func:`under_functions_emulator` (``firebase deploy`` loads ``main.py`` without it).
+Never deployed: ``main.py`` exports the callable built on this only in the Functions
+emulator (``firebase deploy`` loads ``main.py`` outside it).
 The domain's models are passed in; nothing here knows them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,16 +45,6 @@ from firekit.errors import ROOT_FIELD, FieldIssue
 Op = Literal["create", "update", "set", "delete"]
 MAX_STATEMENT_LINES = 12
 """A rule statement longer than this is cut: the line the emulator named leads it."""
-
-
-def under_functions_emulator() -> bool:
-    """True only in a worker (or the manifest discovery) of the Functions emulator.
-
-    Stricter than :func:`firekit.bootstrap.is_emulated` on purpose: ``firebase deploy``
-    discovers the functions with the deployer's shell environment, where an exported
-    ``FIRESTORE_EMULATOR_HOST`` is common; ``FUNCTIONS_EMULATOR`` is set by the emulator.
-    """
-    return os.environ.get("FUNCTIONS_EMULATOR") == "true"
 
 
 # ---- the answer ------------------------------------------------------------------------
@@ -273,7 +262,9 @@ def explain(
     does not judge them (only ownership and the emulator's line do).
     """
     found = match_path(models, write.path)
-    rule = rule_line(denial, rules.source) if denial and rules else None
+    judged_as = "create" if write.op == "set" and before is None else write.op
+    judged_as = "update" if judged_as == "set" else judged_as
+    rule = rule_line(denial, rules.source, judged_as) if denial and rules else None
     if found is None:
         message = f"No document model matches {write.path}: only functions write there."
         checks = [Check(check="no_model_for_path", message=message)]
@@ -604,18 +595,20 @@ def _either(values: Iterable[str]) -> str:
 _NAMED_LINE = re.compile(r"(?P<said>[^,\n]*?)\s*for '(?P<op>\w+)' @ L(?P<line>\d+)")
 
 
-def named_lines(denial: str) -> list[tuple[int, str]]:
+def named_lines(denial: str) -> list[tuple[int, str, str]]:
     """The rule lines a Firestore emulator denial names, in its order, with what it said
-    of each (``false``, ``Null value error.``, ``evaluation error at L423:24``)."""
-    return [(int(m["line"]), m["said"].strip()) for m in _NAMED_LINE.finditer(denial)]
+    of each (``false``, ``Null value error.``, ``evaluation error at L423:24``) and for
+    which operation (``create``, ``update``...)."""
+    return [(int(m["line"]), m["said"].strip(), m["op"]) for m in _NAMED_LINE.finditer(denial)]
 
 
-def rule_line(denial: str, source: Path) -> RuleLine | None:
-    """The first rule line ``denial`` names, quoted from the rules ``source``."""
+def rule_line(denial: str, source: Path, op: str | None = None) -> RuleLine | None:
+    """The first rule line ``denial`` names (for ``op``, if it names one for it: a set
+    without merge is judged as both a create and an update), quoted from ``source``."""
     lines = named_lines(denial)
     if not lines:
         return None
-    line, said = lines[0]
+    line, said, _ = next((named for named in lines if named[2] == op), lines[0])
     try:
         text = statement(source.read_text().splitlines(), line)
     except OSError:

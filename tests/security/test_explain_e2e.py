@@ -5,6 +5,10 @@ and proof that ``firebase deploy`` never finds the callable."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import re
+import shutil
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,6 +20,7 @@ from limits.client import CappedClient
 
 from bench import cold_start
 from marketplace import limits
+from pytest_firebase.auth import AuthEmulator
 from pytest_firebase.callables import CallResult
 from pytest_firebase.rest import SERVER_TIMESTAMP, FirestoreRest
 from pytest_firebase.stack import EmulatorStack
@@ -26,6 +31,9 @@ BO = ("bo", {"role": "agent"})
 DI = ("di", {"role": "agent"})
 LISTING = "listings/l-explained"
 STAMPED = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+ROOT = Path(__file__).resolve().parents[2]
+TSC_OPTIONS = ("--strict", "--module", "nodenext", "--moduleResolution", "nodenext",
+               "--target", "es2022", "--types", "node", "--skipLibCheck")  # fmt: skip
 SERVER_TIMESTAMP_WIRE = {"__fieldValue__": "serverTimestamp"}
 
 
@@ -101,13 +109,47 @@ def test_a_refused_write_is_explained_by_the_emulated_callable(
             "message": f"{LISTING} belongs to another user: its ownerId is not your uid.",
         }
     ]
-    rules = (Path(__file__).resolve().parents[2] / "firestore.rules").read_text().splitlines()
+    rules = (ROOT / "firestore.rules").read_text().splitlines()
     for name, answer in answers.items():
         line = answer["rule"]["line"]
         assert not answer["allowed"] and answer["model"] == "Listing"
         assert f"@ L{line}" in refusals[name].error_message
         assert answer["rule"]["text"].startswith(rules[line - 1].strip())
     assert answers["not_mine"]["rule"]["text"].startswith("allow update: if hasRole('agent')")
+
+
+@pytest.mark.e2e
+def test_the_js_helper_explains_the_sdks_own_refusals(
+    firebase_stack: EmulatorStack,
+    firestore_db: firestore.Client,
+    auth_emulator: AuthEmulator,
+    tmp_path: Path,
+) -> None:
+    # contract/explain.ts and its journey, compiled as the contract's own check runs tsc,
+    # then run on the official JS SDK against this session's emulators.
+    tsc, node = ROOT / "node_modules" / ".bin" / "tsc", shutil.which("node")
+    if not tsc.exists() or node is None:
+        pytest.fail("TypeScript and Node.js are needed: run `npm ci` (make bootstrap)")
+    script = Path(__file__).with_name("explain_client.ts")
+    compiled = subprocess.run(
+        [str(tsc), *TSC_OPTIONS, "--outDir", str(tmp_path), "--rootDir", str(ROOT), str(script)],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    env = {
+        **os.environ,
+        **firebase_stack.client_env(),
+        "FUNCTIONS_EMULATOR_HOST": firebase_stack.host("functions"),
+        "NODE_PATH": str(ROOT / "node_modules"),  # the compiled files live outside the tree
+    }
+    ran = subprocess.run(
+        [node, str(tmp_path / script.relative_to(ROOT).with_suffix(".js"))],
+        env=env, capture_output=True, text=True, check=False, timeout=240,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    report = json.loads(ran.stdout.strip().splitlines()[-1])
+    print("the JS SDK's denial:", repr(report["denial"]))
+    assert re.search(r"for 'create' @ L\d+", report["denial"])
 
 
 def discovered(env: Mapping[str, str]) -> list[str]:
