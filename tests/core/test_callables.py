@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import warnings
 from typing import Any
 
 import flask
@@ -326,6 +327,15 @@ def test_a_refusal_the_callable_does_not_declare_is_reported_with_the_answer_unc
     assert (result.error_details or {}).get("reason") == reason
     [line] = [line for line in read_logs() if line["message"] == "undeclared refusal"]
     assert (line["severity"], line["code"], line["reason"]) == ("ERROR", status, reason)
+
+
+def test_where_warnings_are_errors_an_undeclared_refusal_fails_the_call(unique: Any) -> None:
+    # What this suite's filterwarnings = error does to any callable test that drives a
+    # callable into a refusal it forgot to declare: the test sees INTERNAL, not its code.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UndeclaredRefusal)
+        result = call(refuses_undeclared, GOOD, uid=unique("u"))
+    assert (result.error_status, result.error_details) == ("INTERNAL", None)
 
 
 def test_declared_and_reasonless_by_design_answers_are_not_reported(
