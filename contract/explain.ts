@@ -22,6 +22,8 @@ import {
 } from "firebase/firestore";
 import { httpsCallable, type Functions } from "firebase/functions";
 
+import type { ExplainRefusalRequest, Explanation } from "./callables.js";
+
 /** The write to explain: the document's path, how it was written (`set` without merge;
  * `updateDoc` is "update", and may use dotted field paths), what was sent, and the error
  * the write was refused with (a FirebaseError, or its message). */
@@ -32,7 +34,12 @@ export interface RefusedWrite {
   denial?: unknown;
 }
 
-/** A stable name for what failed (branch on it); new kinds may appear. */
+/** The answer (generated from the backend's model): `allowed` when no check failed;
+ * each check's `check` is one of {@link CheckKind}; `rule` is the line the emulator
+ * named in the denial, as firestore.rules has it ("rules source not found" if unreadable). */
+export type { Explanation } from "./callables.js";
+
+/** A check's stable name (branch on it); new kinds may appear. */
 export type CheckKind =
   | "unknown_field"
   | "missing_field"
@@ -56,30 +63,14 @@ export type CheckKind =
   | "rule"
   | "invalid";
 
-/** One failing check: what, where (a field path, or null for the whole write), in words. */
-export interface ExplanationCheck {
-  check: CheckKind;
-  field: string | null;
-  message: string;
-}
-
-/** The verdict: allowed when no check failed; `rule` is the line the emulator named in
- * the denial, as firestore.rules has it ("rules source not found" if unreadable). */
-export interface Explanation {
-  allowed: boolean;
-  model: string | null;
-  checks: ExplanationCheck[];
-  rule: { line: number; text: string; emulator: string } | null;
-}
-
 /** Ask the emulated backend why `request` was (or would be) refused, as the signed-in user
  * of `functions`. Under the emulators only: the callable does not exist in production. */
 export async function explainRefusal(functions: Functions, request: RefusedWrite): Promise<Explanation> {
-  const explain = httpsCallable<unknown, Explanation>(functions, "explain_refusal");
-  const wire = {
+  const explain = httpsCallable<ExplainRefusalRequest, Explanation>(functions, "explain_refusal");
+  const wire: ExplainRefusalRequest = {
     path: request.path,
     op: request.op,
-    data: request.data === undefined ? null : encode(request.data),
+    data: request.data === undefined ? null : (encode(request.data) as Record<string, unknown>),
     denial: denialText(request.denial),
   };
   return (await explain(wire)).data;
