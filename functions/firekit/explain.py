@@ -273,10 +273,14 @@ def explain(
     checks = _ownership(
         model, write, caller, before, wildcards=wildcards, owner_wildcards=set(owner_wildcards)
     )
-    if model not in set(hand_written):
+    judged = model not in set(hand_written)
+    if judged:
         checks += _twin(model, write, caller, before)
     if rule is not None and rules is not None:
-        checks += _from_rule(rule, caller, rules, twin_found=bool(checks))
+        passed = (
+            "The model's checks pass" if judged else f"{model.__name__}'s rules are hand-written"
+        )
+        checks += _from_rule(rule, caller, rules, found=bool(checks), passed=passed)
     return Explanation(allowed=not checks, model=model.__name__, checks=checks, rule=rule)
 
 
@@ -626,7 +630,11 @@ def statement(lines: Sequence[str], number: int) -> str:
     return " ".join(parts)
 
 
-def _from_rule(rule: RuleLine, caller: Caller, rules: Rules, *, twin_found: bool) -> list[Check]:
+def _from_rule(
+    rule: RuleLine, caller: Caller, rules: Rules, *, found: bool, passed: str
+) -> list[Check]:
+    """The role the named line asks for, if the caller lacks it; else, when nothing else
+    was ``found``, the line itself (``passed``: why the model's checks did not say)."""
     needed = rules.roles_needed(rule.text)
     role = caller.claims.get(rules.role_claim)
     held = set(role) if isinstance(role, list) else {role}
@@ -636,10 +644,10 @@ def _from_rule(rule: RuleLine, caller: Caller, rules: Rules, *, twin_found: bool
             f"your token's {rules.role_claim} is {role!r}."
         )
         return [Check(check="role", message=message)]
-    if twin_found:
+    if found:
         return []
     message = (
-        f"The model's checks pass, but the rules refused at L{rule.line} "
+        f"{passed}, but the rules refused at L{rule.line} "
         f"({rule.emulator or 'false'}): {rule.text} Look at its other conditions "
         "(a document it reads, a cap, your token)."
     )

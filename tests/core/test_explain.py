@@ -275,6 +275,23 @@ def test_creating_over_a_document_is_not_the_rules_but_is_explained(
     assert answer["rule"] is None
 
 
+def test_hand_written_rules_are_left_to_the_emulators_line(
+    firestore_db: firestore.Client, as_user: UserRest
+) -> None:
+    # The caps' usage document: its rules (usageOk) are not generated from its model.
+    usage = limits.USAGE.format(uid="ana")
+    data = {"savedSearches": {"ids": ["s1"] * 21}}
+    refusal = as_user(*ANA).create(usage, data)
+    answer = explained(ANA, "create", usage, data, refusal.error_message)
+
+    assert refusal.denied
+    assert [c["check"] for c in answer["checks"]] == ["rule"]
+    assert answer["checks"][0]["message"].startswith(
+        "Usage's rules are hand-written, but the rules refused at L"
+    )
+    assert "usageOk(uid, {}, request.resource.data)" in answer["checks"][0]["message"]
+
+
 def test_without_the_denial_there_is_no_rule_line(firestore_db: firestore.Client) -> None:
     answer = explained(BO, "create", L, draft_without(colour="red"), None)
 
