@@ -420,10 +420,14 @@ def test_a_malformed_rejection_is_refused_naming_the_fields(
     assert {issue["field"] for issue in result.error_details} == fields
 
 
+@pytest.mark.parametrize("function", [approve_listing, reject_listing], ids=["approve", "reject"])
 def test_reviewing_a_missing_listing_is_not_found(
-    firestore_db: firestore.Client, call_function: Call
+    firestore_db: firestore.Client, call_function: Call, function: Any
 ) -> None:
-    result = call_function(approve_listing, {"listingId": "nope"}, uid="mod", claims=ADMIN)
+    data = {"listingId": "nope", "reason": "No."}
+    if function is approve_listing:
+        del data["reason"]
+    result = call_function(function, data, uid="mod", claims=ADMIN)
 
     assert (result.error_status, result.error_details) == (
         "NOT_FOUND",

@@ -4,6 +4,7 @@ subscription under concurrent calls, the webhook's handlers in any order, bad in
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import os
 import random
 import uuid
@@ -17,7 +18,7 @@ from firebase_admin import auth
 from google.cloud import firestore
 
 from api.plans import start_agent_plan
-from firekit import webhooks
+from firekit import leases, webhooks
 from firekit.errors import Aborted
 from marketplace.payments import customers, events, plans, stripe_api
 from marketplace.profiles import new_profile
@@ -522,6 +523,42 @@ def test_a_plan_claim_that_would_pass_1000_bytes_is_refused_before_anything_is_b
     assert result.error_details["reason"] == "claims_full"
     assert result.error_details["size"] > result.error_details["limit"] == 1000
     assert stored_anything(firestore_db, uid) == []
+    assert api.v1.customers.list().data == []
+
+
+def test_a_caller_whose_account_is_gone_is_refused_before_anything_is_bought(
+    firestore_db: firestore.Client,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
+) -> None:
+    uid = an_agent(firestore_db)
+    card = a_card(api, CARD_OK)
+    auth.delete_user(uid)  # its ID token lives on for up to an hour
+
+    result = start(call_function, uid, {"paymentMethodId": card})
+
+    assert (result.error_status, result.error_details) == ("NOT_FOUND", {"reason": "no_such_user"})
+    assert stored_anything(firestore_db, uid) == []
+    assert api.v1.customers.list().data == []
+
+
+def test_a_start_that_waits_too_long_for_another_is_busy_and_buys_nothing(
+    firestore_db: firestore.Client,
+    api: stripe.StripeClient,
+    call_function: Callable[..., CallResult],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uid = an_agent(firestore_db)
+    card = a_card(api, CARD_OK)
+    other = leases.try_acquire(firestore_db.document(f"_paymentLocks/plan-{uid}"), plans.LEASE)
+    assert other is not None  # another start of this user's plan is under way
+    monkeypatch.setattr(plans, "WAIT", dt.timedelta(seconds=0.5))
+
+    with other:
+        result = start(call_function, uid, {"paymentMethodId": card})
+
+    assert (result.error_status, result.error_details) == ("ABORTED", {"reason": "busy"})
+    assert result.error_message == plans.SETTING_UP
     assert api.v1.customers.list().data == []
 
 
