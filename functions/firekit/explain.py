@@ -338,7 +338,8 @@ def _twin(
         return [_words(model, i, sent, None) for i in issues]
     assert before is not None  # not creating: the document exists
     changes, deleted = _changes(before, write)
-    checks = [_deleted(model, name) for name in sorted(deleted)]
+    how = "a set without merge" if write.op == "set" else "deleteField()"
+    checks = [_deleted(model, name, how) for name in sorted(deleted)]
     issues = check_update(model, before, changes, uid=caller.uid)
     return checks + [_words(model, i, changes, before) for i in issues]
 
@@ -395,14 +396,16 @@ def _set_in(mapping: Mapping[str, Any], path: list[str], value: Any) -> dict[str
     return out
 
 
-def _deleted(model: type[Document], name: str) -> Check:
+def _deleted(model: type[Document], name: str, how: str) -> Check:
     spec = next((s for s in specs(model) if s.name == name), None)
-    if spec is None:
-        return Check(check="unknown_field", field=name, message=_unknown(model, name))
-    if not spec.client_updates():
-        return _not_writable(model, spec, creating=False)
-    message = f"{name} cannot be deleted: the rules check its new value on every change."
-    return Check(check="not_deletable", field=name, message=message)
+    if spec is not None and spec.client_updates():
+        message = f"{name} cannot be deleted: the rules check its new value on every change."
+        return Check(check="not_deletable", field=name, message=message)
+    if spec is not None and spec.client_creates():
+        message = f"{name} is set once, at create: {how} would delete it."
+        return Check(check="immutable", field=name, message=message)
+    message = f"{name} of a {model.__name__} is written by functions only: {how} would delete it."
+    return Check(check="server_owned", field=name, message=message)
 
 
 # ---- a twin issue in words -------------------------------------------------------------

@@ -168,6 +168,9 @@ CASES = [
     Case("deleted", BO, "update", L, {"description": DELETE, **STAMP}, "not_deletable",
          "description", "description cannot be deleted",
          honest={"description": "", **STAMP}, arrange={L: stored()}),
+    Case("a set replaces the whole document", BO, "set", L, draft_without(), "server_owned",
+         "geohash", "geohash of a Listing is written by functions only: a set without merge "
+         "would delete it", arrange={L: stored(geohash="gcwcz")}),
     Case("not the owner", DI, "update", L, {"title": "Mine now, surely", **STAMP}, "not_owner",
          "ownerId", "listings/l1 belongs to another user: its ownerId is not your uid",
          arrange={L: stored()}),
