@@ -18,7 +18,7 @@ from flask import Flask, request
 from google.cloud import firestore
 
 from api.featured import feature_listing
-from firekit import webhooks
+from firekit import leases, webhooks
 from marketplace.payments import customers, events, featured
 from pytest_firebase.callables import CallResult
 from pytest_firebase.webhooks import stripe_webhook
@@ -249,6 +249,26 @@ def test_concurrent_calls_create_one_payment(
 
     assert len({o["paymentIntentId"] for o in offers}) == 1
     assert stripe_objects(stripe_client) == (1, 1)
+
+
+def test_a_call_that_waits_too_long_for_the_customer_is_busy_and_buys_nothing(
+    firestore_db: firestore.Client,
+    stripe_client: stripe.StripeClient,
+    call_function: Call,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uid, listing_id = agent_with_listing(firestore_db)
+    creating = leases.try_acquire(customers.lock_ref(firestore_db, uid), customers.LEASE)
+    assert creating is not None  # another call is creating this user's Stripe customer
+    monkeypatch.setattr(customers, "WAIT", dt.timedelta(seconds=0.5))
+
+    with creating:
+        result = call_function(
+            feature_listing, {"listingId": listing_id, "days": 3}, uid=uid, claims=AGENT
+        )
+
+    assert (result.error_status, result.error_details) == ("ABORTED", {"reason": "busy"})
+    assert stripe_objects(stripe_client) == (0, 0)
 
 
 def test_stripe_unreachable_answers_unavailable_in_our_words_and_holds_nothing(
