@@ -80,6 +80,7 @@ LAZY_MODULES = (
     "marketplace.models.documents",
     "marketplace.payments.events",
     "marketplace.payments.reconcile",
+    "firekit.explain",
 )
 """What only some function families need, imported by their handlers: ``import main``
 should load none of them (``figures.lazyLoadedAtImport`` lists any that it does)."""
