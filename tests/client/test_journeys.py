@@ -85,5 +85,5 @@ def test_journey(
         timeout=JOURNEY_TIMEOUT_S,
     )
     output = f"{ran.stdout}{ran.stderr}"
-    print(f"{journey}: {time.monotonic() - started:.1f} s\n{output}")
     assert ran.returncode == 0, f"node --test {journey}.test.js failed:\n{output}"
+    print(f"{journey}: {time.monotonic() - started:.1f} s\n{output}")  # each test's time (-rA)
