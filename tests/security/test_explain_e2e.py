@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from core.test_explain import wire  # as contract/explain.ts encodes a payload
 from google.cloud import firestore
 from limits.client import CappedClient
 
@@ -34,19 +35,6 @@ STAMPED = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 ROOT = Path(__file__).resolve().parents[2]
 TSC_OPTIONS = ("--strict", "--module", "nodenext", "--moduleResolution", "nodenext",
                "--target", "es2022", "--types", "node", "--skipLibCheck")  # fmt: skip
-SERVER_TIMESTAMP_WIRE = {"__fieldValue__": "serverTimestamp"}
-
-
-def wire(data: Mapping[str, Any]) -> dict[str, Any]:
-    """What contract/explain.ts sends for these payloads."""
-    return {
-        k: SERVER_TIMESTAMP_WIRE
-        if v is SERVER_TIMESTAMP
-        else {"__timestamp__": v.isoformat()}
-        if isinstance(v, dt.datetime)
-        else v
-        for k, v in data.items()
-    }
 
 
 @pytest.mark.e2e
