@@ -141,7 +141,7 @@ export type ExplainRequest = {
 
 /** One reason the write is refused: a stable kind, the field, plain words. */
 export type Check = {
-  check: string;
+  check: "unknown_field" | "missing_field" | "type" | "bound" | "format" | "server_owned" | "immutable" | "request_time_expected" | "doc_id" | "initial_status" | "transition" | "not_editable_now" | "not_deletable" | "not_owner" | "no_such_document" | "already_exists" | "no_model_for_path" | "clients_never_write" | "role" | "rule" | "invalid";
   /** (default null) */
   field: string | null;
   message: string;

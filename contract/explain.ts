@@ -39,29 +39,9 @@ export interface RefusedWrite {
  * named in the denial, as firestore.rules has it ("rules source not found" if unreadable). */
 export type { Explanation } from "./callables.js";
 
-/** A check's stable name (branch on it); new kinds may appear. */
-export type CheckKind =
-  | "unknown_field"
-  | "missing_field"
-  | "type"
-  | "bound"
-  | "format"
-  | "server_owned"
-  | "immutable"
-  | "request_time_expected"
-  | "doc_id"
-  | "initial_status"
-  | "transition"
-  | "not_editable_now"
-  | "not_deletable"
-  | "not_owner"
-  | "no_such_document"
-  | "already_exists"
-  | "no_model_for_path"
-  | "clients_never_write"
-  | "role"
-  | "rule"
-  | "invalid";
+/** A check's stable name, to branch on ("unknown_field", "request_time_expected",
+ * "transition", "not_owner", "role", "rule", ...: the generated union lists them). */
+export type CheckKind = Explanation["checks"][number]["check"];
 
 /** Ask the emulated backend why `request` was (or would be) refused, as the signed-in user
  * of `functions`. Under the emulators only: the callable does not exist in production. */

@@ -18,6 +18,7 @@ import type { Callables } from "./callables.js";
 import { CAPS } from "./firestore.js";
 
 export * from "./callables.js";
+export * from "./explain.js";
 export * from "./firestore.js";
 
 export type CallableName = keyof Callables;
