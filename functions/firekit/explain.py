@@ -50,17 +50,38 @@ MAX_STATEMENT_LINES = 12
 # ---- the answer ------------------------------------------------------------------------
 
 
+CheckKind = Literal[
+    "unknown_field",
+    "missing_field",
+    "type",
+    "bound",
+    "format",
+    "server_owned",
+    "immutable",
+    "request_time_expected",
+    "doc_id",
+    "initial_status",
+    "transition",
+    "not_editable_now",
+    "not_deletable",
+    "not_owner",
+    "no_such_document",
+    "already_exists",
+    "no_model_for_path",
+    "clients_never_write",
+    "role",
+    "rule",
+    "invalid",
+]
+"""What failed, stably named for clients to branch on."""
+
+
 class Check(BaseModel):
     """One reason the write is refused: a stable kind, the field, plain words."""
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
-    check: str
-    """``unknown_field``, ``missing_field``, ``type``, ``bound``, ``format``,
-    ``server_owned``, ``immutable``, ``request_time_expected``, ``doc_id``,
-    ``initial_status``, ``transition``, ``not_editable_now``, ``not_deletable``,
-    ``not_owner``, ``no_such_document``, ``already_exists``, ``no_model_for_path``,
-    ``clients_never_write``, ``role``, ``rule``, ``invalid``."""
+    check: CheckKind
     field: str | None = None
     message: str
 
