@@ -3,11 +3,11 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { doc, Timestamp, writeBatch } from "firebase/firestore";
+import { doc, Timestamp, updateDoc, writeBatch } from "firebase/firestore";
 
-import type { ListingCreate } from "../../contract/index.js";
-import { explainRefusal } from "../../contract/explain.js";
-import { draft } from "./homes.js";
+import { explainRefusal, type RefusedWrite } from "../../contract/explain.js";
+import type { ListingCreate, ListingUpdate } from "../../contract/index.js";
+import { createListing, draft } from "./homes.js";
 import { closeAll, countCreate, firstAdmin, newAgent, type Person, unique } from "./support.js";
 
 let agent: Person;
@@ -17,13 +17,9 @@ before(async () => {
 });
 after(closeAll);
 
-/** Write ``data`` as a new listing the way an app does (with its count in the batch, so
- * the cap is not what refuses it); returns the refusal. */
-async function refusedListing(id: string, data: object): Promise<Error> {
-  const batch = writeBatch(agent.db);
-  batch.set(doc(agent.db, "listings", id), data);
-  await countCreate(batch, agent, "listings", id);
-  const error = await batch.commit().then(
+/** The write's refusal: it must be one (permission-denied, as the rules give it). */
+async function refusal(write: Promise<void>): Promise<Error> {
+  const error = await write.then(
     () => assert.fail("the rules accepted the write"),
     (err: unknown) => err as Error & { code: string },
   );
@@ -31,35 +27,52 @@ async function refusedListing(id: string, data: object): Promise<Error> {
   return error;
 }
 
+/** Write ``data`` as a new listing the way an app does, with its count in the batch (so
+ * the cap is not what refuses it). */
+async function createWith(id: string, data: object): Promise<void> {
+  const batch = writeBatch(agent.db);
+  batch.set(doc(agent.db, "listings", id), data);
+  await countCreate(batch, agent, "listings", id);
+  return batch.commit();
+}
+
 /** What explain_refusal says failed, as [check, field] pairs. */
-async function explained(id: string, data: object, denial: Error) {
-  const why = await explainRefusal(agent.functions, {
-    path: `listings/${id}`,
-    op: "create",
-    data,
-    denial,
-  });
+async function explained(write: RefusedWrite): Promise<[string, string | null | undefined][]> {
+  const why = await explainRefusal(agent.functions, write);
   assert.equal(why.allowed, false);
   return why.checks.map((c) => [c.check, c.field]);
 }
 
-test("a field the contract does not have: refused, and explained as that unknown field", async () => {
+test("an unknown field: refused, and explained as that field", async () => {
   // @ts-expect-error -- the contract has no `colour`: the compiler refuses it first
-  const wrong: ListingCreate = { ...draft(agent), colour: "red" };
+  const data: ListingCreate = { ...draft(agent), colour: "red" };
   const id = unique("colour");
 
-  const denial = await refusedListing(id, wrong);
+  const denial = await refusal(createWith(id, data));
 
-  assert.deepEqual(await explained(id, wrong, denial), [["unknown_field", "colour"]]);
+  const why = await explained({ path: `listings/${id}`, op: "create", data, denial });
+  assert.deepEqual(why, [["unknown_field", "colour"]]);
 });
 
-test("the client's clock for createdAt: refused, and explained as serverTimestamp() expected", async () => {
+test("a client clock for createdAt: refused, explained as serverTimestamp() expected", async () => {
   // The contract says createdAt is a FieldValue (serverTimestamp()), but a Timestamp has
   // FieldValue's shape, so the compiler lets this through: only the rules catch it.
-  const wrong: ListingCreate = { ...draft(agent), createdAt: Timestamp.now() };
+  const data: ListingCreate = { ...draft(agent), createdAt: Timestamp.now() };
   const id = unique("clock");
 
-  const denial = await refusedListing(id, wrong);
+  const denial = await refusal(createWith(id, data));
 
-  assert.deepEqual(await explained(id, wrong, denial), [["request_time_expected", "createdAt"]]);
+  const why = await explained({ path: `listings/${id}`, op: "create", data, denial });
+  assert.deepEqual(why, [["request_time_expected", "createdAt"]]);
+});
+
+test("an edit without serverTimestamp(): refused, explained as updatedAt expected", async () => {
+  const home = await createListing(agent, draft(agent));
+  // @ts-expect-error -- every update must stamp updatedAt: the compiler says so first
+  const data: ListingUpdate = { title: "Bright two-bedroom flat, new kitchen" };
+
+  const denial = await refusal(updateDoc(home, data));
+
+  const why = await explained({ path: home.path, op: "update", data, denial });
+  assert.deepEqual(why, [["request_time_expected", "updatedAt"]]);
 });
