@@ -1,12 +1,17 @@
 // Deliberately wrong writes, as an app developer makes them: each is refused by the rules
-// (a bare permission-denied), and the dev-only explain tool names the exact reason.
+// (a bare permission-denied), and the dev-only explain tool names the exact reason; the
+// tool itself refuses a request that names no document.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
 import { doc, Timestamp, updateDoc, writeBatch } from "firebase/firestore";
 
 import { explainRefusal, type RefusedWrite } from "../../contract/explain.js";
-import type { ListingCreate, ListingUpdate } from "../../contract/index.js";
+import {
+  callableError,
+  type ListingCreate,
+  type ListingUpdate,
+} from "../../contract/index.js";
 import { createListing, draft } from "./homes.js";
 import { closeAll, countCreate, firstAdmin, newAgent, type Person, unique } from "./support.js";
 
@@ -75,4 +80,19 @@ test("an edit without serverTimestamp(): refused, explained as updatedAt expecte
 
   const why = await explained({ path: home.path, op: "update", data, denial });
   assert.deepEqual(why, [["request_time_expected", "updatedAt"]]);
+});
+
+test("explain_refusal refuses a path that names no document", async () => {
+  const error = await explainRefusal(agent.functions, { path: "listings", op: "create" }).then(
+    (answer) => assert.fail(`explained ${JSON.stringify(answer)}`),
+    (err: unknown) => err,
+  );
+
+  const refused = callableError(error, "explain_refusal");
+  assert.ok(refused, `not a refusal: ${String(error)}`);
+  assert.deepEqual([refused.code, refused.reason], ["invalid-argument", "invalid_argument"]);
+  assert.deepEqual(
+    refused.fields.map((f) => f.field),
+    ["path"],
+  );
 });
