@@ -197,6 +197,7 @@ export interface Callables {
     | { code: "failed-precondition"; reason: "listing_not_publishable" }
     | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };
   };
   /** The listing's agent: pay to feature an active listing for 1-30 days (price set here). Returns the PaymentIntent's client secret, the customer id and the amount for the payment sheet; the listing is featured when Stripe's webhook says the payment succeeded. */
@@ -213,6 +214,7 @@ export interface Callables {
     | { code: "unavailable"; reason: "payments_unavailable" }
     | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };
   };
   /** Admin only: reject a listing waiting for review, with a reason for its agent. */
@@ -227,6 +229,7 @@ export interface Callables {
     | { code: "failed-precondition"; reason: "transition_not_allowed" }
     | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };
   };
   /** Active listings within a radius of a point: filtered, sorted, one page at a time. */
@@ -237,6 +240,7 @@ export interface Callables {
     | { code: "unauthenticated"; reason: "signed_out" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };
   };
   /** The listing's agent: under offer, sold, let, archived, or back on the market. */
@@ -254,6 +258,7 @@ export interface Callables {
     | { code: "failed-precondition"; reason: "status_not_for_kind" }
     | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };
   };
   /** Admin only: change a user's role (claim merged, profile mirrored, audit logged). */
@@ -269,6 +274,7 @@ export interface Callables {
     | { code: "failed-precondition"; reason: "claims_full" }
     | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };
   };
   /** An agent: subscribe to the agent plan with the card the payment sheet collected. Returns the customer id and the first payment's client secret for the sheet; the plan is granted when the payment succeeds (at once, or by the webhook after 3-D Secure). */
@@ -285,6 +291,7 @@ export interface Callables {
     | { code: "unavailable"; reason: "payments_unavailable" }
     | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };
   };
   /** Why the rules refused (or would refuse) this write of the caller's: each failing check in words, and the rule line the emulator named in `denial`. (Emulators only: never deployed.) */
@@ -296,6 +303,7 @@ export interface Callables {
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "permission-denied"; reason: "not_emulated" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };
   };
 }

@@ -216,8 +216,9 @@ with the SDK's `FunctionsError`; `callableError(err)` gives `{code, reason, mess
 fields, details}`: `invalid-argument` lists every bad field in `fields` (`{field, issue,
 message}`, the submitted values never echoed); every other refusal names a stable
 `reason` in its details; `internal` carries no reason (the cause is in the server log
-only). Every callable needs a signed-in caller (an anonymous Firebase Auth user counts)
-unless said otherwise.
+only), nor does `unauthenticated` for an ID token that is present but invalid or expired
+(the SDK refuses it before our code runs: refresh the token). Every callable needs a
+signed-in caller (an anonymous Firebase Auth user counts) unless said otherwise.
 
 ```ts
 try {

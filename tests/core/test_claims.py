@@ -46,7 +46,11 @@ def test_size_limit_is_enforced_as_the_admin_sdk_measures_it() -> None:
     assert claims_size(at_limit) == MAX_CLAIMS_SIZE
     with pytest.raises(FailedPrecondition) as caught:
         merge_claims(at_limit, {"more": 1})
-    assert caught.value.details == {"size": MAX_CLAIMS_SIZE + len(', "more": 1'), "limit": 1000}
+    assert caught.value.details == {
+        "reason": "claims_full",
+        "size": MAX_CLAIMS_SIZE + len(', "more": 1'),
+        "limit": 1000,
+    }
 
 
 def test_non_ascii_counts_as_the_escaped_json() -> None:
