@@ -20,10 +20,10 @@ import {
   type Firestore,
   getDoc,
   getFirestore,
-  setLogLevel,
   onSnapshot,
   type Query,
   type QuerySnapshot,
+  setLogLevel,
   type WriteBatch,
 } from "firebase/firestore";
 import { connectFunctionsEmulator, type Functions, getFunctions } from "firebase/functions";
@@ -111,8 +111,7 @@ export function collectionOf<T extends DocumentData>(
 
 /** An address nobody else in this run (or an earlier run on the same emulators) has. */
 export function uniqueEmail(label: string, domain = "example.com"): string {
-  counter += 1;
-  return `${label}-${run}-${counter}@${domain}`;
+  return `${unique(label)}@${domain}`;
 }
 
 export const PASSWORD = "correct-horse-1";
