@@ -35,7 +35,7 @@ from pytest_firebase.plugin import reset_firestore, set_background_triggers  # n
 from pytest_firebase.stack import EmulatorStack  # noqa: E402
 
 Figures = Mapping[str, Any]
-MEASURED_PATHS = ("functions", "bench", "pytest_firebase", "scripts")
+MEASURED_PATHS = ("functions", "bench", "pytest-firebase", "scripts")
 """What a benchmark runs: a change here and not committed makes its result "dirty"."""
 
 
