@@ -34,19 +34,19 @@ venv() { # venv <dir> <requirements file>
   "$1/bin/python" -m pip install --quiet --disable-pip-version-check --prefer-binary -r "$2"
 }
 
-# Each step runs in the background in its own process group (set -m), so an interrupted
-# bootstrap stops every step, npm and pip included, by its group's id, and returns only
-# once they have stopped (npm rolls a half-done install back first).
-set -m
+# Each step runs in the background in its own process group (job control, set -m, only
+# while it is started), so an interrupted bootstrap stops every step, npm and pip included,
+# by its group's id, and returns only once they have stopped (npm rolls a half-done
+# install back first).
 LOGS=.cache/bootstrap
 mkdir -p "$LOGS"
 pids=(); names=(); logs=()
 stop_steps() {
-  set +m  # no job-status lines for the steps stopped here
   local pid
   for pid in "${pids[@]}"; do kill -INT -- "-$pid" 2>/dev/null || true; done  # as Ctrl-C would
+  [ ${#pids[@]} -eq 0 ] || echo "bootstrap: stopping (npm finishes its downloads, then undoes)"
   for pid in "${pids[@]}"; do
-    for _ in {1..300}; do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in {1..1200}; do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.1; done
   done
 }
 trap stop_steps EXIT
@@ -62,7 +62,9 @@ step() {
   [ -e "$product" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return 0
   local log; log="$LOGS/$(tr -cs 'a-z0-9' '-' <<< "${name#.}" | sed 's/-$//').log"
   echo "bootstrap: $name from ${files[*]}"
+  set -m
   ( SECONDS=0; "$@"; echo "$sum" > "$stamp"; echo "took ${SECONDS} s" ) < /dev/null > "$log" 2>&1 &
+  set +m
   pids+=("$!"); names+=("$name"); logs+=("$log")
 }
 
