@@ -79,7 +79,7 @@ export function callableError<N extends CallableName>(
  * null when the error is not a blocking function's refusal. */
 export function signUpError(error: unknown): Refusal | null {
   if (!(error instanceof FirebaseError) || error.code !== "auth/internal-error") return null;
-  const match = /returned HTTP error \d+: (\{.*\})\)\)/s.exec(error.message);
+  const match = /returned HTTP error \d+: (\{.*\})\s*\)\)/s.exec(error.message);
   if (!match) return null;
   let body: { error?: { status?: unknown; message?: unknown; details?: unknown } };
   try {
