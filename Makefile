@@ -1,5 +1,5 @@
 # The two commands of the README. Both install whatever is missing first.
-.PHONY: dev test bootstrap lint bench
+.PHONY: dev test bootstrap lint bench quickstart
 
 bootstrap:
 	./scripts/bootstrap.sh
@@ -12,6 +12,10 @@ test: bootstrap
 
 lint: bootstrap
 	./scripts/lint.sh
+
+# The README's first ten minutes (examples/quickstart.ts), against a running `make dev`.
+quickstart: bootstrap
+	node_modules/.bin/tsc -p examples && node .cache/examples/examples/quickstart.js
 
 # Every benchmark module (bench/README.md); add yours to the list. Not part of `make test`.
 BENCHES = near_search fanout_throughput fanout_cost fanout_memory webhook cold_start callable_overhead
