@@ -318,13 +318,15 @@ def _duration(seconds: float) -> str:
     return "day" if seconds == 86400 else "minute" if seconds == 60 else f"{seconds:g} s"
 
 
-def _fields_table(schema: Mapping[str, Any]) -> list[str]:
+def _fields_table(
+    schema: Mapping[str, Any], *, timestamps: bool = True, head: str = "field"
+) -> list[str]:
     from contract.build import TypeScript, _describe
 
-    ts = TypeScript(timestamps=True)
+    ts = TypeScript(timestamps=timestamps)
     required = set(schema.get("required", ()))
-    out = ["| field | type | required | notes |", "|---|---|---|---|"]
-    for name, prop in schema["properties"].items():
+    out = [f"| {head} | type | required | notes |", "|---|---|---|---|"]
+    for name, prop in schema.get("properties", {}).items():
         kind = ts.type(prop, "").replace("|", "\\|").replace("\n", " ")
         notes = (_describe(prop) or "").replace("|", "\\|")
         out.append(f"| `{name}` | `{kind}` | {'yes' if name in required else ''} | {notes} |")
@@ -384,19 +386,7 @@ def _callable(c: CallableContract) -> list[str]:
         f"(`contract/schema/callables/{c.name}.*.json`).",
         "",
     ]
-    from contract.build import _describe
-
-    out.append("| request field | type | required | notes |")
-    out.append("|---|---|---|---|")
-    required = set(c.request.get("required", ()))
-    from contract.build import TypeScript
-
-    ts = TypeScript(timestamps=False)
-    for name, prop in c.request.get("properties", {}).items():
-        kind = ts.type(prop, "").replace("|", "\\|").replace("\n", " ")
-        notes = (_describe(prop) or "").replace("|", "\\|")
-        out.append(f"| `{name}` | `{kind}` | {'yes' if name in required else ''} | {notes} |")
-    out.append("")
+    out += _fields_table(c.request, timestamps=False, head="request field")
     out.append("| refusal (code) | reason | when |")
     out.append("|---|---|---|")
     for r in c.refusals:
