@@ -105,6 +105,8 @@ WELL_FORMED: dict[str, dict[str, Any]] = {
     "search_near": {"lat": 51.5, "lng": -0.12, "radiusKm": 2, "cursor": "no-such-cursor"},
     # A well-formed card would reach Stripe and create a customer: only broken ones here.
     "start_agent_plan": {"paymentMethodId": "pm_"},
+    # Dev-only (exported under the emulators, as here): it reads, never writes.
+    "explain_refusal": {"path": "listings/no-such-listing", "op": "update", "data": {}},
 }
 SIGNED_IN = {"role": ["admin", "agent"]}  # past every role check, to reach validation
 
