@@ -163,7 +163,7 @@ test("start_agent_plan puts an agent on the plan; their submissions publish at o
   assert.deepEqual([plan.status, plan.plan, plan.requiresAction], ["active", "agent_pro", false]);
   assert.match(plan.subscriptionId, /^sub_/);
   const profile = docOf<Profile>(pro.db, "users", pro.uid);
-  await waitForDoc(profile, (s) => s.data()?.plan === "agent_pro", "the plan on the profile", 30);
+  await waitForDoc(profile, (s) => s.data()?.plan === "agent_pro", "the plan on the profile");
 
   // No admin involved: review publishes a plan agent's listing by itself.
   const home = await createListing(pro, draft(pro));
@@ -172,7 +172,6 @@ test("start_agent_plan puts an agent on the plan; their submissions publish at o
     home,
     (s) => s.data()?.status === "active",
     "the plan agent's listing published by review",
-    30,
   );
   assert.ok(live.data()?.publishedAt);
 });
