@@ -198,6 +198,9 @@ Conventions:
 - A client sends exactly the fields listed: an unknown field, a missing one, a wrong type
   or a value out of bounds is refused by the rules (`permission-denied`). Under the
   emulators, the dev-only callable `explain_refusal` says why, check by check.
+- Reading a document that does not exist where only its owner may read (a saved search
+  just deleted, say) is `permission-denied`, not an empty snapshot: the rules cannot tell
+  a missing document is yours. Listen to your own query rather than to one document.
 - Every collection a client creates in has a cap per user: the create's batch also
   updates `users/{uid}/limits/usage` (`holdUsage()` / `countUsage()` in `index.ts`;
   README, *Limits per user*).
