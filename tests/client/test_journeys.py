@@ -75,15 +75,45 @@ def test_journey(
         "FUNCTIONS_EMULATOR_HOST": firebase_stack.host("functions"),
     }
     started = time.monotonic()
+    ran, log_from = _run_journey(str(node), journey, compiled_journeys, env, firebase_stack)
+    output = f"{ran.stdout}{ran.stderr}"
+    if ran.returncode != 0 and _emulator_dropped_a_run(firebase_stack, log_from):
+        # The Functions emulator lost a trigger run (its log says "Request to function
+        # failed: Error: socket hang up", seen in full runs on 2 cores) and, unlike Cloud
+        # Functions, never retries it: the journey waits for an effect that cannot come.
+        # Only then, once, the journey runs again; a failure with no such line fails.
+        print(f"{journey}: the emulator dropped a trigger run; running the journey again")
+        ran, _ = _run_journey(str(node), journey, compiled_journeys, env, firebase_stack)
+        output += "\n--- run again after the emulator dropped a trigger run ---\n"
+        output += f"{ran.stdout}{ran.stderr}"
+    assert ran.returncode == 0, f"node --test {journey}.test.js failed:\n{output}"
+    print(f"{journey}: {time.monotonic() - started:.1f} s\n{output}")  # each test's time (-rA)
+
+
+DROPPED_RUN = b"Request to function failed: Error: socket hang up"
+
+
+def _run_journey(
+    node: str, journey: str, cwd: Path, env: dict[str, str], stack: EmulatorStack
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """The journey's run, and where the emulator's log stood when it began."""
+    # Start after the events of earlier tests have run: the emulator delivers them one
+    # at a time, and a backlog would delay this journey's triggers behind them.
+    stack.settle_triggers(quiet=1.0, timeout=60)
+    log_from = stack.emulator_log.stat().st_size
     ran = subprocess.run(
-        [str(node), "--test", "--test-reporter=spec", f"{journey}.test.js"],
+        [node, "--test", "--test-reporter=spec", f"{journey}.test.js"],
         check=False,
-        cwd=compiled_journeys,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=JOURNEY_TIMEOUT_S,
     )
-    output = f"{ran.stdout}{ran.stderr}"
-    assert ran.returncode == 0, f"node --test {journey}.test.js failed:\n{output}"
-    print(f"{journey}: {time.monotonic() - started:.1f} s\n{output}")  # each test's time (-rA)
+    return ran, log_from
+
+
+def _emulator_dropped_a_run(stack: EmulatorStack, log_from: int) -> bool:
+    with stack.emulator_log.open("rb") as log:
+        log.seek(log_from)
+        return DROPPED_RUN in log.read()
