@@ -426,4 +426,6 @@ def _call_example(
 
 
 def _doc(obj: Any) -> str:
-    return " ".join((obj.__doc__ or "").split()).replace("``", "`")
+    from contract.build import _doc as docstring
+
+    return docstring(obj)
