@@ -40,9 +40,14 @@ on the Firestore emulator 1.19.9; ``tests/rules`` asserts each point):
   checks are inlined rather than factored into helpers for that reason. A model much
   heavier than ``Listing`` would need its lists shortened, or the rules would deny valid
   writes (``tests/rules`` holds the worst case).
-- **Deleted fields.** A masked update may delete a field; the twin cannot express that.
-  The generated update checks read ``after.<field>`` of every changed field, which errors
-  for a deleted one, so the rules deny every deletion.
+- **Deleted fields.** A masked update may delete a field (the twin's ``DELETE``). The
+  generated update checks read ``after.<field>`` of every changed field, which errors for
+  a deleted one, so the rules deny every deletion of a field; the twin reports it as
+  ``deleted``. Inside an :class:`~firekit.docmodel.OwnEntry` map with ``removable``, the
+  caller's own key may be deleted (``deleteField()`` on ``field.<uid>``).
+- **Own entries.** An ``OwnEntry`` map's values are not type-checked beyond the caller's
+  key: the other keys are unchanged (``diff(...).affectedKeys().hasOnly([uid])``), and the
+  caller's is ``request.time`` or, when removable, absent.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ from firekit.docmodel import (
     Document,
     FieldSpec,
     Marker,
+    OwnEntry,
     RequestTime,
     Transitions,
     specs,
@@ -563,6 +569,9 @@ class _Renderer:
             if isinstance(spec.marker, RequestTime):
                 checks.append(f"{after} == request.time")  # on every update, changed or not
                 continue
+            if isinstance(spec.marker, OwnEntry):
+                checks.append(_when_in("changed", spec.name, _own_entry(spec)))
+                continue
             check = self.check(after, spec.annotation, spec.constraints, _where(model, spec))
             editable = spec.marker.editable_when if isinstance(spec.marker, Client) else None
             if editable is not None:
@@ -585,6 +594,26 @@ class _Renderer:
             f"  let changed = after.diff(before).affectedKeys();\n"
             f"  return {_lines(checks)};\n}}"
         )
+
+
+def _own_entry(spec: FieldSpec) -> str:
+    """An :class:`OwnEntry` map changed only at the caller's key, to the request time.
+
+    The stored map may be absent (``before.get``); reading ``after.<field>`` errors when
+    the update deleted the whole field, which denies it like any deletion.
+    """
+    assert isinstance(spec.marker, OwnEntry)
+    after, before = _member("after", spec.name), f"before.get({quote(spec.name)}, {{}})"
+    stamped = f"{after}.get(request.auth.uid, null) == request.time"
+    if spec.marker.removable:
+        stamped = f"{stamped} || !(request.auth.uid in {after})"
+    return _all(
+        [
+            f"{after} is map",
+            f"{after}.diff({before}).affectedKeys().hasOnly([request.auth.uid])",
+            stamped,
+        ]
+    )
 
 
 def _implied(spec: FieldSpec, status: Transitions) -> bool:

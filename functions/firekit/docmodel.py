@@ -14,6 +14,10 @@ only, so forgetting a marker can only make the rules stricter.
   at create and/or on every update.
 - :class:`CallerUid`: set at create to the caller's uid; never changed by a client.
 - :class:`DocId`: set at create to the document's own id; never changed by a client.
+- :class:`OwnEntry`: a ``dict[uid, datetime]`` map in which a client changes only its own
+  key (the caller's uid), setting it to the request time (and, if ``removable``, deleting
+  it); never set at create. Clients write it by field path:
+  ``{"lastReadAt.<uid>": serverTimestamp()}`` (or ``deleteField()``).
 
 A marker pins a value; it never lifts the field's own bounds (a ``DocId`` field typed
 with ``max_length=128`` refuses a longer id, though Firestore would store it).
@@ -64,6 +68,17 @@ class DocId:
 
 
 @dataclass(frozen=True)
+class OwnEntry:
+    """A ``dict[uid, datetime]`` where a client sets only its own key, to the request time.
+
+    With ``removable`` the client may also delete its own key. Never set at create (the
+    map starts empty; functions may write any key).
+    """
+
+    removable: bool = False
+
+
+@dataclass(frozen=True)
 class Transitions:
     """The status field and the moves a client may make; all others are functions'."""
 
@@ -85,6 +100,15 @@ REQUEST_TIME: Final = _RequestTimeSentinel()
 """In client payloads given to the twin checks: 'set to the request time'."""
 
 
+class _DeleteSentinel:
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE: Final = _DeleteSentinel()
+"""In client updates given to the twin checks: 'delete this field' (``deleteField()``)."""
+
+
 class Document(BaseModel):
     """Base of stored document models: strict types, no unknown fields."""
 
@@ -97,7 +121,7 @@ class Document(BaseModel):
     transitions: ClassVar[Transitions | None] = None
 
 
-Marker = Client | RequestTime | CallerUid | DocId
+Marker = Client | RequestTime | CallerUid | DocId | OwnEntry
 
 
 @dataclass(frozen=True)
@@ -127,7 +151,11 @@ class FieldSpec:
     def client_updates(self) -> bool:
         """May a client change this field on update?"""
         m = self.marker
-        return (isinstance(m, Client) and m.update) or (isinstance(m, RequestTime) and m.on_update)
+        return (
+            (isinstance(m, Client) and m.update)
+            or (isinstance(m, RequestTime) and m.on_update)
+            or isinstance(m, OwnEntry)
+        )
 
 
 def specs(model: type[Document]) -> tuple[FieldSpec, ...]:
@@ -241,14 +269,62 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and bool(a == b)
 
 
+def apply_update(before: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``before`` with a masked update applied, as Firestore applies it.
+
+    A key ``"field.key"`` is a field path into the map ``field`` (one level deep, how
+    clients write :class:`OwnEntry` maps); a value :data:`DELETE` removes the field.
+    """
+    after = dict(before)
+    for path, value in changes.items():
+        top, dot, key = path.partition(".")
+        if not dot:
+            if value is DELETE:
+                after.pop(top, None)
+            else:
+                after[top] = value
+            continue
+        current = after.get(top)
+        inner = dict(current) if isinstance(current, Mapping) else {}
+        if value is DELETE:
+            inner.pop(key, None)
+        else:
+            inner[key] = value
+        after[top] = inner
+    return after
+
+
+def _own_entry_issues(
+    name: str, marker: OwnEntry, before: Any, after: Any, uid: str | None
+) -> list[FieldIssue]:
+    """Issues of a changed :class:`OwnEntry` map: only the caller's key, to the request time."""
+    if not isinstance(after, Mapping):
+        return [_issue(name, "own_entry", "Must be a map of uid to time.")]
+    prior = before if isinstance(before, Mapping) else {}
+    touched = changed_keys(prior, after) | {k for k, v in after.items() if v is REQUEST_TIME}
+    if uid is None or not touched <= {uid}:
+        return [_issue(name, "own_entry", "Only your own entry may change.")]
+    if uid in after:
+        if after[uid] is REQUEST_TIME:
+            return []
+        return [_issue(f"{name}.{uid}", "request_time", "Must be the request time.")]
+    if not marker.removable:
+        return [_issue(f"{name}.{uid}", "not_removable", "Your entry cannot be removed.")]
+    return []
+
+
 def check_update(
     model: type[Document], before: Mapping[str, Any], changes: Mapping[str, Any], *, uid: str | None
 ) -> list[FieldIssue]:
     """Why a client may not apply ``changes`` (a masked update) to ``before`` ([] if ok)."""
     fields = {s.name: s for s in specs(model)}
-    after = {**before, **changes}
-    changed = changed_keys(before, after) | {k for k, v in changes.items() if v is REQUEST_TIME}
-    issues = [
+    after = apply_update(before, changes)
+    changed = changed_keys(before, after) | {
+        k.split(".", 1)[0] for k, v in changes.items() if v is REQUEST_TIME
+    }
+    deleted = sorted(k for k in before if k not in after)
+    issues_deleted = [_issue(k, "deleted", "A field cannot be deleted.") for k in deleted]
+    issues = issues_deleted + [
         _issue(k, "not_writable", "Field not writable.")
         for k in sorted(changed)
         if k not in fields or not fields[k].client_updates()
@@ -264,6 +340,11 @@ def check_update(
     current = before.get(status.field) if status else None
     for name in sorted(changed & {k for k, s in fields.items() if s.client_updates()}):
         spec = fields[name]
+        if name in deleted:
+            continue
+        if isinstance(spec.marker, OwnEntry):
+            issues += _own_entry_issues(spec.name, spec.marker, before.get(name), after[name], uid)
+            continue
         decided = _marker_issues(spec, after[name], uid=uid, doc_id="", creating=False)
         issues += decided if decided is not None else _value_issues(model, name, after[name])
         editable = spec.marker.editable_when if isinstance(spec.marker, Client) else None

@@ -16,9 +16,10 @@ Two kinds of cap:
   a document a function deleted (a device whose token FCM dropped) frees its slot when
   the client releases it.
 - :class:`Rate`, creations per window (listings per day, conversations opened per day,
-  messages per minute) of documents a client never deletes. The usage document keeps the
-  window (``start``, ``count``) and the creation it counted last (``last`` at ``at``); a
-  creation must be the one counted by its own batch (``at == request.time``).
+  messages per minute, reports per day) of documents a client never deletes. The usage
+  document keeps the window (``start``, ``count``) and the creation it counted last
+  (``last`` at ``at``); a creation must be the one counted by its own batch
+  (``at == request.time``).
 """
 
 from __future__ import annotations
@@ -65,9 +66,10 @@ CONVERSATIONS = Rate("conversations", "conversations/{id}", 20, dt.timedelta(day
 MESSAGES = Rate(
     "messages", "conversations/{conversationId}/messages/{id}", 30, dt.timedelta(minutes=1)
 )
+REPORTS = Rate("reports", "reports/{id}", 20, dt.timedelta(days=1))
 
 HELD: tuple[Held, ...] = (SAVED_SEARCHES, DEVICES, FAVORITES)
-RATES: tuple[Rate, ...] = (LISTINGS, CONVERSATIONS, MESSAGES)
+RATES: tuple[Rate, ...] = (LISTINGS, CONVERSATIONS, MESSAGES, REPORTS)
 
 
 def capped(path: str) -> Held | Rate | None:

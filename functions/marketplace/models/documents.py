@@ -9,8 +9,16 @@ from marketplace.models.conversations import Conversation, Message
 from marketplace.models.deals import Offer, Viewing, ViewingSlot
 from marketplace.models.limits import Usage
 from marketplace.models.listings import Listing
+from marketplace.models.reports import Report
 from marketplace.models.searches import SavedSearch
-from marketplace.models.users import Device, Favorite, Notification, PrivateAccount, Profile
+from marketplace.models.users import (
+    Device,
+    Favorite,
+    Notification,
+    PrivateAccount,
+    Profile,
+    UnreadCounter,
+)
 
 DOCUMENTS: tuple[type[Document], ...] = (
     Profile,
@@ -18,6 +26,7 @@ DOCUMENTS: tuple[type[Document], ...] = (
     Device,
     Notification,
     Favorite,
+    UnreadCounter,
     Listing,
     SavedSearch,
     Viewing,
@@ -25,6 +34,7 @@ DOCUMENTS: tuple[type[Document], ...] = (
     Offer,
     Conversation,
     Message,
+    Report,
     Customer,
     Subscription,
     Payment,
@@ -46,8 +56,10 @@ __all__ = [
     "Payment",
     "PrivateAccount",
     "Profile",
+    "Report",
     "SavedSearch",
     "Subscription",
+    "UnreadCounter",
     "Usage",
     "Viewing",
     "ViewingSlot",

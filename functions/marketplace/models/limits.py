@@ -47,3 +47,4 @@ class Usage(Document):
     listings: Window | None = None
     conversations: Window | None = None
     messages: Window | None = None
+    reports: Window | None = None

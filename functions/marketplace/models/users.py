@@ -87,7 +87,9 @@ class Device(Document):
     updatedAt: Annotated[dt.datetime, RequestTime(on_update=True)]
 
 
-NotificationKind = Literal["listing_match", "price_drop", "message", "offer", "viewing", "system"]
+NotificationKind = Literal[
+    "listing_match", "price_drop", "message", "offer", "viewing", "system", "listing_review"
+]
 
 
 class Notification(Document):
@@ -108,6 +110,9 @@ class Notification(Document):
     """Functions only: the day whose email digest still has to carry this alert."""
     emailTo: Annotated[str, Field(max_length=320)] | None = None
     """Functions only: where that digest goes (the address when the alert was made)."""
+    emailAfter: dt.datetime | None = None
+    """Functions only: when this still-unread entry joins the email digest (chat: the
+    message's time + 12 h, if the user wants email); cleared once it has, or once read."""
 
 
 class Favorite(Document):
@@ -117,3 +122,15 @@ class Favorite(Document):
 
     listingId: Annotated[DocRef, DocId()]
     createdAt: Annotated[dt.datetime, RequestTime()]
+
+
+class UnreadCounter(Document):
+    """``users/{uid}/counters/unread``: the app badge. Functions write it; the owner reads."""
+
+    path = "users/{uid}/counters/{counterId}"
+
+    messages: Annotated[int, Field(ge=0)] = 0
+    """Unread messages over all the user's conversations."""
+    conversations: Annotated[int, Field(ge=0)] = 0
+    """Conversations with at least one unread message."""
+    updatedAt: dt.datetime | None = None
