@@ -14,6 +14,13 @@ from api.alerts import (  # noqa: E402
     on_saved_search_written,
     send_email_digests,
 )
+from api.chat import (  # noqa: E402
+    notify_new_message,
+    on_conversation_read,
+    on_report_created,
+    queue_unread_chat_emails,
+    summarize_conversation,
+)
 from api.favorites import on_favorite_written, roll_up_favorites  # noqa: E402
 from api.featured import feature_listing  # noqa: E402
 from api.health import health  # noqa: E402
@@ -30,11 +37,12 @@ from api.search import search_near  # noqa: E402
 
 __all__ = [
     "approve_listing", "before_user_created", "deliverAlerts", "feature_listing", "health",
-    "on_agent_profile_changed", "on_device_written", "on_favorite_written", "on_listing_alerts",
-    "on_listing_updated", "on_profile_updated", "on_saved_search_written",
-    "reconcile_stripe_events", "reject_listing", "roll_up_favorites", "search_near",
-    "send_email_digests", "set_listing_status", "set_user_role", "start_agent_plan",
-    "stripe_webhook",
+    "notify_new_message", "on_agent_profile_changed", "on_conversation_read",
+    "on_device_written", "on_favorite_written", "on_listing_alerts", "on_listing_updated",
+    "on_profile_updated", "on_report_created", "on_saved_search_written",
+    "queue_unread_chat_emails", "reconcile_stripe_events", "reject_listing",
+    "roll_up_favorites", "search_near", "send_email_digests", "set_listing_status",
+    "set_user_role", "start_agent_plan", "stripe_webhook", "summarize_conversation",
 ]  # fmt: skip
 DEPLOYED = tuple(__all__)
 

@@ -19,6 +19,10 @@ class EffectMode(enum.StrEnum):
 
     TRANSACTIONAL = "transactional"
     CLAIM = "claim"
+    RECOMPUTE = "recompute"
+    """The handler derives state from what is stored now (a count, a summary), so running
+    it twice is running it once: no ledger record, no claim. It must read everything it
+    writes from, in its own transactions; ``Effects.transaction`` is None."""
 
 
 class EventInProgress(Exception):  # noqa: N818

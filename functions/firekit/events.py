@@ -14,6 +14,9 @@ For each delivered event, in this order:
    longer fits (an older schema) is passed as ``before=None`` with ``before_data`` set.
 3. The ledger (:mod:`firekit.ledger`) makes the effect happen once: in
    ``EffectMode.TRANSACTIONAL`` the handler's writes and the DONE record commit together;
+   in ``EffectMode.RECOMPUTE`` there is no ledger at all: the handler recomputes derived
+   state from what is stored (a count, a summary), so a duplicate is harmless and the
+   ledger's read and write would only add latency to the hot path;
    in ``EffectMode.CLAIM`` the handler runs after a leased claim and may call the
    outside world. The lease is never shorter than the function's timeout (refused at
    decoration), so a live attempt cannot be taken over; and an attempt only finishes
@@ -256,7 +259,26 @@ def _process(trigger: _Trigger[M], handler: Handler[M], event: firestore_fn.Even
     )
     if trigger.mode is EffectMode.TRANSACTIONAL:
         return _run_transactional(trigger, handler, change, record)
+    if trigger.mode is EffectMode.RECOMPUTE:
+        return _run_recompute(trigger, handler, change, record)
     return _run_claimed(trigger, handler, change, record)
+
+
+def _run_recompute(
+    trigger: _Trigger[M],
+    handler: Handler[M],
+    change: DocumentChange[M],
+    record: _LedgerRecord,
+) -> _Result:
+    # No ledger to count attempts: a failure is redelivered (with retry=True) until it
+    # succeeds or the platform's retry window ends; the next change recomputes anyway.
+    try:
+        handler(change, Effects(record.client, trigger.name, change.event_id, None))
+    except Exception as exc:
+        log_unexpected(exc, {"function": trigger.name, "eventId": change.event_id})
+        fields = {"errorType": type(exc).__name__}
+        return _Result("error", fields, exc if trigger.retry else None)
+    return _Result("applied")
 
 
 def _run_transactional(

@@ -1,0 +1,471 @@
+"""Chat: conversation summaries, unread counts that are exact by construction, read
+receipts, and telling the recipient of a new message.
+
+**Derived, never counted.** A participant's ``unread`` in a conversation is the number of
+the other participant's messages created after their ``lastReadAt`` (all of them before
+the first read), and their app badge (``users/{uid}/counters/unread``) is the sum of their
+``unread`` over every conversation. Both are *recomputed* with ``count()`` and ``sum()``
+aggregations whenever something they depend on changes, never kept as +1/-1, so a
+duplicated, lost-then-retried or reordered event cannot make them drift: the next
+recomputation is right whatever came before. There is no cap.
+
+**Why the recomputations cannot race to a stale value.** A message's trigger recounts in
+a transaction that reads the conversation first; its count runs after the message was
+committed. Two recounts of one conversation conflict on that document, so the later
+commit is retried and recounts again; a read mark is itself a write to the document, so a
+recount that read it before conflicts too. Between two writes of the conversation the
+truth only grows (new messages), so a recount that finds the stored value unchanged has
+nothing to write. The badge's truth can move both ways (one conversation read while
+another receives), so its refresh always writes, after reading the badge document in the
+same transaction: of two refreshes the one that read first conflicts and sums again.
+
+**Coalescing bursts.** Firestore sustains about one write a second to one document. The
+summary moves only when the message is newer than the one shown (``lastMessage``), and a
+message whose newer sibling from the same sender is already summarized needs nothing: that
+sibling's recount ran after this message existed, and its trigger refreshes the badge. So
+a burst ends with the newest message shown and exact counts, writing the conversation
+about once per trigger that finds something new, not once per message.
+
+**Telling the recipient** (:func:`notify_recipient`): nothing if they have read the
+message already or have blocked the sender; the first unread message of a streak (the
+messages since their last read) gets an inbox entry, which joins their daily email digest
+after :data:`EMAIL_AFTER` if it is still unread and they chose email; and each message may
+push to their devices, at most once per :data:`PUSH_INTERVAL` of message time per
+conversation, collapsed per conversation, never to a device the sender also holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from google.api_core.exceptions import NotFound
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
+
+from firekit import logs, mail
+from firekit.transactions import run_transaction
+
+CONVERSATIONS = "conversations"
+PREVIEW_LENGTH = 140
+PUSH_INTERVAL = dt.timedelta(seconds=30)
+"""At most one push per conversation per recipient within this much message time."""
+EMAIL_AFTER = dt.timedelta(hours=12)
+"""An unread message joins the recipient's email digest after this long."""
+COUNTER = "users/{uid}/counters/unread"
+PUSH_STATE = "_chatPush"
+"""Server-only: per conversation and recipient, the last pushed message."""
+_BUSY = "conversation busy; retry"
+
+if TYPE_CHECKING:
+    from firekit.push import PushTransport
+
+
+def conversation_ref(db: firestore.Client, conversation_id: str) -> firestore.DocumentReference:
+    """The conversation's document."""
+    return db.collection(CONVERSATIONS).document(conversation_id)
+
+
+def counter_ref(db: firestore.Client, uid: str) -> firestore.DocumentReference:
+    """The user's unread counter (the app badge)."""
+    return db.document(COUNTER.format(uid=uid))
+
+
+def inbox_id(conversation_id: str, read_at: dt.datetime | None) -> str:
+    """The inbox entry of one unread streak: the recipient's last read before it."""
+    streak = 0 if read_at is None else _micros(read_at)
+    return f"chat-{conversation_id}-{streak}"
+
+
+def _micros(at: dt.datetime) -> int:
+    return int(at.timestamp()) * 1_000_000 + at.microsecond
+
+
+def other_participant(conversation: Mapping[str, Any], uid: str) -> str | None:
+    """The participant who is not ``uid`` (None if ``uid`` is not one of the two)."""
+    ids = [p for p in conversation.get("participantIds") or [] if isinstance(p, str)]
+    if uid not in ids or len(ids) != 2:
+        return None
+    return ids[0] if ids[1] == uid else ids[1]
+
+
+def read_at(conversation: Mapping[str, Any], uid: str) -> dt.datetime | None:
+    """When ``uid`` last marked the conversation read (None: never)."""
+    value = (conversation.get("lastReadAt") or {}).get(uid)
+    return value if isinstance(value, dt.datetime) else None
+
+
+def preview(text: str) -> str:
+    """The first :data:`PREVIEW_LENGTH` characters of a message."""
+    return text[:PREVIEW_LENGTH]
+
+
+def _order(sent_at: dt.datetime, message_id: str) -> tuple[dt.datetime, str]:
+    # Messages committed in one batch share a timestamp: their ids break the tie.
+    return sent_at, message_id
+
+
+def _shown(conversation: Mapping[str, Any]) -> tuple[dt.datetime, str] | None:
+    last = conversation.get("lastMessage") or {}
+    sent_at, message_id = last.get("sentAt"), last.get("messageId")
+    if isinstance(sent_at, dt.datetime) and isinstance(message_id, str):
+        return _order(sent_at, message_id)
+    return None
+
+
+def _covered(
+    conversation: Mapping[str, Any], message_id: str, sender: str, sent_at: dt.datetime
+) -> bool:
+    """Is a *newer* message of the same sender already summarized? Then its recount of
+    this message's recipient ran after this message existed, and its trigger owns the
+    badge refresh (a retry of this message's own trigger must still refresh: it may have
+    failed between its commit and the badge)."""
+    shown = _shown(conversation)
+    last_sender = (conversation.get("lastMessage") or {}).get("senderId")
+    return shown is not None and last_sender == sender and shown > _order(sent_at, message_id)
+
+
+def unread_count(
+    db: firestore.Client,
+    conversation_id: str,
+    conversation: Mapping[str, Any],
+    reader: str,
+    transaction: firestore.Transaction | None = None,
+) -> int:
+    """How many of the other participant's messages ``reader`` has not read (exact)."""
+    sender = other_participant(conversation, reader)
+    if sender is None:
+        return 0
+    query = (
+        conversation_ref(db, conversation_id)
+        .collection("messages")
+        .where(filter=FieldFilter("senderId", "==", sender))
+    )
+    since = read_at(conversation, reader)
+    if since is not None:
+        query = query.where(filter=FieldFilter("createdAt", ">", since))
+    result = query.count(alias="n").get(transaction=transaction)
+    return int(result[0][0].value)
+
+
+@dataclass(frozen=True)
+class Summarized:
+    """What :func:`summarize` did for one message."""
+
+    outcome: Literal["updated", "unchanged", "coalesced", "gone"]
+    recipient: str | None = None
+
+
+def summarize(
+    db: firestore.Client, conversation_id: str, message_id: str, message: Mapping[str, Any]
+) -> Summarized:
+    """Show the message in the conversation's summary if it is the newest, recount its
+    recipient's unread, and refresh their badge. Safe to run any number of times, in
+    any order with other messages' and read marks' runs."""
+    sender, sent_at = message.get("senderId"), message.get("createdAt")
+    if not isinstance(sender, str) or not isinstance(sent_at, dt.datetime):
+        return Summarized("gone")
+    ref = conversation_ref(db, conversation_id)
+    first = ref.get()
+    if not first.exists:
+        return Summarized("gone")
+    if _covered(first.to_dict() or {}, message_id, sender, sent_at):
+        return Summarized("coalesced")
+
+    def apply(transaction: firestore.Transaction) -> Summarized:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return Summarized("gone")
+        conversation = snapshot.to_dict() or {}
+        recipient = other_participant(conversation, sender)
+        if recipient is None:
+            return Summarized("gone")
+        if _covered(conversation, message_id, sender, sent_at):
+            return Summarized("coalesced")
+        updates: dict[Any, Any] = {}
+        count = unread_count(db, conversation_id, conversation, recipient, transaction)
+        if (conversation.get("unread") or {}).get(recipient) != count:
+            updates[FieldPath("unread", recipient).to_api_repr()] = count
+        shown = _shown(conversation)
+        if shown is None or _order(sent_at, message_id) > shown:
+            text = message.get("text")
+            updates["lastMessage"] = {
+                "messageId": message_id,
+                "text": preview(text if isinstance(text, str) else ""),
+                "senderId": sender,
+                "sentAt": sent_at,
+            }
+            updates["updatedAt"] = sent_at
+        if updates:
+            transaction.update(ref, updates)
+        return Summarized("updated" if updates else "unchanged", recipient)
+
+    done = run_transaction(db, apply, busy_message=_BUSY)
+    if done.recipient is not None:
+        refresh_counter(db, done.recipient)
+    return done
+
+
+def recount_reader(db: firestore.Client, conversation_id: str, reader: str) -> bool:
+    """After ``reader`` marked the conversation read: recount their unread and refresh
+    their badge. Returns whether the count changed."""
+    ref = conversation_ref(db, conversation_id)
+
+    def apply(transaction: firestore.Transaction) -> bool:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return False
+        conversation = snapshot.to_dict() or {}
+        if other_participant(conversation, reader) is None:
+            return False
+        count = unread_count(db, conversation_id, conversation, reader, transaction)
+        if (conversation.get("unread") or {}).get(reader) == count:
+            return False
+        transaction.update(ref, {FieldPath("unread", reader).to_api_repr(): count})
+        return True
+
+    changed = run_transaction(db, apply, busy_message=_BUSY)
+    refresh_counter(db, reader)
+    return changed
+
+
+def refresh_counter(db: firestore.Client, uid: str) -> dict[str, int]:
+    """Recompute the user's badge: unread messages over all their conversations, and how
+    many conversations have any. Always writes (see the module docstring)."""
+    ref = counter_ref(db, uid)
+    # Only the user's own conversations have an ``unread.<uid>`` entry: no array filter,
+    # so the automatic single-field index of the map entry serves it.
+    mine = db.collection(CONVERSATIONS).where(
+        filter=FieldFilter(FieldPath("unread", uid).to_api_repr(), ">", 0)
+    )
+    total = mine.count(alias="conversations").sum(
+        FieldPath("unread", uid).to_api_repr(), alias="messages"
+    )
+
+    def apply(transaction: firestore.Transaction) -> dict[str, int]:
+        ref.get(transaction=transaction)  # read first: a refresh that raced us conflicts
+        found = {r.alias: int(r.value or 0) for r in total.get(transaction=transaction)[0]}
+        counts = {
+            "messages": found.get("messages", 0),
+            "conversations": found.get("conversations", 0),
+        }
+        transaction.set(ref, counts | {"updatedAt": firestore.SERVER_TIMESTAMP})
+        return counts
+
+    return run_transaction(db, apply, busy_message="unread counter busy; retry")
+
+
+def mark_streak_read(
+    db: firestore.Client, uid: str, conversation_id: str, read_before: dt.datetime | None
+) -> bool:
+    """The reader's inbox entry for the streak that this read ended, marked read (and out
+    of the email digest, if it had not joined it yet). False if there is none."""
+    ref = db.document(f"users/{uid}/notifications/{inbox_id(conversation_id, read_before)}")
+    try:
+        ref.update(
+            {
+                "read": True,
+                "readAt": firestore.SERVER_TIMESTAMP,
+                "emailAfter": firestore.DELETE_FIELD,
+            }
+        )
+    except NotFound:
+        return False  # the streak had no entry (read before the notification ran)
+    logs.info("chat inbox entry read", uid=uid, conversationId=conversation_id)
+    return True
+
+
+# --- telling the recipient ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Told:
+    """What :func:`notify_recipient` did for one message."""
+
+    outcome: Literal["told", "read", "blocked", "gone"]
+    inbox_created: bool = False
+    pushed: int = 0
+    throttled: bool = False
+
+
+def notify_recipient(
+    db: firestore.Client,
+    conversation_id: str,
+    message_id: str,
+    message: Mapping[str, Any],
+    *,
+    transport: PushTransport | None = None,
+    now: dt.datetime | None = None,
+) -> Told:
+    """Tell the recipient of a message: the streak's inbox entry, a throttled push.
+
+    The decision (inbox entry, push state) commits in one transaction that reads the
+    conversation, so a read mark that lands meanwhile makes it decide again. Run once per
+    message (the trigger's claim): a retry after a crash may push again, with the same
+    collapse id, which replaces the first on the device.
+    """
+    from marketplace import notify  # lazy: the summary's instances never push
+
+    sender, sent_at = message.get("senderId"), message.get("createdAt")
+    text = message.get("text")
+    if not isinstance(sender, str) or not isinstance(sent_at, dt.datetime):
+        return Told("gone")
+    ref = conversation_ref(db, conversation_id)
+    first = ref.get()
+    recipient = other_participant(first.to_dict() or {}, sender) if first.exists else None
+    if recipient is None:
+        return Told("gone")
+    reach = notify.USERS.reach(db, [recipient, sender])
+    to, by = reach[recipient], reach[sender]
+    name = notify.display_name(db, sender) or "Someone"
+    body = preview(text if isinstance(text, str) else "")
+    link = f"/conversations/{conversation_id}"
+    state_ref = db.collection(PUSH_STATE).document(f"{conversation_id}__{recipient}")
+
+    def decide(transaction: firestore.Transaction) -> Told:
+        snapshot = ref.get(transaction=transaction)
+        conversation = snapshot.to_dict() or {}
+        last_read = read_at(conversation, recipient)
+        if last_read is not None and last_read >= sent_at:
+            return Told("read")
+        if recipient in (conversation.get("blockedBy") or {}):
+            return Told("blocked")
+        entry_ref = notify.USERS.inbox_ref(db, recipient, inbox_id(conversation_id, last_read))
+        found = {s.reference.path: s for s in transaction.get_all([entry_ref, state_ref])}
+        entry, state = found[entry_ref.path], found[state_ref.path]
+        pushed = state.to_dict() or {}
+        last_pushed = pushed.get("lastPushedSentAt")
+        again = pushed.get("lastMessageId") == message_id  # this message's own retry
+        due = not isinstance(last_pushed, dt.datetime) or sent_at >= last_pushed + PUSH_INTERVAL
+        if due and not again:
+            transaction.set(state_ref, {"lastPushedSentAt": sent_at, "lastMessageId": message_id})
+        created = not entry.exists
+        if created:
+            email_after = sent_at + EMAIL_AFTER if to.email is not None else None
+            transaction.create(
+                entry_ref,
+                {
+                    "kind": "message",
+                    "title": f"New message from {name}"[:120],
+                    "body": body,
+                    "link": link,
+                    "data": {
+                        "conversationId": conversation_id,
+                        "messageId": message_id,
+                        "senderId": sender,
+                    },
+                    "createdAt": firestore.SERVER_TIMESTAMP,
+                    "read": False,
+                }
+                | ({"emailAfter": email_after} if email_after else {}),
+            )
+        return Told(
+            "told", inbox_created=created, pushed=int(due or again), throttled=not (due or again)
+        )
+
+    told = run_transaction(db, decide, busy_message=_BUSY)
+    if told.outcome != "told" or not told.pushed:
+        return told
+    if not to.wants_push(now or dt.datetime.now(dt.UTC)):
+        return Told("told", told.inbox_created, 0, told.throttled)
+    sent = notify.USERS.push(
+        db,
+        recipient,
+        to,
+        collapse_id=f"chat-{conversation_id}",
+        title=name,
+        body=body,
+        data={
+            "kind": "message",
+            "conversationId": conversation_id,
+            "messageId": message_id,
+            "link": link,
+        },
+        exclude=set(by.tokens or ()),
+        transport=transport,
+    )
+    return Told("told", told.inbox_created, sent, told.throttled)
+
+
+def queue_unread_emails(
+    db: firestore.Client, now: dt.datetime, *, page: int = 200, budget_s: float = 480.0
+) -> int:
+    """Put every chat inbox entry unread for :data:`EMAIL_AFTER` into its recipient's
+    email digest of today (if they still want email); read ones just leave the queue.
+    Returns how many joined a digest. Page by page within a time budget; what is left
+    goes on the next run."""
+    started, joined = time.monotonic(), 0
+    while time.monotonic() - started < budget_s:
+        due = list(
+            db.collection_group("notifications")
+            .where(filter=FieldFilter("emailAfter", "<=", now))
+            .order_by("emailAfter")
+            .limit(page)
+            .stream()
+        )
+        for entry in due:
+            owner = entry.reference.parent.parent
+            if owner is not None:
+                joined += _queue_one(db, entry.reference, owner.id, now)
+        if len(due) < page:
+            break
+    return joined
+
+
+def _queue_one(
+    db: firestore.Client, entry_ref: firestore.DocumentReference, uid: str, now: dt.datetime
+) -> int:
+    from marketplace import notify  # lazy: see notify_recipient
+
+    address = notify.USERS.reach(db, [uid])[uid].email
+
+    def apply(transaction: firestore.Transaction) -> int:
+        entry = entry_ref.get(transaction=transaction)
+        data = entry.to_dict() or {}
+        if not entry.exists or "emailAfter" not in data:
+            return 0  # another run took it
+        fields: dict[str, Any] = {"emailAfter": firestore.DELETE_FIELD}
+        joins = not data.get("read") and address is not None
+        if joins:
+            fields |= mail.digest_fields(address, now.date())
+        transaction.update(entry_ref, fields)
+        return int(joins)
+
+    return run_transaction(db, apply, busy_message="inbox entry busy; retry")
+
+
+# --- reports ------------------------------------------------------------------------
+
+
+def complete_report(
+    db: firestore.Client, transaction: firestore.Transaction, report_id: str
+) -> None:
+    """Fill in what a moderator needs that the reporter did not write: the reported
+    participant, the listing, and the reported message's text (all read as stored)."""
+    ref = db.collection("reports").document(report_id)
+    report = ref.get(transaction=transaction)
+    data = report.to_dict() or {}
+    conversation_id, message_id = data.get("conversationId"), data.get("messageId")
+    if not report.exists or not isinstance(conversation_id, str):
+        return
+    conversation = conversation_ref(db, conversation_id).get(transaction=transaction)
+    about = conversation.to_dict() or {}
+    reporter = data.get("reporterId")
+    fields: dict[str, Any] = {
+        "status": data.get("status") or "open",
+        "reportedUid": other_participant(about, reporter) if isinstance(reporter, str) else None,
+        "listingId": about.get("listingId"),
+        "excerpt": None,
+    }
+    if isinstance(message_id, str):
+        message = conversation_ref(db, conversation_id).collection("messages").document(message_id)
+        found = message.get(transaction=transaction).to_dict() or {}
+        text = found.get("text")
+        fields["excerpt"] = text if isinstance(text, str) else None
+        if isinstance(found.get("senderId"), str):
+            fields["reportedUid"] = found["senderId"]
+    transaction.update(ref, fields)
