@@ -31,8 +31,10 @@ HOT_PATHS = (
     ("reading a listing", "listings/{listingId}", "get", 1),
     ("browsing listings", "listings/{listingId}", "list", 1),
     ("listing one's notifications", "users/{uid}/notifications/{notificationId}", "list", 1),
-    # The conversation (is the sender in it?) and the sender's usage (the rate cap).
+    # The conversation (is the sender in it, and not blocked?) and the sender's usage.
     ("sending a chat message", "conversations/{conversationId}/messages/{messageId}", "create", 2),
+    # A read receipt or a block: the stored conversation says who takes part.
+    ("marking a conversation read", "conversations/{conversationId}", "update", 0),
     (
         "reading a conversation's messages",
         "conversations/{conversationId}/messages/{messageId}",
@@ -111,6 +113,12 @@ MATRIX: tuple[Row, ...] = (
         "notification",
         owner="get list update",
         note="update = mark read",
+    ),
+    Row(
+        "users/{uid}/counters/{counterId}",
+        "unread badge",
+        owner=READ,
+        note="functions keep it",
     ),
     Row(
         "users/{uid}/favorites/{listingId}",
@@ -208,12 +216,13 @@ MATRIX: tuple[Row, ...] = (
     Row(
         "conversations/{conversationId}",
         "conversation",
-        owner="get list create",
+        owner="get list create update",
         other="create",
-        agent=READ,
+        agent="get list update",
         admin="create",
         note="owner = the buyer; agent = the listing's agent (a participant); create = "
-        "opening one's own conversation with the agent of a public listing",
+        "opening one's own conversation with the agent of a public listing (a verified "
+        "email, not an anonymous sign-in); update = one's own lastReadAt / blockedBy entry",
     ),
     Row(
         "conversations/{conversationId}/messages/{messageId}",
@@ -221,6 +230,22 @@ MATRIX: tuple[Row, ...] = (
         owner="get list create",
         agent="get list create",
         note="owner = the buyer; agent = the listing's agent",
+    ),
+    Row(
+        "conversations/{conversationId}/messages/{messageId}",
+        "blocked sender",
+        owner="get list",
+        agent="get list create",
+        note="a blocked participant reads but cannot send; the blocker still can",
+    ),
+    Row(
+        "reports/{reportId}",
+        "report",
+        owner="create",
+        agent="create",
+        admin=READ,
+        note="owner = the buyer who reported; agent = the other participant; create = a "
+        "report of a conversation one takes part in; the moderation queue: admins read",
     ),
     Row(
         "customers/{uid}",

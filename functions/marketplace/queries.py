@@ -72,6 +72,8 @@ class Query:
     order: tuple[Order, ...] = ()
     group: bool = False
     """A collection-group query (every collection with this id, whatever its parent)."""
+    page: int | None = None
+    """The most documents one run may ask for: the rules refuse a larger (or no) limit."""
 
     def __post_init__(self) -> None:
         ordered = tuple(o.field for o in self.order)
@@ -113,6 +115,8 @@ class Query:
 
         ``path`` fills the parent's placeholders (``{"uid": ...}``) unless ``group``.
         """
+        if self.page is not None and (limit is None or not 0 < limit <= self.page):
+            raise ValueError(f"{self.name}: pages of 1 to {self.page} documents")
         equals, ranges = dict(equals or {}), dict(ranges or {})
         if set(equals) != set(self.equals) or set(ranges) != set(self.ranges):
             raise ValueError(f"{self.name}: give values for exactly the declared filters")
@@ -283,9 +287,18 @@ USER_DEVICES = Query(
 MY_CONVERSATIONS = Query(
     "my_conversations",
     Conversation,
-    "a buyer's or agent's chats, latest activity first",
+    "a buyer's or agent's chats, latest message first (pages of at most 50)",
     contains="participantIds",
     order=(Order("updatedAt", DESC),),
+    page=50,
+)
+CHAT_EMAIL_DUE = Query(
+    "chat_email_due",
+    Notification,
+    "functions (hourly): unread chat inbox entries whose time to join the digest has come",
+    ranges=("emailAfter",),
+    order=(Order("emailAfter"),),
+    group=True,
 )
 MESSAGES = Query(
     "messages",
@@ -362,6 +375,7 @@ QUERIES: tuple[Query, ...] = (
     USER_DEVICES,
     DIGEST_ITEMS_DUE,
     DIGEST_ITEMS_OF_DAY,
+    CHAT_EMAIL_DUE,
     MY_CONVERSATIONS,
     MESSAGES,
     BUYER_OFFERS,

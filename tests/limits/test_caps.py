@@ -53,7 +53,8 @@ def _held_document(held: Held, uid: str, admin: FirestoreRest) -> tuple[str, dic
 @pytest.fixture
 def user(as_user: AsUser) -> CappedClient:
     uid = f"u-{_tag()}"
-    return CappedClient(as_user(uid, {"role": "agent"}), uid)
+    # A verified email: opening a conversation needs one.
+    return CappedClient(as_user(uid, {"role": "agent"}, email=f"{uid}@example.com"), uid)
 
 
 # ---- held: saved searches, devices, favourites ---------------------------------------
@@ -168,7 +169,7 @@ def test_a_favourites_listing_id_keeps_its_128_character_bound(
     assert user.create_held(limits.FAVORITES, path, data).ok is allowed
 
 
-# ---- rates: listings and conversations per day, messages per minute -------------------
+# ---- rates: listings, conversations and reports per day, messages per minute ---------
 
 
 def _window(count: int, opened_ago: dt.timedelta) -> dict[str, Any]:
@@ -203,7 +204,24 @@ def _message(user: CappedClient, admin: FirestoreRest) -> tuple[str, dict[str, A
     return path, data, message_key(conversation_id, message_id)
 
 
-CREATIONS = {"listings": _listing, "conversations": _conversation, "messages": _message}
+def _report(user: CappedClient, admin: FirestoreRest) -> tuple[str, dict[str, Any], str]:
+    path, _, _ = _message(user, admin)  # the user's arranged conversation, and no message
+    report_id = f"r-{_tag()}"
+    data = {
+        "reporterId": user.uid,
+        "conversationId": path.split("/")[1],
+        "reason": "spam",
+        "createdAt": SERVER_TIMESTAMP,
+    }
+    return f"reports/{report_id}", data, report_id
+
+
+CREATIONS = {
+    "listings": _listing,
+    "conversations": _conversation,
+    "messages": _message,
+    "reports": _report,
+}
 
 
 @pytest.mark.parametrize("rate", limits.RATES, ids=lambda r: r.key)

@@ -31,5 +31,7 @@ def test_a_path_is_capped_by_its_own_collection_only() -> None:
     assert limits.capped("users/u1/favorites/l1") is limits.FAVORITES
     assert limits.capped("conversations/c1/messages/m1") is limits.MESSAGES
     assert limits.capped("conversations/c1") is limits.CONVERSATIONS
+    assert limits.capped("reports/r1") is limits.REPORTS
+    assert limits.capped("users/u1/counters/unread") is None
     assert limits.capped("users/u1/notifications/n1") is None
     assert limits.capped("listings/l1/favoriteShards/0") is None

@@ -104,7 +104,8 @@ class Scenario:
     """(stored path, principal uid) -> (collection, filters) of the query to run."""
     create: Callable[[str | None, str], tuple[str, dict[str, Any]]] | None
     """(principal uid, suffix) -> (path, document) the principal creates for itself."""
-    update: dict[str, Any] = field(default_factory=dict)
+    update: dict[str, Any] | Callable[[str | None], dict[str, Any]] = field(default_factory=dict)
+    """The edit, or (principal uid) -> the edit, when it names the principal."""
     owner_claims: dict[str, Any] = field(default_factory=dict)
     cap: Held | Rate | None = None
     """The cap a create counts against: the principal's batch writes its usage too."""
@@ -238,6 +239,53 @@ def _new_message(uid: str | None, n: str) -> tuple[str, dict[str, Any]]:
 
 def _messages_list(path: str, uid: str | None) -> tuple[str, list[Filter]]:
     return _parent(path), []
+
+
+def _blocked_message_arrange(admin: FirestoreRest, n: str) -> str:
+    path = _message_arrange(admin, n)
+    conversation_path = path.split("/messages/")[0]
+    admin.update(conversation_path, {"blockedBy": {AGENT: NOW}}).expect_ok()
+    return path
+
+
+def field_path(*segments: str) -> str:
+    """A field path as the REST API takes it: segments other than identifiers in backticks."""
+    return ".".join(
+        s if s.replace("_", "a").isalnum() and not s[:1].isdigit() and s.isascii() else f"`{s}`"
+        for s in segments
+    )
+
+
+def _read_receipt(uid: str | None) -> dict[str, Any]:
+    """A participant marks the conversation read: its own lastReadAt entry, request time."""
+    return {field_path("lastReadAt", uid or "nobody"): SERVER_TIMESTAMP}
+
+
+def _report_arrange(admin: FirestoreRest, n: str) -> str:
+    _message_arrange(admin, n)
+    path = f"reports/r-{n}"
+    report = {
+        "reporterId": OWNER,
+        "conversationId": f"cl-{n}__{OWNER}",
+        "messageId": f"m-{n}",
+        "reason": "spam",
+        "note": "",
+        "createdAt": NOW,
+        "status": "open",
+    }
+    admin.set(path, report).expect_ok()
+    return path
+
+
+def _new_report(uid: str | None, n: str) -> tuple[str, dict[str, Any]]:
+    return f"reports/new-{n}-{uid}", {
+        "reporterId": uid or "nobody",
+        "conversationId": f"cl-{n}__{OWNER}",
+        "messageId": f"m-{n}",
+        "reason": "harassment",
+        "note": "Keeps asking for a deposit by bank transfer.",
+        "createdAt": SERVER_TIMESTAMP,
+    }
 
 
 VIEWING = {
@@ -395,7 +443,7 @@ SCENARIOS: dict[str, Scenario] = {
         _conversation_arrange,
         _party_list("participantIds", "participantIds", contains=True),
         _new_conversation,
-        {"unread": {OWNER: 0}},
+        _read_receipt,
         cap=limits.CONVERSATIONS,
     ),
     "conversations/{conversationId}/messages/{messageId}[message]": Scenario(
@@ -404,6 +452,27 @@ SCENARIOS: dict[str, Scenario] = {
         _new_message,
         {"text": "Edited after the fact"},
         cap=limits.MESSAGES,
+    ),
+    "conversations/{conversationId}/messages/{messageId}[blocked sender]": (
+        Scenario(
+            _blocked_message_arrange,
+            _messages_list,
+            _new_message,
+            {"text": "Edited after the fact"},
+            cap=limits.MESSAGES,
+        )
+    ),
+    "reports/{reportId}[report]": Scenario(
+        _report_arrange, _all, _new_report, {"status": "dismissed"}, cap=limits.REPORTS
+    ),
+    "users/{uid}/counters/{counterId}[unread badge]": Scenario(
+        _put(
+            f"users/{OWNER}/counters/unread",
+            {"messages": 3, "conversations": 1, "updatedAt": NOW},
+        ),
+        _all,
+        None,
+        {"messages": 0},
     ),
     "customers/{uid}[customer]": Scenario(
         _put(f"customers/{OWNER}", {"stripeCustomerId": "cus_1", "createdAt": NOW}),

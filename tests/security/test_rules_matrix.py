@@ -33,7 +33,7 @@ def client_for(
     if uid is None:
         return anonymous
     claims = scenario.owner_claims if principal == "owner" else CLAIMS[principal]
-    return as_user(uid, claims)
+    return as_user(uid, claims, email=f"{uid}@example.com")  # verified: may open a chat
 
 
 def perform(
@@ -52,7 +52,8 @@ def perform(
             return client.create(new_path, document)
         return CappedClient(client, uid).create_capped(scenario.cap, new_path, document)
     if op == "update":
-        return client.update(path, scenario.update)
+        edit = scenario.update(uid) if callable(scenario.update) else scenario.update
+        return client.update(path, edit)
     return client.delete(path)
 
 
