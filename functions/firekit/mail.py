@@ -141,19 +141,76 @@ def _send_one(
     return run_transaction(db, send, busy_message="digest being sent; retry")
 
 
-def render_list(
-    subject: str, intro: str, items: list[tuple[str, str, str | None]], more: int
+@dataclass(frozen=True)
+class Section:
+    """How a digest shows one kind of item (a new home, an unread message)."""
+
+    one: str
+    """The item named once: ``"new home"``."""
+    many: str
+    """Several: ``"new homes"``."""
+    heading: str
+    """The section's heading when the digest carries other kinds too."""
+    subject: str = "{counted}"
+    """The subject when the digest carries only this kind (``{counted}``: ``"3 new homes"``)."""
+    intro: str = "{heading}, {day}."
+    """The first line when the digest carries only this kind (``{heading}``, ``{day}``)."""
+
+    def counted(self, count: int) -> str:
+        """``"1 new home"``, ``"3 new homes"``."""
+        return f"{count} {self.one if count == 1 else self.many}"
+
+
+def render_digest(
+    day: str,
+    items: Sequence[Mapping[str, Any]],
+    sections: Callable[[Mapping[str, Any]], Section],
+    *,
+    mixed_intro: str = "Here is what happened on {day}.",
 ) -> Rendered:
-    """A plain digest: an intro, then (title, body, link) items, then "and N more"."""
-    text_lines, html_items = [intro, ""], []
-    for title, body, link in items:
-        text_lines.append(f"- {title}: {body}" + (f" ({link})" if link else ""))
-        label = html_lib.escape(title)
-        if link:
-            label = f'<a href="{html_lib.escape(link, quote=True)}">{label}</a>'
-        html_items.append(f"<li>{label}: {html_lib.escape(body)}</li>")
-    if more:
-        text_lines.append(f"... and {more} more.")
-        html_items.append(f"<li>… and {more} more.</li>")
-    html = f"<p>{html_lib.escape(intro)}</p><ul>{''.join(html_items)}</ul>"
-    return Rendered(subject=subject, text="\n".join(text_lines), html=html)
+    """One recipient's day as an email: items newest first, grouped by their
+    :class:`Section` (``sections(item)``), each item ``title: body (link)``.
+
+    One kind: its own subject and intro. Several: the subject counts each
+    (``"2 new homes, 1 unread message"``) and each kind gets its heading.
+    """
+    ordered = sorted(items, key=lambda item: str(item.get("createdAt", "")), reverse=True)
+    groups: dict[Section, list[Mapping[str, Any]]] = {}
+    for item in ordered:
+        groups.setdefault(sections(item), []).append(item)
+    shown = {s: group[:MAX_ITEMS_SHOWN] for s, group in groups.items()}
+    if len(groups) == 1:
+        ((section, group),) = groups.items()
+        subject = section.subject.format(counted=section.counted(len(group)))
+        intro = section.intro.format(heading=section.heading, day=day)
+        headed = [(None, shown[section], len(group) - len(shown[section]))]
+    else:
+        subject = ", ".join(s.counted(len(g)) for s, g in groups.items())
+        intro = mixed_intro.format(day=day)
+        headed = [(s.heading, shown[s], len(g) - len(shown[s])) for s, g in groups.items()]
+    return _render(subject, intro, headed)
+
+
+def _render(
+    subject: str, intro: str, sections: list[tuple[str | None, list[Mapping[str, Any]], int]]
+) -> Rendered:
+    text_lines, html_parts = [intro], [f"<p>{html_lib.escape(intro)}</p>"]
+    for heading, items, more in sections:
+        text_lines.append("")
+        if heading:
+            text_lines.append(heading)
+            html_parts.append(f"<h3>{html_lib.escape(heading)}</h3>")
+        html_items = []
+        for item in items:
+            title, body = str(item.get("title", "")), str(item.get("body", ""))
+            link = item.get("link") if isinstance(item.get("link"), str) else None
+            text_lines.append(f"- {title}: {body}" + (f" ({link})" if link else ""))
+            label = html_lib.escape(title)
+            if link:
+                label = f'<a href="{html_lib.escape(link, quote=True)}">{label}</a>'
+            html_items.append(f"<li>{label}: {html_lib.escape(body)}</li>")
+        if more:
+            text_lines.append(f"... and {more} more.")
+            html_items.append(f"<li>… and {more} more.</li>")
+        html_parts.append(f"<ul>{''.join(html_items)}</ul>")
+    return Rendered(subject=subject, text="\n".join(text_lines), html="".join(html_parts))

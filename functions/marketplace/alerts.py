@@ -47,18 +47,16 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pygeohash
 from google.cloud import firestore
 from pydantic import ValidationError
 
 from firekit import fanout, logs, mail, push, shards, wire
-from marketplace import listings, nearby, queries
+from firekit.notify import Reach
+from marketplace import listings, nearby, notify, queries
 from marketplace.models.listings import Listing
 from marketplace.models.searches import SavedSearch, SearchEntry
-from marketplace.models.users import NotificationSettings, QuietHours
-from marketplace.profiles import account_ref
 
 SEARCHES = "savedSearches"
 EventKind = Literal["new_listing", "price_drop"]
@@ -67,7 +65,7 @@ GEO_PRECISIONS = (5, 4, 3)
 """Geohash precisions a search near a point is anchored at, finest first."""
 SEARCH_INDEX = shards.ShardedIndex("_searchIndex")
 """The alert index: saved searches by audience (server only: the rules deny clients)."""
-DEVICES = push.Devices(collection="users/{uid}/devices", holder="users/{uid}/private/account")
+DEVICES = notify.DEVICES
 """Devices under their user; their tokens kept on the private account the fan-out reads."""
 CURRENCY_SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
 
@@ -272,22 +270,6 @@ def events_of(
 # --- delivery -------------------------------------------------------------------------
 
 
-def in_quiet_hours(quiet: QuietHours | None, now: dt.datetime) -> bool:
-    """Is ``now`` inside the user's quiet hours (which may span midnight)?"""
-    if quiet is None:
-        return False
-    try:
-        zone = ZoneInfo(quiet.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")  # an unknown zone: the hours as UTC beat pushing at 3 am
-    local = now.astimezone(zone).strftime("%H:%M")
-    if quiet.start == quiet.end:
-        return False
-    if quiet.start < quiet.end:
-        return quiet.start <= local < quiet.end
-    return local >= quiet.start or local < quiet.end
-
-
 def money(amount_minor: int, currency: str) -> str:
     """``£350,000`` (pence dropped when whole)."""
     symbol = CURRENCY_SYMBOLS.get(currency, currency + " ")
@@ -314,19 +296,6 @@ class _Recipient:
     push: bool = False
     email: bool = False
     searches: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class _Account:
-    """What the private account says about how to reach its user."""
-
-    prefs: NotificationSettings | None = None
-    email: str | None = None
-    tokens: tuple[str, ...] | None = None
-    """Push tokens as the devices trigger keeps them; None: never synced (read them)."""
-
-
-_NO_ACCOUNT = _Account()
 
 
 @dataclass(frozen=True)
@@ -389,33 +358,29 @@ class Channel:
     """
 
     name: str
-    wants: Callable[[_Recipient, _Account, dt.datetime], bool]
+    wants: Callable[[_Recipient, Reach, dt.datetime], bool]
     """Does the user want it now (their searches, their settings, the hour)?"""
-    inbox_fields: Callable[[_Account, dt.datetime], dict[str, Any]] | None = None
-    pending: Callable[[_Recipient, _Account], dict[str, Any]] | None = None
+    inbox_fields: Callable[[Reach, dt.datetime], dict[str, Any]] | None = None
+    pending: Callable[[_Recipient, Reach], dict[str, Any]] | None = None
 
 
-def _wants_push(recipient: _Recipient, account: _Account, now: dt.datetime) -> bool:
-    prefs = account.prefs
-    if not recipient.push or (prefs is not None and not prefs.push):
-        return False
+def _wants_push(recipient: _Recipient, reach: Reach, now: dt.datetime) -> bool:
     # In their quiet hours, the inbox carries it alone.
-    return not in_quiet_hours(prefs.quietHours if prefs else None, now)
+    return recipient.push and reach.wants_push(now)
 
 
-def _push_to(recipient: _Recipient, account: _Account) -> dict[str, Any]:
-    tokens = list(account.tokens) if account.tokens is not None else None
+def _push_to(recipient: _Recipient, reach: Reach) -> dict[str, Any]:
+    tokens = list(reach.tokens) if reach.tokens is not None else None
     return {"uid": recipient.uid, "tokens": tokens}
 
 
-def _wants_email(recipient: _Recipient, account: _Account, now: dt.datetime) -> bool:
-    prefs = account.prefs
-    return recipient.email and (prefs is None or prefs.email) and account.email is not None
+def _wants_email(recipient: _Recipient, reach: Reach, now: dt.datetime) -> bool:
+    return recipient.email and reach.email is not None
 
 
-def _digest_item(account: _Account, now: dt.datetime) -> dict[str, Any]:
+def _digest_item(reach: Reach, now: dt.datetime) -> dict[str, Any]:
     # The inbox document is also the user's item in the day's digest (firekit.mail).
-    return mail.digest_fields(account.email, now.date()) if account.email else {}
+    return notify.USERS.digest_fields(reach, now)
 
 
 CHANNELS = (
@@ -430,7 +395,7 @@ def _tell(
     inbox: firestore.DocumentReference,
     recipient: _Recipient,
     *,
-    account: _Account,
+    account: Reach,
     told: set[str] | None,
     optimistic: bool,
 ) -> None:
@@ -518,7 +483,7 @@ class AlertDelivery:
         recipients = self._recipients(listing, page)
         inboxes = {uid: db.document(f"users/{uid}/notifications/{note_id}") for uid in recipients}
         told = {} if optimistic else _served(db, list(inboxes.values()))
-        accounts = self._accounts(db, list(recipients))
+        accounts = notify.USERS.reaches(db, recipients)
         prepared = fanout.Prepared(shared=alert.shared)
         for uid, recipient in recipients.items():
             _tell(
@@ -526,7 +491,7 @@ class AlertDelivery:
                 alert,
                 inboxes[uid],
                 recipient,
-                account=accounts.get(uid, _NO_ACCOUNT),
+                account=accounts[uid],
                 told=told.get(uid),
                 optimistic=optimistic,
             )
@@ -583,27 +548,6 @@ class AlertDelivery:
             recipient.searches.append(item.key)
         return found
 
-    def _accounts(self, db: firestore.Client, uids: list[str]) -> dict[str, _Account]:
-        """Each user's notification settings, email address and push tokens."""
-        found: dict[str, _Account] = {}
-        for snapshot in wire.get_all(db, [account_ref(db, uid) for uid in uids]):
-            owner = snapshot.reference.parent.parent
-            if snapshot.exists and owner is not None:
-                found[owner.id] = _account(snapshot.to_dict() or {})
-        return found
-
-
-def _account(data: Mapping[str, Any]) -> _Account:
-    """How to reach a user, from their private account."""
-    try:
-        settings = data.get("notifications")
-        prefs = NotificationSettings.model_validate(settings) if settings else None
-    except ValidationError:
-        prefs = None
-    email = data.get("email")
-    email = email if isinstance(email, str) and "@" in email else None
-    return _Account(prefs, email, push.tokens_in(DEVICES, data))
-
 
 def _served(
     db: firestore.Client, inboxes: list[firestore.DocumentReference]
@@ -621,23 +565,12 @@ def _served(
 # --- the daily email digest -----------------------------------------------------------
 
 
-def render_digest(day: str, items: Sequence[Mapping[str, Any]]) -> mail.Rendered:
-    """One user's day of alerts (their inbox documents) as an email, newest first."""
-    ordered = sorted(items, key=lambda item: str(item.get("createdAt", "")), reverse=True)
-    shown = ordered[: mail.MAX_ITEMS_SHOWN]
-    count = len(ordered)
-    subject = f"{count} new home{'s' if count != 1 else ''} for your saved searches"
-    rows = [(str(i.get("title", "")), str(i.get("body", "")), i.get("link")) for i in shown]
-    intro = f"Here is what matched your saved searches on {day}."
-    return mail.render_list(subject, intro, rows, count - len(shown))
-
-
 def send_due_digests(
     db: firestore.Client, today: dt.date, *, page: int = 200, budget_s: float = 480.0
 ) -> int:
     """Mail every user's digest of each day before ``today`` (their inbox documents still
-    marked for it), within a time budget (under the scheduler's timeout; what is left
-    goes out on the next run)."""
+    marked for it, of every kind: :func:`marketplace.notify.render_digest`), within a time
+    budget (under the scheduler's timeout; what is left goes out on the next run)."""
 
     def due(limit: int) -> firestore.Query:
         before: list[tuple[queries.RangeOp, Any]] = [("<", today.isoformat())]
@@ -650,4 +583,4 @@ def send_due_digests(
             db, path={"uid": uid}, equals={mail.DIGEST_DAY: day}
         )
 
-    return mail.send_digests(db, due, of_day, render_digest, page=page, budget_s=budget_s)
+    return mail.send_digests(db, due, of_day, notify.render_digest, page=page, budget_s=budget_s)
