@@ -28,6 +28,7 @@ import ast
 import importlib
 import json
 import os
+import re
 import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -48,7 +49,16 @@ os.environ.setdefault("GCLOUD_PROJECT", "demo-contract")
 from pydantic import BaseModel, TypeAdapter  # noqa: E402
 
 from firekit.callables import Contract  # noqa: E402
-from firekit.docmodel import CallerUid, Client, DocId, Document, RequestTime, specs  # noqa: E402
+from firekit.docmodel import (  # noqa: E402
+    CallerUid,
+    Client,
+    DocId,
+    Document,
+    FieldSpec,
+    OwnEntry,
+    RequestTime,
+    specs,
+)
 from firekit.errors import Refusal  # noqa: E402
 
 OUT = ROOT / "contract"
@@ -121,23 +131,15 @@ def _written(model: type[Document], stored: Json, *, creating: bool) -> Json | N
     if not fields:
         return None
     props: Json = {}
+    own: Json = {}
     required: list[str] = []
     transitions = model.transitions
     for spec in fields:
-        field = dict(stored["properties"][spec.name])
         marker = spec.marker
-        if isinstance(marker, RequestTime):
-            field = {
-                "x-firestore": "serverTimestamp",
-                "description": "Must be serverTimestamp(): the request time.",
-            }
-        elif isinstance(marker, CallerUid):
-            field["description"] = "Must be the caller's uid (request.auth.uid)."
-        elif isinstance(marker, DocId):
-            field["description"] = "Must be the document's own id."
-        elif isinstance(marker, Client) and marker.editable_when is not None and not creating:
-            when = ", ".join(marker.editable_when)
-            field["description"] = f"Editable only while {transitions_field(model)} is {when}."
+        if isinstance(marker, OwnEntry):
+            own[OWN_ENTRY_PATTERN.format(re.escape(spec.name))] = _own_entry(spec.name, marker)
+            continue
+        field = _marked(model, spec, dict(stored["properties"][spec.name]), creating=creating)
         if transitions is not None and spec.name == transitions.field:
             allowed = (
                 transitions.initial
@@ -154,6 +156,8 @@ def _written(model: type[Document], stored: Json, *, creating: bool) -> Json | N
         ):
             required.append(spec.name)
     schema: Json = {"type": "object", "properties": props, "additionalProperties": False}
+    if own:
+        schema["patternProperties"] = own
     if required:
         schema["required"] = required
     if "$defs" in stored:
@@ -161,6 +165,43 @@ def _written(model: type[Document], stored: Json, *, creating: bool) -> Json | N
         defs = {k: v for k, v in stored["$defs"].items() if f"#/$defs/{k}" in used}
         if defs:
             schema["$defs"] = defs
+    return schema
+
+
+def _marked(model: type[Document], spec: FieldSpec, field: Json, *, creating: bool) -> Json:
+    """A written field's schema with what its marker asks of the client."""
+    marker = spec.marker
+    if isinstance(marker, RequestTime):
+        return {
+            "x-firestore": "serverTimestamp",
+            "description": "Must be serverTimestamp(): the request time.",
+        }
+    if isinstance(marker, CallerUid):
+        field["description"] = "Must be the caller's uid (request.auth.uid)."
+    elif isinstance(marker, DocId):
+        field["description"] = "Must be the document's own id."
+    elif isinstance(marker, Client) and marker.editable_when is not None and not creating:
+        when = ", ".join(marker.editable_when)
+        field["description"] = f"Editable only while {transitions_field(model)} is {when}."
+    return field
+
+
+OWN_ENTRY_PATTERN = r"^{}\.[^.`]+$"
+"""A field path ``map.<uid>``: how a client writes its own entry of an ``OwnEntry`` map."""
+
+
+def _own_entry(name: str, marker: OwnEntry) -> Json:
+    """The value a client may send at ``<name>.<its uid>`` (the field path, not the map)."""
+    text = f"Your own entry only, at the field path `{name}.<your uid>`: serverTimestamp()"
+    if marker.removable:
+        text += ", or deleteField() to remove it"
+    schema: Json = {
+        "x-firestore": "serverTimestamp",
+        "x-firestore-path": f"{name}.{{uid}}",
+        "description": text + ". Any other key, or the whole map, is refused.",
+    }
+    if marker.removable:
+        schema["x-firestore-delete"] = True
     return schema
 
 
@@ -341,6 +382,12 @@ class TypeScript:
             opt = "" if key in required else "?"
             lines.append(_jsdoc(_describe(prop), indent + "  ").rstrip("\n"))
             lines.append(f"{indent}  {key}{opt}: {self.type(prop, indent + '  ')};")
+        for prop in schema.get("patternProperties", {}).values():
+            # A field path with the caller's uid: a template literal index signature, which
+            # a computed key `map.${uid}` satisfies (deleteField() is a FieldValue too).
+            path = prop["x-firestore-path"].replace("{uid}", "${string}")
+            lines.append(_jsdoc(_describe(prop), indent + "  ").rstrip("\n"))
+            lines.append(f"{indent}  [path: `{path}`]: {self.type(prop, indent + '  ')};")
         lines.append(f"{indent}}}")
         return "\n".join(line for line in lines if line)
 

@@ -333,6 +333,11 @@ def _fields_table(
         kind = ts.type(prop, "").replace("|", "\\|").replace("\n", " ")
         notes = (_describe(prop) or "").replace("|", "\\|")
         out.append(f"| `{name}` | `{kind}` | {'yes' if name in required else ''} | {notes} |")
+    for prop in schema.get("patternProperties", {}).values():
+        path = prop["x-firestore-path"].replace("{uid}", "<uid>")
+        notes = (_describe(prop) or "").replace("|", "\\|")
+        kind = "FieldValue"
+        out.append(f"| `{path}` | `{kind}` | | {notes} |")
     out.append("")
     return out
 

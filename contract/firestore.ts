@@ -116,7 +116,7 @@ export type DeviceUpdate = {
 
 /** `users/{uid}/notifications/{id}`: written by functions; the owner marks it read. */
 export type Notification = {
-  kind: "listing_match" | "price_drop" | "message" | "offer" | "viewing" | "system";
+  kind: "listing_match" | "price_drop" | "message" | "offer" | "viewing" | "system" | "listing_review";
   /** (at least 1 character(s); at most 120 character(s)) */
   title: string;
   /** (at most 500 character(s)) */
@@ -136,6 +136,8 @@ export type Notification = {
   emailDay?: string | null;
   /** (at most 320 character(s); default null) */
   emailTo?: string | null;
+  /** (default null) */
+  emailAfter?: Timestamp | null;
 };
 
 export type NotificationUpdate = {
@@ -157,6 +159,16 @@ export type FavoriteCreate = {
   listingId: string;
   /** Must be serverTimestamp(): the request time. */
   createdAt: FieldValue;
+};
+
+/** `users/{uid}/counters/unread`: the app badge. Functions write it; the owner reads. */
+export type UnreadCounter = {
+  /** (>= 0; default 0) */
+  messages?: number;
+  /** (>= 0; default 0) */
+  conversations?: number;
+  /** (default null) */
+  updatedAt?: Timestamp | null;
 };
 
 /** A postal address. */
@@ -443,16 +455,18 @@ export type Offer = {
   updatedAt: Timestamp;
 };
 
-/** The last message, for conversation lists. */
+/** The newest message, for conversation lists (functions keep it). */
 export type MessagePreview = {
-  /** (at most 200 character(s)) */
+  /** (at least 1 character(s); at most 128 character(s)) */
+  messageId: string;
+  /** (at most 140 character(s)) */
   text: string;
   /** (at least 1 character(s); at most 128 character(s)) */
   senderId: string;
   sentAt: Timestamp;
 };
 
-/** A buyer opens it about a listing, with id `{listingId}__{buyerId}` (one per pair). Functions keep the preview and the unread counters. */
+/** A buyer opens it about a listing, with id `{listingId}__{buyerId}` (one per pair). Functions keep the preview, the unread counts and `updatedAt` (the newest message's time, which conversation lists order by). A participant writes only its own entries of `lastReadAt` (its read receipt) and `blockedBy` (set: block; delete: unblock). */
 export type Conversation = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
@@ -464,6 +478,8 @@ export type Conversation = {
   participantIds: string[];
   createdAt: Timestamp;
   updatedAt: Timestamp;
+  lastReadAt?: { [key: string]: Timestamp };
+  blockedBy?: { [key: string]: Timestamp };
   /** (default null) */
   lastMessage?: MessagePreview | null;
   unread?: { [key: string]: number };
@@ -484,6 +500,13 @@ export type ConversationCreate = {
   updatedAt: FieldValue;
 };
 
+export type ConversationUpdate = {
+  /** Your own entry only, at the field path `lastReadAt.<your uid>`: serverTimestamp(). Any other key, or the whole map, is refused. */
+  [path: `lastReadAt.${string}`]: FieldValue;
+  /** Your own entry only, at the field path `blockedBy.<your uid>`: serverTimestamp(), or deleteField() to remove it. Any other key, or the whole map, is refused. */
+  [path: `blockedBy.${string}`]: FieldValue;
+};
+
 /** `conversations/{id}/messages/{messageId}`: immutable once sent. */
 export type Message = {
   /** (at least 1 character(s); at most 128 character(s)) */
@@ -498,6 +521,42 @@ export type MessageCreate = {
   senderId: string;
   /** (at least 1 character(s); at most 2000 character(s)) */
   text: string;
+  /** Must be serverTimestamp(): the request time. */
+  createdAt: FieldValue;
+};
+
+/** A participant's report; created with an automatic id, read by admins only. */
+export type Report = {
+  /** (at least 1 character(s); at most 128 character(s)) */
+  reporterId: string;
+  /** (at least 1 character(s); at most 258 character(s)) */
+  conversationId: string;
+  /** (at least 1 character(s); at most 128 character(s); default null) */
+  messageId?: string | null;
+  reason: "spam" | "harassment" | "scam" | "inappropriate" | "other";
+  /** (at most 1000 character(s); default "") */
+  note?: string;
+  createdAt: Timestamp;
+  /** (default "open") */
+  status?: "open" | "dismissed" | "actioned";
+  /** (at least 1 character(s); at most 128 character(s); default null) */
+  reportedUid?: string | null;
+  /** (at least 1 character(s); at most 128 character(s); default null) */
+  listingId?: string | null;
+  /** (at most 2000 character(s); default null) */
+  excerpt?: string | null;
+};
+
+export type ReportCreate = {
+  /** Must be the caller's uid (request.auth.uid). (at least 1 character(s); at most 128 character(s)) */
+  reporterId: string;
+  /** (at least 1 character(s); at most 258 character(s)) */
+  conversationId: string;
+  /** (at least 1 character(s); at most 128 character(s); default null) */
+  messageId?: string | null;
+  reason: "spam" | "harassment" | "scam" | "inappropriate" | "other";
+  /** (at most 1000 character(s); default "") */
+  note?: string;
   /** Must be serverTimestamp(): the request time. */
   createdAt: FieldValue;
 };
@@ -575,6 +634,8 @@ export type Usage = {
   conversations?: Window | null;
   /** (default null) */
   messages?: Window | null;
+  /** (default null) */
+  reports?: Window | null;
 };
 
 /** The status moves a client may make on a Listing (all others are functions'). */
@@ -591,6 +652,7 @@ export const PATHS = {
   Device: "users/{uid}/devices/{token}",
   Notification: "users/{uid}/notifications/{notificationId}",
   Favorite: "users/{uid}/favorites/{listingId}",
+  UnreadCounter: "users/{uid}/counters/{counterId}",
   Listing: "listings/{listingId}",
   SavedSearch: "savedSearches/{searchId}",
   Viewing: "viewings/{viewingId}",
@@ -598,6 +660,7 @@ export const PATHS = {
   Offer: "offers/{offerId}",
   Conversation: "conversations/{conversationId}",
   Message: "conversations/{conversationId}/messages/{messageId}",
+  Report: "reports/{reportId}",
   Customer: "customers/{uid}",
   Subscription: "customers/{uid}/subscriptions/{subscriptionId}",
   Payment: "customers/{uid}/payments/{paymentId}",
@@ -614,4 +677,5 @@ export const CAPS = {
   listings: { kind: "rate", path: "listings/{id}", cap: 50, windowMs: 86400000 },
   conversations: { kind: "rate", path: "conversations/{id}", cap: 20, windowMs: 86400000 },
   messages: { kind: "rate", path: "conversations/{conversationId}/messages/{id}", cap: 30, windowMs: 60000 },
+  reports: { kind: "rate", path: "reports/{id}", cap: 20, windowMs: 86400000 },
 } as const;

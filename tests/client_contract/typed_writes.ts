@@ -1,12 +1,13 @@
 // Compiled by test_contract.py with `tsc --noEmit`: the valid writes must type-check and
 // every line under `@ts-expect-error` must be an error, or tsc fails ("unused directive").
 // So the generated types refuse what the rules refuse, before an app ever runs.
-import { serverTimestamp } from "firebase/firestore";
+import { deleteField, serverTimestamp } from "firebase/firestore";
 import type { Functions } from "firebase/functions";
 
 import {
   call,
   conversationId,
+  type ConversationUpdate,
   type ListingCreate,
   type ListingStatusMoves,
   type ListingUpdate,
@@ -60,6 +61,20 @@ const skipReview: ListingStatusMoves["draft"] = "rejected";
 const message: MessageCreate = { senderId: "uid-1", text: "Hello", createdAt: serverTimestamp() };
 const chat: string = conversationId("listing-1", "uid-1");
 
+// A participant's read receipt and block: its own entry, by field path, as the app sends it.
+const me: string = "uid-1";
+const markRead: ConversationUpdate = { [`lastReadAt.${me}`]: serverTimestamp() };
+const block: ConversationUpdate = { [`blockedBy.${me}`]: serverTimestamp() };
+const unblock: ConversationUpdate = { [`blockedBy.${me}`]: deleteField() };
+// @ts-expect-error unread counts are the functions'
+const clearUnread: ConversationUpdate = { unread: { [me]: 0 } };
+// @ts-expect-error the last-message preview is the functions'
+const fakePreview: ConversationUpdate = { lastMessage: null };
+// @ts-expect-error updatedAt moves with the newest message, by a function
+const bump: ConversationUpdate = { updatedAt: serverTimestamp() };
+// @ts-expect-error a read receipt is serverTimestamp(), not the client's clock
+const clockRead: ConversationUpdate = { [`lastReadAt.${me}`]: new Date() };
+
 const search: RequestOf<"search_near"> = { lat: 51.5, lng: -0.1, radiusKm: 2 };
 // @ts-expect-error radiusKm is required
 const noRadius: RequestOf<"search_near"> = { lat: 51.5, lng: -0.1 };
@@ -75,5 +90,6 @@ export async function calls(functions: Functions): Promise<number> {
 
 export const used = [
   unknownField, clientClock, missingTime, createdLive, badCurrency, submit, unstamped,
-  newOwner, goLive, fromDraft, skipReview, message, chat, noRadius,
+  newOwner, goLive, fromDraft, skipReview, message, chat, noRadius, markRead, block, unblock,
+  clearUnread, fakePreview, bump, clockRead,
 ];
