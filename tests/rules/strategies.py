@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from firekit.docmodel import (
+    DELETE,
     REQUEST_TIME,
     CallerUid,
     Client,
@@ -39,6 +40,7 @@ from firekit.docmodel import (
     Document,
     FieldSpec,
     Marker,
+    OwnEntry,
     RequestTime,
     specs,
 )
@@ -81,8 +83,8 @@ def fill(value: Any, ids: Mapping[Slot, str]) -> Any:
         return ids[value]
     if isinstance(value, Join):
         return "".join(ids[p] if isinstance(p, Slot) else p for p in value.parts)
-    if isinstance(value, dict):
-        return {k: fill(v, ids) for k, v in value.items()}
+    if isinstance(value, dict):  # keys too: a uid-keyed map, a field path with a uid
+        return {fill(k, ids): fill(v, ids) for k, v in value.items()}
     if isinstance(value, list):
         return [fill(v, ids) for v in value]
     return value
@@ -608,6 +610,10 @@ def update_cases(draw: Draw[Any], model: type[Document], refine: Refine | None =
     for spec in specs(model):
         if isinstance(spec.marker, RequestTime) and spec.marker.on_update:
             changes[spec.name] = REQUEST_TIME
+        if isinstance(spec.marker, OwnEntry) and draw(st.booleans()):
+            # The caller's own entry, by field path: stamped, or (if removable) deleted.
+            own = [REQUEST_TIME, DELETE] if spec.marker.removable else [REQUEST_TIME]
+            changes[own_entry_path(spec.name, OWNER)] = draw(st.sampled_from(own))
     edits = []
     for _ in range(draw(st.sampled_from([0, 0, 1, 1, 1, 2, 3]))):
         edit = draw(st.sampled_from(_UPDATE_EDITS))
@@ -620,7 +626,7 @@ def update_cases(draw: Draw[Any], model: type[Document], refine: Refine | None =
 def _update_drop_stamp(
     draw: Draw[Any], model: type[Document], before: dict[str, Any], changes: dict[str, Any]
 ) -> str:
-    stamped = sorted(k for k, v in changes.items() if v is REQUEST_TIME)
+    stamped = sorted((k for k, v in changes.items() if v is REQUEST_TIME), key=repr)
     if not stamped:
         return ""
     name = draw(st.sampled_from(stamped))
@@ -680,7 +686,37 @@ def _update_status(
     return _edit_status(draw, model, changes)
 
 
+def own_entry_path(name: str, key: str | Slot) -> Join:
+    """The field path ``name.<key>`` of an :class:`OwnEntry` map's entry."""
+    return Join((f"{name}.", key))
+
+
+def _update_own_entry(
+    draw: Draw[Any], model: type[Document], before: dict[str, Any], changes: dict[str, Any]
+) -> str:
+    own = [s for s in specs(model) if isinstance(s.marker, OwnEntry)]
+    if not own:
+        return ""
+    spec = draw(st.sampled_from(own))
+    choice = draw(st.sampled_from(["other key", "other key", "value", "delete", "whole map"]))
+    if choice == "whole map":
+        changes[spec.name] = draw(
+            st.one_of(valid(field_shape(spec)), st.just({OWNER: _UNSTAMPED[0]}))
+        )
+        return f"replaced {spec.name}"
+    key: str | Slot = OWNER if choice != "other key" else draw(st.sampled_from(_OTHER_KEYS))
+    values = [REQUEST_TIME, DELETE] if choice == "other key" else [DELETE]
+    if choice == "value":
+        values = [*_UNSTAMPED[:1], "now", 0, True]
+    changes[own_entry_path(spec.name, key)] = draw(st.sampled_from(values))
+    return f"{choice} in {spec.name}"
+
+
+_OTHER_KEYS = ("someone-else", "OWNER", "x")
+
+
 _UPDATE_EDITS = (
+    _update_own_entry,
     _update_drop_stamp,
     _update_locked_field,
     _update_unknown,

@@ -1,8 +1,9 @@
 """The real ``firestore.rules`` allow exactly the client writes the document models allow.
 
-For every client-writable operation of the access policy (:data:`OPERATIONS`: 12, namely
-6 on a user's own documents, create and update of listings and of saved searches, and the
-creates of conversations and messages), Hypothesis proposes writes derived from the models
+For every client-writable operation of the access policy (:data:`OPERATIONS`: 14, namely
+6 on a user's own documents, create and update of listings and of saved searches, create
+and update (own read receipt, block) of conversations, and the creates of messages and
+reports), Hypothesis proposes writes derived from the models
 (``tests/rules/strategies.py``): valid ones and ones broken in up to three ways. Each is
 sent through the REST API as a signed-in user (or a visitor), against the real rules in
 the emulator, and the outcome must equal the Python twin (``check_create`` /
@@ -11,7 +12,7 @@ plain Python.
 
 Every example writes a document with fresh ids (no database reset between examples);
 the documents the policy looks up (listings, a conversation) are arranged once per test.
-The ``thorough`` profile runs 300 examples per operation (3,600 writes, about 45 s);
+The ``thorough`` profile runs 300 examples per operation (4,200 writes, about 55 s);
 ``HYPOTHESIS_PROFILE=fast`` runs 30. The tests at the end pin the edges the strategies
 cannot reach (non-finite doubles, deletions, the expression budget).
 """
@@ -32,8 +33,9 @@ import requests
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from limits.client import CappedClient
+from security.scenarios import field_path
 
-from firekit.docmodel import REQUEST_TIME, Document, check_create, check_update
+from firekit.docmodel import DELETE, REQUEST_TIME, Document, check_create, check_update
 from marketplace import limits
 from marketplace.models import (
     Conversation,
@@ -44,10 +46,11 @@ from marketplace.models import (
     Notification,
     PrivateAccount,
     Profile,
+    Report,
     SavedSearch,
 )
 from marketplace.models.listings import PUBLIC_STATUSES
-from pytest_firebase import rest
+from pytest_firebase import rest, tokens
 from pytest_firebase.stack import EmulatorStack
 
 from .strategies import (
@@ -73,6 +76,14 @@ AGENT, OTHER_AGENT, BUYER = Slot("agent"), Slot("otherAgent"), Slot("buyer")
 PUBLIC_LISTING, DRAFT_LISTING = Slot("publicListing"), Slot("draftListing")
 OTHERS_LISTING, NO_LISTING = Slot("othersListing"), Slot("noListing")
 CONVERSATION, NO_CONVERSATION = Slot("conversation"), Slot("noConversation")
+BLOCKED_BY_AGENT, BLOCKED_BY_BUYER = Slot("blockedByAgent"), Slot("blockedByBuyer")
+MESSAGE, NO_MESSAGE = Slot("message"), Slot("noMessage")
+Account = Literal["verified", "unverified", "anonymous"]
+ACCOUNTS: st.SearchStrategy[Account] = st.sampled_from(
+    ["verified"] * 4 + ["unverified", "anonymous"]
+)
+"""The caller's sign-in: a verified email, an unverified one, or an anonymous sign-in (with
+a verified email too, unrealistic, so that the provider check is tried on its own)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,7 @@ class Attempt:
     """The caller's uid (None: not signed in)."""
     owner: str
     role: str | None
+    account: Account
     path: str
     data: dict[str, Any]
     before: dict[str, Any] | None
@@ -181,7 +193,7 @@ def agent_and_stored_owner(attempt: Attempt, world: World) -> bool:
 def opens_conversation(attempt: Attempt, world: World) -> bool:
     """A buyer opens ``{listingId}__{uid}`` with the public listing's agent."""
     data, me = attempt.data, attempt.actor
-    if me is None:
+    if me is None or attempt.account != "verified":
         return False
     listing = world.documents.get(f"listings/{data['listingId']}")
     return (
@@ -195,9 +207,33 @@ def opens_conversation(attempt: Attempt, world: World) -> bool:
 
 
 def participant(attempt: Attempt, world: World) -> bool:
-    """The caller is one of the conversation's participants."""
+    """The caller is one of the conversation's participants, and nobody else blocked."""
     conversation = world.documents.get(attempt.path.rsplit("/messages/", 1)[0])
-    return conversation is not None and attempt.actor in conversation["participantIds"]
+    return (
+        conversation is not None
+        and attempt.actor in conversation["participantIds"]
+        and set(conversation.get("blockedBy", {})) <= {attempt.actor}
+    )
+
+
+def stored_participant(attempt: Attempt, world: World) -> bool:
+    """The caller is a participant of the stored conversation (no lookup)."""
+    assert attempt.before is not None
+    return attempt.actor is not None and attempt.actor in attempt.before["participantIds"]
+
+
+def reports_own_conversation(attempt: Attempt, world: World) -> bool:
+    """A participant of the conversation; a named message exists in it."""
+    data = attempt.data
+    conversation_path = f"conversations/{data['conversationId']}"
+    conversation = world.documents.get(conversation_path)
+    message = data.get("messageId")
+    return (
+        attempt.actor is not None
+        and conversation is not None
+        and attempt.actor in conversation["participantIds"]
+        and (message is None or f"{conversation_path}/messages/{message}" in world.documents)
+    )
 
 
 # ---- world-bound parts of writes ------------------------------------------------------
@@ -216,6 +252,28 @@ def with_listing_and_agent(draw: Draw[Any], data: dict[str, Any]) -> dict[str, A
         "agentId": agent_id,
         "participantIds": draw(st.sampled_from(pairs)),
     }
+
+
+def with_participants(draw: Draw[Any], before: dict[str, Any]) -> dict[str, Any]:
+    """A stored conversation the caller (OWNER) mostly takes part in, with entries of both."""
+    pair = draw(st.sampled_from([[OWNER, AGENT]] * 2 + [[AGENT, OWNER], [BUYER, AGENT]]))
+    stamp = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for name in ("lastReadAt", "blockedBy"):
+        keys = draw(st.sets(st.sampled_from([OWNER, AGENT]), max_size=2))
+        before[name] = {key: stamp for key in sorted(keys, key=repr)}
+    return {**before, "participantIds": pair}
+
+
+def about_the_conversation(draw: Draw[Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Report the arranged conversation (or one that does not exist), a message of it or not."""
+    conversation = draw(st.sampled_from([CONVERSATION] * 4 + [NO_CONVERSATION]))
+    message = draw(st.sampled_from([MESSAGE, MESSAGE, NO_MESSAGE, None, "absent"]))
+    out = {**data, "conversationId": conversation}
+    if message == "absent":
+        out.pop("messageId", None)
+    else:
+        out["messageId"] = message
+    return out
 
 
 def favourited_listing(draw: Draw[Any], ids: dict[Slot, str]) -> dict[str, dict[str, Any]]:
@@ -248,7 +306,9 @@ def conversation_path(draw: Draw[Any], data: dict[str, Any]) -> tuple[Any, ...]:
 
 def message_path(draw: Draw[Any], data: dict[str, Any]) -> tuple[Any, ...]:
     """A message in the arranged conversation, or in one that does not exist."""
-    conversation = draw(st.sampled_from([CONVERSATION] * 5 + [NO_CONVERSATION]))
+    conversation = draw(
+        st.sampled_from([CONVERSATION] * 4 + [BLOCKED_BY_AGENT, BLOCKED_BY_BUYER, NO_CONVERSATION])
+    )
     return ("conversations", conversation, "messages", THIS_DOC)
 
 
@@ -320,6 +380,14 @@ OPERATIONS = (
         refine=with_listing_and_agent,
     ),
     Operation(
+        "conversation update",
+        Conversation,
+        "update",
+        fixed("conversations", THIS_DOC),
+        stored_participant,
+        refine=with_participants,
+    ),
+    Operation(
         "message create",
         Message,
         "create",
@@ -327,9 +395,18 @@ OPERATIONS = (
         participant,
         owners=st.sampled_from([BUYER, AGENT, FRESH]),
     ),
+    Operation(
+        "report create",
+        Report,
+        "create",
+        fixed("reports", THIS_DOC),
+        reports_own_conversation,
+        refine=about_the_conversation,
+        owners=st.sampled_from([BUYER, AGENT, FRESH]),
+    ),
 )
 OPERATIONS_COVERED = len(OPERATIONS)
-assert OPERATIONS_COVERED == 12
+assert OPERATIONS_COVERED == 14
 
 
 # ---- fixtures -------------------------------------------------------------------------
@@ -377,13 +454,28 @@ def world(admin_rest: rest.FirestoreRest) -> World:
             NO_LISTING,
             CONVERSATION,
             NO_CONVERSATION,
+            BLOCKED_BY_AGENT,
+            BLOCKED_BY_BUYER,
+            MESSAGE,
+            NO_MESSAGE,
         )
     }
+    since = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    pair = [ids[BUYER], ids[AGENT]]
     documents: dict[str, dict[str, Any]] = {
         f"listings/{ids[PUBLIC_LISTING]}": {"ownerId": ids[AGENT], "status": "active"},
         f"listings/{ids[DRAFT_LISTING]}": {"ownerId": ids[AGENT], "status": "draft"},
         f"listings/{ids[OTHERS_LISTING]}": {"ownerId": ids[OTHER_AGENT], "status": "let"},
-        f"conversations/{ids[CONVERSATION]}": {"participantIds": [ids[BUYER], ids[AGENT]]},
+        f"conversations/{ids[CONVERSATION]}": {"participantIds": pair},
+        f"conversations/{ids[CONVERSATION]}/messages/{ids[MESSAGE]}": {"text": "Hi"},
+        f"conversations/{ids[BLOCKED_BY_AGENT]}": {
+            "participantIds": pair,
+            "blockedBy": {ids[AGENT]: since},
+        },
+        f"conversations/{ids[BLOCKED_BY_BUYER]}": {
+            "participantIds": pair,
+            "blockedBy": {ids[BUYER]: since},
+        },
     }
     for path, data in documents.items():
         admin_rest.set(path, data).expect_ok()
@@ -395,6 +487,60 @@ def world(admin_rest: rest.FirestoreRest) -> World:
 
 def _to_rest(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: rest.SERVER_TIMESTAMP if v is REQUEST_TIME else v for k, v in data.items()}
+
+
+def update_write(project: str, path: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A masked update as the SDK sends it: ``a.b`` keys are field paths into map ``a``,
+    :data:`REQUEST_TIME` a server-time transform, :data:`DELETE` a path masked but absent."""
+    fields: dict[str, Any] = {}
+    mask, stamps = [], []
+    for key, value in changes.items():
+        top, dot, sub = key.partition(".")
+        path_ = field_path(top, sub) if dot else field_path(top)
+        if value is REQUEST_TIME:
+            stamps.append(path_)
+            continue
+        mask.append(path_)
+        if value is DELETE:
+            continue
+        encoded = rest.encode_value(value, project)
+        if dot:
+            inner = fields.setdefault(top, {"mapValue": {"fields": {}}})
+            inner["mapValue"]["fields"][sub] = encoded
+        else:
+            fields[top] = encoded
+    write: dict[str, Any] = {
+        "update": {
+            "name": f"projects/{project}/databases/(default)/documents/{path}",
+            "fields": fields,
+        },
+        "updateMask": {"fieldPaths": mask},
+        "currentDocument": {"exists": True},
+    }
+    if stamps:
+        write["updateTransforms"] = [
+            {"fieldPath": f, "setToServerValue": "REQUEST_TIME"} for f in stamps
+        ]
+    return write
+
+
+@pytest.fixture
+def signed_in(firebase_stack: EmulatorStack) -> Callable[..., rest.FirestoreRest]:
+    """``signed_in(uid, role, account)``: Firestore as that user, signed in that way."""
+
+    def make(uid: str, role: str | None, account: Account) -> rest.FirestoreRest:
+        token = tokens.mint_id_token(
+            uid,
+            claims={"role": role} if role else {},
+            email=None if account == "unverified" else f"{uid.lower()}@example.com",
+            sign_in_provider="anonymous" if account == "anonymous" else "password",
+            project=firebase_stack.config.project_id,
+        )
+        return rest.FirestoreRest(
+            firebase_stack.host("firestore"), firebase_stack.config.project_id, token
+        )
+
+    return make
 
 
 def _storable(value: Any, in_array: bool = False) -> bool:
@@ -440,7 +586,7 @@ def _create(
 def test_rules_allow_exactly_what_the_model_and_policy_allow(
     op: Operation,
     world: World,
-    as_user: AsUser,
+    signed_in: Callable[..., rest.FirestoreRest],
     anonymous: rest.FirestoreRest,
     admin_rest: rest.FirestoreRest,
     draws: st.DataObject,
@@ -449,6 +595,7 @@ def test_rules_allow_exactly_what_the_model_and_policy_allow(
     owner = draws.draw(op.owners, label="owner")
     actor = draws.draw(op.actors, label="actor")
     role = draws.draw(op.roles, label="role")
+    account = draws.draw(ACCOUNTS, label="account")
     parts = op.path(draws.draw, case.data)
 
     ids = _fresh_ids(world, owner, draws.draw(DOC_ID_LENGTHS, label="doc id length"))
@@ -459,6 +606,7 @@ def test_rules_allow_exactly_what_the_model_and_policy_allow(
         actor=None if actor is None else ids[actor],
         owner=ids[OWNER],
         role=role,
+        account=account,
         path="/".join(str(fill(part, ids)) for part in parts),
         data=fill(case.data, ids),
         before=None if case.before is None else fill(case.before, ids),
@@ -466,11 +614,7 @@ def test_rules_allow_exactly_what_the_model_and_policy_allow(
     )
     # Firestore refuses an array directly inside an array before any rule runs.
     assume(_storable(attempt.data))
-    client = (
-        anonymous
-        if attempt.actor is None
-        else as_user(attempt.actor, {"role": role} if role else {})
-    )
+    client = anonymous if attempt.actor is None else signed_in(attempt.actor, role, account)
     if op.kind == "create":
         doc_id = attempt.path.rsplit("/", 1)[1]
         issues = check_create(op.model, attempt.data, uid=attempt.actor, doc_id=doc_id)
@@ -479,12 +623,13 @@ def test_rules_allow_exactly_what_the_model_and_policy_allow(
         assert attempt.before is not None
         admin_rest.create(attempt.path, attempt.before).expect_ok()
         issues = check_update(op.model, attempt.before, attempt.data, uid=attempt.actor)
-        result = client.update(attempt.path, _to_rest(attempt.data))
+        result = client.commit([update_write(client.project, attempt.path, attempt.data)])
     # The policy's conditions only matter (and are only well-typed) for shapes the twin takes.
     policy_ok = not issues and op.policy(attempt, world)
 
     explain = (
-        f"{op.name} at {attempt.path} by {attempt.actor} (role {role}), edits {case.edits}\n"
+        f"{op.name} at {attempt.path} by {attempt.actor} (role {role}, {account}), "
+        f"edits {case.edits}\n"
         f"  write:  {attempt.data!r}\n  before: {attempt.before!r}\n"
         f"  twin issues: {issues}\n  policy allows: {policy_ok}\n"
         f"  rules: HTTP {result.status} {result.error_message}"
