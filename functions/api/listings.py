@@ -86,6 +86,31 @@ def on_agent_profile_changed(change: DocumentChange[AnyDocument], effects: Effec
     )
 
 
+# Claim mode, retried: a push is a side effect outside Firestore, and the agent must hear
+# of every decision whichever path made it (the submission trigger's publish or rejection,
+# an admin's approval or rejection): each stamps reviewedAt. The inbox entry's id names the
+# decision, so a rerun after a failure tells once (a push left pending is sent then).
+@document_trigger(
+    "listings/{listingId}",
+    model=AnyDocument,
+    on="updated",
+    only_when_changed=("reviewedAt",),
+    mode=EffectMode.CLAIM,
+    retry=True,
+)
+def on_listing_reviewed(change: DocumentChange[AnyDocument], effects: Effects) -> None:
+    """Tell the agent their listing is live, or needs changes (with the reason)."""
+    listing_id = change.params["listingId"]
+    outcome = listings.tell_review(effects.db, listing_id, change.after_data or {})
+    logs.info(
+        "listing review told",
+        function="on_listing_reviewed",
+        listingId=listing_id,
+        told=outcome.told if outcome else False,
+        pushed=outcome.pushed if outcome else 0,
+    )
+
+
 _ADMIN_LIMIT = RateLimit(120, per_seconds=60)
 _AGENT_LIMIT = RateLimit(60, per_seconds=60)
 

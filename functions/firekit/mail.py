@@ -164,20 +164,24 @@ class Section:
 def render_digest(
     day: str,
     items: Sequence[Mapping[str, Any]],
-    sections: Callable[[Mapping[str, Any]], Section],
+    sections: Mapping[str, Section],
+    other: Section,
     *,
     mixed_intro: str = "Here is what happened on {day}.",
 ) -> Rendered:
-    """One recipient's day as an email: items newest first, grouped by their
-    :class:`Section` (``sections(item)``), each item ``title: body (link)``.
+    """One recipient's day as an email: items grouped by the :class:`Section` of their
+    ``kind`` (``sections``, else ``other``), in the order ``sections`` lists them, each
+    newest first as ``title: body (link)``.
 
     One kind: its own subject and intro. Several: the subject counts each
-    (``"2 new homes, 1 unread message"``) and each kind gets its heading.
+    (``"1 unread message, 2 new homes"``) and each kind gets its heading.
     """
     ordered = sorted(items, key=lambda item: str(item.get("createdAt", "")), reverse=True)
-    groups: dict[Section, list[Mapping[str, Any]]] = {}
+    groups: dict[Section, list[Mapping[str, Any]]] = {s: [] for s in sections.values()}
+    groups[other] = []
     for item in ordered:
-        groups.setdefault(sections(item), []).append(item)
+        groups[sections.get(str(item.get("kind")), other)].append(item)
+    groups = {s: group for s, group in groups.items() if group}
     shown = {s: group[:MAX_ITEMS_SHOWN] for s, group in groups.items()}
     if len(groups) == 1:
         ((section, group),) = groups.items()

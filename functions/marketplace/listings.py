@@ -13,6 +13,13 @@ about, so no event ever loops.
 Queued means: still ``pending_review``, with ``searchKeys`` set and ``reviewedAt`` unset
 (the moderation queue is ``status == pending_review`` by ``updatedAt``).
 
+**The agent hears of every decision** (published by the trigger, approved or rejected by
+an admin, rejected by the trigger): each stamps ``reviewedAt``, and a trigger on that
+field tells the agent (:func:`tell_review`: inbox entry, push) from the listing as the
+decision left it. The inbox entry's id names the decision (the listing and its
+``reviewedAt``), so a retried or redelivered event tells once, and a later decision on
+the same listing tells again.
+
 Every other move goes through :func:`approve`, :func:`reject` and :func:`set_status`,
 each checked against :data:`GRAPH`; a move the graph does not allow is refused with
 :data:`TRANSITION_NOT_ALLOWED` before anything is written.
@@ -39,11 +46,12 @@ private to them and is archived when submitted, so it can never be published.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import pygeohash
 from google.cloud import firestore
@@ -66,6 +74,9 @@ from marketplace import audit
 from marketplace.models.listings import ArchiveReason, Listing, ListingStatus
 from marketplace.profiles import profile_ref
 from marketplace.roles import Role
+
+if TYPE_CHECKING:  # marketplace.notify (push, mail) is imported by the review notice only
+    from firekit.notify import Notice, Outcome
 
 LISTINGS = "listings"
 GEOHASH_PRECISION = 9
@@ -666,3 +677,56 @@ def _run(
     return run_transaction(
         db, apply, busy_message="The listing is being changed by someone else; try again."
     )
+
+
+# --- telling the agent ----------------------------------------------------------------
+
+REVIEW_KIND = "listing_review"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_REVIEW_TITLES = {"active": "Your listing is live", "rejected": "Your listing needs changes"}
+
+
+def review_notice_id(listing_id: str, reviewed_at: dt.datetime) -> str:
+    """The inbox id of one review decision: ``review-{listingId}-{reviewedAt in epoch µs}``."""
+    micros = (reviewed_at.astimezone(dt.UTC) - _EPOCH) // dt.timedelta(microseconds=1)
+    return f"review-{listing_id}-{micros}"
+
+
+def review_notice(listing_id: str, listing: Mapping[str, Any]) -> Notice | None:
+    """What the agent is told of the decision ``listing`` (as the decision left it) holds;
+    None if it holds none (no ``reviewedAt``, a status no review sets, no owner)."""
+    from firekit.notify import Notice  # lazy: see the imports
+
+    reviewed_at, status, owner = (listing.get(k) for k in ("reviewedAt", "status", "ownerId"))
+    title = _REVIEW_TITLES.get(str(status))
+    if not isinstance(reviewed_at, dt.datetime) or title is None:
+        return None
+    if not isinstance(owner, str) or not owner or "/" in owner:
+        return None
+    name = collapse(str(listing.get("title") or "")) or "Your listing"
+    reason = str(listing.get("rejectionReason") or "").strip()
+    if status == "active":
+        body = f"{name} is on the market now."
+    else:
+        body = f"{name} was not published. {reason or 'See the listing for what to change.'}"
+    data = {"listingId": listing_id, "status": str(status)} | ({"reason": reason} if reason else {})
+    return Notice(
+        uid=owner,
+        id=review_notice_id(listing_id, reviewed_at),
+        kind=REVIEW_KIND,
+        title=title,
+        body=body if len(body) <= MAX_REASON else body[: MAX_REASON - 1] + "…",
+        link=f"/listings/{listing_id}",
+        data=data,
+        extra={"listingId": listing_id},
+    )
+
+
+def tell_review(
+    db: firestore.Client, listing_id: str, listing: Mapping[str, Any]
+) -> Outcome | None:
+    """Tell the agent of the review decision ``listing`` holds, once (None: it holds none)."""
+    from marketplace import notify  # lazy: see the imports
+
+    notice = review_notice(listing_id, listing)
+    return notify.notify(db, notice) if notice is not None else None

@@ -83,16 +83,17 @@ _LISTINGS = mail.Section(
     heading="Your listings",
     intro="Here is what happened to your listings on {day}.",
 )
-_OTHER = mail.Section(one="update", many="updates", heading="Other news")
+_OTHER = mail.Section(one="other update", many="other updates", heading="Other news")
 SECTIONS: Mapping[str, mail.Section] = {
-    "listing_match": _ALERTS,
-    "price_drop": _ALERTS,
     "message": _MESSAGES,
     "listing_review": _LISTINGS,
+    "listing_match": _ALERTS,
+    "price_drop": _ALERTS,
 }
-"""The digest's section of each notification kind (others: "updates")."""
+"""The digest's section of each notification kind, in the order a mixed digest shows them
+(other kinds last, as "other updates")."""
 
 
 def render_digest(day: str, items: Sequence[Mapping[str, Any]]) -> mail.Rendered:
     """One user's day of inbox documents as an email, a section per kind."""
-    return mail.render_digest(day, items, lambda item: SECTIONS.get(str(item.get("kind")), _OTHER))
+    return mail.render_digest(day, items, SECTIONS, _OTHER)
