@@ -12,14 +12,17 @@ import pytest
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from firekit.docmodel import (
+    DELETE,
     REQUEST_TIME,
     CallerUid,
     Client,
     DocId,
     Document,
+    OwnEntry,
     RequestTime,
     Transitions,
     check_create,
+    check_update,
 )
 from marketplace.models import DOCUMENTS, Favorite
 
@@ -272,8 +275,63 @@ def test_the_marketplace_functions() -> None:
         "savedSearchCreateOk",
         "savedSearchUpdateOk",
         "conversationCreateOk",
+        "conversationUpdateOk",
         "messageCreateOk",
+        "reportCreateOk",
     ]
+
+
+class Thread(Document):
+    """Own-entry maps: a read receipt (stamped only) and a block (stamped or removed)."""
+
+    path = "threads/{threadId}"
+
+    seen: Annotated[dict[str, dt.datetime], OwnEntry()] = Field(default_factory=dict)
+    muted: Annotated[dict[str, dt.datetime], OwnEntry(removable=True)] = Field(default_factory=dict)
+    count: int = 0  # server only
+
+
+def test_own_entries_change_only_the_callers_key_to_the_request_time() -> None:
+    rules = generator.render([Thread])
+    assert "threadCreateOk" not in rules  # never set at create
+    update = function_body(rules, "threadUpdateOk")
+    assert "changed.hasOnly(['seen', 'muted'])" in update
+    assert (
+        "after.seen.diff(before.get('seen', {})).affectedKeys().hasOnly([request.auth.uid])"
+        in update
+    )
+    assert "after.seen.get(request.auth.uid, null) == request.time)" in update
+    assert (
+        "(after.muted.get(request.auth.uid, null) == request.time"
+        " || !(request.auth.uid in after.muted))"
+    ) in update
+
+
+EARLIER = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("changes", "issue"),
+    [
+        ({"seen.me": REQUEST_TIME}, None),
+        ({"muted.me": REQUEST_TIME}, None),
+        ({"muted.me": DELETE}, None),  # unblock: removable
+        ({"seen.me": DELETE}, "not_removable"),
+        ({"seen.you": REQUEST_TIME}, "own_entry"),  # someone else's entry
+        ({"seen.you": DELETE}, "own_entry"),
+        ({"muted.you": DELETE}, None),  # nothing to delete: no change
+        ({"seen.me": EARLIER + dt.timedelta(days=1)}, "request_time"),  # a client clock
+        ({"seen": {"me": REQUEST_TIME}}, "own_entry"),  # the whole map: drops "you"
+        ({"seen": DELETE}, "deleted"),
+        ({"count": 0}, "not_writable"),
+    ],
+)
+def test_the_twin_of_own_entries(changes: dict[str, Any], issue: str | None) -> None:
+    before = {"seen": {"me": EARLIER, "you": EARLIER}, "muted": {"me": EARLIER}, "count": 1}
+    issues = check_update(Thread, before, changes, uid="me")
+    assert [i["issue"] for i in issues][:1] == ([] if issue is None else [issue])
+    assert check_update(Thread, before, {"seen.me": REQUEST_TIME}, uid=None) != []
+    assert check_create(Thread, {"seen": {}}, uid="me", doc_id="t") != []
 
 
 def test_build_puts_the_functions_in_place_of_the_marker(
