@@ -10,7 +10,9 @@ documents (``users/{uid}/counters/unread``). Two states per scale:
 
 - ``readRegularly``: the seeded messages alternate between the two, both have read all
   of them. Then the buyer sends a message and the agent reads it, :data:`MESSAGES` times
-  (a live conversation): each message costs a summary, each read mark a recount.
+  (a live conversation): each message costs a summary, each read mark a recount and
+  marking the streak's inbox entry read (written before it as ``notify_new_message``
+  leaves it, uncounted: that function's cost is not measured here).
 - ``allUnread``: every seeded message is the buyer's and the agent never read: the
   recipient's recount ``count()``s all of them (10,000 and up). Then the buyer sends
   :data:`MESSAGES` messages, unread.
@@ -111,6 +113,23 @@ class Chat:
         self.ref.update({FieldPath("lastReadAt", reader).to_api_repr(): firestore.SERVER_TIMESTAMP})
         after = self.ref.get().to_dict() or {}
         return firestore_event(self.ref.path, before=before, after=after, kind="updated")
+
+    def told(self, reader: str, message_id: str) -> None:
+        """The reader's inbox entry for the current unread streak, as ``notify_new_message``
+        leaves it (the read mark's function marks it read)."""
+        since = chat.read_at(self.ref.get().to_dict() or {}, reader)
+        entry = self.db.document(f"users/{reader}/notifications/{chat.inbox_id(self.id, since)}")
+        entry.set(
+            {
+                "kind": "message",
+                "title": "New message",
+                "body": "Is it still available?",
+                "link": f"/conversations/{self.id}",
+                "data": {"conversationId": self.id, "messageId": message_id},
+                "createdAt": firestore.SERVER_TIMESTAMP,
+                "read": False,
+            }
+        )
 
     def unread_truth(self, reader: str) -> int:
         """The reader's unread count, counted here (not by the functions)."""
@@ -347,8 +366,10 @@ def measure(db: firestore.Client, scale: int, state: str, messages: int) -> list
     meters: dict[str, list[Meter]] = {"message": [], "read mark": []}
     with quiet():
         for _ in range(messages):
-            meters["message"].append(delivered("message", room.created(*room.write(room.buyer))))
+            message_id, data = room.write(room.buyer)
+            meters["message"].append(delivered("message", room.created(message_id, data)))
             if state == "readRegularly":
+                room.told(room.agent, message_id)
                 meters["read mark"].append(delivered("read mark", room.mark_read(room.agent)))
     stored = room.ref.get().to_dict() or {}
     truth = room.unread_truth(room.agent)

@@ -46,6 +46,8 @@ def test_the_cost_bench_reads_the_same_at_every_size_and_counts_exactly(
         )
     }
     assert all(row["unreadExact"] for row in rows.values())
+    # A read mark writes the reader's unread, their badge and the streak's inbox entry.
+    assert rows[(10, "readRegularly", "read mark")]["written"] == 3
     for state, flow in (("readRegularly", "message"), ("readRegularly", "read mark")):
         small, large = rows[(10, state, flow)], rows[(1_200, state, flow)]
         assert (small["billedReads"], small["written"]) == (large["billedReads"], large["written"])
