@@ -182,22 +182,26 @@ def render_digest(
     for item in ordered:
         groups[sections.get(str(item.get("kind")), other)].append(item)
     groups = {s: group for s, group in groups.items() if group}
-    shown = {s: group[:MAX_ITEMS_SHOWN] for s, group in groups.items()}
-    if len(groups) == 1:
+    alone = len(groups) == 1
+    headed: list[_Part] = [
+        (None if alone else s.heading, g[:MAX_ITEMS_SHOWN], max(len(g) - MAX_ITEMS_SHOWN, 0))
+        for s, g in groups.items()
+    ]
+    if alone:
         ((section, group),) = groups.items()
         subject = section.subject.format(counted=section.counted(len(group)))
         intro = section.intro.format(heading=section.heading, day=day)
-        headed = [(None, shown[section], len(group) - len(shown[section]))]
     else:
         subject = ", ".join(s.counted(len(g)) for s, g in groups.items())
         intro = mixed_intro.format(day=day)
-        headed = [(s.heading, shown[s], len(g) - len(shown[s])) for s, g in groups.items()]
     return _render(subject, intro, headed)
 
 
-def _render(
-    subject: str, intro: str, sections: list[tuple[str | None, list[Mapping[str, Any]], int]]
-) -> Rendered:
+_Part = tuple[str | None, list[Mapping[str, Any]], int]
+"""A digest's section as rendered: its heading (None alone), the items shown, how many more."""
+
+
+def _render(subject: str, intro: str, sections: list[_Part]) -> Rendered:
     text_lines, html_parts = [intro], [f"<p>{html_lib.escape(intro)}</p>"]
     for heading, items, more in sections:
         text_lines.append("")

@@ -159,11 +159,11 @@ class Notifier:
 
     # --- reading the account ------------------------------------------------------------
 
-    def account_of(self, db: firestore.Client, uid: str) -> firestore.DocumentReference:
+    def account_ref(self, db: firestore.Client, uid: str) -> firestore.DocumentReference:
         """The user's account document."""
         return db.document(self.account.format(uid=uid))
 
-    def inbox_of(
+    def inbox_ref(
         self, db: firestore.Client, uid: str, notice_id: str
     ) -> firestore.DocumentReference:
         """One inbox document of the user."""
@@ -177,7 +177,7 @@ class Notifier:
         self, db: firestore.Client, uid: str, *, transaction: firestore.Transaction | None = None
     ) -> Reach:
         """How to reach one user: one document read (in ``transaction`` if given)."""
-        snapshot = self.account_of(db, uid).get(transaction=transaction)
+        snapshot = self.account_ref(db, uid).get(transaction=transaction)
         return self.reach_in((snapshot.to_dict() or {}) if snapshot.exists else None)
 
     def reaches(self, db: firestore.Client, uids: Iterable[str]) -> dict[str, Reach]:
@@ -185,7 +185,7 @@ class Notifier:
         :data:`NO_ACCOUNT`)."""
         wanted = list(dict.fromkeys(uids))
         found = dict.fromkeys(wanted, NO_ACCOUNT)
-        for snapshot in wire.get_all(db, [self.account_of(db, uid) for uid in wanted]):
+        for snapshot in wire.get_all(db, [self.account_ref(db, uid) for uid in wanted]):
             owner = snapshot.reference.parent.parent
             if snapshot.exists and owner is not None:
                 found[owner.id] = self.reach_in(snapshot.to_dict() or {})
@@ -235,7 +235,7 @@ class Notifier:
     ) -> bool:
         """Create the notice's inbox document in ``transaction`` if it is absent; whether it
         was. Reads it first: call it after the transaction's other reads."""
-        ref = self.inbox_of(db, notice.uid, notice.id)
+        ref = self.inbox_ref(db, notice.uid, notice.id)
         if ref.get(transaction=transaction).exists:
             return False
         document = self.inbox_document(notice, reach, self.clock(), push_pending=push_pending)
@@ -253,9 +253,11 @@ class Notifier:
         body: str,
         data: Mapping[str, str] | None = None,
         exclude: Collection[str] = (),
+        transport: push.PushTransport | None = None,
     ) -> push.PushReport:
         """Push one message to each of the user's devices but the ``exclude``d tokens
-        (a token the sender also holds); dead tokens are deleted."""
+        (a token the sender also holds); dead tokens are deleted. ``transport``: instead
+        of the notifier's (tests)."""
         tokens = reach.tokens
         if tokens is None:
             tokens = tuple(s.id for s in self.devices.devices_of(db, uid).select([]).stream())
@@ -267,7 +269,8 @@ class Notifier:
             data=dict(data or {}),
             tokens=tuple(t for t in tokens if t not in exclude),
         )
-        return push.send_pushes(db, self.transport(db), self.devices, [message])
+        sender = transport or self.transport(db)
+        return push.send_pushes(db, sender, self.devices, [message])
 
     # --- the whole -------------------------------------------------------------------------
 
@@ -280,7 +283,7 @@ class Notifier:
         reach = self.reach(db, notice.uid)
         now = self.clock()
         pending = notice.push and reach.wants_push(now)
-        ref = self.inbox_of(db, notice.uid, notice.id)
+        ref = self.inbox_ref(db, notice.uid, notice.id)
         document = self.inbox_document(notice, reach, now, push_pending=pending)
         try:
             ref.create(document)

@@ -21,8 +21,19 @@ from pydantic import ValidationError
 from firekit import mail, push
 from firekit.notify import Notice, Notifier, Outcome, QuietHours, Reach
 from marketplace.models.users import NotificationSettings
+from marketplace.profiles import profile_ref
 
-__all__ = ["DEVICES", "USERS", "Notice", "Outcome", "Reach", "notify", "reach_of", "render_digest"]
+__all__ = [
+    "DEVICES",
+    "USERS",
+    "Notice",
+    "Outcome",
+    "Reach",
+    "display_name",
+    "notify",
+    "reach_of",
+    "render_digest",
+]
 
 DEVICES = push.Devices(collection="users/{uid}/devices", holder="users/{uid}/private/account")
 """Devices under their user; their tokens kept on the private account (one read)."""
@@ -59,6 +70,14 @@ USERS = Notifier(
 def notify(db: firestore.Client, notice: Notice, *, notifier: Notifier = USERS) -> Outcome:
     """Tell one user once (see :meth:`firekit.notify.Notifier.notify`)."""
     return notifier.notify(db, notice)
+
+
+def display_name(db: firestore.Client, uid: str) -> str | None:
+    """The name a notice calls a user by ("New message from Ann"): their profile's
+    ``displayName``, None if they have none (one read)."""
+    snapshot = profile_ref(db, uid).get()
+    name = (snapshot.to_dict() or {}).get("displayName") if snapshot.exists else None
+    return (" ".join(name.split()) or None) if isinstance(name, str) else None
 
 
 # --- the daily email digest -----------------------------------------------------------

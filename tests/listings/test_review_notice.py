@@ -36,6 +36,15 @@ def with_device(db: firestore.Client, agent: str) -> str:
     return token
 
 
+def queued(db: firestore.Client, owner: str) -> tuple[str, str, str, dict[str, Any]]:
+    """A listing of ``owner``'s (with a device) waiting for an admin: owner, token, id, data."""
+    token = with_device(db, owner)
+    data = listing(owner, status="pending_review")
+    listing_id = uid("home")
+    db.document(f"listings/{listing_id}").set(data)
+    return owner, token, listing_id, data
+
+
 def decided(db: firestore.Client, firestore_event: Event, listing_id: str, before: Any) -> Any:
     """The event of the write that made the decision (the listing as it is now)."""
     after = stored(db, listing_id)
@@ -57,11 +66,7 @@ def test_an_approval_tells_the_agent_once_however_often_its_event_comes(
     call_function: Call,
     agent: Callable[..., str],
 ) -> None:
-    owner = agent()
-    token = with_device(firestore_db, owner)
-    data = listing(owner, status="pending_review")
-    listing_id = uid("home")
-    firestore_db.document(f"listings/{listing_id}").set(data)
+    owner, token, listing_id, data = queued(firestore_db, agent())
     result = call_function(approve_listing, {"listingId": listing_id}, uid="mod", claims=ADMIN)
     assert result.data["status"] == "active"
 
@@ -92,11 +97,7 @@ def test_a_rejection_tells_the_agent_the_moderators_reason(
     call_function: Call,
     agent: Callable[..., str],
 ) -> None:
-    owner = agent()
-    token = with_device(firestore_db, owner)
-    data = listing(owner, status="pending_review")
-    listing_id = uid("home")
-    firestore_db.document(f"listings/{listing_id}").set(data)
+    owner, token, listing_id, data = queued(firestore_db, agent())
     reason = "The photos show another home."
     call_function(
         reject_listing, {"listingId": listing_id, "reason": reason}, uid="mod", claims=ADMIN

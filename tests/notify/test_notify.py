@@ -171,7 +171,7 @@ def test_a_push_left_pending_by_a_call_that_died_is_sent_by_the_next(
     # The first call created the inbox document, then died before pushing.
     reach = notify.USERS.reach(firestore_db, who)
     document = notify.USERS.inbox_document(note, reach, NOW, push_pending=True)
-    notify.USERS.inbox_of(firestore_db, who, note.id).create(document)
+    notify.USERS.inbox_ref(firestore_db, who, note.id).create(document)
 
     again = notify.notify(firestore_db, note, notifier=at(NOW))
     once_more = notify.notify(firestore_db, note, notifier=at(NOW))
