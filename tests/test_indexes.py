@@ -252,6 +252,13 @@ def test_names_are_unique_and_building_refuses_undeclared_filters() -> None:
         Query("bad", Listing, "nobody", ranges=("price.amount",))
 
 
+@pytest.mark.parametrize("limit", [None, 0, 51])
+def test_a_paged_query_refuses_a_page_the_rules_would(limit: int | None) -> None:
+    # The rules allow listing conversations in pages of at most 50 (request.query.limit).
+    with pytest.raises(ValueError, match="pages of 1 to 50"):
+        queries.MY_CONVERSATIONS.build(None, contains="u1", limit=limit)  # type: ignore[arg-type]
+
+
 # -- the queries, run on the seed ---------------------------------------------------------
 
 Anchors = dict[str, Any]
@@ -307,7 +314,8 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
         "favourited_by": {"equals": {"listingId": a["favourite"]}},
         "my_saved_searches": {"equals": {"ownerId": "seed-buyer"}},
         "user_devices": {"path": {"uid": "seed-buyer"}},
-        "my_conversations": {"contains": "seed-agent"},
+        "my_conversations": {"contains": "seed-agent", "limit": 50},
+        "chat_email_due": {"ranges": {"emailAfter": [("<=", now)]}, "limit": 200},
         "messages": {"path": {"conversationId": a["conversation"]}},
         "buyer_offers": {"equals": {"buyerId": "seed-buyer"}},
         "agent_offers": {"equals": {"agentId": "seed-agent"}},
