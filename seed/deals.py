@@ -1,7 +1,7 @@
 """Conversations, viewings (with their slot locks) and offers between buyers and agents.
 
 Everything happens on public listings, after they were published and before ``now``:
-a conversation's ``lastMessage`` and ``unread`` agree with its messages; a viewing's slot
+a conversation's derived fields agree with its messages (:mod:`seed.chats`); a viewing's slot
 lock exists while the slot is taken; listings under offer or sold have an accepted offer.
 """
 
@@ -13,35 +13,15 @@ from collections.abc import Iterator
 from itertools import count
 from typing import Any
 
-from marketplace.models import Conversation, Message, Offer, Viewing, ViewingSlot
+from marketplace.models import Offer, Viewing, ViewingSlot
+from seed import chats
 from seed.buyers import Buyer
-from seed.clock import DAY, HOUR, between, seconds
+from seed.chats import SHOWCASE_AGENT, SHOWCASE_BUYERS
+from seed.clock import DAY, HOUR, between
 from seed.documents import SeedDoc
 from seed.listings import Home
 
-SHOWCASE_AGENT = "seed-agent"
-"""The agent whose listings the sign-in buyers talk about (see ``buyers.assign_buyers``)."""
-SHOWCASE_BUYERS = ("seed-buyer", "seed-renter")
 SLOT = dt.timedelta(minutes=30)
-BUYER_LINES = (
-    "Hi, is this still available?",
-    "Could I come and see it this weekend?",
-    "Is there any flexibility on the price?",
-    "How old is the boiler, and when was it last serviced?",
-    "Are the neighbours quiet? I work from home a lot.",
-    "Great, thank you. Saturday morning would suit me best.",
-    "What are the council tax band and the energy rating?",
-    "Thanks for the quick reply!",
-)
-AGENT_LINES = (
-    "Yes, it's still available, and there's been a lot of interest.",
-    "Of course. I have Saturday at 11:00 or 11:30; which suits you?",
-    "The seller is open to sensible offers.",
-    "The boiler was replaced three years ago and is serviced every year.",
-    "It's council tax band C and the EPC rating is C.",
-    "I've booked you in; you'll get a confirmation in the app.",
-    "Happy to help. Let me know if you have any other questions.",
-)
 OFFER_NOTES = (
     "Mortgage agreed in principle; no chain.",
     "First-time buyer, deposit ready.",
@@ -65,71 +45,17 @@ def _choose_homes(rng: random.Random, buyer: Buyer, homes: list[Home], n: int) -
 def conversations(
     rng: random.Random, now: dt.datetime, buyers: list[Buyer], homes: list[Home]
 ) -> list[SeedDoc]:
-    """Conversations (with their messages) between buyers and the agents of listings."""
+    """Conversations (with their messages) between buyers and the agents of listings; the
+    sign-in agent blocks one buyer and reports another (:func:`seed.chats.moderation`)."""
     docs: list[SeedDoc] = []
     for buyer in buyers:
-        n = 4 if buyer.uid in SHOWCASE_BUYERS else rng.choice((0, 1, 1, 2, 3))
-        for home in _choose_homes(rng, buyer, homes, n):
-            docs += _conversation(rng, now, buyer.uid, home)
-    return docs
-
-
-def _message_times(rng: random.Random, now: dt.datetime, home: Home, n: int) -> list[dt.datetime]:
-    assert home.published is not None
-    start = between(rng, max(home.published, now - 30 * DAY), now - 6 * HOUR)
-    gaps = [rng.uniform(300, 20 * 3600) for _ in range(n - 1)]
-    room = (now - start).total_seconds() * 0.95
-    scale = min(1.0, room / sum(gaps)) if gaps else 1.0  # squeeze a long chat before now
-    times, t = [start], start
-    for gap in gaps:
-        t = seconds(t + dt.timedelta(seconds=gap * scale))
-        times.append(t)
-    return times
-
-
-def _conversation(rng: random.Random, now: dt.datetime, buyer: str, home: Home) -> list[SeedDoc]:
-    cid = f"{home.id}__{buyer}"
-    times = _message_times(rng, now, home, rng.randint(2, 7))
-    senders = [buyer]
-    for _ in times[1:]:
-        previous = senders[-1]
-        other = home.owner if previous == buyer else buyer
-        senders.append(other if rng.random() < 0.8 else previous)
-    lines = {buyer: iter(BUYER_LINES), home.owner: iter(AGENT_LINES)}
-    texts = [next(lines[s]) for s in senders]
-    messages = [
-        SeedDoc(
-            f"conversations/{cid}/messages/msg-{i:02d}",
-            Message,
-            {"senderId": s, "text": text, "createdAt": t},
-        )
-        for i, (s, text, t) in enumerate(zip(senders, texts, times, strict=True), start=1)
-    ]
-    recipient = home.owner if senders[-1] == buyer else buyer
-    unread = {buyer: 0, home.owner: 0}
-    if rng.random() < 0.5:  # else the recipient has read them already
-        unread[recipient] = _trailing_run(senders)
-    data = {
-        "listingId": home.id,
-        "buyerId": buyer,
-        "agentId": home.owner,
-        "participantIds": [buyer, home.owner],
-        "createdAt": times[0],
-        "updatedAt": times[-1],
-        "lastMessage": {"text": texts[-1][:200], "senderId": senders[-1], "sentAt": times[-1]},
-        "unread": unread,
-    }
-    return [SeedDoc(f"conversations/{cid}", Conversation, data), *messages]
-
-
-def _trailing_run(senders: list[str]) -> int:
-    """How many messages at the end came from the last sender, back to back."""
-    run = 0
-    for sender in reversed(senders):
-        if sender != senders[-1]:
-            break
-        run += 1
-    return run
+        showcase = buyer.uid in SHOWCASE_BUYERS
+        n = 4 if showcase else rng.choice((0, 1, 1, 2, 3))
+        for i, home in enumerate(_choose_homes(rng, buyer, homes, n)):
+            # The sign-in accounts' chats end unread, by turns for the agent and the buyer.
+            unread_for = (home.owner if i % 2 == 0 else buyer.uid) if showcase else None
+            docs += chats.conversation(rng, now, buyer.uid, home, unread_for=unread_for)
+    return docs + chats.moderation(now, docs)
 
 
 def slot_id(listing_id: str, start: dt.datetime) -> str:

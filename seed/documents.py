@@ -72,17 +72,18 @@ def counts(docs: Iterable[SeedDoc]) -> dict[str, int]:
 
 
 def prune(db: firestore.Client, docs: Sequence[SeedDoc], collection: str, prefix: str) -> int:
-    """Delete documents of top-level ``collection`` with ids starting ``prefix`` that
-    ``docs`` no longer has; how many went.
+    """Delete documents of every ``collection`` (a collection group: top-level or under
+    any parent) with ids starting ``prefix`` that ``docs`` no longer has; how many went.
 
-    For collections whose ids embed a time (a slot lock's id holds its start), since seed
-    times move with ``now``: a later run would otherwise leave yesterday's locks behind.
+    For documents whose ids embed a time (a slot lock's id holds its start, a chat inbox
+    entry's the recipient's last read), since seed times move with ``now``: a later run
+    would otherwise leave yesterday's behind.
     """
     keep = {d.path for d in docs if d.collection == collection}
     stale = [
-        ref
-        for ref in db.collection(collection).list_documents()
-        if ref.id.startswith(prefix) and ref.path not in keep
+        snapshot.reference
+        for snapshot in db.collection_group(collection).select([]).stream()
+        if snapshot.id.startswith(prefix) and snapshot.reference.path not in keep
     ]
     for start in range(0, len(stale), BATCH_LIMIT):
         batch = db.batch()

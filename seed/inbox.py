@@ -45,7 +45,8 @@ def notifications(
     homes: list[Home],
     docs: list[SeedDoc],
 ) -> list[SeedDoc]:
-    """Notifications for unread messages, offers, viewings and saved-search matches."""
+    """Notifications for offers, viewings and saved-search matches (unread messages'
+    are :func:`seed.chats.inbox`'s)."""
     by_id = {h.id: h for h in homes}
     notes: list[_Note] = []
     for doc in docs:
@@ -55,29 +56,6 @@ def notifications(
         elif doc.collection in ABOUT:
             notes += ABOUT[doc.collection](names, doc_id, data, by_id[data["listingId"]])
     return [_stored(rng, now, note) for note in notes]
-
-
-def _about_message(
-    names: dict[str, str], cid: str, data: dict[str, Any], home: Home
-) -> list[_Note]:
-    last = data["lastMessage"]
-    recipient = next(uid for uid in data["participantIds"] if uid != last["senderId"])
-    if not data["unread"][recipient]:
-        return []
-    title = f"New message from {names[last['senderId']]}"
-    return [
-        _Note(
-            recipient,
-            f"message-{cid}",
-            "message",
-            home,
-            title,
-            last["text"],
-            f"/conversations/{cid}",
-            {"conversationId": cid},
-            last["sentAt"],
-        )
-    ]
 
 
 def _about_offer(
@@ -157,7 +135,7 @@ def _about_viewing(
     return []
 
 
-ABOUT = {"conversations": _about_message, "offers": _about_offer, "viewings": _about_viewing}
+ABOUT = {"offers": _about_offer, "viewings": _about_viewing}
 
 
 def _about_match(search_id: str, data: dict[str, Any], homes: list[Home]) -> list[_Note]:

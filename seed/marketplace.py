@@ -21,7 +21,7 @@ from marketplace import listings
 from marketplace.models import Listing
 from marketplace.roles import Role
 from seed import buyers as buyer_docs
-from seed import deals, inbox, payments
+from seed import chats, deals, inbox, payments
 from seed.accounts import SeedUser
 from seed.documents import SeedDoc
 from seed.listings import build_homes
@@ -59,4 +59,6 @@ def build(people: list[SeedUser], now: dt.datetime) -> list[SeedDoc]:
     ]
     names = {p.uid: p.display_name for p in people}
     notes = inbox.notifications(rng, now, names, homes, owned + dealings)
-    return [*(h.doc for h in homes), *owned, *favourites, *usage, *dealings, *notes]
+    notes += chats.inbox(names, dealings)
+    badges = chats.counters(now, dealings)
+    return [*(h.doc for h in homes), *owned, *favourites, *usage, *dealings, *notes, *badges]

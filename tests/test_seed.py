@@ -14,13 +14,13 @@ from google.cloud import firestore
 
 from firekit import push
 from firekit.docmodel import Document
-from marketplace import alerts, favorites
+from marketplace import alerts, chat, favorites
 from marketplace import listings as listings_domain
 from marketplace.models import DOCUMENTS, Listing, SavedSearch
 from marketplace.models.listings import PUBLIC_STATUSES, ListingStatus
 from marketplace.payments import featured, plans
 from pytest_firebase.auth import AuthEmulator
-from seed import marketplace, payments
+from seed import chats, marketplace, payments
 from seed.accounts import PEOPLE
 from seed.deals import slot_id
 from seed.documents import SeedDoc
@@ -43,6 +43,8 @@ SEEDED = {
     "subscriptions",
     "payments",
     "limits",
+    "counters",
+    "reports",
 }
 """Collections the seed fills (profiles come with the accounts; payments through
 localstripe, for ``seed-agent``)."""
@@ -108,6 +110,16 @@ def test_the_marketplace_loads_in_seconds_and_reads_back_valid(
             lambda tx, who=owner: push.sync_tokens(firestore_db, tx, alerts.DEVICES, who)
         )
         assert sync(firestore_db.transaction()) is None, owner
+    # Each conversation's unread counts and each badge are what the chat functions'
+    # recount finds (a read mark or a message would change nothing).
+    for snapshot in firestore_db.collection("conversations").stream():
+        data = snapshot.to_dict() or {}
+        for uid, n in data["unread"].items():
+            assert chat.unread_count(firestore_db, snapshot.id, data, uid) == n, snapshot.id
+    for badge in firestore_db.collection_group("counters").stream():
+        uid = badge.reference.parent.parent.id  # type: ignore[union-attr]
+        stored = {k: (badge.to_dict() or {})[k] for k in ("messages", "conversations")}
+        assert chat.refresh_counter(firestore_db, uid) == stored, uid
     # Each unmuted search is in its audience of the alert index, as the search trigger
     # leaves it.
     indexed = {
@@ -261,10 +273,11 @@ def test_only_times_move_with_now() -> None:
     people = seed_users() + seed_users(PEOPLE)
     first, second = marketplace.build(people, NOW), marketplace.build(people, later)
     assert Counter(d.collection for d in first) == Counter(d.collection for d in second)
-    moving = {"viewingSlots"}  # their ids hold the slot's start
-    assert [d.path for d in first if d.collection not in moving] == [
-        d.path for d in second if d.collection not in moving
-    ]
+
+    def fixed(doc: SeedDoc) -> bool:  # slot locks' ids hold their start, chat entries' a read
+        return doc.collection != "viewingSlots" and chats.INBOX_PREFIX not in doc.path
+
+    assert [d.path for d in first if fixed(d)] == [d.path for d in second if fixed(d)]
 
 
 def test_listings_are_realistic_for_their_status_and_kind() -> None:
@@ -315,11 +328,11 @@ def test_activity_agrees_with_the_listings() -> None:
         assert cid == f"{data['listingId']}__{data['buyerId']}"
         assert data["participantIds"] == [data["buyerId"], data["agentId"]]
         assert listing["ownerId"] == data["agentId"] and listing["status"] in PUBLIC_STATUSES
-        chat = messages[cid]
-        assert len(chat) >= 2 and chat[-1]["createdAt"] == data["updatedAt"] <= NOW
-        assert data["lastMessage"]["text"] == chat[-1]["text"][:200]
-        assert data["lastMessage"]["senderId"] == chat[-1]["senderId"]
-        assert data["unread"][chat[-1]["senderId"]] == 0
+        thread = messages[cid]
+        assert len(thread) >= 2 and thread[-1]["createdAt"] == data["updatedAt"] <= NOW
+        assert data["lastMessage"]["text"] == thread[-1]["text"][:140]
+        assert data["lastMessage"]["senderId"] == thread[-1]["senderId"]
+        assert data["unread"][thread[-1]["senderId"]] == 0
 
     locks = {p.split("/")[1]: d.data for p, d in seeded["viewingSlots"].items()}
     holding = {
@@ -335,6 +348,51 @@ def test_activity_agrees_with_the_listings() -> None:
         o.data["listingId"] for o in seeded["offers"].values() if o.data["status"] == "accepted"
     }
     assert accepted == {i for i, d in listings.items() if d["status"] in ("under_offer", "sold")}
+
+
+def test_chats_carry_what_the_chat_functions_derive() -> None:
+    seeded = _by_collection(_build())
+    messages: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    for path, doc in sorted(seeded["messages"].items()):
+        messages[path.split("/")[1]].append((path.split("/")[3], doc.data))
+    badges: Counter[str] = Counter()
+    streaks: set[str] = set()
+    for path, doc in seeded["conversations"].items():
+        cid, data = path.split("/")[1], doc.data
+        # Every read receipt is a participant's, no later than now; the summary and the
+        # exact counts follow from the messages and the receipts.
+        assert set(data["lastReadAt"]) <= set(data["participantIds"])
+        assert all(t <= NOW for t in data["lastReadAt"].values())
+        summary = chats.derived(cid, data, messages[cid])
+        assert {k: data[k] for k in summary} == summary
+        assert data["lastMessage"]["messageId"] == messages[cid][-1][0]
+        for uid, n in data["unread"].items():
+            badges[uid] += n
+            if n:
+                streak = chat.inbox_id(cid, data["lastReadAt"].get(uid))
+                streaks.add(f"users/{uid}/notifications/{streak}")
+    counted = {p.split("/")[1]: d.data["messages"] for p, d in seeded["counters"].items()}
+    assert counted == dict(badges)
+    # The sign-in buyer and agent both have unread messages, each told once per streak.
+    assert badges["seed-buyer"] > 0 and badges["seed-agent"] > 0
+    told = {p for p in seeded["notifications"] if p.split("/")[3].startswith("chat-")}
+    assert told == streaks
+    for path in told:
+        entry = seeded["notifications"][path].data
+        assert entry["read"] is False
+        assert entry["emailAfter"] == entry["createdAt"] + chat.EMAIL_AFTER
+    # The sign-in agent has blocked one buyer and reported another's message.
+    blocked = [d.data for d in seeded["conversations"].values() if d.data.get("blockedBy")]
+    assert [list(b["blockedBy"]) for b in blocked] == [["seed-agent"]]
+    assert blocked[0]["blockedBy"]["seed-agent"] > blocked[0]["updatedAt"]
+    [report] = [d.data for d in seeded["reports"].values()]
+    reported = seeded["conversations"][f"conversations/{report['conversationId']}"].data
+    message = seeded["messages"][
+        f"conversations/{report['conversationId']}/messages/{report['messageId']}"
+    ].data
+    assert report["reporterId"] == "seed-agent" == reported["agentId"]
+    assert report["reportedUid"] == message["senderId"] == reported["buyerId"]
+    assert (report["excerpt"], report["listingId"]) == (message["text"], reported["listingId"])
 
 
 def test_buyers_have_searches_favourites_devices_and_an_inbox() -> None:

@@ -5,8 +5,10 @@ import { deleteApp, type FirebaseApp, initializeApp } from "firebase/app";
 import {
   type Auth,
   connectAuthEmulator,
+  applyActionCode,
   createUserWithEmailAndPassword,
   getAuth,
+  sendEmailVerification,
   type User,
 } from "firebase/auth";
 import {
@@ -116,12 +118,40 @@ export function uniqueEmail(label: string, domain = "example.com"): string {
 
 export const PASSWORD = "correct-horse-1";
 
-/** A new account, signed up through the SDK (the blocking function gives it a role). */
-export async function signUp(label: string): Promise<Person> {
+/** A new account, signed up through the SDK (the blocking function gives it a role);
+ * ``verified``: its address verified as well (see verifyEmail), as opening a conversation
+ * requires. */
+export async function signUp(label: string, { verified = false } = {}): Promise<Person> {
   const c = client();
   const email = uniqueEmail(label);
   const { user } = await createUserWithEmailAndPassword(c.auth, email, PASSWORD);
-  return { ...c, user, uid: user.uid, email };
+  const person = { ...c, user, uid: user.uid, email };
+  if (verified) await verifyEmail(person);
+  return person;
+}
+
+/** Verify ``person``'s address the way a user does: the SDK asks for the email, the
+ * Auth emulator keeps its link (it sends no mail: its REST API lists the codes), the
+ * link's code is applied, and a fresh token carries ``email_verified``. */
+export async function verifyEmail(person: Person): Promise<void> {
+  await sendEmailVerification(person.user);
+  const url = `http://${emulators.auth}/emulator/v1/projects/${emulators.project}/oobCodes`;
+  const response = await fetch(url);
+  if (!response.ok) {
+    throw new Error(`the Auth emulator did not list its codes: ${await response.text()}`);
+  }
+  const { oobCodes = [] } = (await response.json()) as {
+    oobCodes?: { email: string; requestType: string; oobCode: string }[];
+  };
+  const sent = oobCodes.filter((c) => c.email === person.email && c.requestType === "VERIFY_EMAIL");
+  const code = sent.at(-1)?.oobCode;
+  if (!code) throw new Error(`no verification email for ${person.email} in the Auth emulator`);
+  await applyActionCode(person.auth, code);
+  await person.user.reload();
+  const claims = (await person.user.getIdTokenResult(true)).claims;
+  if (claims["email_verified"] !== true) {
+    throw new Error(`${person.email}'s token is still unverified after applying its code`);
+  }
 }
 
 /** The first admin: nobody can call set_user_role yet, so the Auth emulator's admin API
@@ -164,10 +194,11 @@ export interface Cast {
   buyer: Person;
 }
 
-/** Sign up the cast (once per journey file: sign-ups and role changes cost seconds). */
-export async function cast(): Promise<Cast> {
+/** Sign up the cast (once per journey file: sign-ups and role changes cost seconds);
+ * ``verified``: the buyer's address verified too (a journey that opens a conversation). */
+export async function cast({ verified = false } = {}): Promise<Cast> {
   const admin = await firstAdmin();
-  const [agent, buyer] = await Promise.all([newAgent(admin), signUp("buyer")]);
+  const [agent, buyer] = await Promise.all([newAgent(admin), signUp("buyer", { verified })]);
   return { admin, agent, buyer };
 }
 
@@ -231,6 +262,67 @@ function listenUntil<S>(
   });
 }
 
+// ---- what only the server sees (the push outbox, ...): the Firestore emulator's REST API
+// with the `owner` bearer, which bypasses the rules as the Admin SDK does; clients cannot
+
+/** A Firestore REST value as plain JSON (timestamps as ISO strings). */
+type RestValue = { [kind: string]: unknown };
+
+function plain(value: RestValue): unknown {
+  if ("mapValue" in value) {
+    const fields = (value.mapValue as { fields?: Record<string, RestValue> }).fields ?? {};
+    return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, plain(v)]));
+  }
+  if ("arrayValue" in value) {
+    return ((value.arrayValue as { values?: RestValue[] }).values ?? []).map(plain);
+  }
+  if ("integerValue" in value) return Number(value.integerValue);
+  if ("nullValue" in value) return null;
+  return Object.values(value)[0];
+}
+
+/** The documents of the collection ``collectionId`` whose ``field`` equals ``value``, as
+ * the server sees them, whatever the rules say. */
+export async function serverDocs(
+  collectionId: string,
+  field: string,
+  value: string,
+): Promise<Record<string, unknown>[]> {
+  const url =
+    `http://${emulators.firestore}/v1/projects/${emulators.project}` +
+    "/databases/(default)/documents:runQuery";
+  const where = { fieldFilter: { field: { fieldPath: field }, op: "EQUAL", value: { stringValue: value } } };
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { Authorization: "Bearer owner", "Content-Type": "application/json" },
+    body: JSON.stringify({ structuredQuery: { from: [{ collectionId }], where } }),
+  });
+  if (!response.ok) throw new Error(`the Firestore emulator refused the query: ${await response.text()}`);
+  const rows = (await response.json()) as { document?: { fields?: Record<string, RestValue> } }[];
+  return rows.flatMap((r) => (r.document ? [plain({ mapValue: r.document }) as Record<string, unknown>] : []));
+}
+
+/** Poll ``serverDocs`` until ``accept`` takes the result, or fail after ``seconds`` naming
+ * ``what`` (no listener reaches server-only data). */
+export async function waitForServerDocs(
+  collectionId: string,
+  field: string,
+  value: string,
+  accept: (docs: Record<string, unknown>[]) => boolean,
+  what: string,
+  seconds = 60,
+): Promise<Record<string, unknown>[]> {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const docs = await serverDocs(collectionId, field, value);
+    if (accept(docs)) return docs;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${seconds} s waiting for ${what} (last: ${JSON.stringify(docs)})`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 // ---- caps: a rate-capped create counts in the window the app last saw
 
 /** Count ``key`` under ``cap`` in ``batch``, from the usage document as it stands (an app
@@ -238,7 +330,7 @@ function listenUntil<S>(
 export async function countCreate(
   batch: WriteBatch,
   person: Person,
-  cap: "listings" | "conversations" | "messages",
+  cap: "listings" | "conversations" | "messages" | "reports",
   key: string,
 ): Promise<void> {
   const usage = (await getDoc(usageRef(person.db, person.uid))).data() as Usage | undefined;
