@@ -119,6 +119,7 @@ def new_conversation(**change: Any) -> dict[str, Any]:
     return {**conversation("l-sold-{n}", "cy", "bo"), **change}
 
 
+READ_RECEIPT = {"lastReadAt.ana": SERVER_TIMESTAMP}
 NEW_LISTING = "listings/new-{n}"
 PROFILE_EDIT = {"displayName": "Ana B."}
 EDIT_TITLE = {"title": "A better title", **STAMP}
@@ -384,6 +385,30 @@ WRITE_ATTACKS: dict[str, Write] = {
         {"read": True, "readAt": SERVER_TIMESTAMP},
         {"title": "You won a prize"},
     ),
+    # -- conversations: a participant's own read receipt and block, nothing else
+    "conversation: clear one's unread count by hand": Write(
+        ANA, "update", "conversations/l-active-{n}__ana", READ_RECEIPT, {"unread": {"ana": 0}}
+    ),
+    "conversation: forge the preview": Write(
+        ANA, "update", "conversations/l-active-{n}__ana", READ_RECEIPT, {"lastMessage": None}
+    ),
+    "conversation: bump it to the top of the list": Write(
+        ANA, "update", "conversations/l-active-{n}__ana", READ_RECEIPT, STAMP
+    ),
+    "conversation: mark the other side's messages read for them": Write(
+        ANA,
+        "update",
+        "conversations/l-active-{n}__ana",
+        READ_RECEIPT,
+        {"lastReadAt.bo": SERVER_TIMESTAMP},
+    ),
+    "conversation: block on the other's behalf": Write(
+        ANA,
+        "update",
+        "conversations/l-active-{n}__ana",
+        {"blockedBy.ana": SERVER_TIMESTAMP},
+        {"blockedBy.bo": SERVER_TIMESTAMP},
+    ),
     # -- conversations: who may open one
     "conversation: a third party among the participants": Write(
         CY,
@@ -579,7 +604,7 @@ def test_write_attack_is_denied_and_the_honest_write_is_not(
     n = uuid.uuid4().hex[:8]
     arrange(admin_rest, n)
     case = WRITE_ATTACKS[name]
-    client = as_user(*case.who)
+    client = as_user(*case.who, email=f"{case.who[0]}@example.com")  # verified: opens chats
     path = _fill(case.path, n)
     before = admin_rest.get(path).body
 
@@ -601,7 +626,7 @@ def test_reaching_into_other_peoples_documents_is_denied(
     n = uuid.uuid4().hex[:8]
     arrange(admin_rest, n)
     case = _fill(OTHERS_WORLD[name], n)
-    client = as_user(*case.who) if case.who else anonymous
+    client = as_user(*case.who, email=f"{case.who[0]}@example.com") if case.who else anonymous
     path = case.path
 
     if case.op == "get":
