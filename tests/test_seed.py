@@ -118,8 +118,8 @@ def test_the_marketplace_loads_in_seconds_and_reads_back_valid(
             assert chat.unread_count(firestore_db, snapshot.id, data, uid) == n, snapshot.id
     for badge in firestore_db.collection_group("counters").stream():
         uid = badge.reference.parent.parent.id  # type: ignore[union-attr]
-        stored = {k: (badge.to_dict() or {})[k] for k in ("messages", "conversations")}
-        assert chat.refresh_counter(firestore_db, uid) == stored, uid
+        kept = {k: (badge.to_dict() or {})[k] for k in ("messages", "conversations")}
+        assert chat.refresh_counter(firestore_db, uid) == kept, uid
     # Each unmuted search is in its audience of the alert index, as the search trigger
     # leaves it.
     indexed = {
