@@ -6,44 +6,37 @@ from firekit.bootstrap import ensure_initialized
 
 ensure_initialized()  # before anything else: the SDK verifies ID tokens on the default app
 
-from api.accounts import before_user_created, on_profile_updated, set_user_role  # noqa: E402
-from api.alerts import (  # noqa: E402
-    deliverAlerts,
-    on_device_written,
-    on_listing_alerts,
-    on_saved_search_written,
+# fmt: off
+from api.accounts import before_user_created, on_profile_updated, set_user_role
+from api.alerts import (
+    deliverAlerts, on_device_written, on_listing_alerts, on_saved_search_written,
     send_email_digests,
 )
-from api.chat import (  # noqa: E402
-    notify_new_message,
-    on_conversation_read,
-    on_report_created,
-    queue_unread_chat_emails,
+from api.chat import (
+    notify_new_message, on_conversation_read, on_report_created, queue_unread_chat_emails,
     summarize_conversation,
 )
-from api.favorites import on_favorite_written, roll_up_favorites  # noqa: E402
-from api.featured import feature_listing  # noqa: E402
-from api.health import health  # noqa: E402
-from api.listings import (  # noqa: E402
-    approve_listing,
-    on_agent_profile_changed,
-    on_listing_updated,
-    reject_listing,
-    set_listing_status,
+from api.favorites import on_favorite_written, roll_up_favorites
+from api.featured import feature_listing
+from api.health import health
+from api.listings import (
+    approve_listing, on_agent_profile_changed, on_listing_reviewed, on_listing_updated,
+    reject_listing, set_listing_status,
 )
-from api.payments import reconcile_stripe_events, stripe_webhook  # noqa: E402
-from api.plans import start_agent_plan  # noqa: E402
-from api.search import search_near  # noqa: E402
+from api.payments import reconcile_stripe_events, stripe_webhook
+from api.plans import start_agent_plan
+from api.search import search_near
 
 __all__ = [
     "approve_listing", "before_user_created", "deliverAlerts", "feature_listing", "health",
     "notify_new_message", "on_agent_profile_changed", "on_conversation_read",
-    "on_device_written", "on_favorite_written", "on_listing_alerts", "on_listing_updated",
-    "on_profile_updated", "on_report_created", "on_saved_search_written",
+    "on_device_written", "on_favorite_written", "on_listing_alerts", "on_listing_reviewed",
+    "on_listing_updated", "on_profile_updated", "on_report_created", "on_saved_search_written",
     "queue_unread_chat_emails", "reconcile_stripe_events", "reject_listing",
     "roll_up_favorites", "search_near", "send_email_digests", "set_listing_status",
     "set_user_role", "start_agent_plan", "stripe_webhook", "summarize_conversation",
-]  # fmt: skip
+]
+# fmt: on
 DEPLOYED = tuple(__all__)
 
 # Development aids, never deployed: only the Functions emulator sets FUNCTIONS_EMULATOR

@@ -9,15 +9,18 @@ aggregations whenever something they depend on changes, never kept as +1/-1, so 
 duplicated, lost-then-retried or reordered event cannot make them drift: the next
 recomputation is right whatever came before. There is no cap.
 
-**Why the recomputations cannot race to a stale value.** A message's trigger recounts in
-a transaction that reads the conversation first; its count runs after the message was
-committed. Two recounts of one conversation conflict on that document, so the later
-commit is retried and recounts again; a read mark is itself a write to the document, so a
-recount that read it before conflicts too. Between two writes of the conversation the
-truth only grows (new messages), so a recount that finds the stored value unchanged has
-nothing to write. The badge's truth can move both ways (one conversation read while
-another receives), so its refresh always writes, after reading the badge document in the
-same transaction: of two refreshes the one that read first conflicts and sums again.
+**Why the recomputations cannot race to a stale value.** A recount reads the
+conversation, then counts (after the message was committed), then writes only if the
+conversation is still the version it read (:func:`firekit.transactions.write_if_unchanged`);
+otherwise it reads and counts again. Two recounts of one conversation therefore cannot
+both land on the same version, and a read mark is itself a write to the document, so a
+recount that read before it fails and counts again. Between two writes of the
+conversation the truth only grows (new messages), so a recount that finds the stored value
+unchanged has nothing to write. The badge's truth can move both ways (one conversation
+read while another receives), so its refresh always writes, on the version of the badge
+it read before summing: of two refreshes, the one that read first fails and sums again.
+No transaction holds a lock across the aggregations, so concurrent triggers never wait on
+each other.
 
 **Coalescing bursts.** Firestore sustains about one write a second to one document. The
 summary moves only when the message is newer than the one shown (``lastMessage``), and a
@@ -40,15 +43,16 @@ import datetime as dt
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from google.api_core.exceptions import NotFound
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from firekit import logs, mail
-from firekit.transactions import run_transaction
+from firekit import logs
+from firekit.transactions import run_transaction, write_if_unchanged
+from marketplace import queries
 
 CONVERSATIONS = "conversations"
 PREVIEW_LENGTH = 140
@@ -130,13 +134,12 @@ def _covered(
 
 
 def unread_count(
-    db: firestore.Client,
-    conversation_id: str,
-    conversation: Mapping[str, Any],
-    reader: str,
-    transaction: firestore.Transaction | None = None,
+    db: firestore.Client, conversation_id: str, conversation: Mapping[str, Any], reader: str
 ) -> int:
-    """How many of the other participant's messages ``reader`` has not read (exact)."""
+    """How many of the other participant's messages ``reader`` has not read (exact).
+
+    Called after the conversation was read, and written back only if it is still that
+    version (:func:`firekit.transactions.write_if_unchanged`): the read orders the count."""
     sender = other_participant(conversation, reader)
     if sender is None:
         return 0
@@ -148,7 +151,7 @@ def unread_count(
     since = read_at(conversation, reader)
     if since is not None:
         query = query.where(filter=FieldFilter("createdAt", ">", since))
-    result = query.count(alias="n").get(transaction=transaction)
+    result = query.count(alias="n").get()
     return int(result[0][0].value)
 
 
@@ -170,24 +173,20 @@ def summarize(
     if not isinstance(sender, str) or not isinstance(sent_at, dt.datetime):
         return Summarized("gone")
     ref = conversation_ref(db, conversation_id)
-    first = ref.get()
-    if not first.exists:
-        return Summarized("gone")
-    if _covered(first.to_dict() or {}, message_id, sender, sent_at):
-        return Summarized("coalesced")
+    outcome: list[Summarized] = []
 
-    def apply(transaction: firestore.Transaction) -> Summarized:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
-            return Summarized("gone")
+    def decide(snapshot: firestore.DocumentSnapshot[Any]) -> dict[str, Any] | None:
+        outcome.clear()
         conversation = snapshot.to_dict() or {}
-        recipient = other_participant(conversation, sender)
+        recipient = other_participant(conversation, sender) if snapshot.exists else None
         if recipient is None:
-            return Summarized("gone")
+            outcome.append(Summarized("gone"))
+            return None
         if _covered(conversation, message_id, sender, sent_at):
-            return Summarized("coalesced")
-        updates: dict[Any, Any] = {}
-        count = unread_count(db, conversation_id, conversation, recipient, transaction)
+            outcome.append(Summarized("coalesced"))
+            return None
+        updates: dict[str, Any] = {}
+        count = unread_count(db, conversation_id, conversation, recipient)
         if (conversation.get("unread") or {}).get(recipient) != count:
             updates[FieldPath("unread", recipient).to_api_repr()] = count
         shown = _shown(conversation)
@@ -200,11 +199,11 @@ def summarize(
                 "sentAt": sent_at,
             }
             updates["updatedAt"] = sent_at
-        if updates:
-            transaction.update(ref, updates)
-        return Summarized("updated" if updates else "unchanged", recipient)
+        outcome.append(Summarized("updated" if updates else "unchanged", recipient))
+        return updates or None
 
-    done = run_transaction(db, apply, busy_message=_BUSY)
+    write_if_unchanged(ref, decide, busy_message=_BUSY)
+    done = outcome[-1]
     if done.recipient is not None:
         refresh_counter(db, done.recipient)
     return done
@@ -213,50 +212,46 @@ def summarize(
 def recount_reader(db: firestore.Client, conversation_id: str, reader: str) -> bool:
     """After ``reader`` marked the conversation read: recount their unread and refresh
     their badge. Returns whether the count changed."""
-    ref = conversation_ref(db, conversation_id)
 
-    def apply(transaction: firestore.Transaction) -> bool:
-        snapshot = ref.get(transaction=transaction)
-        if not snapshot.exists:
-            return False
+    def decide(snapshot: firestore.DocumentSnapshot[Any]) -> dict[str, Any] | None:
         conversation = snapshot.to_dict() or {}
-        if other_participant(conversation, reader) is None:
-            return False
-        count = unread_count(db, conversation_id, conversation, reader, transaction)
+        if not snapshot.exists or other_participant(conversation, reader) is None:
+            return None
+        count = unread_count(db, conversation_id, conversation, reader)
         if (conversation.get("unread") or {}).get(reader) == count:
-            return False
-        transaction.update(ref, {FieldPath("unread", reader).to_api_repr(): count})
-        return True
+            return None
+        return {FieldPath("unread", reader).to_api_repr(): count}
 
-    changed = run_transaction(db, apply, busy_message=_BUSY)
+    _, written = write_if_unchanged(
+        conversation_ref(db, conversation_id), decide, busy_message=_BUSY
+    )
     refresh_counter(db, reader)
-    return changed
+    return written is not None
 
 
 def refresh_counter(db: firestore.Client, uid: str) -> dict[str, int]:
     """Recompute the user's badge: unread messages over all their conversations, and how
     many conversations have any. Always writes (see the module docstring)."""
-    ref = counter_ref(db, uid)
     # Only the user's own conversations have an ``unread.<uid>`` entry: no array filter,
     # so the automatic single-field index of the map entry serves it.
-    mine = db.collection(CONVERSATIONS).where(
-        filter=FieldFilter(FieldPath("unread", uid).to_api_repr(), ">", 0)
-    )
-    total = mine.count(alias="conversations").sum(
-        FieldPath("unread", uid).to_api_repr(), alias="messages"
-    )
+    entry = FieldPath("unread", uid).to_api_repr()
+    mine = db.collection(CONVERSATIONS).where(filter=FieldFilter(entry, ">", 0))
+    # (the SDK annotates ``count()`` as returning the aggregation's class, not an instance)
+    total = cast(Any, mine.count(alias="conversations")).sum(entry, alias="messages")
 
-    def apply(transaction: firestore.Transaction) -> dict[str, int]:
-        ref.get(transaction=transaction)  # read first: a refresh that raced us conflicts
-        found = {r.alias: int(r.value or 0) for r in total.get(transaction=transaction)[0]}
+    def decide(_snapshot: firestore.DocumentSnapshot[Any]) -> dict[str, Any]:
+        # Summed after the counter was read: a refresh that raced us fails its write.
+        found = {r.alias: int(r.value or 0) for r in total.get()[0]}
         counts = {
             "messages": found.get("messages", 0),
             "conversations": found.get("conversations", 0),
         }
-        transaction.set(ref, counts | {"updatedAt": firestore.SERVER_TIMESTAMP})
-        return counts
+        return counts | {"updatedAt": firestore.SERVER_TIMESTAMP}
 
-    return run_transaction(db, apply, busy_message="unread counter busy; retry")
+    _, written = write_if_unchanged(
+        counter_ref(db, uid), decide, busy_message="unread counter busy; retry"
+    )
+    return {k: v for k, v in (written or {}).items() if isinstance(v, int)}
 
 
 def mark_streak_read(
@@ -308,7 +303,8 @@ def notify_recipient(
     message (the trigger's claim): a retry after a crash may push again, with the same
     collapse id, which replaces the first on the device.
     """
-    from marketplace import notify  # lazy: the summary's instances never push
+    from firekit.notify import Notice  # lazy: the summary's instances never push
+    from marketplace import notify
 
     sender, sent_at = message.get("senderId"), message.get("createdAt")
     text = message.get("text")
@@ -319,76 +315,62 @@ def notify_recipient(
     recipient = other_participant(first.to_dict() or {}, sender) if first.exists else None
     if recipient is None:
         return Told("gone")
-    reach = notify.USERS.reach(db, [recipient, sender])
+    reach = notify.USERS.reaches(db, [recipient, sender])
     to, by = reach[recipient], reach[sender]
     name = notify.display_name(db, sender) or "Someone"
     body = preview(text if isinstance(text, str) else "")
     link = f"/conversations/{conversation_id}"
+    data = {"conversationId": conversation_id, "messageId": message_id, "senderId": sender}
     state_ref = db.collection(PUSH_STATE).document(f"{conversation_id}__{recipient}")
 
     def decide(transaction: firestore.Transaction) -> Told:
-        snapshot = ref.get(transaction=transaction)
-        conversation = snapshot.to_dict() or {}
+        conversation = ref.get(transaction=transaction).to_dict() or {}
         last_read = read_at(conversation, recipient)
         if last_read is not None and last_read >= sent_at:
             return Told("read")
         if recipient in (conversation.get("blockedBy") or {}):
             return Told("blocked")
-        entry_ref = notify.USERS.inbox_ref(db, recipient, inbox_id(conversation_id, last_read))
-        found = {s.reference.path: s for s in transaction.get_all([entry_ref, state_ref])}
-        entry, state = found[entry_ref.path], found[state_ref.path]
-        pushed = state.to_dict() or {}
+        pushed = state_ref.get(transaction=transaction).to_dict() or {}
         last_pushed = pushed.get("lastPushedSentAt")
         again = pushed.get("lastMessageId") == message_id  # this message's own retry
         due = not isinstance(last_pushed, dt.datetime) or sent_at >= last_pushed + PUSH_INTERVAL
+        # The streak's first unread message makes its entry; it joins the email digest
+        # only after EMAIL_AFTER unread (queue_unread_emails), not today.
+        email_after = {"emailAfter": sent_at + EMAIL_AFTER} if to.email is not None else {}
+        entry = Notice(
+            uid=recipient,
+            id=inbox_id(conversation_id, last_read),
+            kind="message",
+            title=f"New message from {name}"[:120],
+            body=body,
+            link=link,
+            data=data,
+            push=False,
+            email=False,
+            extra=email_after,
+        )
+        created = notify.USERS.create_inbox_in(db, transaction, entry, to)  # reads: first
         if due and not again:
             transaction.set(state_ref, {"lastPushedSentAt": sent_at, "lastMessageId": message_id})
-        created = not entry.exists
-        if created:
-            email_after = sent_at + EMAIL_AFTER if to.email is not None else None
-            transaction.create(
-                entry_ref,
-                {
-                    "kind": "message",
-                    "title": f"New message from {name}"[:120],
-                    "body": body,
-                    "link": link,
-                    "data": {
-                        "conversationId": conversation_id,
-                        "messageId": message_id,
-                        "senderId": sender,
-                    },
-                    "createdAt": firestore.SERVER_TIMESTAMP,
-                    "read": False,
-                }
-                | ({"emailAfter": email_after} if email_after else {}),
-            )
-        return Told(
-            "told", inbox_created=created, pushed=int(due or again), throttled=not (due or again)
-        )
+        return Told("told", created, int(due or again), throttled=not (due or again))
 
     told = run_transaction(db, decide, busy_message=_BUSY)
     if told.outcome != "told" or not told.pushed:
         return told
     if not to.wants_push(now or dt.datetime.now(dt.UTC)):
         return Told("told", told.inbox_created, 0, told.throttled)
-    sent = notify.USERS.push(
+    report = notify.USERS.push_to(
         db,
         recipient,
         to,
         collapse_id=f"chat-{conversation_id}",
         title=name,
         body=body,
-        data={
-            "kind": "message",
-            "conversationId": conversation_id,
-            "messageId": message_id,
-            "link": link,
-        },
+        data=data | {"kind": "message", "link": link},
         exclude=set(by.tokens or ()),
         transport=transport,
     )
-    return Told("told", told.inbox_created, sent, told.throttled)
+    return Told("told", told.inbox_created, report.sent, told.throttled)
 
 
 def queue_unread_emails(
@@ -401,11 +383,9 @@ def queue_unread_emails(
     started, joined = time.monotonic(), 0
     while time.monotonic() - started < budget_s:
         due = list(
-            db.collection_group("notifications")
-            .where(filter=FieldFilter("emailAfter", "<=", now))
-            .order_by("emailAfter")
-            .limit(page)
-            .stream()
+            queries.CHAT_EMAIL_DUE.build(
+                db, ranges={"emailAfter": [("<=", now)]}, limit=page
+            ).stream()
         )
         for entry in due:
             owner = entry.reference.parent.parent
@@ -421,7 +401,7 @@ def _queue_one(
 ) -> int:
     from marketplace import notify  # lazy: see notify_recipient
 
-    address = notify.USERS.reach(db, [uid])[uid].email
+    reach = notify.USERS.reach(db, uid)
 
     def apply(transaction: firestore.Transaction) -> int:
         entry = entry_ref.get(transaction=transaction)
@@ -429,9 +409,9 @@ def _queue_one(
         if not entry.exists or "emailAfter" not in data:
             return 0  # another run took it
         fields: dict[str, Any] = {"emailAfter": firestore.DELETE_FIELD}
-        joins = not data.get("read") and address is not None
+        joins = not data.get("read") and reach.email is not None
         if joins:
-            fields |= mail.digest_fields(address, now.date())
+            fields |= notify.USERS.digest_fields(reach, now)
         transaction.update(entry_ref, fields)
         return int(joins)
 

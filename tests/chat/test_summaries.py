@@ -68,7 +68,9 @@ def test_the_counter_has_no_cap(firestore_db: firestore.Client) -> None:
     batch = firestore_db.batch()
     for i in range(300):
         ref = talk.ref.collection("messages").document(f"m{i:04d}")
-        batch.set(ref, {"senderId": talk.agent, "text": "hi", "createdAt": firestore.SERVER_TIMESTAMP})
+        batch.set(
+            ref, {"senderId": talk.agent, "text": "hi", "createdAt": firestore.SERVER_TIMESTAMP}
+        )
     batch.commit()
     deliver_event(talk.send(talk.agent, "the last"))
 

@@ -57,6 +57,8 @@ class Conversation:
         ref = self.ref.collection("messages").document()
         data = {"senderId": sender, "text": text, "createdAt": firestore.SERVER_TIMESTAMP}
         written(lambda: ref.set(data))
+        # Read back: the emulator stores a server timestamp in milliseconds, not as the
+        # write's (microsecond) update time; the event carries what is stored.
         stored = ref.get().to_dict() or {}
         event = firestore_event(ref.path, after=stored, kind="created")
         self.pending.append(event)
@@ -67,8 +69,10 @@ class Conversation:
         before = self.ref.get().to_dict() or {}
         key = FieldPath("lastReadAt", reader).to_api_repr()
         written(lambda: self.ref.update({key: firestore.SERVER_TIMESTAMP}))
-        after = self.ref.get().to_dict() or {}
-        # The event carries the read mark as written; other fields as they were then.
+        marks = dict(before.get("lastReadAt") or {})
+        marks[reader] = (self.ref.get().to_dict() or {})["lastReadAt"][reader]
+        # The event carries the read mark as stored, the rest as read just before.
+        after = before | {"lastReadAt": marks}
         event = firestore_event(self.ref.path, before=before, after=after, kind="updated")
         self.pending.append(event)
         return event
@@ -80,14 +84,19 @@ class Conversation:
 
     def truth(self, reader: str) -> int:
         """The unread count recomputed from the messages, in Python."""
-        data = self.ref.get().to_dict() or {}
-        since = chat.read_at(data, reader)
+        since = chat.read_at(self.stored(), reader)
         other = self.other(reader)
         return sum(
             1
-            for m in self.ref.collection("messages").stream()
-            if m.get("senderId") == other and (since is None or m.get("createdAt") > since)
+            for sender, sent_at in self.messages()
+            if sender == other and (since is None or sent_at > since)
         )
+
+    def messages(self) -> list[tuple[str, dt.datetime]]:
+        return [
+            (m.get("senderId"), m.get("createdAt"))
+            for m in self.ref.collection("messages").stream()
+        ]
 
     def stored(self) -> dict[str, Any]:
         return self.ref.get().to_dict() or {}
@@ -104,7 +113,9 @@ def deliver_event(event: CloudEvent) -> None:
     deliver(function, event)
 
 
-def open_conversation(db: firestore.Client, buyer: str | None = None, agent: str | None = None) -> Conversation:
+def open_conversation(
+    db: firestore.Client, buyer: str | None = None, agent: str | None = None
+) -> Conversation:
     buyer, agent = buyer or new_uid("buyer"), agent or new_uid("agent")
     listing = f"listing-{uuid.uuid4().hex[:10]}"
     conversation_id = f"{listing}__{buyer}"

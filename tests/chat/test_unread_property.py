@@ -1,0 +1,108 @@
+"""Property: whatever the interleaving of sends, read marks, concurrent sends by both
+participants, and duplicated and reordered trigger deliveries, every unread count, every
+badge and every summary ends equal to the truth recomputed from the messages.
+
+Each example is a fresh buyer talking to two agents (two conversations), so a read in one
+conversation changing the other would show. Events may be delivered during the run (and
+stay pending, to be delivered again: duplicates), and every event is delivered once more
+at the end in an order the example chooses.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from google.cloud import firestore
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+
+from marketplace import chat
+from tests.chat.world import Conversation, counter, deliver_event, new_uid, open_conversation
+
+WHO = st.sampled_from(["buyer", "agent"])
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("send"), st.integers(0, 1), WHO),
+        st.tuples(st.just("read"), st.integers(0, 1), WHO),
+        st.tuples(st.just("both_send"), st.integers(0, 1), WHO),
+        st.tuples(st.just("deliver"), st.integers(0, 99), WHO),
+    ),
+    min_size=1,
+    max_size=6,
+)
+EXAMPLES = settings(
+    max_examples=300,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+def _party(talk: Conversation, who: str) -> str:
+    return talk.buyer if who == "buyer" else talk.agent
+
+
+def run_program(db: firestore.Client, ops: list[tuple[str, int, str]], order: Any) -> None:
+    buyer = new_uid("buyer")
+    talks = [open_conversation(db, buyer=buyer), open_conversation(db, buyer=buyer)]
+    delivered: list[Any] = []
+    for op, which, who in ops:
+        talk = talks[which % 2]
+        if op == "send":
+            talk.send(_party(talk, who))
+        elif op == "read":
+            talk.mark_read(_party(talk, who))
+        elif op == "both_send":
+            # Both participants at once, their triggers racing each other.
+            with ThreadPoolExecutor(2) as pool:
+                events = list(pool.map(talk.send, (talk.buyer, talk.agent)))
+                list(pool.map(deliver_event, events))
+        else:
+            pending = [e for t in talks for e in t.pending]
+            if pending:
+                event = pending[which % len(pending)]
+                deliver_event(event)  # stays pending: delivered again at the end
+                delivered.append(event)
+    # At-least-once: every event arrives (again), in an order the example picks.
+    everything = [e for t in talks for e in t.pending] + delivered
+    for event in order(everything):
+        deliver_event(event)
+
+    # The truth, recomputed in Python from one read of each conversation and its messages.
+    truth: dict[str, list[int]] = {}
+    for talk in talks:
+        stored = talk.stored()
+        messages = talk.ref.collection("messages").stream()
+        sent = [(m.get("createdAt"), m.id, m.get("senderId")) for m in messages]
+        for uid in (talk.buyer, talk.agent):
+            since = chat.read_at(stored, uid)
+            count = sum(1 for at, _, by in sent if by != uid and (since is None or at > since))
+            assert stored.get("unread", {}).get(uid, 0) == count, uid
+            truth.setdefault(uid, []).append(count)
+        if sent:
+            shown = stored["lastMessage"]
+            assert (shown["sentAt"], shown["messageId"]) == max(sent)[:2]
+            assert stored["updatedAt"] == shown["sentAt"]
+        else:
+            assert stored.get("lastMessage") is None
+    for uid, counts in truth.items():
+        badge = counter(db, uid)
+        assert badge.get("messages", 0) == sum(counts), uid
+        assert badge.get("conversations", 0) == sum(1 for n in counts if n), uid
+
+
+def _property(number: int) -> Any:
+    @seed(number)
+    @EXAMPLES
+    @given(ops=OPS, data=st.data())
+    def check(firestore_db: firestore.Client, ops: list[tuple[str, int, str]], data: Any) -> None:
+        run_program(firestore_db, ops, lambda events: data.draw(st.permutations(events)))
+
+    return check
+
+
+@pytest.mark.parametrize("number", [1, 2, 3], ids=["seed1", "seed2", "seed3"])
+def test_counts_and_summaries_equal_the_truth(firestore_db: firestore.Client, number: int) -> None:
+    _property(number)(firestore_db)
