@@ -477,3 +477,32 @@ def test_retry_is_declared_in_the_deploy_manifest() -> None:
     default = count_note_changes.__firebase_endpoint__.eventTrigger  # type: ignore[attr-defined]
     assert (retried["retry"], default["retry"]) == (True, False)
     assert default["eventFilterPathPatterns"] == {"document": "notes/{noteId}"}
+
+
+RECOMPUTED: Counter[str] = Counter()
+
+
+@document_trigger("tallies/{id}", model=Note, mode=EffectMode.RECOMPUTE, retry=True)
+def recompute_tally(change: DocumentChange[Note], effects: Effects) -> None:
+    """Recompute mode: runs on every delivery (the handler is idempotent), no ledger."""
+    RECOMPUTED[change.event_id] += 1
+    if change.after is not None and change.after.title == "explode":
+        raise RuntimeError("recount failed")
+
+
+def test_recompute_mode_runs_every_delivery_and_keeps_no_ledger(
+    firestore_db: firestore.Client,
+) -> None:
+    event = firestore_event("tallies/t1", after={"title": "a"}, kind="written")
+    for copy in (event, redelivery(event), redelivery(event)):
+        recompute_tally(copy)
+
+    assert RECOMPUTED[event["id"]] == 3
+    assert ledger_record(firestore_db, "recompute_tally", event["id"]) == {}
+
+
+def test_recompute_mode_failure_is_raised_for_a_redelivery(firestore_db: firestore.Client) -> None:
+    event = firestore_event("tallies/t2", after={"title": "explode"}, kind="written")
+    with pytest.raises(RuntimeError, match="recount failed"):
+        recompute_tally(event)
+    assert ledger_record(firestore_db, "recompute_tally", event["id"]) == {}
