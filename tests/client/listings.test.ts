@@ -1,6 +1,6 @@
 // Listings and alerts: a buyer saves a search; an agent writes a draft with the contract's
 // types and submits it; an admin approves it; the buyer's live inbox listener gets the
-// match, and nobody else is told.
+// match, the agent hears the decision, and nobody else is told.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
@@ -61,6 +61,16 @@ test("a submitted, approved listing reaches a matching buyer's live inbox", asyn
   assert.equal(alert.data().read, false);
   // Now public, the buyer reads it too.
   assert.equal((await getDoc(buyersView)).data()?.status, "active");
-  // Nobody is told about their own listing.
-  assert.equal((await getDocs(inbox(agent))).size, 0);
+  // The agent hears the moderator's decision (inbox, push), and no alert about their own
+  // listing.
+  const decided = await waitForQuery(
+    inbox(agent),
+    (s) => s.docs.some((d) => d.data().kind === "listing_review"),
+    "the agent's review notice",
+  );
+  const notice = decided.docs.find((d) => d.data().kind === "listing_review")!.data();
+  assert.equal(notice.title, "Your listing is live");
+  assert.equal(notice.listingId, home.id);
+  const kinds = (await getDocs(inbox(agent))).docs.map((d) => d.data().kind);
+  assert.deepEqual(kinds, ["listing_review"]);
 });
