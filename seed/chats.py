@@ -1,7 +1,8 @@
 """Conversations and their messages, with everything the chat functions derive from them.
 
-The seed is written with triggers off, so it stores what :mod:`marketplace.chat` would
-have left after every message and read mark had run: each participant's read receipt
+The seed stores what :mod:`marketplace.chat` would have left after every message and read
+mark had run (so the chat triggers, when ``make dev`` seeds with them running, find
+nothing to change; ``tests/test_seed.py`` loads with them off): each participant's read receipt
 (``lastReadAt``: one has read everything before one's own reply; some recipients have
 read the latest messages too), the newest message as the preview and ``updatedAt``, each
 participant's exact ``unread`` count, the badge counter (``users/{uid}/counters/unread``)
