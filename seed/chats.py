@@ -1,12 +1,12 @@
 """Conversations and their messages, with everything the chat functions derive from them.
 
 The seed stores what :mod:`marketplace.chat` would have left after every message and read
-mark had run (so the chat triggers, when ``make dev`` seeds with them running, find
-nothing to change; ``tests/test_seed.py`` loads with them off): each participant's read receipt
-(``lastReadAt``: one has read everything before one's own reply; some recipients have
-read the latest messages too), the newest message as the preview and ``updatedAt``, each
-participant's exact ``unread`` count, the badge counter (``users/{uid}/counters/unread``)
-and one inbox entry per unread streak (``chat-{cid}-{streak}``, its email still pending).
+mark had run (so the chat triggers, which run on the seed's writes in ``make dev``, find
+nothing to change): each participant's read receipt (``lastReadAt``: one has read
+everything before one's own reply; some recipients have read the latest messages too),
+the newest message as the preview and ``updatedAt``, each participant's exact ``unread``
+count, the badge counter (``users/{uid}/counters/unread``) and one inbox entry per unread
+streak (``chat-{cid}-{streak}``, its email still pending).
 ``tests/test_seed.py`` checks the loaded seed against the functions' own recount.
 
 The sign-in buyers' conversations with the sign-in agent all end unread, alternately for
