@@ -10,17 +10,22 @@ duplicated, lost-then-retried or reordered event cannot make them drift: the nex
 recomputation is right whatever came before. There is no cap.
 
 **Why the recomputations cannot race to a stale value.** A recount reads the
-conversation, then counts (after the message was committed), then writes only if the
-conversation is still the version it read (:func:`firekit.transactions.write_if_unchanged`);
-otherwise it reads and counts again. Two recounts of one conversation therefore cannot
-both land on the same version, and a read mark is itself a write to the document, so a
-recount that read before it fails and counts again. Between two writes of the
+conversation, then counts the reader's unread (after the message was committed) and, side
+by side, reads their badge and then sums their unread over all their conversations; it
+commits the conversation's changes and the badge in one batch, each only if it is still
+the version read, and otherwise starts again. Two recounts of one conversation therefore
+cannot both land on the same version, and a read mark is itself a write to the document,
+so a recount that read before it fails and counts again. Between two writes of the
 conversation the truth only grows (new messages), so a recount that finds the stored value
-unchanged has nothing to write. The badge's truth can move both ways (one conversation
-read while another receives), so its refresh always writes, on the version of the badge
-it read before summing: of two refreshes, the one that read first fails and sums again.
-No transaction holds a lock across the aggregations, so concurrent triggers never wait on
-each other.
+unchanged has nothing to write there. The badge's truth can move both ways (one
+conversation read while another receives), so the badge is always written, on the version
+read before summing: of two recounts racing on one user's badge, the one that read first
+fails and sums again. (The sum saw this conversation at the version read, so the badge
+swaps its stored count for the new one.) No transaction holds a lock across the
+aggregations, so concurrent triggers never wait on each other: in the emulator, two such
+transactions on one conversation waited about 2 s for each other's lock. Four dependent
+round trips per message: the conversation, the badge (beside the count), the sum, the
+commit.
 
 **Coalescing bursts.** Firestore sustains about one write a second to one document. The
 summary moves only when the message is newer than the one shown (``lastMessage``), and a
@@ -40,18 +45,21 @@ conversation, collapsed per conversation, never to a device the sender also hold
 from __future__ import annotations
 
 import datetime as dt
+import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from google.api_core.exceptions import NotFound
+from google.api_core.exceptions import AlreadyExists, FailedPrecondition, NotFound
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from firekit import logs
-from firekit.transactions import run_transaction, write_if_unchanged
+from firekit.errors import BUSY
+from firekit.transactions import run_transaction
 from marketplace import queries
 
 CONVERSATIONS = "conversations"
@@ -138,8 +146,8 @@ def unread_count(
 ) -> int:
     """How many of the other participant's messages ``reader`` has not read (exact).
 
-    Called after the conversation was read, and written back only if it is still that
-    version (:func:`firekit.transactions.write_if_unchanged`): the read orders the count."""
+    Called after the conversation was read; the recount is written only on that version,
+    which is what orders the count after everything it must see."""
     sender = other_participant(conversation, reader)
     if sender is None:
         return 0
@@ -167,91 +175,153 @@ def summarize(
     db: firestore.Client, conversation_id: str, message_id: str, message: Mapping[str, Any]
 ) -> Summarized:
     """Show the message in the conversation's summary if it is the newest, recount its
-    recipient's unread, and refresh their badge. Safe to run any number of times, in
-    any order with other messages' and read marks' runs."""
+    recipient's unread and their badge. Safe to run any number of times, in any order
+    with other messages' and read marks' runs."""
     sender, sent_at = message.get("senderId"), message.get("createdAt")
     if not isinstance(sender, str) or not isinstance(sent_at, dt.datetime):
         return Summarized("gone")
-    ref = conversation_ref(db, conversation_id)
     outcome: list[Summarized] = []
 
-    def decide(snapshot: firestore.DocumentSnapshot[Any]) -> dict[str, Any] | None:
+    def plan(conversation: Mapping[str, Any] | None) -> _Recount | None:
         outcome.clear()
-        conversation = snapshot.to_dict() or {}
-        recipient = other_participant(conversation, sender) if snapshot.exists else None
-        if recipient is None:
+        recipient = other_participant(conversation, sender) if conversation else None
+        if conversation is None or recipient is None:
             outcome.append(Summarized("gone"))
             return None
         if _covered(conversation, message_id, sender, sent_at):
             outcome.append(Summarized("coalesced"))
             return None
-        updates: dict[str, Any] = {}
-        count = unread_count(db, conversation_id, conversation, recipient)
-        if (conversation.get("unread") or {}).get(recipient) != count:
-            updates[FieldPath("unread", recipient).to_api_repr()] = count
+        changes: dict[str, Any] = {}
         shown = _shown(conversation)
         if shown is None or _order(sent_at, message_id) > shown:
             text = message.get("text")
-            updates["lastMessage"] = {
+            changes["lastMessage"] = {
                 "messageId": message_id,
                 "text": preview(text if isinstance(text, str) else ""),
                 "senderId": sender,
                 "sentAt": sent_at,
             }
-            updates["updatedAt"] = sent_at
-        outcome.append(Summarized("updated" if updates else "unchanged", recipient))
-        return updates or None
+            changes["updatedAt"] = sent_at
+        outcome.append(Summarized("updated", recipient))
+        return _Recount(recipient, changes)
 
-    write_if_unchanged(ref, decide, busy_message=_BUSY)
+    wrote = _recount(db, conversation_id, plan)
     done = outcome[-1]
-    if done.recipient is not None:
-        refresh_counter(db, done.recipient)
+    if done.outcome == "updated" and not wrote:
+        return Summarized("unchanged", done.recipient)
     return done
 
 
 def recount_reader(db: firestore.Client, conversation_id: str, reader: str) -> bool:
-    """After ``reader`` marked the conversation read: recount their unread and refresh
-    their badge. Returns whether the count changed."""
+    """After ``reader`` marked the conversation read: recount their unread and their
+    badge. Returns whether their count changed."""
 
-    def decide(snapshot: firestore.DocumentSnapshot[Any]) -> dict[str, Any] | None:
-        conversation = snapshot.to_dict() or {}
-        if not snapshot.exists or other_participant(conversation, reader) is None:
+    def plan(conversation: Mapping[str, Any] | None) -> _Recount | None:
+        if conversation is None or other_participant(conversation, reader) is None:
             return None
-        count = unread_count(db, conversation_id, conversation, reader)
-        if (conversation.get("unread") or {}).get(reader) == count:
-            return None
-        return {FieldPath("unread", reader).to_api_repr(): count}
+        return _Recount(reader, {})
 
-    _, written = write_if_unchanged(
-        conversation_ref(db, conversation_id), decide, busy_message=_BUSY
-    )
-    refresh_counter(db, reader)
-    return written is not None
+    return _recount(db, conversation_id, plan)
 
 
-def refresh_counter(db: firestore.Client, uid: str) -> dict[str, int]:
-    """Recompute the user's badge: unread messages over all their conversations, and how
-    many conversations have any. Always writes (see the module docstring)."""
+@dataclass(frozen=True)
+class _Recount:
+    """What a recount writes besides the reader's count and badge: the summary."""
+
+    reader: str
+    changes: dict[str, Any]
+
+
+ATTEMPTS = 10
+_AGGREGATE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chat-aggregate")
+"""The count and the badge's read and sum run side by side (both wait on Firestore)."""
+
+
+def _recount(
+    db: firestore.Client,
+    conversation_id: str,
+    plan: Callable[[Mapping[str, Any] | None], _Recount | None],
+) -> bool:
+    """Read the conversation, ``plan`` what to write, recount the reader's unread and
+    badge, and commit it all in one batch, on the versions read; otherwise start again
+    (see the module docstring). Returns whether the reader's count changed."""
+    ref = conversation_ref(db, conversation_id)
+    for attempt in range(ATTEMPTS):
+        snapshot = ref.get()
+        conversation = (snapshot.to_dict() or {}) if snapshot.exists else None
+        recount = plan(conversation)
+        if recount is None or conversation is None:
+            return False
+        reader = recount.reader
+        counted = _AGGREGATE.submit(unread_count, db, conversation_id, conversation, reader)
+        badge_ref, badge, total = _badge(db, reader)  # the badge read, then the sum
+        count = counted.result()
+        stored = (conversation.get("unread") or {}).get(reader)
+        changes = dict(recount.changes)
+        if stored != count:
+            changes[FieldPath("unread", reader).to_api_repr()] = count
+        # The sum saw this conversation as read above (its writes are guarded by that
+        # version): swap its stored count for the new one.
+        before = stored if isinstance(stored, int) else 0
+        counts = {
+            "messages": total["messages"] - before + count,
+            "conversations": total["conversations"] - (before > 0) + (count > 0),
+        }
+        batch = db.batch()
+        if changes:
+            batch.update(ref, changes, option=_unchanged(snapshot))
+        fields = counts | {"updatedAt": firestore.SERVER_TIMESTAMP}
+        if badge.exists:
+            batch.update(badge_ref, fields, option=_unchanged(badge))
+        else:
+            batch.create(badge_ref, fields)
+        try:
+            batch.commit()
+        except (FailedPrecondition, AlreadyExists, NotFound):
+            time.sleep(random.uniform(0, 0.01 * 2**attempt))  # out of step with the rival
+            continue
+        return stored != count
+    raise BUSY(_BUSY)
+
+
+def _badge(
+    db: firestore.Client, uid: str
+) -> tuple[firestore.DocumentReference, firestore.DocumentSnapshot[Any], dict[str, int]]:
+    """The user's badge as stored, then (after that read) their unread over all their
+    conversations and how many conversations have any."""
+    ref = counter_ref(db, uid)
+    snapshot = ref.get()
     # Only the user's own conversations have an ``unread.<uid>`` entry: no array filter,
     # so the automatic single-field index of the map entry serves it.
     entry = FieldPath("unread", uid).to_api_repr()
     mine = db.collection(CONVERSATIONS).where(filter=FieldFilter(entry, ">", 0))
     # (the SDK annotates ``count()`` as returning the aggregation's class, not an instance)
     total = cast(Any, mine.count(alias="conversations")).sum(entry, alias="messages")
+    found = {r.alias: int(r.value or 0) for r in total.get()[0]}
+    sums = {"messages": found.get("messages", 0), "conversations": found.get("conversations", 0)}
+    return ref, snapshot, sums
 
-    def decide(_snapshot: firestore.DocumentSnapshot[Any]) -> dict[str, Any]:
-        # Summed after the counter was read: a refresh that raced us fails its write.
-        found = {r.alias: int(r.value or 0) for r in total.get()[0]}
-        counts = {
-            "messages": found.get("messages", 0),
-            "conversations": found.get("conversations", 0),
-        }
-        return counts | {"updatedAt": firestore.SERVER_TIMESTAMP}
 
-    _, written = write_if_unchanged(
-        counter_ref(db, uid), decide, busy_message="unread counter busy; retry"
-    )
-    return {k: v for k, v in (written or {}).items() if isinstance(v, int)}
+def refresh_counter(db: firestore.Client, uid: str) -> dict[str, int]:
+    """Recompute the user's badge from all their conversations and write it (a repair,
+    and the seed's check); the triggers keep it as part of each recount instead."""
+    for attempt in range(ATTEMPTS):
+        ref, badge, sums = _badge(db, uid)
+        fields = sums | {"updatedAt": firestore.SERVER_TIMESTAMP}
+        try:
+            if badge.exists:
+                ref.update(fields, option=_unchanged(badge))
+            else:
+                ref.create(fields)
+        except (FailedPrecondition, AlreadyExists, NotFound):
+            time.sleep(random.uniform(0, 0.01 * 2**attempt))
+            continue
+        return sums
+    raise BUSY("unread counter busy; retry")
+
+
+def _unchanged(snapshot: firestore.DocumentSnapshot[Any]) -> Any:
+    return firestore.Client.write_option(last_update_time=snapshot.update_time)
 
 
 def mark_streak_read(
