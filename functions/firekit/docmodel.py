@@ -274,9 +274,12 @@ def apply_update(before: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[
 
     A key ``"field.key"`` is a field path into the map ``field`` (one level deep, how
     clients write :class:`OwnEntry` maps); a value :data:`DELETE` removes the field.
+    Request-time stamps are transforms, which Firestore applies after the plain values
+    of the same write: ``{"m": {}, "m.uid": serverTimestamp()}`` leaves the stamp in.
     """
     after = dict(before)
-    for path, value in changes.items():
+    stamps_last = sorted(changes.items(), key=lambda item: item[1] is REQUEST_TIME)
+    for path, value in stamps_last:
         top, dot, key = path.partition(".")
         if not dot:
             if value is DELETE:

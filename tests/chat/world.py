@@ -44,6 +44,8 @@ class Conversation:
     buyer: str
     agent: str
     pending: list[CloudEvent] = field(default_factory=list)
+    marks: dict[str, dt.datetime] = field(default_factory=dict)
+    """The read marks this world wrote, as stored."""
 
     @property
     def ref(self) -> firestore.DocumentReference:
@@ -66,13 +68,14 @@ class Conversation:
 
     def mark_read(self, reader: str) -> CloudEvent:
         """Set the reader's ``lastReadAt`` to the request time; returns the update event."""
-        before = self.ref.get().to_dict() or {}
         key = FieldPath("lastReadAt", reader).to_api_repr()
         written(lambda: self.ref.update({key: firestore.SERVER_TIMESTAMP}))
-        marks = dict(before.get("lastReadAt") or {})
-        marks[reader] = (self.ref.get().to_dict() or {})["lastReadAt"][reader]
-        # The event carries the read mark as stored, the rest as read just before.
-        after = before | {"lastReadAt": marks}
+        stamped = (self.ref.get().to_dict() or {})["lastReadAt"]
+        # The handler reacts to the read marks alone (and reads the rest as stored): the
+        # event carries the marks before (as this world wrote them) and after.
+        before = {"lastReadAt": dict(self.marks)} if self.marks else {}
+        self.marks[reader] = stamped[reader]
+        after = {"lastReadAt": dict(self.marks)}
         event = firestore_event(self.ref.path, before=before, after=after, kind="updated")
         self.pending.append(event)
         return event
