@@ -99,7 +99,8 @@ def _run_journey(
     """The journey's run, and where the emulator's log stood when it began."""
     # Start after the events of earlier tests have run: the emulator delivers them one
     # at a time, and a backlog would delay this journey's triggers behind them.
-    stack.settle_triggers(quiet=1.0, timeout=60)
+    # Bounded: the rerun below covers a run the emulator dropped meanwhile.
+    stack.settle_triggers(quiet=1.0, timeout=20)
     log_from = stack.emulator_log.stat().st_size
     ran = subprocess.run(
         [node, "--test", "--test-reporter=spec", f"{journey}.test.js"],

