@@ -278,7 +278,7 @@ def _recount(
         try:
             batch.commit()
         except (FailedPrecondition, AlreadyExists, NotFound):
-            time.sleep(random.uniform(0, 0.01 * 2**attempt))  # out of step with the rival
+            _back_off(attempt)
             continue
         return stored != count
     raise BUSY(_BUSY)
@@ -314,10 +314,15 @@ def refresh_counter(db: firestore.Client, uid: str) -> dict[str, int]:
             else:
                 ref.create(fields)
         except (FailedPrecondition, AlreadyExists, NotFound):
-            time.sleep(random.uniform(0, 0.01 * 2**attempt))
+            _back_off(attempt)
             continue
         return sums
     raise BUSY("unread counter busy; retry")
+
+
+def _back_off(attempt: int) -> None:
+    """Wait a random, growing while before reading again: out of step with the rival."""
+    time.sleep(random.uniform(0, 0.01 * 2**attempt))
 
 
 def _unchanged(snapshot: firestore.DocumentSnapshot[Any]) -> Any:
