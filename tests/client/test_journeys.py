@@ -86,6 +86,9 @@ def test_journey(
         ran, _ = _run_journey(str(node), journey, compiled_journeys, env, firebase_stack)
         output += "\n--- run again after the emulator dropped a trigger run ---\n"
         output += f"{ran.stdout}{ran.stderr}"
+    if ran.returncode != 0:
+        output += "\n--- the emulators' log since the journey began ---\n"
+        output += _log_since(firebase_stack, log_from)
     assert ran.returncode == 0, f"node --test {journey}.test.js failed:\n{output}"
     print(f"{journey}: {time.monotonic() - started:.1f} s\n{output}")  # each test's time (-rA)
 
@@ -118,3 +121,11 @@ def _emulator_dropped_a_run(stack: EmulatorStack, log_from: int) -> bool:
     with stack.emulator_log.open("rb") as log:
         log.seek(log_from)
         return DROPPED_RUN in log.read()
+
+
+def _log_since(stack: EmulatorStack, log_from: int, lines: int = 120) -> str:
+    """The emulators' last lines since ``log_from``: which triggers ran, failed or waited."""
+    with stack.emulator_log.open("rb") as log:
+        log.seek(log_from)
+        tail = log.read().decode(errors="replace").splitlines()
+    return "\n".join(tail[-lines:])

@@ -407,7 +407,9 @@ class _RunTally:
             elif b"functions: Beginning execution of " in line:
                 self.begun += 1
                 self.starting = max(0, self.starting - 1)
-            elif b'functions: Finished "' in line:
+            elif b'functions: Finished "' in line or b"Request to function failed" in line:
+                # A run the emulator lost (its worker's socket hung up, or it timed out)
+                # logs the failure and never "Finished": it is over all the same.
                 self.finished += 1
 
     @property
