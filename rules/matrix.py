@@ -8,8 +8,9 @@ emulator; ``python rules/matrix.py`` renders ``docs/rules-matrix.md`` with the l
 ``--check`` fails if the doc is stale.
 
 Principals: ``anonymous`` (not signed in); ``owner`` (the user the document belongs to:
-the uid in its path or its owner field; for listings an agent); ``other`` (another
-signed-in buyer); ``agent`` (an agent who does not own it); ``admin``.
+the uid in its path or its owner field; an agent for listings, and for viewing hours
+unless the row says otherwise); ``other`` (another signed-in buyer); ``agent`` (an agent
+who does not own it); ``admin``.
 Operations: get, list (a query a client would make, constrained as the rules require),
 create (a valid document the principal would write for themselves: at the owner's path
 for documents under ``users/{uid}``), update (a valid client edit), delete.
@@ -43,9 +44,10 @@ HOT_PATHS = (
     ),
 )
 """(what, match path, operation, most lookups it may make)."""
-RULE_LOOKUP_BUDGET = 3
+RULE_LOOKUP_BUDGET = 4
 """The most any rule may make: the usage document's, one ``existsAfter`` per held
-collection (a write releases one id, so it makes one in practice)."""
+collection (four: saved searches, devices, favourites, viewing hours; a write releases
+one id, so it makes one in practice)."""
 DOC = ROOT / "docs" / "rules-matrix.md"
 
 PRINCIPALS = ("anonymous", "owner", "other", "agent", "admin")
@@ -127,6 +129,21 @@ MATRIX: tuple[Row, ...] = (
         note="create = a favourite of a public listing, its id listed in the usage",
     ),
     Row(
+        "users/{uid}/availability/{scope}",
+        "an agent's hours",
+        owner=ALL,
+        note="owner = an agent, their own viewing hours; create = hours for all their "
+        "listings (scope `all`) or for one listing of theirs (scope: its id), the scope "
+        "listed in the usage; buyers see only free slots, through a callable",
+    ),
+    Row(
+        "users/{uid}/availability/{scope}",
+        "a buyer's hours",
+        owner="get list delete",
+        note="owner = a buyer (say, an agent since made a buyer): reads and deletes what "
+        "is there, writes no hours",
+    ),
+    Row(
         "users/{uid}/limits/{doc}",
         "usage",
         owner="get list update",
@@ -204,7 +221,18 @@ MATRIX: tuple[Row, ...] = (
         admin=READ,
         note="owner = the requester; agent = the listing's agent; made by callables",
     ),
-    Row("viewingSlots/{slotId}", "slot lock", note="functions only"),
+    Row(
+        "viewingLocks/{lockId}",
+        "granule lock",
+        note="functions only: one 15-minute granule of an agent's diary or a listing's, "
+        "taken by one viewing",
+    ),
+    Row(
+        "viewingHolds/{holdId}",
+        "waiting-request place",
+        note="functions only: one of a buyer's places for requests awaiting an agent",
+    ),
+    Row("calendarFeeds/{token}", "calendar token", note="functions only"),
     Row(
         "offers/{offerId}",
         "offer",

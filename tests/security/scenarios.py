@@ -177,6 +177,35 @@ def _favorite_arrange(admin: FirestoreRest, n: str) -> str:
     )
 
 
+def availability(**changes: Any) -> dict[str, Any]:
+    """Viewing hours as an agent writes them: weekday evenings and Saturday mornings."""
+    return {
+        "weekly": [
+            *({"day": day, "start": "17:00", "end": "19:30"} for day in (1, 2, 3, 4, 5)),
+            {"day": 6, "start": "10:00", "end": "13:00"},
+        ],
+        "slotMinutes": 30,
+        "timeZone": "Europe/London",
+        "datesOff": ["2026-12-25"],
+        "autoConfirm": False,
+        "createdAt": SERVER_TIMESTAMP,
+        "updatedAt": SERVER_TIMESTAMP,
+        **changes,
+    }
+
+
+def _availability_arrange(admin: FirestoreRest, n: str) -> str:
+    # The owner's hours for one listing of theirs, and a second listing to write hours for.
+    for listing_id in (f"av-{n}", f"avn-{n}"):
+        admin.set(f"listings/{listing_id}", stored({**listing_draft(OWNER), "status": "active"}))
+    return _put(f"users/{OWNER}/availability/av-{{n}}", availability())(admin, n)
+
+
+def _new_availability(uid: str | None, n: str) -> tuple[str, dict[str, Any]]:
+    # Scope: the owner's other listing (scope `all` exists at most once per owner).
+    return f"users/{OWNER}/availability/avn-{n}", availability()
+
+
 def _new_listing(uid: str | None, n: str) -> tuple[str, dict[str, Any]]:
     return f"listings/new-{n}-{uid}", listing_draft(uid or "nobody")
 
@@ -288,14 +317,33 @@ def _new_report(uid: str | None, n: str) -> tuple[str, dict[str, Any]]:
     }
 
 
+VIEWING_START = NOW + dt.timedelta(days=2)
 VIEWING = {
     "listingId": "l1",
     "agentId": AGENT,
     "requesterId": OWNER,
-    "slotStart": NOW,
-    "slotEnd": NOW + dt.timedelta(minutes=30),
+    "slotStart": VIEWING_START,
+    "slotEnd": VIEWING_START + dt.timedelta(minutes=30),
+    "timeZone": "Europe/London",
     "status": "requested",
     "note": None,
+    "expiresAt": NOW + dt.timedelta(days=1),
+    "locks": [
+        f"{scope}__{owner}__{granule}"
+        for scope, owner in (("agent", AGENT), ("listing", "l1"))
+        for granule in ("20261103T1200Z", "20261103T1215Z")
+    ],
+    "holds": [f"{OWNER}__all__0", f"{OWNER}__l1__0"],
+    "requestKey": "req-1",
+    "revision": 1,
+    "lastChange": {
+        "kind": "requested",
+        "by": OWNER,
+        "at": NOW,
+        "reason": None,
+        "previousStart": None,
+    },
+    "nextReminderAt": None,
     "createdAt": NOW,
     "updatedAt": NOW,
 }
@@ -351,6 +399,22 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "users/{uid}/favorites/{listingId}[favorite]": Scenario(
         _favorite_arrange, _all, _favorite, cap=limits.FAVORITES
+    ),
+    "users/{uid}/availability/{scope}[an agent's hours]": Scenario(
+        _availability_arrange,
+        _all,
+        _new_availability,
+        {"autoConfirm": True, "updatedAt": SERVER_TIMESTAMP},
+        AGENT_DRAFT,
+        limits.AVAILABILITY,
+    ),
+    "users/{uid}/availability/{scope}[a buyer's hours]": Scenario(
+        _availability_arrange,
+        _all,
+        _new_availability,
+        {"autoConfirm": True, "updatedAt": SERVER_TIMESTAMP},
+        {"role": "buyer"},
+        limits.AVAILABILITY,
     ),
     "users/{uid}/limits/{doc}[usage]": Scenario(
         _put(f"users/{OWNER}/limits/usage", {"favorites": {"ids": []}}),
@@ -427,14 +491,29 @@ SCENARIOS: dict[str, Scenario] = {
         None,
         {"status": "confirmed"},
     ),
-    "viewingSlots/{slotId}[slot lock]": Scenario(
+    "viewingLocks/{lockId}[granule lock]": Scenario(
         _put(
-            "viewingSlots/l1__{n}",
-            {"listingId": "l1", "slotStart": NOW, "viewingId": "v1", "createdAt": NOW},
+            "viewingLocks/agent__{n}__20261103T1200Z",
+            {"viewingId": "v1", "start": VIEWING_START, "createdAt": NOW},
         ),
         _all,
         None,
         {"viewingId": "v2"},
+    ),
+    "viewingHolds/{holdId}[waiting-request place]": Scenario(
+        _put(
+            f"viewingHolds/{OWNER}__all__{{n}}",
+            {"requesterId": OWNER, "viewingId": "v1", "createdAt": NOW},
+        ),
+        _all,
+        None,
+        {"viewingId": "v2"},
+    ),
+    "calendarFeeds/{token}[calendar token]": Scenario(
+        _put("calendarFeeds/tok-{n}", {"uid": OWNER, "createdAt": NOW}),
+        _all,
+        None,
+        {"uid": AGENT},
     ),
     "offers/{offerId}[offer]": Scenario(
         _put("offers/o-{n}", OFFER), _party_list("buyerId", "agentId"), None, {"status": "accepted"}
