@@ -15,7 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from security.scenarios import DEVICE, conversation, listing_draft, saved_search, stored
+from security.scenarios import (
+    DEVICE,
+    availability,
+    conversation,
+    listing_draft,
+    saved_search,
+    stored,
+)
 
 from marketplace import limits
 from marketplace.limits import Held, Rate
@@ -35,17 +42,24 @@ def _usage(uid: str) -> str:
     return limits.USAGE.format(uid=uid)
 
 
-def _public_listing(admin: FirestoreRest, listing_id: str, status: str = "active") -> None:
-    admin.set(f"listings/{listing_id}", stored({**listing_draft(AGENT), "status": status}))
+def _public_listing(
+    admin: FirestoreRest, listing_id: str, status: str = "active", owner: str = AGENT
+) -> None:
+    admin.set(f"listings/{listing_id}", stored({**listing_draft(owner), "status": status}))
 
 
 def _held_document(held: Held, uid: str, admin: FirestoreRest) -> tuple[str, dict[str, Any]]:
-    """A new valid document of ``held`` for ``uid`` (its listing arranged, for a favourite)."""
+    """A new valid document of ``held`` for ``uid`` (its listing arranged, for a favourite
+    or for viewing hours: the hours' scope is a listing of the user, an agent)."""
     doc_id = f"h-{_tag()}"
     if held is limits.SAVED_SEARCHES:
         return f"savedSearches/{doc_id}", saved_search(uid)
     if held is limits.DEVICES:
         return f"users/{uid}/devices/{doc_id}", {**DEVICE, "ownerId": uid, "token": doc_id}
+    if held is limits.AVAILABILITY:
+        _public_listing(admin, doc_id, owner=uid)
+        return f"users/{uid}/availability/{doc_id}", availability()
+    assert held is limits.FAVORITES, f"no document arranged for {held.key}"
     _public_listing(admin, doc_id)
     return f"users/{uid}/favorites/{doc_id}", {"listingId": doc_id, "createdAt": SERVER_TIMESTAMP}
 
@@ -57,7 +71,7 @@ def user(as_user: AsUser) -> CappedClient:
     return CappedClient(as_user(uid, {"role": "agent"}, email=f"{uid}@example.com"), uid)
 
 
-# ---- held: saved searches, devices, favourites ---------------------------------------
+# ---- held: saved searches, devices, favourites, viewing hours ------------------------
 
 
 def _one_below_the_cap(held: Held, user: CappedClient, admin: FirestoreRest) -> None:

@@ -180,10 +180,10 @@ def _favorite_arrange(admin: FirestoreRest, n: str) -> str:
 def availability(**changes: Any) -> dict[str, Any]:
     """Viewing hours as an agent writes them: weekday evenings and Saturday mornings."""
     return {
-        "weekly": [
-            *({"day": day, "start": "17:00", "end": "19:30"} for day in (1, 2, 3, 4, 5)),
-            {"day": 6, "start": "10:00", "end": "13:00"},
-        ],
+        "weekly": {
+            **dict.fromkeys(("mon", "tue", "wed", "thu", "fri"), "17:00-19:30"),
+            "sat": "10:00-13:00",
+        },
         "slotMinutes": 30,
         "timeZone": "Europe/London",
         "datesOff": ["2026-12-25"],
