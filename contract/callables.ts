@@ -14,6 +14,42 @@ export type TransitionResult = {
   previousStatus: "draft" | "pending_review" | "active" | "under_offer" | "sold" | "let" | "archived" | "rejected";
 };
 
+/** `renew`: replace the link (the old one stops working). */
+export type CalendarLinkRequest = {
+  /** (default false) */
+  renew?: boolean;
+};
+
+/** The address of the caller's viewings calendar, to subscribe to. */
+export type CalendarLink = {
+  url: string;
+};
+
+/** Cancel (either party), saying why. */
+export type CancelRequest = {
+  /** (at least 1 character(s); at most 128 character(s)) */
+  viewingId: string;
+  /** (at least 1 character(s); at most 300 character(s)) */
+  reason: string;
+};
+
+/** A viewing as its parties see it after a call. */
+export type ViewingResult = {
+  viewingId: string;
+  listingId: string;
+  status: string;
+  slotStart: string;
+  slotEnd: string;
+  /** (default null) */
+  expiresAt: string | null;
+};
+
+/** Confirm or decline (the agent): which viewing. */
+export type ViewingMove = {
+  /** (at least 1 character(s); at most 128 character(s)) */
+  viewingId: string;
+};
+
 /** An agent's request to feature a listing: which one, and for how many days. */
 export type FeatureRequest = {
   /** (at least 1 character(s); at most 128 character(s)) */
@@ -31,12 +67,54 @@ export type FeatureOffer = {
   days: number;
 };
 
+/** The free slots of a listing between `start` and `end` (at most 14 days). */
+export type SlotsRequest = {
+  /** (at least 1 character(s); at most 128 character(s)) */
+  listingId: string;
+  start: string;
+  end: string;
+};
+
+/** One free slot, in UTC and in the listing's local time. */
+export type SlotView = {
+  start: string;
+  end: string;
+  localStart: string;
+  localEnd: string;
+};
+
+/** The free slots, soonest first, and the zone their local times are in. */
+export type SlotsResult = {
+  listingId: string;
+  timeZone: string;
+  slotMinutes: number;
+  slots: SlotView[];
+};
+
 /** An admin's rejection, with the reason the agent will read. */
 export type RejectRequest = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
   /** (at least 1 character(s); at most 500 character(s)) */
   reason: string;
+};
+
+/** A buyer's request for the slot starting at `start`; `requestKey` (made by the app once per request, reused on retries) makes a retry return the same viewing. */
+export type ViewingRequest = {
+  /** (at least 1 character(s); at most 128 character(s)) */
+  listingId: string;
+  start: string;
+  /** (at least 8 character(s); at most 64 character(s); matches /^[A-Za-z0-9_-]+$/) */
+  requestKey: string;
+  /** (at least 1 character(s); at most 500 character(s); default null) */
+  note?: string | null;
+};
+
+/** Move a viewing to the slot starting at `start`. */
+export type RescheduleRequest = {
+  /** (at least 1 character(s); at most 128 character(s)) */
+  viewingId: string;
+  start: string;
 };
 
 /** A search near a point. Prices are minor units of `currency`, which price filters and price sorts require (pence and cents do not compare). */
@@ -165,10 +243,23 @@ export type Explanation = {
 
 export type ApproveListingRequest = ListingRequest;
 export type ApproveListingResponse = TransitionResult;
+export type CalendarLinkResponse = CalendarLink;
+export type CancelViewingRequest = CancelRequest;
+export type CancelViewingResponse = ViewingResult;
+export type ConfirmViewingRequest = ViewingMove;
+export type ConfirmViewingResponse = ViewingResult;
+export type DeclineViewingRequest = ViewingMove;
+export type DeclineViewingResponse = ViewingResult;
 export type FeatureListingRequest = FeatureRequest;
 export type FeatureListingResponse = FeatureOffer;
+export type ListViewingSlotsRequest = SlotsRequest;
+export type ListViewingSlotsResponse = SlotsResult;
 export type RejectListingRequest = RejectRequest;
 export type RejectListingResponse = TransitionResult;
+export type RequestViewingRequest = ViewingRequest;
+export type RequestViewingResponse = ViewingResult;
+export type RescheduleViewingRequest = RescheduleRequest;
+export type RescheduleViewingResponse = ViewingResult;
 export type SearchNearRequest = NearbyRequest;
 export type SearchNearResponse = NearbyPage;
 export type SetListingStatusRequest = SetStatusRequest;
@@ -200,6 +291,63 @@ export interface Callables {
     | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };
   };
+  /** The caller's private calendar address (`.ics`), made on first use. */
+  calendar_link: {
+    request: CalendarLinkRequest;
+    response: CalendarLinkResponse;
+    refusal:
+    | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
+    | { code: "internal"; reason: null };
+  };
+  /** Either party cancels, saying why; its time is free again. */
+  cancel_viewing: {
+    request: CancelViewingRequest;
+    response: CancelViewingResponse;
+    refusal:
+    | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "not-found"; reason: "no_such_viewing" }
+    | { code: "failed-precondition"; reason: "move_not_allowed" }
+    | { code: "permission-denied"; reason: "not_yours_to_move" }
+    | { code: "aborted"; reason: "busy" }
+    | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
+    | { code: "internal"; reason: null };
+  };
+  /** The agent confirms a waiting request. */
+  confirm_viewing: {
+    request: ConfirmViewingRequest;
+    response: ConfirmViewingResponse;
+    refusal:
+    | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "not-found"; reason: "no_such_viewing" }
+    | { code: "failed-precondition"; reason: "move_not_allowed" }
+    | { code: "permission-denied"; reason: "not_yours_to_move" }
+    | { code: "aborted"; reason: "busy" }
+    | { code: "failed-precondition"; reason: "request_lapsed" }
+    | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
+    | { code: "internal"; reason: null };
+  };
+  /** The agent declines a waiting request; its time is free again. */
+  decline_viewing: {
+    request: DeclineViewingRequest;
+    response: DeclineViewingResponse;
+    refusal:
+    | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "not-found"; reason: "no_such_viewing" }
+    | { code: "failed-precondition"; reason: "move_not_allowed" }
+    | { code: "permission-denied"; reason: "not_yours_to_move" }
+    | { code: "aborted"; reason: "busy" }
+    | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
+    | { code: "internal"; reason: null };
+  };
   /** The listing's agent: pay to feature an active listing for 1-30 days (price set here). Returns the PaymentIntent's client secret, the customer id and the amount for the payment sheet; the listing is featured when Stripe's webhook says the payment succeeded. */
   feature_listing: {
     request: FeatureListingRequest;
@@ -217,6 +365,19 @@ export interface Callables {
     | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };
   };
+  /** The listing's free viewing slots in a window of at most 14 days. */
+  list_viewing_slots: {
+    request: ListViewingSlotsRequest;
+    response: ListViewingSlotsResponse;
+    refusal:
+    | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "not-found"; reason: "no_such_listing" }
+    | { code: "failed-precondition"; reason: "no_viewing_hours" }
+    | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
+    | { code: "internal"; reason: null };
+  };
   /** Admin only: reject a listing waiting for review, with a reason for its agent. */
   reject_listing: {
     request: RejectListingRequest;
@@ -228,6 +389,45 @@ export interface Callables {
     | { code: "not-found"; reason: "no_such_listing" }
     | { code: "failed-precondition"; reason: "transition_not_allowed" }
     | { code: "aborted"; reason: "busy" }
+    | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
+    | { code: "internal"; reason: null };
+  };
+  /** Book a slot: confirmed at once, or waiting for the agent (at most a day). */
+  request_viewing: {
+    request: RequestViewingRequest;
+    response: RequestViewingResponse;
+    refusal:
+    | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "not-found"; reason: "no_such_listing" }
+    | { code: "failed-precondition"; reason: "own_listing" }
+    | { code: "failed-precondition"; reason: "no_viewing_hours" }
+    | { code: "failed-precondition"; reason: "not_a_slot" }
+    | { code: "failed-precondition"; reason: "slot_taken" }
+    | { code: "resource-exhausted"; reason: "pending_limit" }
+    | { code: "failed-precondition"; reason: "request_key_reused" }
+    | { code: "aborted"; reason: "busy" }
+    | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
+    | { code: "internal"; reason: null };
+  };
+  /** Either party moves the viewing to another free slot (or nothing changes). */
+  reschedule_viewing: {
+    request: RescheduleViewingRequest;
+    response: RescheduleViewingResponse;
+    refusal:
+    | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "not-found"; reason: "no_such_viewing" }
+    | { code: "failed-precondition"; reason: "move_not_allowed" }
+    | { code: "permission-denied"; reason: "not_yours_to_move" }
+    | { code: "aborted"; reason: "busy" }
+    | { code: "not-found"; reason: "no_such_listing" }
+    | { code: "failed-precondition"; reason: "no_viewing_hours" }
+    | { code: "failed-precondition"; reason: "not_a_slot" }
+    | { code: "failed-precondition"; reason: "slot_taken" }
+    | { code: "resource-exhausted"; reason: "pending_limit" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };

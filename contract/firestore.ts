@@ -403,7 +403,82 @@ export type SavedSearchUpdate = {
   updatedAt: FieldValue;
 };
 
-/** `viewings/{viewingId}`: a booked visit to a listing. */
+/** Open for viewings on each day named, at its hours (a day left out: closed). */
+export type WeeklyHours = {
+  /** (matches /^(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)(,(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)){0,3}$/; default null) */
+  mon?: string | null;
+  /** (matches /^(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)(,(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)){0,3}$/; default null) */
+  tue?: string | null;
+  /** (matches /^(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)(,(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)){0,3}$/; default null) */
+  wed?: string | null;
+  /** (matches /^(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)(,(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)){0,3}$/; default null) */
+  thu?: string | null;
+  /** (matches /^(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)(,(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)){0,3}$/; default null) */
+  fri?: string | null;
+  /** (matches /^(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)(,(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)){0,3}$/; default null) */
+  sat?: string | null;
+  /** (matches /^(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)(,(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)-(([01][0-9]|2[0-3]):(00|15|30|45)|24:00)){0,3}$/; default null) */
+  sun?: string | null;
+};
+
+/** `users/{uid}/availability/{scope}`: an agent's viewing hours, for one listing (the scope is its id) or for all their listings (scope `all`); a listing's own wins. Hours are wall-clock times in `timeZone`, so "Saturdays 10:00–13:00" stays that across daylight-saving changes; `datesOff` are local dates with no viewings. */
+export type Availability = {
+  weekly: WeeklyHours;
+  /** (>= 15; <= 60) */
+  slotMinutes: number;
+  /** (at least 3 character(s); at most 64 character(s); matches /^[A-Za-z]+(/[A-Za-z0-9_+-]+){0,2}$/) */
+  timeZone: string;
+  /** (at most 20 item(s); each matches /^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$/) */
+  datesOff?: string[];
+  /** (default false) */
+  autoConfirm?: boolean;
+  createdAt: Timestamp;
+  updatedAt: Timestamp;
+};
+
+export type AvailabilityCreate = {
+  weekly: WeeklyHours;
+  /** (>= 15; <= 60) */
+  slotMinutes: number;
+  /** (at least 3 character(s); at most 64 character(s); matches /^[A-Za-z]+(/[A-Za-z0-9_+-]+){0,2}$/) */
+  timeZone: string;
+  /** (at most 20 item(s); each matches /^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$/) */
+  datesOff?: string[];
+  /** (default false) */
+  autoConfirm?: boolean;
+  /** Must be serverTimestamp(): the request time. */
+  createdAt: FieldValue;
+  /** Must be serverTimestamp(): the request time. */
+  updatedAt: FieldValue;
+};
+
+export type AvailabilityUpdate = {
+  weekly?: WeeklyHours;
+  /** (>= 15; <= 60) */
+  slotMinutes?: number;
+  /** (at least 3 character(s); at most 64 character(s); matches /^[A-Za-z]+(/[A-Za-z0-9_+-]+){0,2}$/) */
+  timeZone?: string;
+  /** (at most 20 item(s); each matches /^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$/) */
+  datesOff?: string[];
+  /** (default false) */
+  autoConfirm?: boolean;
+  /** Must be serverTimestamp(): the request time. */
+  updatedAt: FieldValue;
+};
+
+/** The latest move of a viewing, which the other party is told of. */
+export type ViewingChange = {
+  kind: "requested" | "confirmed" | "declined" | "cancelled" | "rescheduled" | "expired" | "completed";
+  /** (at least 1 character(s); at most 128 character(s); default null) */
+  by?: string | null;
+  at: Timestamp;
+  /** (at most 300 character(s); default null) */
+  reason?: string | null;
+  /** (default null) */
+  previousStart?: Timestamp | null;
+};
+
+/** `viewings/{viewingId}`: a buyer's visit to a listing, at a slot of its agent's hours. Written only by functions. `revision` counts the moves; each is told once. */
 export type Viewing = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
@@ -413,20 +488,49 @@ export type Viewing = {
   requesterId: string;
   slotStart: Timestamp;
   slotEnd: Timestamp;
-  status: "requested" | "confirmed" | "declined" | "cancelled" | "completed";
+  /** (at least 3 character(s); at most 64 character(s); matches /^[A-Za-z]+(/[A-Za-z0-9_+-]+){0,2}$/) */
+  timeZone: string;
+  status: "requested" | "confirmed" | "declined" | "cancelled" | "expired" | "completed";
   /** (at most 500 character(s); default null) */
   note?: string | null;
+  /** (default null) */
+  expiresAt?: Timestamp | null;
+  /** (each at least 1 character(s), at most 128 character(s)) */
+  locks?: string[];
+  /** (each at least 1 character(s), at most 128 character(s)) */
+  holds?: string[];
+  /** (at most 64 character(s)) */
+  requestKey: string;
+  /** (>= 1) */
+  revision: number;
+  lastChange: ViewingChange;
+  /** (default null) */
+  nextReminderAt?: Timestamp | null;
   createdAt: Timestamp;
   updatedAt: Timestamp;
 };
 
-/** `viewingSlots/{listingId}__{slotStart}`: exists while the slot is taken. */
-export type ViewingSlot = {
-  /** (at least 1 character(s); at most 128 character(s)) */
-  listingId: string;
-  slotStart: Timestamp;
+/** `viewingLocks/{scope}__{id}__{granule}`: one 15-minute granule of an agent's diary (scope `agent`) or of a listing (scope `listing`), taken by one viewing. Created only with `create()` (fails if it exists), in one batch with the viewing and its other granules: so two viewings can never hold the same granule. */
+export type ViewingLock = {
   /** (at least 1 character(s); at most 128 character(s)) */
   viewingId: string;
+  start: Timestamp;
+  createdAt: Timestamp;
+};
+
+/** `viewingHolds/{requesterId}__{scope}__{n}`: one of a buyer's places for waiting requests (scope `all`: 10 places; scope a listing id: 3 places). */
+export type ViewingHold = {
+  /** (at least 1 character(s); at most 128 character(s)) */
+  requesterId: string;
+  /** (at least 1 character(s); at most 128 character(s)) */
+  viewingId: string;
+  createdAt: Timestamp;
+};
+
+/** `calendarFeeds/{token}`: the unguessable token of a user's viewings calendar. */
+export type CalendarFeed = {
+  /** (at least 1 character(s); at most 128 character(s)) */
+  uid: string;
   createdAt: Timestamp;
 };
 
@@ -629,6 +733,8 @@ export type Usage = {
   /** (default null) */
   favorites?: Holding | null;
   /** (default null) */
+  availability?: Holding | null;
+  /** (default null) */
   listings?: Window | null;
   /** (default null) */
   conversations?: Window | null;
@@ -655,8 +761,11 @@ export const PATHS = {
   UnreadCounter: "users/{uid}/counters/{counterId}",
   Listing: "listings/{listingId}",
   SavedSearch: "savedSearches/{searchId}",
+  Availability: "users/{uid}/availability/{scope}",
   Viewing: "viewings/{viewingId}",
-  ViewingSlot: "viewingSlots/{slotId}",
+  ViewingLock: "viewingLocks/{lockId}",
+  ViewingHold: "viewingHolds/{holdId}",
+  CalendarFeed: "calendarFeeds/{token}",
   Offer: "offers/{offerId}",
   Conversation: "conversations/{conversationId}",
   Message: "conversations/{conversationId}/messages/{messageId}",
@@ -674,6 +783,7 @@ export const CAPS = {
   savedSearches: { kind: "held", path: "savedSearches/{id}", cap: 20 },
   devices: { kind: "held", path: "users/{uid}/devices/{id}", cap: 10 },
   favorites: { kind: "held", path: "users/{uid}/favorites/{id}", cap: 500 },
+  availability: { kind: "held", path: "users/{uid}/availability/{id}", cap: 200 },
   listings: { kind: "rate", path: "listings/{id}", cap: 50, windowMs: 86400000 },
   conversations: { kind: "rate", path: "conversations/{id}", cap: 20, windowMs: 86400000 },
   messages: { kind: "rate", path: "conversations/{conversationId}/messages/{id}", cap: 30, windowMs: 60000 },

@@ -1,4 +1,5 @@
 """Every deployed function of the marketplace backend, on one screen."""
+# ruff: noqa: F401 (each import is re-exported: see DEPLOYED)
 
 import os
 
@@ -26,18 +27,14 @@ from api.listings import (
 from api.payments import reconcile_stripe_events, stripe_webhook
 from api.plans import start_agent_plan
 from api.search import search_near
-
-__all__ = [
-    "approve_listing", "before_user_created", "deliverAlerts", "feature_listing", "health",
-    "notify_new_message", "on_agent_profile_changed", "on_conversation_read",
-    "on_device_written", "on_favorite_written", "on_listing_alerts", "on_listing_reviewed",
-    "on_listing_updated", "on_profile_updated", "on_report_created", "on_saved_search_written",
-    "queue_unread_chat_emails", "reconcile_stripe_events", "reject_listing",
-    "roll_up_favorites", "search_near", "send_email_digests", "set_listing_status",
-    "set_user_role", "start_agent_plan", "stripe_webhook", "summarize_conversation",
-]
+from api.viewings import (
+    calendar_link, cancel_viewing, confirm_viewing, decline_viewing, list_viewing_slots,
+    notify_viewing_change, request_viewing, reschedule_viewing, viewing_calendar, viewing_clock,
+)
 # fmt: on
-DEPLOYED = tuple(__all__)
+# What the SDK deploys: what carries its endpoint mark (the imports above, and only them).
+DEPLOYED = tuple(sorted(n for n, f in vars().items() if hasattr(f, "__firebase_endpoint__")))
+__all__ = list(DEPLOYED)
 
 # Development aids, never deployed: only the Functions emulator sets FUNCTIONS_EMULATOR
 # (not is_emulated(): `firebase deploy` loads this file in the deployer's shell, which may

@@ -1,8 +1,10 @@
-"""Conversations, viewings (with their slot locks) and offers between buyers and agents.
+"""Conversations, viewings (with the agents' hours and the viewings' granule locks) and
+offers between buyers and agents.
 
 Everything happens on public listings, after they were published and before ``now``:
-a conversation's derived fields agree with its messages (:mod:`seed.chats`); a viewing's slot
-lock exists while the slot is taken; listings under offer or sold have an accepted offer.
+a conversation's derived fields agree with its messages (:mod:`seed.chats`); a live
+viewing holds its granules, as a booking would have left them; listings under offer or
+sold have an accepted offer.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Iterator
 from itertools import count
 from typing import Any
 
-from marketplace.models import Offer, Viewing, ViewingSlot
+from marketplace import viewings
+from marketplace.models import Availability, Offer, Viewing, ViewingHold, ViewingLock
+from marketplace.models.viewings import WEEKDAYS
 from seed import chats
 from seed.buyers import Buyer
 from seed.chats import SHOWCASE_AGENT, SHOWCASE_BUYERS
@@ -58,38 +62,98 @@ def conversations(
     return docs + chats.moderation(now, docs)
 
 
-def slot_id(listing_id: str, start: dt.datetime) -> str:
-    """The id of a slot lock: ``{listingId}__{slotStart}`` with the start in ISO UTC."""
-    return f"{listing_id}__{start.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+SEED_HOURS = dict.fromkeys(WEEKDAYS, "08:00-20:00")
+"""Every seeded agent's viewing hours (London time): wide enough that every seeded slot,
+09:00 to 17:30 UTC, falls inside them in winter and in summer."""
 
 
-def viewings(
+def viewing_hours(now: dt.datetime, homes: list[Home]) -> list[SeedDoc]:
+    """Every agent's hours for all their listings, confirmed by hand; and the sign-in
+    agent's first London listing on the market confirms requests at once (so a buyer sees
+    both kinds straight away)."""
+    hours = {
+        "weekly": SEED_HOURS,
+        "slotMinutes": 30,
+        "timeZone": "Europe/London",
+        "datesOff": [],
+        "autoConfirm": False,
+        "createdAt": now - 30 * DAY,
+        "updatedAt": now - 30 * DAY,
+    }
+    agents = sorted({h.owner for h in homes})
+    docs = [
+        SeedDoc(
+            viewings.AVAILABILITY.format(uid=a, scope=viewings.ALL_LISTINGS), Availability, hours
+        )
+        for a in agents
+    ]
+    instant = instant_listing(homes)
+    if instant is not None:
+        path = viewings.AVAILABILITY.format(uid=instant.owner, scope=instant.id)
+        docs.append(SeedDoc(path, Availability, {**hours, "autoConfirm": True}))
+    return docs
+
+
+def instant_listing(homes: list[Home]) -> Home | None:
+    """The sign-in agent's London listing whose viewings are confirmed at once."""
+    found = [
+        h
+        for h in homes
+        if h.owner == SHOWCASE_AGENT and h.city.name == "London" and h.status == "active"
+    ]
+    return found[0] if found else None
+
+
+def viewings_of(
     rng: random.Random, now: dt.datetime, buyers: list[Buyer], homes: list[Home]
 ) -> list[SeedDoc]:
-    """Past and upcoming viewings, and a slot lock for each that still holds its slot."""
+    """Past and upcoming viewings, each live one holding its granules in its agent's and
+    its listing's diaries (and, while it waits, its requester's places), never two in one
+    granule."""
     docs: list[SeedDoc] = []
     taken: set[str] = set()
+    places: dict[str, int] = {}
     ids = count(1)
     for buyer in buyers:
         n = 2 if buyer.uid in SHOWCASE_BUYERS else rng.choice((0, 0, 1, 1, 2))
         for home in _choose_homes(rng, buyer, homes, n):
             start = _slot(rng, now, home)
-            lock = slot_id(home.id, start)
-            if lock in taken:  # never double-book, even in seed data
+            locks = viewings.lock_ids(home.owner, home.id, start, start + SLOT)
+            if taken & set(locks):  # never double-book, even in seed data
                 continue
             viewing_id = f"seed-viewing-{next(ids):03d}"
             viewing = _viewing(rng, now, buyer.uid, home, start)
-            docs.append(SeedDoc(f"viewings/{viewing_id}", Viewing, viewing))
-            if viewing["status"] in ("requested", "confirmed", "completed"):
-                taken.add(lock)
-                lock_data = {
-                    "listingId": home.id,
-                    "slotStart": start,
+            if viewing["status"] in viewings.ACTIVE:
+                taken |= set(locks)
+                viewing["locks"] = locks
+                docs += [
+                    SeedDoc(
+                        f"{viewings.LOCKS}/{lock}", ViewingLock, _lock(viewing_id, lock, viewing)
+                    )
+                    for lock in locks
+                ]
+            if viewing["status"] == "requested":
+                n_places = places[buyer.uid] = places.get(buyer.uid, -1) + 1
+                viewing["holds"] = [
+                    f"{buyer.uid}__{viewings.ALL_LISTINGS}__{n_places}",
+                    f"{buyer.uid}__{home.id}__0",
+                ]
+                hold = {
+                    "requesterId": buyer.uid,
                     "viewingId": viewing_id,
                     "createdAt": viewing["createdAt"],
                 }
-                docs.append(SeedDoc(f"viewingSlots/{lock}", ViewingSlot, lock_data))
+                docs += [
+                    SeedDoc(f"{viewings.HOLDS}/{h}", ViewingHold, hold) for h in viewing["holds"]
+                ]
+            docs.append(SeedDoc(f"viewings/{viewing_id}", Viewing, viewing))
     return docs
+
+
+def _lock(viewing_id: str, lock: str, viewing: dict[str, Any]) -> dict[str, Any]:
+    stamp = lock.rsplit("__", 1)[1]
+    start = dt.datetime.strptime(stamp, "%Y%m%dT%H%MZ").replace(tzinfo=dt.UTC)
+    return {"viewingId": viewing_id, "start": start, "createdAt": viewing["createdAt"]}
 
 
 def _slot(rng: random.Random, now: dt.datetime, home: Home) -> dt.datetime:
@@ -112,20 +176,36 @@ def _viewing(
     assert home.published is not None
     if start > now:
         status = rng.choice(("requested", "confirmed", "confirmed"))
-        created = between(rng, max(home.published, now - 7 * DAY), now - HOUR)
+        # A request waits at most a day: a waiting one was made within the last 20 hours.
+        recent = 20 * HOUR if status == "requested" else 7 * DAY
+        created = between(rng, max(home.published, now - recent), now - HOUR)
         updated = created if status == "requested" else between(rng, created, now)
     else:
         status = rng.choice(("completed", "completed", "completed", "cancelled", "declined"))
         created = between(rng, max(home.published, start - 10 * DAY), start - 2 * HOUR)
         done = start + SLOT if status == "completed" else created
         updated = between(rng, done, min(now, start + 2 * DAY) if status == "completed" else start)
-    data = {
+    requested = status == "requested"
+    by = {"confirmed": home.owner, "declined": home.owner, "cancelled": buyer}.get(status, buyer)
+    data: dict[str, Any] = {
         "listingId": home.id,
         "agentId": home.owner,
         "requesterId": buyer,
         "slotStart": start,
         "slotEnd": start + SLOT,
+        "timeZone": "Europe/London",
         "status": status,
+        "expiresAt": min(created + DAY, start) if requested else None,
+        "locks": [],
+        "holds": [],
+        "requestKey": f"seed-{buyer}-{home.id}",
+        "revision": 1 if requested else 2,
+        "lastChange": {
+            "kind": status,
+            "by": None if status == "completed" else by,
+            "at": updated,
+        },
+        "nextReminderAt": viewings.next_reminder(start, now) if status == "confirmed" else None,
         "createdAt": created,
         "updatedAt": updated,
     }

@@ -107,7 +107,7 @@ def _about_viewing(
         return [
             _Note(
                 data["agentId"],
-                f"viewing-{viewing_id}",
+                f"viewing-{viewing_id}-{data['revision']}",
                 "viewing",
                 home,
                 "Viewing requested",
@@ -122,7 +122,7 @@ def _about_viewing(
         return [
             _Note(
                 data["requesterId"],
-                f"viewing-{viewing_id}",
+                f"viewing-{viewing_id}-{data['revision']}",
                 "viewing",
                 home,
                 "Viewing confirmed",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import seed  # noqa: F401  (puts functions/ on the path for the imports below)
 from firekit import bootstrap
+from marketplace import viewings
 from seed import buyers, chats, marketplace, payments
 from seed.accounts import PEOPLE, SeedUser, load_users, seed_users
 from seed.clock import seconds
@@ -51,7 +52,8 @@ def load_all(now: dt.datetime | None = None) -> SeedSummary:
     write_all(db, documents)
     buyers.keep_push_tokens(db, documents)
     buyers.index_searches(db, documents)
-    prune(db, documents, "viewingSlots", prefix="seed-")  # their ids move with `now`
+    for diary in ("agent__seed-", "listing__seed-"):  # lock ids hold times, which move with `now`
+        prune(db, documents, viewings.LOCKS, prefix=diary)
     prune(db, documents, "notifications", prefix=chats.INBOX_PREFIX)  # and so do these
     documents += payments.load(db, people, documents)  # in localstripe, as the app pays
     return SeedSummary(people, documents, now, time.perf_counter() - started)

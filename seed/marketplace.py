@@ -50,15 +50,25 @@ def build(people: list[SeedUser], now: dt.datetime) -> list[SeedDoc]:
         owned += buyer_docs.saved_searches(rng, now, buyer)
         owned += buyer_docs.devices(rng, now, buyer)
         favourites += buyer_docs.favourites(rng, now, buyer, homes)
-    usage = buyer_docs.usage_documents(owned + favourites)
+    hours = deals.viewing_hours(now, homes)
+    usage = buyer_docs.usage_documents(owned + favourites + hours)
     favourites += buyer_docs.tally_favourites(homes, favourites, now)
     dealings = [
         *deals.conversations(rng, now, buyers, homes),
-        *deals.viewings(rng, now, buyers, homes),
+        *deals.viewings_of(rng, now, buyers, homes),
         *deals.offers(rng, now, buyers, homes),
     ]
     names = {p.uid: p.display_name for p in people}
     notes = inbox.notifications(rng, now, names, homes, owned + dealings)
     notes += chats.inbox(names, dealings)
     badges = chats.counters(now, dealings)
-    return [*(h.doc for h in homes), *owned, *favourites, *usage, *dealings, *notes, *badges]
+    return [
+        *(h.doc for h in homes),
+        *owned,
+        *favourites,
+        *hours,
+        *usage,
+        *dealings,
+        *notes,
+        *badges,
+    ]

@@ -21,6 +21,7 @@ same filters evaluated in Python over every stored document of the collection.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import operator
 from collections import Counter
@@ -262,8 +263,9 @@ def test_a_paged_query_refuses_a_page_the_rules_would(limit: int | None) -> None
 # -- the queries, run on the seed ---------------------------------------------------------
 
 Anchors = dict[str, Any]
-DERIVED_ONLY = {"digest_items_due", "digest_items_of_day"}
-"""Queries the seed leaves empty: the seed's inbox documents are in no email digest."""
+DERIVED_ONLY = {"digest_items_due", "digest_items_of_day", "calendar_feed_of"}
+"""Queries the seed leaves empty: the seed's inbox documents are in no email digest, and
+a calendar token is made on a user's first ``calendar_link`` call."""
 
 
 def _anchors(summary: SeedSummary) -> Anchors:
@@ -323,6 +325,20 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
         "open_offers": {"equals": {"listingId": a["offer"]["listingId"], "status": "submitted"}},
         "buyer_viewings": {"equals": {"requesterId": "seed-buyer"}, "ranges": upcoming},
         "agent_viewings": {"equals": {"agentId": "seed-agent"}, "ranges": upcoming},
+        # The viewing clock's queries, two days and two weeks on: what it would find then.
+        "viewings_to_lapse": {
+            "equals": {"status": "requested"},
+            "ranges": {"expiresAt": [("<=", now + dt.timedelta(days=2))]},
+        },
+        "viewings_to_complete": {
+            "equals": {"status": "confirmed"},
+            "ranges": {"slotEnd": [("<=", now + dt.timedelta(days=15))]},
+        },
+        "viewings_to_remind": {
+            "equals": {"status": "confirmed"},
+            "ranges": {"nextReminderAt": [("<=", now + dt.timedelta(days=15))]},
+        },
+        "calendar_feed_of": {"equals": {"uid": "seed-buyer"}},
         "plan_subscriptions": {
             "path": {"uid": "seed-agent"},
             "equals": {"status": ["active", "trialing"]},

@@ -14,7 +14,7 @@ from google.cloud import firestore
 
 from firekit import push
 from firekit.docmodel import Document
-from marketplace import alerts, chat, favorites
+from marketplace import alerts, chat, favorites, viewings
 from marketplace import listings as listings_domain
 from marketplace.models import DOCUMENTS, Listing, SavedSearch
 from marketplace.models.listings import PUBLIC_STATUSES, ListingStatus
@@ -22,7 +22,6 @@ from marketplace.payments import featured, plans
 from pytest_firebase.auth import AuthEmulator
 from seed import chats, marketplace, payments
 from seed.accounts import PEOPLE
-from seed.deals import slot_id
 from seed.documents import SeedDoc
 from seed.load import load_all, load_users, seed_users
 
@@ -35,7 +34,9 @@ SEEDED = {
     "conversations",
     "messages",
     "viewings",
-    "viewingSlots",
+    "viewingLocks",
+    "viewingHolds",
+    "availability",
     "offers",
     "favoriteMarks",
     "favoriteShards",
@@ -274,8 +275,8 @@ def test_only_times_move_with_now() -> None:
     first, second = marketplace.build(people, NOW), marketplace.build(people, later)
     assert Counter(d.collection for d in first) == Counter(d.collection for d in second)
 
-    def fixed(doc: SeedDoc) -> bool:  # slot locks' ids hold their start, chat entries' a read
-        return doc.collection != "viewingSlots" and chats.INBOX_PREFIX not in doc.path
+    def fixed(doc: SeedDoc) -> bool:  # granule locks' ids hold their time, chat entries' a read
+        return doc.collection != viewings.LOCKS and chats.INBOX_PREFIX not in doc.path
 
     assert [d.path for d in first if fixed(d)] == [d.path for d in second if fixed(d)]
 
@@ -334,13 +335,32 @@ def test_activity_agrees_with_the_listings() -> None:
         assert data["lastMessage"]["senderId"] == thread[-1]["senderId"]
         assert data["unread"][thread[-1]["senderId"]] == 0
 
-    locks = {p.split("/")[1]: d.data for p, d in seeded["viewingSlots"].items()}
-    holding = {
-        slot_id(v.data["listingId"], v.data["slotStart"]): p.split("/")[1]
-        for p, v in seeded["viewings"].items()
-        if v.data["status"] in ("requested", "confirmed", "completed")
+    locks = {p.split("/")[1]: d.data["viewingId"] for p, d in seeded[viewings.LOCKS].items()}
+    holds = {p.split("/")[1]: d.data["viewingId"] for p, d in seeded[viewings.HOLDS].items()}
+    hours = {p for p in seeded["availability"]}
+    for path, viewing in seeded["viewings"].items():
+        vid, data = path.split("/")[1], viewing.data
+        live = data["status"] in viewings.ACTIVE
+        assert data["locks"] == (
+            viewings.lock_ids(
+                data["agentId"], data["listingId"], data["slotStart"], data["slotEnd"]
+            )
+            if live
+            else []
+        )
+        assert all(locks[lock] == vid for lock in data["locks"])
+        assert all(holds[hold] == vid for hold in data["holds"])
+        assert (len(data["holds"]) == 2) == (data["status"] == "requested")
+        if data["status"] == "requested":
+            assert (
+                NOW
+                < data["expiresAt"]
+                <= min(data["createdAt"] + dt.timedelta(days=1), data["slotStart"])
+            )
+        assert f"users/{data['agentId']}/availability/all" in hours
+    assert set(locks.values()) | set(holds.values()) <= {
+        p.split("/")[1] for p in seeded["viewings"]
     }
-    assert {k: v["viewingId"] for k, v in locks.items()} == holding
     for offer in seeded["offers"].values():
         listing = listings[offer.data["listingId"]]
         assert listing["ownerId"] == offer.data["agentId"] and listing["kind"] == "sale"

@@ -8,7 +8,8 @@ which the client updates in the same batch as the document it creates.
 
 Two kinds of cap:
 
-- :class:`Held`, documents a user keeps at once (saved searches, devices, favourites).
+- :class:`Held`, documents a user keeps at once (saved searches, devices, favourites,
+  an agent's viewing hours).
   The usage document lists the ids held, at most ``cap`` of them. A client may create such
   a document only if its id is in that list once the batch is applied (``getAfter``), and
   may take an id out of the list only once its document is gone (``existsAfter`` on the id
@@ -61,6 +62,7 @@ class Rate:
 SAVED_SEARCHES = Held("savedSearches", "savedSearches/{id}", 20)
 DEVICES = Held("devices", "users/{uid}/devices/{id}", 10)
 FAVORITES = Held("favorites", "users/{uid}/favorites/{id}", 500)
+AVAILABILITY = Held("availability", "users/{uid}/availability/{id}", 200)
 LISTINGS = Rate("listings", "listings/{id}", 50, dt.timedelta(days=1))
 CONVERSATIONS = Rate("conversations", "conversations/{id}", 20, dt.timedelta(days=1))
 MESSAGES = Rate(
@@ -68,7 +70,7 @@ MESSAGES = Rate(
 )
 REPORTS = Rate("reports", "reports/{id}", 20, dt.timedelta(days=1))
 
-HELD: tuple[Held, ...] = (SAVED_SEARCHES, DEVICES, FAVORITES)
+HELD: tuple[Held, ...] = (SAVED_SEARCHES, DEVICES, FAVORITES, AVAILABILITY)
 RATES: tuple[Rate, ...] = (LISTINGS, CONVERSATIONS, MESSAGES, REPORTS)
 
 

@@ -23,6 +23,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from firekit.docmodel import Document
 from marketplace.favorites import FavoriteShard
 from marketplace.models import (
+    CalendarFeed,
     Conversation,
     Device,
     Favorite,
@@ -349,6 +350,36 @@ AGENT_VIEWINGS = Query(
     ranges=("slotStart",),
     order=(Order("slotStart"),),
 )
+VIEWINGS_TO_LAPSE = Query(
+    "viewings_to_lapse",
+    Viewing,
+    "functions (the viewing clock): waiting requests whose time is up",
+    equals=("status",),
+    ranges=("expiresAt",),
+    order=(Order("expiresAt"),),
+)
+VIEWINGS_TO_COMPLETE = Query(
+    "viewings_to_complete",
+    Viewing,
+    "functions (the viewing clock): confirmed viewings that have ended",
+    equals=("status",),
+    ranges=("slotEnd",),
+    order=(Order("slotEnd"),),
+)
+VIEWINGS_TO_REMIND = Query(
+    "viewings_to_remind",
+    Viewing,
+    "functions (the viewing clock): confirmed viewings whose reminder is due",
+    equals=("status",),
+    ranges=("nextReminderAt",),
+    order=(Order("nextReminderAt"),),
+)
+CALENDAR_FEED_OF = Query(
+    "calendar_feed_of",
+    CalendarFeed,
+    "functions: a user's calendar token",
+    equals=("uid",),
+)
 PLAN_SUBSCRIPTIONS = Query(
     "plan_subscriptions",
     Subscription,
@@ -384,6 +415,10 @@ QUERIES: tuple[Query, ...] = (
     OPEN_OFFERS,
     BUYER_VIEWINGS,
     AGENT_VIEWINGS,
+    VIEWINGS_TO_LAPSE,
+    VIEWINGS_TO_COMPLETE,
+    VIEWINGS_TO_REMIND,
+    CALENDAR_FEED_OF,
     DUPLICATE_ADDRESS,
     FAVOURITE_SHARDS_CHANGED,
     PLAN_SUBSCRIPTIONS,

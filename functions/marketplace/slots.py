@@ -173,9 +173,7 @@ def _day_slots(availability: Availability, tz: zoneinfo.ZoneInfo, day: dt.date) 
 def _open_hours(availability: Availability, weekday: int) -> OpenHours:
     """The union of the weekday's entries, merged, as seconds of the local day."""
     spans = sorted(
-        (_seconds(entry.start), _seconds(entry.end))
-        for entry in availability.weekly
-        if entry.day == weekday
+        (_seconds(start), _seconds(end)) for start, end in availability.weekly.ranges(weekday)
     )
     merged: list[tuple[int, int]] = []
     for begin, finish in spans:

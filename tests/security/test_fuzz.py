@@ -19,6 +19,7 @@ import main
 import pytest
 import requests
 from google.cloud import firestore
+from pydantic import ValidationError
 
 from firekit.ratelimit import COLLECTION as RATE_LIMITS
 from pytest_firebase.callables import CallResult, call_raw
@@ -107,18 +108,48 @@ WELL_FORMED: dict[str, dict[str, Any]] = {
     "start_agent_plan": {"paymentMethodId": "pm_"},
     # Dev-only (exported under the emulators, as here): it reads, never writes.
     "explain_refusal": {"path": "listings/no-such-listing", "op": "update", "data": {}},
+    "list_viewing_slots": {
+        "listingId": "no-such-listing",
+        "start": "2027-03-01T00:00:00Z",
+        "end": "2027-03-02T00:00:00Z",
+    },
+    "request_viewing": {
+        "listingId": "no-such-listing",
+        "start": "2027-03-01T10:00:00Z",
+        "requestKey": "fuzz-request-1",
+        "note": "Hello",
+    },
+    "confirm_viewing": {"viewingId": "no-such-viewing"},
+    "decline_viewing": {"viewingId": "no-such-viewing"},
+    "cancel_viewing": {"viewingId": "no-such-viewing", "reason": "Busy."},
+    "reschedule_viewing": {"viewingId": "no-such-viewing", "start": "2027-03-01T10:00:00Z"},
+    "calendar_link": {"renew": True},
 }
+WRITES_WHEN_WELL_FORMED = {"calendar_link"}
+"""Callables whose well-formed calls write by design (the caller's calendar token): only
+their malformed variants run here (tests/viewings covers the calls themselves)."""
 SIGNED_IN = {"role": ["admin", "agent"]}  # past every role check, to reach validation
 
 
 def hostile_data(name: str) -> Iterator[Any]:
     """The well-formed request, then each field swapped for each hostile value."""
     request = WELL_FORMED[name]
-    yield request
-    for field in request:
-        for value in HOSTILE_IDS:
-            yield {**request, field: value}
-    yield {**request, "unexpected": "__name__"}
+    variants = [
+        request,
+        *({**request, field: value} for field in request for value in HOSTILE_IDS),
+        {**request, "unexpected": "__name__"},
+    ]
+    for data in variants:
+        if name not in WRITES_WHEN_WELL_FORMED or not _well_formed(name, data):
+            yield data
+
+
+def _well_formed(name: str, data: Any) -> bool:
+    try:
+        CALLABLES[name].__contract__.model.model_validate(data)
+    except ValidationError:
+        return False
+    return True
 
 
 def stored_documents(db: firestore.Client) -> list[str]:

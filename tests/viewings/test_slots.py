@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from marketplace.models.viewings import WEEKDAYS as WEEKDAY_NAMES
 from marketplace.models.viewings import Availability
 from marketplace.slots import (
     GRANULE,
@@ -26,6 +27,14 @@ MONDAY = dt.date(2027, 6, 7)  # an ordinary week in summer time (BST, +01:00)
 WEEKDAYS = (1, 2, 3, 4, 5)
 
 
+def weekly(hours: list[tuple[int, str, str]]) -> dict[str, str]:
+    """``(ISO weekday, start, end)`` entries as the model's one string of ranges a day."""
+    days: dict[str, list[str]] = {}
+    for day, start, end in hours:
+        days.setdefault(WEEKDAY_NAMES[day - 1], []).append(f"{start}-{end}")
+    return {day: ",".join(ranges) for day, ranges in days.items()}
+
+
 def availability(
     hours: list[tuple[int, str, str]],
     *,
@@ -36,7 +45,7 @@ def availability(
     now = dt.datetime(2027, 1, 1, tzinfo=UTC)
     return Availability.model_validate(
         {
-            "weekly": [{"day": day, "start": start, "end": end} for day, start, end in hours],
+            "weekly": weekly(hours),
             "slotMinutes": slot_minutes,
             "timeZone": time_zone,
             "datesOff": list(dates_off),

@@ -1,4 +1,4 @@
-"""Viewings, their slot locks, and offers: written only by functions (via callables)."""
+"""Offers: written only by functions (via callables)."""
 
 from __future__ import annotations
 
@@ -9,33 +9,6 @@ from pydantic import Field
 
 from firekit.docmodel import Document
 from marketplace.models.common import DocRef, Money, Uid, Value
-
-
-class Viewing(Document):
-    """``viewings/{viewingId}``: a booked visit to a listing."""
-
-    path = "viewings/{viewingId}"
-
-    listingId: DocRef
-    agentId: Uid
-    requesterId: Uid
-    slotStart: dt.datetime
-    slotEnd: dt.datetime
-    status: Literal["requested", "confirmed", "declined", "cancelled", "completed"]
-    note: Annotated[str, Field(max_length=500)] | None = None
-    createdAt: dt.datetime
-    updatedAt: dt.datetime
-
-
-class ViewingSlot(Document):
-    """``viewingSlots/{listingId}__{slotStart}``: exists while the slot is taken."""
-
-    path = "viewingSlots/{slotId}"
-
-    listingId: DocRef
-    slotStart: dt.datetime
-    viewingId: DocRef
-    createdAt: dt.datetime
 
 
 class Deposit(Value):

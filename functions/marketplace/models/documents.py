@@ -6,7 +6,7 @@ from firekit.docmodel import Document
 from marketplace.models.audit import AuditEntry
 from marketplace.models.billing import Customer, Payment, Subscription
 from marketplace.models.conversations import Conversation, Message
-from marketplace.models.deals import Offer, Viewing, ViewingSlot
+from marketplace.models.deals import Offer
 from marketplace.models.limits import Usage
 from marketplace.models.listings import Listing
 from marketplace.models.reports import Report
@@ -19,6 +19,13 @@ from marketplace.models.users import (
     Profile,
     UnreadCounter,
 )
+from marketplace.models.viewings import (
+    Availability,
+    CalendarFeed,
+    Viewing,
+    ViewingHold,
+    ViewingLock,
+)
 
 DOCUMENTS: tuple[type[Document], ...] = (
     Profile,
@@ -29,8 +36,11 @@ DOCUMENTS: tuple[type[Document], ...] = (
     UnreadCounter,
     Listing,
     SavedSearch,
+    Availability,
     Viewing,
-    ViewingSlot,
+    ViewingLock,
+    ViewingHold,
+    CalendarFeed,
     Offer,
     Conversation,
     Message,
@@ -45,6 +55,8 @@ DOCUMENTS: tuple[type[Document], ...] = (
 __all__ = [
     "DOCUMENTS",
     "AuditEntry",
+    "Availability",
+    "CalendarFeed",
     "Conversation",
     "Customer",
     "Device",
@@ -62,5 +74,6 @@ __all__ = [
     "UnreadCounter",
     "Usage",
     "Viewing",
-    "ViewingSlot",
+    "ViewingHold",
+    "ViewingLock",
 ]

@@ -44,6 +44,7 @@ class Usage(Document):
     savedSearches: Holding | None = None
     devices: Holding | None = None
     favorites: Holding | None = None
+    availability: Holding | None = None
     listings: Window | None = None
     conversations: Window | None = None
     messages: Window | None = None
