@@ -278,7 +278,9 @@ def _anchors(summary: SeedSummary) -> Anchors:
     unread = next(d for d in docs if d.collection == "notifications" and not d.data["read"])
     favourites = Counter(d.data["listingId"] for d in docs if d.collection == "favorites")
     listing = next(d for d in docs if d.collection == "listings")
+    place = next(d for d in docs if d.collection == "viewingHolds")
     return {
+        "waiting": place.data["requesterId"],
         "postcode": listing.data["address"]["postcode"],
         "conversation": chat.path.split("/")[1],
         "offer": offer.data,
@@ -339,6 +341,7 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
             "ranges": {"nextReminderAt": [("<=", now + dt.timedelta(days=15))]},
         },
         "calendar_feed_of": {"equals": {"uid": "seed-buyer"}},
+        "places_held": {"equals": {"requesterId": a["waiting"]}},
         "plan_subscriptions": {
             "path": {"uid": "seed-agent"},
             "equals": {"status": ["active", "trialing"]},

@@ -34,6 +34,7 @@ from marketplace.models import (
     SavedSearch,
     Subscription,
     Viewing,
+    ViewingHold,
 )
 
 Direction = Literal["asc", "desc"]
@@ -374,6 +375,12 @@ VIEWINGS_TO_REMIND = Query(
     ranges=("nextReminderAt",),
     order=(Order("nextReminderAt"),),
 )
+PLACES_HELD = Query(
+    "places_held",
+    ViewingHold,
+    "functions: the places a buyer's waiting viewing requests hold (at most 20)",
+    equals=("requesterId",),
+)
 CALENDAR_FEED_OF = Query(
     "calendar_feed_of",
     CalendarFeed,
@@ -418,6 +425,7 @@ QUERIES: tuple[Query, ...] = (
     VIEWINGS_TO_LAPSE,
     VIEWINGS_TO_COMPLETE,
     VIEWINGS_TO_REMIND,
+    PLACES_HELD,
     CALENDAR_FEED_OF,
     DUPLICATE_ADDRESS,
     FAVOURITE_SHARDS_CHANGED,

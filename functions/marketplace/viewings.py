@@ -498,11 +498,12 @@ def _hold(requester: str, viewing: str, now: dt.datetime) -> dict[str, Any]:
 
 
 def _free_holds(db: firestore.Client, requester: str, listing_id: str) -> list[str]:
-    """A free place in each of the requester's two counts of waiting requests (one read
-    of at most 13 documents), or ``pending_limit``."""
+    """A free place in each of the requester's two counts of waiting requests (one query:
+    a read per place held, at most 20), or ``pending_limit``."""
+    from marketplace import queries  # lazy: the declared queries load every model
+
     every, here = _hold_ids(requester, listing_id)
-    refs = [db.collection(HOLDS).document(h) for h in every + here]
-    held = {s.id for s in db.get_all(refs) if s.exists}
+    held = {s.id for s in queries.PLACES_HELD.build(db, equals={"requesterId": requester}).stream()}
     free_every = [h for h in every if h not in held]
     free_here = [h for h in here if h not in held]
     if not free_every:
