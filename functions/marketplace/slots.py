@@ -10,8 +10,8 @@ share a granule and cannot both be booked, whatever the wall clocks said.
 
 **Which granules are open.** For each local date D (in the availability's zone) that is not
 in ``datesOff``, the open granules are the UTC granules g whose local time (g converted to
-the zone) falls on date D at a time of day inside the union of D's weekday ``weekly``
-entries (``[start, end)``, ISO weekday; ``24:00`` is the end of the day; an entry with
+the zone) falls on date D at a time of day inside the union of the ranges ``weekly``
+gives D's weekday (each ``[start, end)``; ``24:00`` is the end of the day; a range with
 ``start >= end`` is ignored). Wall-clock hours are what an agent means ("Sundays 00:00 to
 04:00"), and converting each real granule to the wall clock is what makes DST right with
 no special cases:

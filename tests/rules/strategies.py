@@ -149,6 +149,7 @@ _LIMITS = {
     at.Gt: "gt",
     at.Le: "le",
     at.Lt: "lt",
+    at.MultipleOf: "multiple_of",
 }
 
 
@@ -251,6 +252,9 @@ def _int_range(limits: Mapping[str, Any]) -> tuple[int, int]:
 def _numbers(shape: Shape) -> st.SearchStrategy[Any]:
     low, high = _int_range(shape.limits)
     ints = st.one_of(st.integers(low, high), st.sampled_from([low, high]))
+    step = shape.limits.get("multiple_of")
+    if shape.kind == "int" and step:  # only the multiples in range (15, 30, 45, 60)
+        return st.integers(math.ceil(low / step), math.floor(high / step)).map(lambda k: k * step)
     if shape.kind == "int":
         return ints
     floats = st.floats(
