@@ -5,6 +5,7 @@ Shared by the dev command and the tests, so both run exactly the same stack.
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.parse
 import urllib.request
@@ -17,6 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT_ID = "demo-marketplace"
 EMULATORS = ("auth", "firestore", "functions", "pubsub", "hosting")
 LOCALSTRIPE_PORT = 8420
+FUNCTIONS_PORT = int(
+    json.loads((ROOT / "firebase.json").read_text())["emulators"]["functions"]["port"]
+)
+"""The Functions emulator's port (firebase.json), before any offset."""
 WEBHOOK_ID = "marketplace"
 WEBHOOK_FUNCTION = "stripe_webhook"
 """The function Stripe events are delivered to (the payments issue implements it)."""
@@ -74,7 +79,9 @@ def stack_config(offset: int | None = None, *, ui: bool = False) -> StackConfig:
         extra_env={
             "EMULATED_STRIPE_API_BASE": os.environ.get(
                 "EMULATED_STRIPE_API_BASE", stripe_api_base(offset)
-            )
+            ),
+            # Links the functions hand out (a calendar's address) name the emulator.
+            "EMULATED_FUNCTIONS_ORIGIN": f"http://127.0.0.1:{FUNCTIONS_PORT + offset}",
         },
         ui=ui and emulator_ui_available(ROOT),
         state_file=ROOT / ".cache" / f"stack-{offset}.marker",

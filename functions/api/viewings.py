@@ -105,9 +105,7 @@ def calendar_link(call: CallContext, data: CalendarLinkRequest) -> CalendarLink:
     from marketplace import viewing_upkeep  # lazy: ics rendering is the calendar's alone
 
     token = viewing_upkeep.feed_token(bootstrap.db(), call.uid, renew=data.renew)
-    # The calendar function sits beside this callable: same host and path, other name.
-    base = call.raw_request.base_url.rsplit("/", 1)[0]
-    return CalendarLink(url=f"{base}/viewing_calendar?token={token}")
+    return CalendarLink(url=f"{bootstrap.function_url('viewing_calendar')}?token={token}")
 
 
 @https_fn.on_request()

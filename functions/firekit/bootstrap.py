@@ -61,6 +61,24 @@ def project_id() -> str | None:
     return None
 
 
+EMULATED_FUNCTIONS_ORIGIN = "EMULATED_FUNCTIONS_ORIGIN"
+"""The Functions emulator's origin (``http://127.0.0.1:5001``), in the environment of the
+stack's emulators: a function sees only its own path, not where the emulator serves it."""
+DEFAULT_REGION = "us-central1"
+
+
+def function_url(name: str, region: str = DEFAULT_REGION) -> str:
+    """Where the HTTPS function ``name`` answers, for links a function hands out: under the
+    emulators, the emulator's ``{origin}/{project}/{region}/{name}``; deployed, the
+    project's ``https://{region}-{project}.cloudfunctions.net/{name}`` (2nd gen serves it
+    too). A request's own URL cannot say it: each function is its own service."""
+    project = project_id() or "unknown-project"
+    origin = os.environ.get(EMULATED_FUNCTIONS_ORIGIN) if is_emulated() else None
+    if origin:
+        return f"{origin.rstrip('/')}/{project}/{region}/{name}"
+    return f"https://{region}-{project}.cloudfunctions.net/{name}"
+
+
 def firebase_app() -> firebase_admin.App:
     """Return the default ``firebase_admin`` app, initialising it exactly once.
 

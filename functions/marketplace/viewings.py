@@ -313,10 +313,15 @@ class Bookable:
     hours: Availability
 
 
-def bookable(db: firestore.Client, listing_id: str) -> Bookable:
+def bookable(
+    db: firestore.Client,
+    listing_id: str,
+    listing: firestore.DocumentSnapshot[Any] | None = None,
+) -> Bookable:
     """The public listing and its agent's viewing hours (the listing's own, else the
-    agent's for all listings): 2 reads (3 with hours of the agent's own)."""
-    listing = db.document(f"listings/{listing_id}").get()
+    agent's for all listings): 2 round trips, 3 reads (the listing unless given, and both
+    scopes of hours in one ``get_all``)."""
+    listing = listing or db.document(f"listings/{listing_id}").get()
     data = listing.to_dict() or {}
     if not listing.exists or data.get("status") not in PUBLIC_STATUSES:
         raise NO_SUCH_LISTING()
@@ -404,17 +409,24 @@ def request_viewing(
     """Book the slot for ``requester``: confirmed at once if the agent says so, else
     waiting for them (see the module's docstring for why no slot is booked twice)."""
     ref = db.collection(VIEWINGS).document(viewing_id(requester, request.requestKey))
-    earlier = ref.get()
+    # Three round trips before the commit's: this request's own viewing beside the listing
+    # (one get_all), then the agent's hours (which need the listing's owner).
+    listing_ref = db.document(f"listings/{request.listingId}")
+    found = {s.reference.path: s for s in db.get_all([ref, listing_ref])}
+    earlier = found[ref.path]
     if earlier.exists:
         return _same_request(ref.id, earlier.to_dict() or {}, requester, request)
     now = now or _now()
-    place = bookable(db, request.listingId)
+    place = bookable(db, request.listingId, found[listing_ref.path])
     if place.agent_id == requester:
         raise OWN_LISTING()
     slot = _slot(place, request.start, now)
     waits = not place.hours.autoConfirm
     for attempt in range(_ATTEMPTS):
-        holds = _free_holds(db, requester, place.listing_id) if waits else []
+        # Places are create-only, so they hold the caps by themselves: the first attempt
+        # takes two at random without reading; after a collision, the query says which
+        # are free (or that none is).
+        holds = _places(db, requester, place.listing_id, blind=attempt == 0) if waits else []
         data = _new_viewing(requester, request, place, slot, holds=holds, now=now)
         batch = db.batch()
         batch.create(ref, data)
@@ -497,13 +509,17 @@ def _hold(requester: str, viewing: str, now: dt.datetime) -> dict[str, Any]:
     return {"requesterId": requester, "viewingId": viewing, "createdAt": now}
 
 
-def _free_holds(db: firestore.Client, requester: str, listing_id: str) -> list[str]:
-    """A free place in each of the requester's two counts of waiting requests (one query:
-    a read per place held, at most 20), or ``pending_limit``."""
+def _places(db: firestore.Client, requester: str, listing_id: str, *, blind: bool) -> list[str]:
+    """A place in each of the requester's two counts of waiting requests: any two
+    (``blind``), or two free ones by one query (a read per place held, at most 20), or
+    ``pending_limit``."""
     from marketplace import queries  # lazy: the declared queries load every model
 
     every, here = _hold_ids(requester, listing_id)
-    held = {s.id for s in queries.PLACES_HELD.build(db, equals={"requesterId": requester}).stream()}
+    held: set[str] = set()
+    if not blind:
+        query = queries.PLACES_HELD.build(db, equals={"requesterId": requester})
+        held = {s.id for s in query.stream()}
     free_every = [h for h in every if h not in held]
     free_here = [h for h in here if h not in held]
     if not free_every:
@@ -646,7 +662,7 @@ def _commit_reschedule(
     wanted = lock_ids(place.agent_id, place.listing_id, slot.start, slot.end)
     holds = list(data.get("holds", []))
     if status == "requested" and not holds:
-        holds = _free_holds(db, data["requesterId"], place.listing_id)
+        holds = _places(db, data["requesterId"], place.listing_id, blind=False)
     changes = _moved(data, "reschedule", status, actor_uid=actor_uid, reason=None, now=now)
     changes |= {
         "slotStart": slot.start,

@@ -205,13 +205,8 @@ test("a buyer requests a free slot (a retry is the same viewing, a rival is told
   assert.deepEqual([told.kind, told.title], ["viewing", "Viewing confirmed"]);
 });
 
-// KNOWN BUG (reported, issue 15): calendar_link answers http://HOST/viewing_calendar?token=…,
-// built from its own request's base_url (functions/api/viewings.py, calendar_link), which
-// under the Functions emulator lacks /{project}/us-central1 and so is a 404. Drop the
-// `todo` once calendar_link answers an address that serves the calendar.
 test(
   "the buyer's calendar link serves an .ics with the viewing at London wall-clock time",
-  { todo: "calendar_link's URL 404s (no /{project}/{region} path)" },
   async () => {
     const { url } = await call(buyer.functions, "calendar_link", {});
     const feed = await fetch(url);

@@ -131,11 +131,6 @@ def test_both_parties_are_told_of_each_move_and_reminded_a_day_before(
         assert [k for k in inbox(firestore_db, party) if "-reminder-" in k] == [reminder]
 
 
-# KNOWN BUG (reported, issue 15): calendar_link answers http://HOST/viewing_calendar?token=…,
-# built from its own request's base_url (functions/api/viewings.py, calendar_link), which
-# under the Functions emulator lacks /{project}/us-central1 and so is a 404. Strict: this
-# fails as XPASS once calendar_link is fixed; then drop the mark.
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="calendar_link's URL 404s")
 def test_the_calendar_link_serves_the_viewing_at_its_exact_instant(
     firestore_db: firestore.Client,
     firebase_project: str,
