@@ -274,6 +274,8 @@ def test_the_marketplace_functions() -> None:
         "listingUpdateOk",
         "savedSearchCreateOk",
         "savedSearchUpdateOk",
+        "availabilityCreateOk",
+        "availabilityUpdateOk",
         "conversationCreateOk",
         "conversationUpdateOk",
         "messageCreateOk",
