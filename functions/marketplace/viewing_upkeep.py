@@ -34,6 +34,7 @@ FEEDS = "calendarFeeds"
 PAGE = 200
 _WHAT: Mapping[str, tuple[str, str]] = {
     "requested": ("Viewing requested", "{who} asks to view {home} on {when}."),
+    "booked": ("Viewing booked", "{who} booked a viewing of {home} on {when}."),
     "confirmed": ("Viewing confirmed", "Your viewing of {home} on {when} is confirmed."),
     "declined": ("Viewing declined", "Your request to view {home} on {when} was declined."),
     "cancelled": ("Viewing cancelled", "The viewing of {home} on {when} is cancelled."),
@@ -69,11 +70,17 @@ def told_of_change(data: Mapping[str, Any]) -> list[str]:
 
 def change_notices(db: firestore.Client, viewing: str, data: Mapping[str, Any]) -> list[Notice]:
     """The notices of the change ``data`` records (a viewing as its event has it)."""
+    from marketplace.notify import display_name  # lazy: see tell_change
+
     kind = data["lastChange"]["kind"]
     if kind not in _WHAT:
         return []
-    title, body = _WHAT[kind]
-    text = body.format(who="A buyer", home=_home(db, data["listingId"]), when=_when(data))
+    # A request on a listing that confirms at once is a booking, not a question.
+    shown = "booked" if kind == "requested" and data["status"] == "confirmed" else kind
+    title, body = _WHAT[shown]
+    by = data["lastChange"].get("by")
+    who = (display_name(db, by) if by else None) or "A buyer"
+    text = body.format(who=who, home=_home(db, data["listingId"]), when=_when(data))
     reason = data["lastChange"].get("reason")
     if reason:
         text += f" Reason: {reason}"

@@ -613,6 +613,9 @@ def reschedule(
         data = snapshot.to_dict() or {}
         actor = _actor(data, actor_uid)
         edge(data["status"], "reschedule", actor)
+        if _lapsed(data, moment):  # a lapsed request is over: moving it would revive it
+            lapse_if_due(db, viewing, moment)
+            raise REQUEST_LAPSED()
         place = bookable(db, data["listingId"])
         slot = _slot(place, start, moment)
         status = _rescheduled_status(data["status"], actor, place)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -155,3 +156,23 @@ def test_a_folder_without_firebase_json_is_refused_by_name(tmp_path: Path) -> No
 
     with pytest.raises(StackError, match=r"No firebase\.json in"):
         EmulatorStack(StackConfig(tmp_path, "demo-x"))
+
+
+def test_tests_that_need_triggers_run_first_each_group_in_its_own_order() -> None:
+    from pytest_firebase import plugin
+
+    class Item:
+        def __init__(self, name: str, e2e: bool) -> None:
+            self.name, self.e2e = name, e2e
+
+        def get_closest_marker(self, marker: str) -> object | None:
+            return object() if self.e2e and marker == "e2e" else None
+
+    class Config:
+        def getini(self, name: str) -> str:
+            assert name == "firebase_triggers_marker"
+            return "e2e"
+
+    items: list[Any] = [Item("a", False), Item("b", True), Item("c", False), Item("d", True)]
+    plugin.pytest_collection_modifyitems(cast(Any, Config()), items)
+    assert [i.name for i in items] == ["b", "d", "a", "c"]

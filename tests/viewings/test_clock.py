@@ -117,3 +117,21 @@ def test_a_lapse_tells_only_the_requester_and_the_calendar_lists_each_partys_vie
     assert renewed != token
     assert viewing_upkeep.calendar_for(firestore_db, token) is None
     assert viewing_upkeep.calendar_for(firestore_db, "../" + renewed) is None
+
+
+def test_a_booking_on_an_instant_listing_tells_the_agent_it_is_booked_by_name(
+    firestore_db: firestore.Client,
+) -> None:
+    diary = Diary(firestore_db)
+    home = diary.listing(title="Mews house")
+    diary.hours(home, auto=True)
+    buyer = new_uid("buyer")
+    firestore_db.document(f"users/{buyer}").set({"displayName": "Ann  Lee"})
+    booked = diary.request(buyer, home, at(3, "10:00"))
+
+    (notice,) = viewing_upkeep.change_notices(
+        firestore_db, booked.viewingId, diary.viewing(booked.viewingId)
+    )
+
+    assert (notice.uid, notice.title) == (diary.agent, "Viewing booked")
+    assert notice.body == "Ann Lee booked a viewing of Mews house on Wed 03 Mar at 10:00."

@@ -219,3 +219,18 @@ def test_a_confirm_and_a_decline_racing_on_one_request_apply_exactly_one(
         assert stored["status"] in outcomes and stored["revision"] == 2
         held = 8 if stored["status"] == "confirmed" else 0
         assert len(locks_of(firestore_db, asked.viewingId)) == held
+
+
+def test_a_lapsed_request_cannot_be_moved_back_to_life(
+    firestore_db: firestore.Client, diary: Diary
+) -> None:
+    buyer = new_uid("buyer")
+    asked = diary.request(buyer, diary.listings[0], at(3, "10:00"))
+    later = NOW + viewings.REQUEST_WAITS + dt.timedelta(minutes=1)
+
+    with pytest.raises(AppError) as lapsed:
+        viewings.reschedule(firestore_db, asked.viewingId, buyer, at(3, "11:00"), later)
+
+    assert reason(lapsed) == "request_lapsed"
+    assert diary.viewing(asked.viewingId)["status"] == "expired"
+    assert locks_of(firestore_db, asked.viewingId) == set()

@@ -91,6 +91,24 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(stack.client_env())
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the tests that need background triggers first, in their collected order.
+
+    The Firestore emulator delivers every event, one at a time and in order, even while
+    the Functions emulator's triggers are paused (it answers each with a 204 and runs
+    nothing; measured at ~1.2 ms a write, ~2.7 ms a deleted document at a reset). Tests
+    that run with triggers paused leave a backlog of such deliveries behind them, which
+    a later trigger-driven test waits through before its own events arrive: tens of
+    seconds after a seed load or a property test. Run first, those tests find the queue
+    empty; the rest run after, with triggers paused, and nobody waits for their backlog.
+    """
+    marker = str(config.getini("firebase_triggers_marker"))
+    wanted = [item for item in items if item.get_closest_marker(marker) is not None]
+    if wanted and len(wanted) < len(items):
+        rest = [item for item in items if item.get_closest_marker(marker) is None]
+        items[:] = wanted + rest
+
+
 @pytest.fixture(scope="session")
 def firebase_stack_config(pytestconfig: pytest.Config) -> StackConfig:
     """What the session's suite consists of; override to add sidecars."""
