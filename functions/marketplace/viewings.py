@@ -44,7 +44,15 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from firekit import logs
 from firekit.errors import (
@@ -136,13 +144,16 @@ class SlotsRequest(_Request):
     start: AwareDatetime
     end: AwareDatetime
 
-    @model_validator(mode="after")
-    def _window(self) -> SlotsRequest:
-        if self.end <= self.start:
+    @field_validator("end")
+    @classmethod
+    def _window(cls, end: dt.datetime, info: ValidationInfo) -> dt.datetime:
+        # On `end`, so the refusal names the field to fix (`start` is checked first).
+        start = info.data.get("start")
+        if start is not None and end <= start:
             raise ValueError("end must be after start")
-        if self.end - self.start > slots.MAX_WINDOW:
+        if start is not None and end - start > slots.MAX_WINDOW:
             raise ValueError("the window is at most 14 days")
-        return self
+        return end
 
 
 class SlotView(BaseModel):

@@ -214,3 +214,16 @@ def test_a_window_over_fourteen_days_or_backwards_is_invalid() -> None:
         SlotsRequest(listingId="l1", start=at(1, "00:00"), end=at(16, "00:00"))
     with pytest.raises(ValueError, match="after start"):
         SlotsRequest(listingId="l1", start=at(2, "00:00"), end=at(1, "00:00"))
+
+
+def test_a_window_too_long_names_its_end_field(call_function: Any) -> None:
+    from api.viewings import list_viewing_slots
+
+    result = call_function(
+        list_viewing_slots,
+        {"listingId": "l1", "start": "2027-03-01T00:00:00Z", "end": "2027-03-16T00:00:00Z"},
+        uid="buyer-1",
+    )
+
+    assert result.error_status == "INVALID_ARGUMENT"
+    assert [d["field"] for d in result.error_details] == ["end"]
