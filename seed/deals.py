@@ -128,7 +128,9 @@ def viewings_of(
                 viewing["locks"] = locks
                 docs += [
                     SeedDoc(
-                        f"{viewings.LOCKS}/{lock}", ViewingLock, _lock(viewing_id, lock, viewing)
+                        f"{viewings.LOCKS}/{lock}",
+                        ViewingLock,
+                        viewings.lock_document(viewing_id, lock, viewing["createdAt"]),
                     )
                     for lock in locks
                 ]
@@ -148,12 +150,6 @@ def viewings_of(
                 ]
             docs.append(SeedDoc(f"viewings/{viewing_id}", Viewing, viewing))
     return docs
-
-
-def _lock(viewing_id: str, lock: str, viewing: dict[str, Any]) -> dict[str, Any]:
-    stamp = lock.rsplit("__", 1)[1]
-    start = dt.datetime.strptime(stamp, "%Y%m%dT%H%MZ").replace(tzinfo=dt.UTC)
-    return {"viewingId": viewing_id, "start": start, "createdAt": viewing["createdAt"]}
 
 
 def _slot(rng: random.Random, now: dt.datetime, home: Home) -> dt.datetime:

@@ -442,7 +442,7 @@ def request_viewing(
         batch = db.batch()
         batch.create(ref, data)
         for lock in data["locks"]:
-            batch.create(db.collection(LOCKS).document(lock), _lock(ref.id, lock, now))
+            batch.create(db.collection(LOCKS).document(lock), lock_document(ref.id, lock, now))
         for hold in holds:
             batch.create(db.collection(HOLDS).document(hold), _hold(requester, ref.id, now))
         try:
@@ -510,7 +510,8 @@ def _new_viewing(
     return data
 
 
-def _lock(viewing: str, lock: str, now: dt.datetime) -> dict[str, Any]:
+def lock_document(viewing: str, lock: str, now: dt.datetime) -> dict[str, Any]:
+    """The data of granule lock ``lock`` (its id holds its start) held by ``viewing``."""
     stamp = lock.rsplit("__", 1)[1]
     start = dt.datetime.strptime(stamp, "%Y%m%dT%H%MZ").replace(tzinfo=dt.UTC)
     return {"viewingId": viewing, "start": start, "createdAt": now}
@@ -549,9 +550,9 @@ def _after_conflict(
     requester: str,
     request: ViewingRequest,
     now: dt.datetime,
-) -> bool | None:
+) -> bool:
     """Why a booking's batch found a document existing. True: this very request got in
-    first (a concurrent retry), so answer with its viewing. None: try again (a place was
+    first (a concurrent retry), so answer with its viewing. False: try again (a place was
     taken by the same buyer's other request, or a lapsed request held the time and is
     lapsed now). Raises ``slot_taken`` when a live viewing holds the time."""
     own = ref.get()
@@ -561,11 +562,11 @@ def _after_conflict(
     locks = [db.collection(LOCKS).document(lock) for lock in data["locks"]]
     holders = {str(s.get("viewingId")) for s in db.get_all(locks) if s.exists}
     if not holders:
-        return None  # freed meanwhile (a cancel), or only a place of the buyer's was taken
+        return False  # freed meanwhile (a cancel), or only a place of the buyer's was taken
     blocking = [h for h in holders if not lapse_if_due(db, h, now)]
     if blocking:
         raise SLOT_TAKEN()
-    return None
+    return False
 
 
 def _back_off(attempt: int) -> None:
@@ -690,7 +691,7 @@ def _commit_reschedule(
     batch = db.batch()
     batch.update(snapshot.reference, changes, option=_unchanged(snapshot))
     for lock in set(wanted) - set(held):
-        batch.create(db.collection(LOCKS).document(lock), _lock(snapshot.id, lock, now))
+        batch.create(db.collection(LOCKS).document(lock), lock_document(snapshot.id, lock, now))
     for lock in set(held) - set(wanted):
         batch.delete(db.collection(LOCKS).document(lock))
     for hold in set(holds) - set(data.get("holds", [])):

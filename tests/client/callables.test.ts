@@ -6,38 +6,22 @@ import { after, before, test } from "node:test";
 
 import { getDoc } from "firebase/firestore";
 
-import {
-  call,
-  type CallableName,
-  callableError,
-  type Profile,
-  type RefusalOf,
-  type RequestOf,
-} from "../../contract/index.js";
+import { call, type Profile } from "../../contract/index.js";
 import { createListing, draft, publicListing, submit } from "./homes.js";
-import { cast, closeAll, docOf, newAgent, type Person, signUp, waitForDoc } from "./support.js";
+import {
+  cast,
+  closeAll,
+  docOf,
+  newAgent,
+  type Person,
+  refused,
+  signUp,
+  waitForDoc,
+} from "./support.js";
 
 let admin: Person, agent: Person, buyer: Person;
 before(async () => ({ admin, agent, buyer } = await cast()));
 after(closeAll);
-
-/** Call ``name`` as ``person``, expecting exactly ``expected`` (code and reason) back;
- * returns the whole refusal for its message, fields and other details. */
-async function refused<N extends CallableName>(
-  person: Person,
-  name: N,
-  request: RequestOf<N>,
-  expected: RefusalOf<N>,
-) {
-  const error = await call(person.functions, name, request).then(
-    (answer) => assert.fail(`${name} answered ${JSON.stringify(answer)}`),
-    (err: unknown) => err,
-  );
-  const refusal = callableError(error, name);
-  assert.ok(refusal, `${name} failed with something other than a refusal: ${String(error)}`);
-  assert.deepEqual({ code: refusal.code, reason: refusal.reason }, expected);
-  return refusal;
-}
 
 test("search_near finds a public listing near a point, refuses a radius past 50 km", async () => {
   const home = await publicListing(agent, admin);

@@ -1,6 +1,8 @@
 // What every journey needs: clients on the emulators the test run started, fresh users
 // signed up through the SDK, an admin and agents made the way the product makes them,
 // and waits for what functions write, through live listeners.
+import assert from "node:assert/strict";
+
 import { deleteApp, type FirebaseApp, initializeApp } from "firebase/app";
 import {
   type Auth,
@@ -30,7 +32,16 @@ import {
 } from "firebase/firestore";
 import { connectFunctionsEmulator, type Functions, getFunctions } from "firebase/functions";
 
-import { call, countUsage, type Usage, usageRef } from "../../contract/index.js";
+import {
+  call,
+  type CallableName,
+  callableError,
+  countUsage,
+  type RefusalOf,
+  type RequestOf,
+  type Usage,
+  usageRef,
+} from "../../contract/index.js";
 
 /** Where the emulators are: test_journeys.py passes the session's stack through these. */
 export const emulators = {
@@ -364,4 +375,22 @@ export async function runSchedule(name: string): Promise<void> {
 export function unique(label: string): string {
   counter += 1;
   return `${label}-${run}-${counter}`;
+}
+
+/** Call ``name`` as ``person``, expecting exactly ``expected`` (code and reason) back;
+ * returns the whole refusal for its message, fields and other details. */
+export async function refused<N extends CallableName>(
+  person: Person,
+  name: N,
+  request: RequestOf<N>,
+  expected: RefusalOf<N>,
+) {
+  const error = await call(person.functions, name, request).then(
+    (answer) => assert.fail(`${name} answered ${JSON.stringify(answer)}`),
+    (err: unknown) => err,
+  );
+  const refusal = callableError(error, name);
+  assert.ok(refusal, `${name} failed with something other than a refusal: ${String(error)}`);
+  assert.deepEqual({ code: refusal.code, reason: refusal.reason }, expected);
+  return refusal;
 }

@@ -16,12 +16,8 @@ import {
   type Availability,
   type AvailabilityCreate,
   call,
-  type CallableName,
-  callableError,
   holdUsage,
   type Notification,
-  type RefusalOf,
-  type RequestOf,
   type SlotView,
   type Viewing,
   type WeeklyHours,
@@ -33,6 +29,7 @@ import {
   collectionOf,
   docOf,
   type Person,
+  refused,
   signUp,
   unique,
   waitForDoc,
@@ -78,23 +75,6 @@ function publishHours(scope: string, weekly: WeeklyHours): Promise<void> {
   batch.set(docOf<Availability>(agent.db, "users", agent.uid, "availability", scope), hours);
   holdUsage(batch, agent.db, agent.uid, "availability", scope);
   return batch.commit();
-}
-
-/** Call ``name`` as ``person``, expecting exactly ``expected`` (code and reason). */
-async function refused<N extends CallableName>(
-  person: Person,
-  name: N,
-  request: RequestOf<N>,
-  expected: RefusalOf<N>,
-) {
-  const error = await call(person.functions, name, request).then(
-    (answer) => assert.fail(`${name} answered ${JSON.stringify(answer)}`),
-    (err: unknown) => err,
-  );
-  const refusal = callableError(error, name);
-  assert.ok(refusal, `${name} failed with something other than a refusal: ${String(error)}`);
-  assert.deepEqual({ code: refusal.code, reason: refusal.reason }, expected);
-  return refusal;
 }
 
 /** The free slots of the listing from now on for ``days`` days, as the buyer sees them. */
