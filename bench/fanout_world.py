@@ -85,7 +85,7 @@ def listing(owner: str = AGENT, **overrides: Any) -> dict[str, Any]:
             "country": "GB",
         },
         "location": {"lat": 51.5014, "lng": -0.1419},
-        "photos": ["https://img.example.test/1.jpg"],
+        "photos": [],  # alerts read no photo
         "features": [],
         "createdAt": NOW,
         "updatedAt": NOW,

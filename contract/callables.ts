@@ -14,6 +14,21 @@ export type TransitionResult = {
   previousStatus: "draft" | "pending_review" | "active" | "under_offer" | "sold" | "let" | "archived" | "rejected";
 };
 
+/** A listing's photos in their new order; a photo left out is removed. */
+export type ArrangeRequest = {
+  /** (at least 1 character(s); at most 128 character(s)) */
+  listingId: string;
+  /** (at most 12 item(s); each matches /^[A-Za-z0-9]{20}$/) */
+  order: string[];
+};
+
+/** What the listing holds now, and which photos went. */
+export type ArrangeResult = {
+  listingId: string;
+  order: string[];
+  removed: string[];
+};
+
 /** `renew`: replace the link (the old one stops working). */
 export type CalendarLinkRequest = {
   /** (default false) */
@@ -97,6 +112,24 @@ export type RejectRequest = {
   listingId: string;
   /** (at least 1 character(s); at most 500 character(s)) */
   reason: string;
+};
+
+/** A slot for one photo: of a listing (its agent) or the caller's own avatar. */
+export type PhotoUploadRequest = {
+  target: "listing" | "avatar";
+  /** (at least 1 character(s); at most 128 character(s); default null) */
+  listingId?: string | null;
+  contentType: "image/jpeg" | "image/png" | "image/webp" | "image/heic" | "image/heif";
+};
+
+/** Where and how to upload: `PUT` the bytes to `url` with exactly `headers` before `expiresAt`; the photo then appears with id `photoId`. */
+export type PhotoUploadSlot = {
+  photoId: string;
+  url: string;
+  method: "PUT";
+  headers: { [key: string]: string };
+  expiresAt: string;
+  maxBytes: number;
 };
 
 /** A buyer's request for the slot starting at `start`; `requestKey` (made by the app once per request, reused on retries) makes a retry return the same viewing. */
@@ -243,6 +276,8 @@ export type Explanation = {
 
 export type ApproveListingRequest = ListingRequest;
 export type ApproveListingResponse = TransitionResult;
+export type ArrangeListingPhotosRequest = ArrangeRequest;
+export type ArrangeListingPhotosResponse = ArrangeResult;
 export type CalendarLinkResponse = CalendarLink;
 export type CancelViewingRequest = CancelRequest;
 export type CancelViewingResponse = ViewingResult;
@@ -256,6 +291,8 @@ export type ListViewingSlotsRequest = SlotsRequest;
 export type ListViewingSlotsResponse = SlotsResult;
 export type RejectListingRequest = RejectRequest;
 export type RejectListingResponse = TransitionResult;
+export type RequestPhotoUploadRequest = PhotoUploadRequest;
+export type RequestPhotoUploadResponse = PhotoUploadSlot;
 export type RequestViewingRequest = ViewingRequest;
 export type RequestViewingResponse = ViewingResult;
 export type RescheduleViewingRequest = RescheduleRequest;
@@ -286,6 +323,22 @@ export interface Callables {
     | { code: "failed-precondition"; reason: "transition_not_allowed" }
     | { code: "failed-precondition"; reason: "agent_departed" }
     | { code: "failed-precondition"; reason: "listing_not_publishable" }
+    | { code: "aborted"; reason: "busy" }
+    | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
+    | { code: "internal"; reason: null };
+  };
+  /** The listing's agent reorders its photos; the ones left out are removed. */
+  arrange_listing_photos: {
+    request: ArrangeListingPhotosRequest;
+    response: ArrangeListingPhotosResponse;
+    refusal:
+    | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "not-found"; reason: "no_such_listing" }
+    | { code: "permission-denied"; reason: "not_listing_owner" }
+    | { code: "failed-precondition"; reason: "photos_closed" }
+    | { code: "invalid-argument"; reason: "unknown_photos" }
     | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "unauthenticated"; reason: null }
@@ -388,6 +441,23 @@ export interface Callables {
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_listing" }
     | { code: "failed-precondition"; reason: "transition_not_allowed" }
+    | { code: "aborted"; reason: "busy" }
+    | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
+    | { code: "internal"; reason: null };
+  };
+  /** A signed URL to upload one photo of the caller's listing, or their avatar. */
+  request_photo_upload: {
+    request: RequestPhotoUploadRequest;
+    response: RequestPhotoUploadResponse;
+    refusal:
+    | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "not-found"; reason: "no_such_listing" }
+    | { code: "permission-denied"; reason: "not_listing_owner" }
+    | { code: "failed-precondition"; reason: "photos_closed" }
+    | { code: "failed-precondition"; reason: "too_many_photos" }
+    | { code: "resource-exhausted"; reason: "too_many_uploads" }
     | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "unauthenticated"; reason: null }

@@ -2,6 +2,33 @@
 
 import type { FieldValue, Timestamp } from "firebase/firestore";
 
+/** A processed photo: upright, in sRGB, with no metadata. Its order is its position. */
+export type Photo = {
+  /** (matches /^[A-Za-z0-9]{20}$/) */
+  id: string;
+  /** (>= 1; <= 100000) */
+  width: number;
+  /** (>= 1; <= 100000) */
+  height: number;
+  /** (at least 6 character(s); at most 100 character(s)) */
+  placeholder: string;
+  /** (at least 1 item(s); at most 4 item(s)) */
+  sizes: PhotoSize[];
+  addedAt: Timestamp;
+};
+
+/** One rendition: the same picture ``width`` pixels wide, as WebP and as JPEG. */
+export type PhotoSize = {
+  /** (>= 1; <= 100000) */
+  width: number;
+  /** (>= 1; <= 100000) */
+  height: number;
+  /** (at most 2048 character(s); matches /^(https://[^\s]+|http://127\.0\.0\.1:[0-9]+/[^\s]+)$/) */
+  webp: string;
+  /** (at most 2048 character(s); matches /^(https://[^\s]+|http://127\.0\.0\.1:[0-9]+/[^\s]+)$/) */
+  jpeg: string;
+};
+
 /** `users/{uid}`: public. Created by the sign-up function; the owner edits the rest. */
 export type Profile = {
   /** (at most 80 character(s)) */
@@ -17,6 +44,8 @@ export type Profile = {
   verified?: boolean;
   /** (default null) */
   plan?: "agent_pro" | null;
+  /** (default null) */
+  avatar?: Photo | null;
   /** (default null) */
   createdAt?: Timestamp | null;
   /** (default null) */
@@ -40,6 +69,16 @@ export type NotificationSettings = {
   quietHours?: QuietHours | null;
 };
 
+/** Why an upload was refused, for the person who uploaded it. */
+export type PhotoIssue = {
+  /** (matches /^[A-Za-z0-9]{20}$/) */
+  photoId: string;
+  reason: "not_an_image" | "too_many_pixels" | "unreadable" | "too_large" | "too_many_photos" | "gone";
+  /** (at most 300 character(s)) */
+  message: string;
+  at: Timestamp;
+};
+
 /** No pushes between ``start`` and ``end`` (local ``HH:MM``) in ``timezone``. */
 export type QuietHours = {
   /** (matches /^([01][0-9]|2[0-3]):[0-5][0-9]$/) */
@@ -60,6 +99,8 @@ export type PrivateAccount = {
   notifications?: NotificationSettings | null;
   /** (default null) */
   stripeCustomerId?: string | null;
+  /** (default null) */
+  avatarIssue?: PhotoIssue | null;
   /** (default null) */
   pushTokens?: string[] | null;
   /** (default null) */
@@ -220,12 +261,14 @@ export type Listing = {
   areaSqm?: number | null;
   address: Address;
   location: LatLng;
-  /** (at most 12 item(s); each at most 2048 character(s), matches /^https://[^\s]+$/) */
-  photos?: string[];
   /** (at most 14 item(s)) */
   features?: ("garden" | "parking" | "garage" | "balcony" | "lift" | "furnished" | "pets_allowed" | "step_free" | "ev_charging" | "solar" | "fireplace" | "pool" | "new_build" | "chain_free")[];
   createdAt: Timestamp;
   updatedAt: Timestamp;
+  /** (at most 12 item(s)) */
+  photos?: Photo[];
+  /** (at most 12 item(s)) */
+  photoIssues?: PhotoIssue[];
   /** (at most 12 character(s); default null) */
   geohash?: string | null;
   searchKeys?: string[];
@@ -262,8 +305,6 @@ export type ListingCreate = {
   areaSqm?: number | null;
   address: Address;
   location: LatLng;
-  /** (at most 12 item(s); each at most 2048 character(s), matches /^https://[^\s]+$/) */
-  photos?: string[];
   /** (at most 14 item(s)) */
   features?: ("garden" | "parking" | "garage" | "balcony" | "lift" | "furnished" | "pets_allowed" | "step_free" | "ev_charging" | "solar" | "fireplace" | "pool" | "new_build" | "chain_free")[];
   /** Must be serverTimestamp(): the request time. */
@@ -295,12 +336,26 @@ export type ListingUpdate = {
   address?: Address;
   /** Editable only while status is draft, rejected. */
   location?: LatLng;
-  /** Editable only while status is draft, rejected, active, under_offer. (at most 12 item(s); each at most 2048 character(s), matches /^https://[^\s]+$/) */
-  photos?: string[];
   /** Editable only while status is draft, rejected, active, under_offer. (at most 14 item(s)) */
   features?: ("garden" | "parking" | "garage" | "balcony" | "lift" | "furnished" | "pets_allowed" | "step_free" | "ev_charging" | "solar" | "fireplace" | "pool" | "new_build" | "chain_free")[];
   /** Must be serverTimestamp(): the request time. */
   updatedAt: FieldValue;
+};
+
+/** A signed upload URL handed out and not yet processed. */
+export type UploadSlot = {
+  /** (at least 1 character(s); at most 128 character(s)) */
+  uid: string;
+  /** (at most 40 character(s)) */
+  contentType: string;
+  expiresAt: Timestamp;
+  /** (>= 0; <= 100; default 0) */
+  attempts?: number;
+};
+
+/** `photoUploads/{subject}`: the open upload slots of one listing (`listing-{listingId}`) or one user's avatar (`avatar-{uid}`). Functions only. */
+export type PhotoUploads = {
+  slots?: { [key: string]: unknown };
 };
 
 /** How the owner wants to hear about matches. */
@@ -760,6 +815,7 @@ export const PATHS = {
   Favorite: "users/{uid}/favorites/{listingId}",
   UnreadCounter: "users/{uid}/counters/{counterId}",
   Listing: "listings/{listingId}",
+  PhotoUploads: "photoUploads/{subject}",
   SavedSearch: "savedSearches/{searchId}",
   Availability: "users/{uid}/availability/{scope}",
   Viewing: "viewings/{viewingId}",

@@ -25,6 +25,10 @@ from api.listings import (
     reject_listing, set_listing_status,
 )
 from api.payments import reconcile_stripe_events, stripe_webhook
+from api.photos import (
+    arrange_listing_photos, process_photo_upload, remove_listing_photos, remove_old_avatar,
+    request_photo_upload,
+)
 from api.plans import start_agent_plan
 from api.search import search_near
 from api.viewings import (

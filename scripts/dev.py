@@ -61,6 +61,7 @@ def main() -> int:
         os.environ.update(stack.client_env())
         # The seed calls localstripe through the functions' own code, on this stack's port.
         os.environ.update(devstack.stripe_environment(stack.config.port_offset))
+        os.environ.update(devstack.storage_environment(stack.config.port_offset))
         from seed.load import load_all, seed_users
 
         print(load_all().describe(), flush=True)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from pytest_firebase.stack import EmulatorStack, Sidecar, StackConfig, StackError
+from pytest_firebase.storage_bridge import PUSH_PATH
 from pytest_firebase.toolchain import emulator_ui_available
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,17 +24,25 @@ EMULATORS = ("auth", "firestore", "functions", "pubsub", "hosting")
 LOCALSTRIPE_PORT = 8420
 FAKE_GCS_PORT = 4443
 """The Cloud Storage stand-in's port, before any offset (fake-gcs-server's own default)."""
+STORAGE_BRIDGE_PORT = 4480
+"""The bridge that turns the stand-in's Pub/Sub notifications into storage events."""
+STORAGE_EVENTS_TOPIC = "storage-events"
+UPLOADS_PREFIX = "uploads/"
+"""The only objects whose writes and deletes raise events (the stand-in's filter; production's
+trigger sees the whole bucket, and the handler returns early outside this prefix)."""
 FAKE_GCS_DIR = ROOT / ".tools" / "fake-gcs-server"
 """The venv bootstrap installs fake-gcs-server into (tools/fake-gcs-server.txt)."""
 STORAGE_BUCKET = f"{PROJECT_ID}.appspot.com"
 """The default bucket: what a function declared without ``bucket=`` watches under the
 emulators (firebase-tools' ``FIREBASE_CONFIG.storageBucket`` for a demo project)."""
-BUCKETS = (STORAGE_BUCKET,)
+PHOTOS_BUCKET = f"{PROJECT_ID}-photos"
+"""Where processed photos are served from (functions' PHOTOS_BUCKET default)."""
+BUCKETS = (STORAGE_BUCKET, PHOTOS_BUCKET)
 """Created in the stand-in each time it starts (it keeps everything in memory)."""
-FUNCTIONS_PORT = int(
-    json.loads((ROOT / "firebase.json").read_text())["emulators"]["functions"]["port"]
-)
+_EMULATOR_PORTS = json.loads((ROOT / "firebase.json").read_text())["emulators"]
+FUNCTIONS_PORT = int(_EMULATOR_PORTS["functions"]["port"])
 """The Functions emulator's port (firebase.json), before any offset."""
+PUBSUB_PORT = int(_EMULATOR_PORTS["pubsub"]["port"])
 WEBHOOK_ID = "marketplace"
 WEBHOOK_FUNCTION = "stripe_webhook"
 """The function Stripe events are delivered to (the payments issue implements it)."""
@@ -92,27 +102,52 @@ def fake_gcs_binary() -> Path:
     return found[0]
 
 
-def create_buckets(sidecar: Sidecar, stack: EmulatorStack) -> None:
-    """Create the project's buckets in the stand-in, which starts empty."""
+def _send(method: str, url: str, body: dict[str, object]) -> None:
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+    except urllib.error.HTTPError as err:
+        if err.code != 409:  # 409: it exists (left from an earlier start)
+            raise
+
+
+def prepare_storage(sidecar: Sidecar, stack: EmulatorStack) -> None:
+    """Create the project's buckets in the stand-in (it starts empty) and the topic it
+    publishes object events to: without the topic, events are dropped without a word."""
+    project = stack.config.project_id
     for bucket in BUCKETS:
-        request = urllib.request.Request(
-            f"{sidecar.url}/storage/v1/b?project={stack.config.project_id}",
-            data=json.dumps({"name": bucket}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                response.read()
-        except urllib.error.HTTPError as err:
-            if err.code != 409:  # 409: it exists (a stand-in left from an earlier start)
-                raise
+        _send("POST", f"{sidecar.url}/storage/v1/b?project={project}", {"name": bucket})
+    pubsub = f"http://{stack.host('pubsub')}/v1/projects/{project}"
+    _send("PUT", f"{pubsub}/topics/{STORAGE_EVENTS_TOPIC}", {})
 
 
-def fake_gcs() -> Sidecar:
+def subscribe_bridge(sidecar: Sidecar, stack: EmulatorStack) -> None:
+    """Push the stand-in's object events to the bridge (Pub/Sub redelivers what fails)."""
+    project = stack.config.project_id
+    pubsub = f"http://{stack.host('pubsub')}/v1/projects/{project}"
+    _send(
+        "PUT",
+        f"{pubsub}/subscriptions/storage-bridge",
+        {
+            "topic": f"projects/{project}/topics/{STORAGE_EVENTS_TOPIC}",
+            "pushConfig": {"pushEndpoint": f"{sidecar.url}{PUSH_PATH}"},
+            "ackDeadlineSeconds": 60,
+        },
+    )
+
+
+def fake_gcs(offset: int) -> Sidecar:
     """fake-gcs-server (MIT), the Cloud Storage stand-in: its bundled binary, run directly
     (the wrapper's Python launcher never drains the server's stderr), in memory, over HTTP.
     ``-public-host`` makes ``blob.public_url`` (``http://127.0.0.1:<port>/<bucket>/<name>``)
-    answer; any other host name (``localhost``) gets 404."""
+    answer; any other host name (``localhost``) gets 404. Writes and deletes under
+    ``uploads/`` are published to the Pub/Sub emulator, for the bridge."""
     return Sidecar(
         name="storage",
         argv=(
@@ -129,10 +164,41 @@ def fake_gcs() -> Sidecar:
             "http://127.0.0.1:{port}",
             "-public-host",
             "127.0.0.1:{port}",
+            "-event.pubsub-project-id",
+            PROJECT_ID,
+            "-event.pubsub-topic",
+            STORAGE_EVENTS_TOPIC,
+            "-event.list",
+            "finalize,delete",
+            "-event.object-prefix",
+            UPLOADS_PREFIX,
         ),
         port=FAKE_GCS_PORT,
         ready_path="/_internal/healthcheck",
-        on_ready=create_buckets,
+        on_ready=prepare_storage,
+        env={"PUBSUB_EMULATOR_HOST": f"127.0.0.1:{PUBSUB_PORT + offset}"},
+    )
+
+
+def storage_bridge(offset: int) -> Sidecar:
+    """The bridge from the stand-in's notifications to the Functions emulator's storage
+    triggers (pytest_firebase.storage_bridge); after the stand-in, whose topic it needs."""
+    return Sidecar(
+        name="storage-bridge",
+        argv=(
+            sys.executable,
+            "-m",
+            "pytest_firebase.storage_bridge",
+            "--port",
+            "{port}",
+            "--functions",
+            f"http://127.0.0.1:{FUNCTIONS_PORT + offset}",
+            "--project",
+            PROJECT_ID,
+        ),
+        port=STORAGE_BRIDGE_PORT,
+        ready_path="/healthz",
+        on_ready=subscribe_bridge,
     )
 
 
@@ -144,7 +210,7 @@ def stack_config(offset: int | None = None, *, ui: bool = False) -> StackConfig:
         project_root=ROOT,
         project_id=PROJECT_ID,
         emulators=EMULATORS,
-        sidecars=(localstripe(), fake_gcs()),
+        sidecars=(localstripe(), fake_gcs(offset), storage_bridge(offset)),
         # The functions (they inherit the emulators' environment) call localstripe, unless
         # the developer points them at Stripe's test mode (see the README).
         extra_env={

@@ -171,7 +171,7 @@ def _matches(search: dict[str, Any], home: Home) -> bool:
         and home.published > search["createdAt"]
         and home.kind == search["kind"]
         and home.city.name == search["city"]
-        and search.get("priceMin", 0) <= home.price <= search["priceMax"]
+        and search.get("priceMin", 0) <= home.price <= search.get("priceMax", home.price)
         and facts["bedrooms"] >= search.get("bedroomsMin", 0)
         and (not search["propertyTypes"] or facts["propertyType"] in search["propertyTypes"])
     )

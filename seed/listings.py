@@ -16,6 +16,7 @@ from typing import Any, get_args
 
 from marketplace.models import Listing
 from marketplace.models.listings import PUBLIC_STATUSES, Feature
+from seed import photos
 from seed.clock import DAY, HOUR, between, days_ago
 from seed.documents import SeedDoc
 from seed.places import CITIES, INWARD_LETTERS, City, Neighbourhood
@@ -137,7 +138,7 @@ def _home(rng: random.Random, now: dt.datetime, city: City, home_id: str, status
         "areaSqm": _area(rng, facts),
         "address": _address(rng, facts, street, hood, city),
         "location": _scatter(rng, hood.lat, hood.lng, radius_km=0.9),
-        "photos": _photos(rng, home_id, status),
+        "photos": _photos(rng, status),
         "features": facts.features,
         "favoritesCount": 0,  # tallied once the favourites exist
         **_timeline(rng, now, status),
@@ -219,10 +220,10 @@ def _scatter(rng: random.Random, lat: float, lng: float, radius_km: float) -> di
     return {"lat": round(lat + dlat, 6), "lng": round(lng + dlng, 6)}
 
 
-def _photos(rng: random.Random, home_id: str, status: str) -> list[str]:
-    # Picsum serves a stable real photo per seed string, so clients render something.
-    count = rng.randint(0, 3) if status == "draft" else rng.randint(5, 10)
-    return [f"https://picsum.photos/seed/{home_id}-{n}/1280/853" for n in range(1, count + 1)]
+def _photos(rng: random.Random, status: str) -> list[dict[str, Any]]:
+    # Entries of the generated pool (seed.photos), processed and stored like uploads.
+    count = rng.randint(0, 3) if status == "draft" else rng.randint(3, 6)
+    return photos.choose(rng, count)
 
 
 def _timeline(rng: random.Random, now: dt.datetime, status: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import seed  # noqa: F401  (puts functions/ on the path for the imports below)
 from firekit import bootstrap
 from marketplace import viewings
-from seed import buyers, chats, marketplace, payments
+from seed import buyers, chats, marketplace, payments, photos
 from seed.accounts import PEOPLE, SeedUser, load_users, seed_users
 from seed.clock import seconds
 from seed.documents import SeedDoc, counts, prune, write_all
@@ -48,6 +48,7 @@ def load_all(now: dt.datetime | None = None) -> SeedSummary:
     people = seed_users() + seed_users(PEOPLE)
     load_users(people)
     documents = marketplace.build(people, now)
+    photos.store_pool()  # the listings' photos, in the Cloud Storage stand-in
     db = bootstrap.db()
     write_all(db, documents)
     buyers.keep_push_tokens(db, documents)

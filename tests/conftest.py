@@ -16,15 +16,18 @@ from pytest_firebase.stack import StackConfig
 
 @pytest.fixture(scope="session")
 def firebase_stack_config() -> StackConfig:
-    """The same stack `make dev` runs: the emulator suite plus localstripe."""
+    """The same stack `make dev` runs: the emulator suite, localstripe and the storage
+    stand-in."""
     return devstack.stack_config()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _stripe_environment(firebase_stack_config: StackConfig) -> None:
+def _stripe_and_storage_environment(firebase_stack_config: StackConfig) -> None:
     # In-process payments code reads the same params the functions read under the
     # emulators: localstripe's address and the secrets' local values.
     os.environ.update(devstack.stripe_environment(firebase_stack_config.port_offset))
+    # And Cloud Storage code the stand-in, as the functions reach it.
+    os.environ.update(devstack.storage_environment(firebase_stack_config.port_offset))
 
 
 @pytest.fixture(scope="session", autouse=True)

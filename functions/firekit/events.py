@@ -189,7 +189,7 @@ def document_trigger(
             retry=retry,
         )
         if retry:
-            _enable_platform_retry(function)
+            enable_platform_retry(function)
         return cast(EventFunction, function)
 
     return decorate
@@ -203,8 +203,9 @@ def _timeout_seconds(value: object) -> int:
     return DEFAULT_TIMEOUT_SECONDS  # None or the SDK's reset sentinel
 
 
-def _enable_platform_retry(function: Any) -> None:
-    # firebase-functions 0.6.0 has no retry option for Firestore triggers: it writes
+def enable_platform_retry(function: Any) -> None:
+    """Have the platform redeliver the events a run of ``function`` failed on."""
+    # firebase-functions 0.6.0 has no retry option for Firestore (or Storage) triggers: it writes
     # retry=False into the manifest firebase-tools deploys from. The manifest's
     # eventTrigger is a plain dict, so the flag is set there, where the CLI reads it.
     function.__firebase_endpoint__.eventTrigger["retry"] = True

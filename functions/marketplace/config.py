@@ -23,3 +23,11 @@ STRIPE_API_BASE = define_string(
     default="https://api.stripe.com",
     description="Stripe's API (localstripe's address under the emulators).",
 )
+
+# Processed photos are served by plain URL from their own bucket, which grants everyone
+# read (uploads stay in the private default bucket). Empty: ``<project>-photos``.
+PHOTOS_BUCKET = define_string(
+    "PHOTOS_BUCKET",
+    default="",
+    description="The public bucket processed photos are served from (default <project>-photos).",
+)

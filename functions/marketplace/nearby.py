@@ -60,6 +60,7 @@ from marketplace import queries
 from marketplace.listings import GEOHASH_PRECISION
 from marketplace.models.common import MAX_MINOR_UNITS, LatLng, Money
 from marketplace.models.listings import ListingKind, PropertyType
+from marketplace.models.photos import Photo
 from marketplace.nearby_request import NearbyRequest, Position, Sort
 
 EARTH_RADIUS_KM = 6371.0088
@@ -117,8 +118,8 @@ class NearbyListing(BaseModel):
     bedrooms: int
     kind: ListingKind
     propertyType: PropertyType
-    photo: str | None
-    """The first photo, if any."""
+    photo: Photo | None
+    """The first photo (its renditions and placeholder), if any."""
 
 
 class NearbyPage(BaseModel):
@@ -201,7 +202,7 @@ class _Stored(BaseModel):
     bedrooms: int
     kind: ListingKind
     propertyType: PropertyType
-    photos: list[str] = Field(default_factory=list)
+    photos: list[Photo] = Field(default_factory=list)
 
 
 def search(

@@ -11,6 +11,7 @@ from google.cloud import firestore
 from firekit.transactions import run_transaction
 from marketplace import alerts
 from pytest_firebase.wait import wait_for
+from tests.listings.factories import sample_photo
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 
@@ -40,7 +41,7 @@ def listing(owner: str, status: str = "active", **overrides: Any) -> dict[str, A
             "country": "GB",
         },
         "location": {"lat": 51.5014, "lng": -0.1419},
-        "photos": ["https://img.example.test/1.jpg"],
+        "photos": [sample_photo()],
         "features": [],
         "createdAt": NOW,
         "updatedAt": NOW,

@@ -37,13 +37,34 @@ def listing(owner: str, **overrides: Any) -> dict[str, Any]:
             "country": "GB",
         },
         "location": {"lat": 51.5014, "lng": -0.1419},
-        "photos": ["https://img.example.test/1.jpg"],
+        "photos": [sample_photo()],
         "features": ["balcony"],
         "createdAt": CREATED,
         "updatedAt": CREATED,
     }
     data.update(overrides)
     return data
+
+
+def sample_photo(photo_id: str = "SamplePhoto000000001") -> dict[str, Any]:
+    """A processed photo entry as the photo function records it (renditions 320 and 1024)."""
+    base = f"https://storage.googleapis.com/demo-marketplace-photos/listings/x/{photo_id}"
+    return {
+        "id": photo_id,
+        "width": 1600,
+        "height": 1200,
+        "placeholder": "LEHV6nWB2yk8pyo0adR*.7kCMdnj",
+        "sizes": [
+            {
+                "width": w,
+                "height": w * 3 // 4,
+                "webp": f"{base}/{w}.webp",
+                "jpeg": f"{base}/{w}.jpg",
+            }
+            for w in (320, 1024)
+        ],
+        "addedAt": CREATED,
+    }
 
 
 def submit(db: Any, firestore_event: Event, data: dict[str, Any], listing_id: str = "") -> Any:

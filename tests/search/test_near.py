@@ -30,6 +30,7 @@ from marketplace.models.listings import Listing
 from pytest_firebase.auth import AuthEmulator
 from pytest_firebase.callables import CallResult
 from tests.listings.factories import listing as submitted_listing
+from tests.listings.factories import sample_photo
 
 Call = Callable[..., CallResult]
 World = dict[str, dict[str, Any]]
@@ -67,7 +68,7 @@ def listing(lat: float, lng: float, **overrides: Any) -> dict[str, Any]:
             "country": "GB",
         },
         location={"lat": lat, "lng": lng},
-        photos=["https://img.example.test/1.jpg", "https://img.example.test/2.jpg"],
+        photos=[sample_photo("NearPhoto00000000001"), sample_photo("NearPhoto00000000002")],
         publishedAt=NOW,
     )
     data.update(overrides)
@@ -129,7 +130,7 @@ def random_listing(rng: random.Random, lat: float, lng: float, currency: str) ->
         propertyType=rng.choice(TYPES),
         bedrooms=rng.randint(0, 6),
         price={"amount": major * 100, "currency": currency if rng.random() < 0.9 else "EUR"},
-        photos=[] if rng.random() < 0.15 else [f"https://img.example.test/{rng.random()}.jpg"],
+        photos=[] if rng.random() < 0.15 else [sample_photo()],
     )
 
 

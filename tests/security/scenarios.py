@@ -49,7 +49,6 @@ def listing_draft(owner: str) -> dict[str, Any]:
             "country": "GB",
         },
         "location": {"lat": 53.81, "lng": -1.56},
-        "photos": ["https://img.example.com/1.jpg"],
         "features": ["garden"],
         "createdAt": SERVER_TIMESTAMP,
         "updatedAt": SERVER_TIMESTAMP,

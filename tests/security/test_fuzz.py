@@ -103,6 +103,12 @@ WELL_FORMED: dict[str, dict[str, Any]] = {
     "set_listing_status": {"listingId": "no-such-listing", "status": "archived"},
     "feature_listing": {"listingId": "no-such-listing", "days": 3},
     "set_user_role": {"uid": "no-such-user", "role": "agent"},
+    "request_photo_upload": {
+        "target": "listing",
+        "listingId": "no-such-listing",
+        "contentType": "image/jpeg",
+    },
+    "arrange_listing_photos": {"listingId": "no-such-listing", "order": ["A" * 20]},
     "search_near": {"lat": 51.5, "lng": -0.12, "radiusKm": 2, "cursor": "no-such-cursor"},
     # A well-formed card would reach Stripe and create a customer: only broken ones here.
     "start_agent_plan": {"paymentMethodId": "pm_"},

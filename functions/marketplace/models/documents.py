@@ -9,6 +9,7 @@ from marketplace.models.conversations import Conversation, Message
 from marketplace.models.deals import Offer
 from marketplace.models.limits import Usage
 from marketplace.models.listings import Listing
+from marketplace.models.photos import PhotoUploads
 from marketplace.models.reports import Report
 from marketplace.models.searches import SavedSearch
 from marketplace.models.users import (
@@ -35,6 +36,7 @@ DOCUMENTS: tuple[type[Document], ...] = (
     Favorite,
     UnreadCounter,
     Listing,
+    PhotoUploads,
     SavedSearch,
     Availability,
     Viewing,
@@ -66,6 +68,7 @@ __all__ = [
     "Notification",
     "Offer",
     "Payment",
+    "PhotoUploads",
     "PrivateAccount",
     "Profile",
     "Report",

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from firekit.docmodel import CallerUid, Client, Document, RequestTime, Transitions
-from marketplace.models.common import CountryCode, HttpsUrl, LatLng, Money, Uid, Value
+from marketplace.models.common import CountryCode, LatLng, Money, Uid, Value
+from marketplace.models.photos import MAX_PHOTO_ISSUES, Photo, PhotoIssue
 
 ListingStatus = Literal[
     "draft", "pending_review", "active", "under_offer", "sold", "let", "archived", "rejected"
@@ -18,7 +19,7 @@ PUBLIC_STATUSES = ("active", "under_offer", "sold", "let")
 PREPARING = ("draft", "rejected")
 """Before (re)submission: everything the agent wrote is still editable."""
 ON_MARKET = (*PREPARING, "active", "under_offer")
-"""Price, description, photos and features stay editable while the home is on the market;
+"""Price, description and features stay editable while the home is on the market;
 what identifies the home (address, kind, size) is fixed once it has been reviewed."""
 ArchiveReason = Literal["agent_departed"]
 """Why the system (not the agent) archived a listing: its owner is no longer an agent."""
@@ -79,9 +80,6 @@ class Listing(Document):
     areaSqm: Annotated[int | None, Field(ge=1, le=100_000), Client(editable_when=PREPARING)] = None
     address: Annotated[Address, Client(editable_when=PREPARING)]
     location: Annotated[LatLng, Client(editable_when=PREPARING)]
-    photos: Annotated[
-        list[HttpsUrl], Field(max_length=MAX_PHOTOS), Client(editable_when=ON_MARKET)
-    ] = Field(default_factory=list)
     features: Annotated[list[Feature], Field(max_length=14), Client(editable_when=ON_MARKET)] = (
         Field(default_factory=list)
     )
@@ -89,6 +87,12 @@ class Listing(Document):
     updatedAt: Annotated[dt.datetime, RequestTime(on_update=True)]
 
     # Written by functions only.
+    photos: Annotated[list[Photo], Field(max_length=MAX_PHOTOS)] = Field(default_factory=list)
+    """Processed uploads, in the agent's order (request_photo_upload, arrange_listing_photos)."""
+    photoIssues: Annotated[list[PhotoIssue], Field(max_length=MAX_PHOTO_ISSUES)] = Field(
+        default_factory=list
+    )
+    """Uploads refused, most recent last, so the agent sees why a photo did not appear."""
     geohash: Annotated[str, Field(max_length=12)] | None = None
     searchKeys: list[str] = Field(default_factory=list)
     favoritesCount: Annotated[int, Field(ge=0)] = 0

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from firekit.docmodel import CallerUid, Client, DocId, Document, RequestTime
 from marketplace.models.common import HTTPS_URL, DocRef, Uid, Value
+from marketplace.models.photos import Photo, PhotoIssue
 from marketplace.roles import RoleName
 
 MAX_DISPLAY_NAME = 80
@@ -30,6 +31,9 @@ class Profile(Document):
     """An agent whose identity an admin checked (publishes without moderation)."""
     plan: Literal["agent_pro"] | None = None
     """The paid plan, mirrored from Stripe by functions."""
+    avatar: Photo | None = None
+    """The user's uploaded photo, processed (request_photo_upload); apps show it before
+    ``photoURL`` (what the sign-in provider or the user gave)."""
     createdAt: dt.datetime | None = None
     updatedAt: dt.datetime | None = None
 
@@ -63,6 +67,8 @@ class PrivateAccount(Document):
     )
     notifications: Annotated[NotificationSettings | None, Client(create=False)] = None
     stripeCustomerId: str | None = None
+    avatarIssue: PhotoIssue | None = None
+    """Why the latest avatar upload was refused (cleared when one succeeds)."""
     pushTokens: list[Annotated[str, Field(min_length=1, max_length=4096)]] | None = None
     """The newest devices' tokens, kept by a function (``on_device_written``) so a
     fan-out reads them with the account instead of querying devices."""

@@ -87,6 +87,9 @@ class Sidecar:
     port: int
     ready_path: str = "/"
     on_ready: Callable[[Sidecar, EmulatorStack], None] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Variables for this sidecar alone, on top of the stack's environment (from which the
+    emulators' host variables are removed: a sidecar that must reach one names it here)."""
 
     @property
     def url(self) -> str:
@@ -308,7 +311,7 @@ class EmulatorStack:
         with log_path.open("wb") as log:
             argv = [arg.format(port=sidecar.port) for arg in sidecar.argv]
             proc = procs.spawn_group(
-                argv, env=self._base_env(), cwd=self.config.project_root, log=log
+                argv, env={**self._base_env(), **sidecar.env}, cwd=self.config.project_root, log=log
             )
         self._procs.append((sidecar.name, proc))
         deadline = time.monotonic() + 60
