@@ -106,7 +106,7 @@ def signed_upload(
         method="PUT",
         expiration=lifetime,
         content_type=content_type,
-        headers=headers,
+        headers=dict(headers),  # a copy: the library adds Host to the dict it is given
         **signing,
     )
     expires_at = dt.datetime.now(dt.UTC) + lifetime
