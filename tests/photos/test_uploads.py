@@ -13,7 +13,6 @@ import datetime as dt
 import io
 import itertools
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
