@@ -1,7 +1,10 @@
 // An app developer's first ten minutes, runnable: after `make dev` prints "Dev stack
 // ready.", run `make quickstart` (it compiles this file with tsc and runs it with node).
 // It connects to the emulators, signs in as the seeded agent, writes a listing with the
-// generated types, listens to it go live, and calls a callable. The README shows it.
+// generated types, uploads its photo, listens to it go live, and calls a callable. The
+// README shows it.
+import { readFileSync } from "node:fs";
+
 import { initializeApp } from "firebase/app";
 import { connectAuthEmulator, getAuth, signInWithEmailAndPassword } from "firebase/auth";
 import {
@@ -64,7 +67,6 @@ async function main(): Promise<void> {
     bathrooms: 1,
     address: { line1: "12 Wharf Road", city: "London", postcode: "N1 7GR", country: "GB" },
     location: { lat: 51.5326, lng: -0.0952 },
-    photos: ["https://images.example.com/quickstart/front.jpg"],
     createdAt: serverTimestamp(),
     updatedAt: serverTimestamp(),
   };
@@ -75,7 +77,31 @@ async function main(): Promise<void> {
   await batch.commit();
   console.log(`draft written: listings/${listing.id}`);
 
-  // 4. Listen to it, then submit it: the review function publishes it.
+  // 4. Add a photo (the review wants one): ask for an upload slot, PUT the bytes to its
+  //    signed URL with exactly its headers; a function checks, strips and resizes it and
+  //    records it on the listing.
+  const slot = await call(functions, "request_photo_upload", {
+    target: "listing",
+    listingId: listing.id,
+    contentType: "image/jpeg",
+  });
+  const bytes = readFileSync("examples/house.jpg");
+  const put = await fetch(slot.url, { method: slot.method, headers: slot.headers, body: bytes });
+  console.log(`photo uploaded (${put.status}); waiting for it to be processed`);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("no processed photo in 60 s")), 60_000);
+    const stop = onSnapshot(listing, (snap) => {
+      const photo = (snap.data() as Listing | undefined)?.photos?.find((p) => p.id === slot.photoId);
+      if (photo) {
+        console.log(`photo ready: ${photo.sizes.map((s) => s.width).join(", ")} px wide`);
+        clearTimeout(timer);
+        stop();
+        resolve();
+      }
+    });
+  });
+
+  // 5. Listen to it, then submit it: the review function publishes it.
   const live = new Promise<Listing>((resolve, reject) => {
     const late = () => reject(new Error("the listing did not go live in 60 s"));
     const timer = setTimeout(late, 60_000);
@@ -96,7 +122,7 @@ async function main(): Promise<void> {
   const published = await live;
   console.log(`live with geohash ${published.geohash}`);
 
-  // 5. Call a callable, typed: request and response come from the contract.
+  // 6. Call a callable, typed: request and response come from the contract.
   const page = await call(functions, "search_near", {
     lat: 51.5326,
     lng: -0.0952,
@@ -106,7 +132,7 @@ async function main(): Promise<void> {
   const found = page.results.some((result) => result.id === listing.id);
   console.log(`search_near found ${found ? "it" : "nothing"}`);
 
-  // 6. A refusal, read as our backend words it.
+  // 7. A refusal, read as our backend words it.
   try {
     await call(functions, "search_near", { lat: 91, lng: 0, radiusKm: 1 });
   } catch (err) {

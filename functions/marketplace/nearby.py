@@ -60,7 +60,7 @@ from marketplace import queries
 from marketplace.listings import GEOHASH_PRECISION
 from marketplace.models.common import MAX_MINOR_UNITS, LatLng, Money
 from marketplace.models.listings import ListingKind, PropertyType
-from marketplace.models.photos import Photo
+from marketplace.models.photos import Photo, PhotoSize
 from marketplace.nearby_request import NearbyRequest, Position, Sort
 
 EARTH_RADIUS_KM = 6371.0088
@@ -103,6 +103,18 @@ _AFTER_EVERY_GEOHASH = "~"
 # --- the response ---------------------------------------------------------------------
 
 
+class ResultPhoto(BaseModel):
+    """A listing's first photo, as a result shows it."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    id: str
+    width: int
+    height: int
+    placeholder: str
+    sizes: list[PhotoSize]
+
+
 class NearbyListing(BaseModel):
     """One result: what a map pin or a list row shows."""
 
@@ -118,7 +130,7 @@ class NearbyListing(BaseModel):
     bedrooms: int
     kind: ListingKind
     propertyType: PropertyType
-    photo: Photo | None
+    photo: ResultPhoto | None
     """The first photo (its renditions and placeholder), if any."""
 
 
@@ -291,7 +303,7 @@ def _result(listing_id: str, stored: _Stored, distance: float) -> NearbyListing:
         bedrooms=stored.bedrooms,
         kind=stored.kind,
         propertyType=stored.propertyType,
-        photo=stored.photos[0] if stored.photos else None,
+        photo=ResultPhoto.model_validate(stored.photos[0].model_dump()) if stored.photos else None,
     )
 
 

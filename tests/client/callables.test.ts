@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 import { getDoc } from "firebase/firestore";
 
 import { call, type Profile } from "../../contract/index.js";
-import { createListing, draft, publicListing, submit } from "./homes.js";
+import { addPhoto, createListing, draft, publicListing, submit } from "./homes.js";
 import {
   cast,
   closeAll,
@@ -76,6 +76,7 @@ test("set_user_role makes a buyer an agent, and refuses an admin's own role", as
 test("approve_listing and reject_listing review submissions, not drafts", async () => {
   const approvedHome = await createListing(agent, draft(agent));
   const rejectedHome = await createListing(agent, draft(agent));
+  await Promise.all([addPhoto(agent, approvedHome), addPhoto(agent, rejectedHome)]);
   await Promise.all([submit(approvedHome), submit(rejectedHome)]);
 
   const approval = { listingId: approvedHome.id };

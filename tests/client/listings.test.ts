@@ -6,8 +6,8 @@ import { after, before, test } from "node:test";
 
 import { type CollectionReference, getDoc, getDocs } from "firebase/firestore";
 
-import { call, type Listing, type Notification } from "../../contract/index.js";
-import { createListing, draft, saveLondonSearch, submit } from "./homes.js";
+import { call, type Listing, type Notification, type PhotoSize } from "../../contract/index.js";
+import { addPhoto, createListing, draft, saveLondonSearch, submit } from "./homes.js";
 import {
   cast,
   closeAll,
@@ -45,6 +45,12 @@ test("a submitted, approved listing reaches a matching buyer's live inbox", asyn
     (s) => s.docs.some((d) => d.data().listingId === home.id),
     "the buyer's alert",
   );
+  // The review wants a photo: uploaded through a signed URL, processed by a function.
+  const photo = await addPhoto(agent, home);
+  assert.deepEqual(
+    photo.sizes.map((size: PhotoSize) => size.width),
+    [96],
+  );
   await submit(home);
   // This agent is neither verified nor on the plan: the listing waits for an admin.
   const approved = await call(admin.functions, "approve_listing", { listingId: home.id });
@@ -59,8 +65,11 @@ test("a submitted, approved listing reaches a matching buyer's live inbox", asyn
   assert.equal(alert.id, `new_listing-${home.id}`);
   assert.equal(alert.data().kind, "listing_match");
   assert.equal(alert.data().read, false);
-  // Now public, the buyer reads it too.
-  assert.equal((await getDoc(buyersView)).data()?.status, "active");
+  // Now public, the buyer reads it too, and its photo by URL.
+  const seenByBuyer = (await getDoc(buyersView)).data();
+  assert.equal(seenByBuyer?.status, "active");
+  const shown = await fetch(seenByBuyer!.photos![0]!.sizes[0]!.webp);
+  assert.equal(shown.headers.get("content-type"), "image/webp");
   // The agent hears the moderator's decision (inbox, push), and no alert about their own
   // listing.
   const decided = await waitForQuery(
