@@ -26,8 +26,8 @@ from api.listings import (
 )
 from api.payments import reconcile_stripe_events, stripe_webhook
 from api.photos import (
-    arrange_listing_photos, process_photo_upload, remove_listing_photos, remove_old_avatar,
-    request_photo_upload,
+    arrange_listing_photos, process_photo_upload, remove_deleted_listing_photos,
+    remove_deleted_user_photos, remove_listing_photos, remove_old_avatar, request_photo_upload,
 )
 from api.plans import start_agent_plan
 from api.search import search_near

@@ -24,9 +24,10 @@ def _print_banner(
     stack: EmulatorStack, users: list[object], scheduler: schedules.Scheduler
 ) -> None:
     print("\nServices:")
-    for name, address in stack.describe():
-        print(f"  {name:<12} {address}")
-    print(f"  {'health':<12} {stack.functions_url('health')}")
+    rows = [*stack.describe(), ("health", stack.functions_url("health"))]
+    width = max(len(name) for name, _ in rows)
+    for name, address in rows:
+        print(f"  {name:<{width}} {address}")
     print(f"\nProject: {stack.config.project_id}. Point clients at the emulators, e.g.")
     print(f"  connectAuthEmulator(auth, 'http://{stack.host('auth')}')")
     print(f"  connectFirestoreEmulator(db, '127.0.0.1', {stack.port('firestore')})")

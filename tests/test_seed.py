@@ -8,6 +8,7 @@ import urllib.request
 from collections import Counter, defaultdict
 from typing import Any
 
+import requests
 import stripe
 from firebase_admin import auth
 from google.cloud import firestore
@@ -21,6 +22,7 @@ from marketplace.models.listings import PUBLIC_STATUSES, ListingStatus
 from marketplace.payments import featured, plans
 from pytest_firebase.auth import AuthEmulator
 from seed import chats, marketplace, payments
+from seed import photos as seed_photos
 from seed.accounts import PEOPLE
 from seed.documents import SeedDoc
 from seed.load import load_all, load_users, seed_users
@@ -100,6 +102,21 @@ def test_the_marketplace_loads_in_seconds_and_reads_back_valid(
     people = seed_users() + seed_users(PEOPLE)
     assert len(stored["users"]) == len(stored["private"]) == len(people) >= 30
     assert len(list(auth.list_users().iterate_all())) == len(people)
+    # Every photo the listings show is stored, processed, and served at its URL.
+    urls = {
+        size[kind]
+        for listing in stored["listings"]
+        for photo in listing["photos"]
+        for size in photo["sizes"]
+        for kind in ("webp", "jpeg")
+    }
+    assert len(urls) == 4 * seed_photos.POOL_SIZE  # 320 and 960 wide, WebP and JPEG each
+    for url in sorted(urls):
+        answer = requests.get(url, timeout=10)
+        assert answer.status_code == 200, url
+        assert answer.headers["Content-Type"] == (
+            "image/webp" if url.endswith("webp") else "image/jpeg"
+        )
     for user in seed_users():  # the documented sign-in accounts still work
         assert auth_emulator.sign_in(user.email, user.password).claims["role"] == user.role.value
     # Each buyer's device tokens are on their account, as the devices trigger keeps them:

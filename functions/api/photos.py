@@ -57,39 +57,55 @@ def process_photo_upload(upload: FinishedUpload) -> str:
 
 # Recompute: the ids that left are in the event, and deleting what is gone is a no-op,
 # so a rerun or a late event does no harm; retried, so a failed delete is not left behind.
+# Updates and deletions are separate triggers so that creating a document (every listing,
+# every sign-up) invokes neither.
 @document_trigger(
     "listings/{listingId}",
     model=AnyDocument,
-    on="written",
+    on="updated",
     only_when_changed=("photos",),
     mode=EffectMode.RECOMPUTE,
     retry=True,
 )
 def remove_listing_photos(change: DocumentChange[AnyDocument], effects: Effects) -> None:
-    """Delete the objects of photos taken off a listing, and all of a deleted listing's."""
+    """Delete the objects of photos taken off a listing."""
     listing_id = change.params["listingId"]
-    if change.kind == "deleted":
-        removed = p.remove_everything_of_listing(effects.db, listing_id)
-    else:
-        before = (change.before_data or {}).get("photos")
-        gone = p.removed_photo_ids(before, (change.after_data or {}).get("photos"))
-        removed = p.remove_listing_photo_objects(listing_id, gone)
-    logs.info("listing photos removed", listingId=listing_id, objects=removed)
+    before = (change.before_data or {}).get("photos")
+    gone = p.removed_photo_ids(before, (change.after_data or {}).get("photos"))
+    removed = p.remove_listing_photo_objects(listing_id, gone)
+    logs.info("listing photos removed", listingId=listing_id, photos=gone, objects=removed)
+
+
+@document_trigger(
+    "listings/{listingId}", model=AnyDocument, on="deleted", mode=EffectMode.RECOMPUTE, retry=True
+)
+def remove_deleted_listing_photos(change: DocumentChange[AnyDocument], effects: Effects) -> None:
+    """Delete every object of a deleted listing: renditions, uploads under way, slots."""
+    listing_id = change.params["listingId"]
+    removed = p.remove_everything_of_listing(effects.db, listing_id)
+    logs.info("deleted listing's photos removed", listingId=listing_id, objects=removed)
 
 
 @document_trigger(
     "users/{uid}",
     model=AnyDocument,
-    on="written",
+    on="updated",
     only_when_changed=("avatar",),
     mode=EffectMode.RECOMPUTE,
     retry=True,
 )
 def remove_old_avatar(change: DocumentChange[AnyDocument], effects: Effects) -> None:
-    """Delete a replaced avatar's objects, and all of a deleted profile's."""
+    """Delete a replaced avatar's objects (unless the profile holds it again)."""
     uid = change.params["uid"]
-    if change.kind == "deleted":
-        removed = p.remove_everything_of_user(effects.db, uid)
-    else:
-        removed = p.remove_replaced_avatar(effects.db, uid, change.before_data)
+    removed = p.remove_replaced_avatar(effects.db, uid, change.before_data)
     logs.info("old avatar removed", uid=uid, objects=removed)
+
+
+@document_trigger(
+    "users/{uid}", model=AnyDocument, on="deleted", mode=EffectMode.RECOMPUTE, retry=True
+)
+def remove_deleted_user_photos(change: DocumentChange[AnyDocument], effects: Effects) -> None:
+    """Delete every avatar object of a deleted profile, and its uploads under way."""
+    uid = change.params["uid"]
+    removed = p.remove_everything_of_user(effects.db, uid)
+    logs.info("deleted user's photos removed", uid=uid, objects=removed)

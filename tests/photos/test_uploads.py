@@ -26,6 +26,8 @@ from PIL import Image
 from api.photos import (
     arrange_listing_photos,
     process_photo_upload,
+    remove_deleted_listing_photos,
+    remove_deleted_user_photos,
     remove_listing_photos,
     remove_old_avatar,
     request_photo_upload,
@@ -617,7 +619,7 @@ def test_a_deleted_listing_leaves_no_object_behind(
     firestore_db.document(f"listings/{listing_id}").delete()
 
     deliver(
-        remove_listing_photos,
+        remove_deleted_listing_photos,
         firestore_event(f"listings/{listing_id}", before=before, kind="deleted"),
     )
 
@@ -655,7 +657,7 @@ def test_an_avatar_replaces_the_last_and_the_old_ones_objects_go(
     Profile.model_validate(seen[1][1])
     profile.delete()
     gone = firestore_event(f"users/{buyer}", before=seen[1][1], kind="deleted")
-    deliver(remove_old_avatar, gone)
+    deliver(remove_deleted_user_photos, gone)
     assert outputs("avatar", buyer) == []
 
 
