@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import math
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -174,6 +175,43 @@ def field_shape(spec: FieldSpec) -> Shape:
     return shape_of(spec.annotation, spec.constraints)
 
 
+def _shape_key(shape: Shape) -> Hashable:
+    """``shape`` as a hashable key; values carry their type, so ``1``, ``1.0`` and ``True``
+    never share a key."""
+    return (
+        shape.kind,
+        shape.nullable,
+        tuple((type(c), c) for c in shape.choices),
+        shape.model,
+        None if shape.item is None else _shape_key(shape.item),
+        tuple((k, type(v), v) for k, v in sorted(shape.limits.items())),
+    )
+
+
+StrategyOf = Callable[[Shape], st.SearchStrategy[Any]]
+
+
+def _built_once(build: StrategyOf) -> StrategyOf:
+    """``build`` run once per distinct shape, its strategy reused after.
+
+    A strategy draws the same values from the same choices whether it is new or reused, so
+    this changes no example. What it saves is the cost of a new strategy object: Hypothesis
+    validates each one and works out whether it can be empty on its first draw, and the
+    document strategies (:func:`stored_documents`, :func:`update_cases`) ask for their
+    field strategies on every draw.
+    """
+    built: dict[Hashable, st.SearchStrategy[Any]] = {}
+
+    @functools.wraps(build)
+    def cached(shape: Shape) -> st.SearchStrategy[Any]:
+        key = _shape_key(shape)
+        if key not in built:
+            built[key] = build(shape)
+        return built[key]
+
+    return cached
+
+
 # ---- values ---------------------------------------------------------------------------
 
 # Characters that make length and pattern checks interesting: astral-plane (2 UTF-16 units),
@@ -268,6 +306,7 @@ def _numbers(shape: Shape) -> st.SearchStrategy[Any]:
     return st.one_of(floats, ints)  # strict float accepts ints
 
 
+@_built_once
 def valid(shape: Shape) -> st.SearchStrategy[Any]:
     """Values the model accepts for ``shape`` (nearly always; the twin has the last word)."""
     base = _valid_base(shape)
@@ -302,6 +341,7 @@ def _valid_base(shape: Shape) -> st.SearchStrategy[Any]:
     return _simple
 
 
+@functools.cache
 def model_values(model: type[BaseModel]) -> st.SearchStrategy[dict[str, Any]]:
     """A valid nested value (a dict) of ``model``."""
     fields = model.model_fields
@@ -332,6 +372,7 @@ _WRONG_TYPES: dict[str, tuple[Any, ...]] = {
 }
 
 
+@_built_once
 def broken(shape: Shape) -> st.SearchStrategy[Any]:
     """Values aimed just outside ``shape``: wrong types, bounds, lengths, patterns, keys."""
     options: list[st.SearchStrategy[Any]] = []
