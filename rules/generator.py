@@ -35,9 +35,10 @@ on the Firestore emulator 1.19.9; ``tests/rules`` asserts each point):
   disagreement).
 - **Expression budget.** A request may evaluate at most 1000 expressions, and function
   calls, member accesses and list literals all count. The heaviest valid write, a listing
-  created with every field at its longest in astral characters and 12 such photo URLs,
-  takes about 920 with the policy around it (measured by exhausting the budget); the
-  checks are inlined rather than factored into helpers for that reason. A model much
+  created with every field at its longest in astral characters and (while clients wrote
+  them) 12 such photo URLs, took about 920 with the policy around it (measured by
+  exhausting the budget); the checks are inlined rather than factored into helpers for
+  that reason. A model much
   heavier than ``Listing`` would need its lists shortened, or the rules would deny valid
   writes (``tests/rules`` holds the worst case).
 - **Deleted fields.** A masked update may delete a field (the twin's ``DELETE``). The

@@ -160,19 +160,6 @@ def test_the_marketplace_loads_in_seconds_and_reads_back_valid(
     assert statuses["active"] > len(listings) / 2
 
 
-def test_loading_again_overwrites_rather_than_duplicates(
-    auth_emulator: AuthEmulator, firestore_db: firestore.Client
-) -> None:
-    first = load_all()
-    once = {c: len(docs) for c, docs in _read_back(firestore_db).items()}
-    # Later, as a long-running stack would be reseeded: times (and slot ids) move.
-    load_all(now=first.now + dt.timedelta(days=1, hours=5))
-    twice = {c: len(docs) for c, docs in _read_back(firestore_db).items()}
-
-    assert twice == once
-    assert len(list(auth.list_users().iterate_all())) == len(first.users)
-
-
 def _empty_localstripe() -> stripe.StripeClient:
     """The seed's Stripe client, on an emptied localstripe (the webhook stays registered)."""
     api = payments.client()
@@ -183,12 +170,19 @@ def _empty_localstripe() -> stripe.StripeClient:
     return api
 
 
-def test_the_agent_on_the_plan_and_their_featured_listings_are_real_in_localstripe(
+def test_loading_again_overwrites_and_the_plan_and_featured_listings_are_real_in_stripe(
     auth_emulator: AuthEmulator, firestore_db: firestore.Client
 ) -> None:
+    # Two loads (each takes seconds, so one test makes both points): the second, as a
+    # long-running stack would be reseeded, with times (and slot ids) moved, overwrites
+    # rather than duplicates, and reuses what Stripe has.
     api = _empty_localstripe()
-    load_all()
-    summary = load_all()  # again: reuses what Stripe has
+    first = load_all()
+    once = {c: len(docs) for c, docs in _read_back(firestore_db).items()}
+    summary = load_all(now=first.now + dt.timedelta(days=1, hours=5))
+    twice = {c: len(docs) for c, docs in _read_back(firestore_db).items()}
+    assert twice == once
+    assert len(list(auth.list_users().iterate_all())) == len(first.users)
     uid = payments.PLAN_AGENT
 
     # One customer, one active subscription: Stripe, the mirror, profile and claim agree.

@@ -18,7 +18,15 @@ def test_an_offset_shifts_every_emulator_and_sidecar() -> None:
     assert stack.port("firestore") == 8090
     assert stack.client_env()["FIREBASE_AUTH_EMULATOR_HOST"] == "127.0.0.1:9109"
     assert stack.functions_url("health").startswith("http://127.0.0.1:5011/demo-marketplace/")
-    assert [s.port for s in stack.config.sidecars] == [8430, 4453]  # localstripe, storage
+    sidecars = {s.name: s for s in stack.config.sidecars}
+    assert {n: s.port for n, s in sidecars.items()} == {
+        "localstripe": 8430,
+        "storage": 4453,
+        "storage-bridge": 4490,
+    }
+    # The stand-in publishes to this stack's Pub/Sub; the bridge posts to its Functions.
+    assert sidecars["storage"].env == {"PUBSUB_EMULATOR_HOST": "127.0.0.1:8095"}
+    assert "http://127.0.0.1:5011" in sidecars["storage-bridge"].argv
 
 
 def test_ports_that_nodes_fetch_refuses_are_refused_before_anything_starts() -> None:
