@@ -25,10 +25,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    # After -m has deselected: what is left is what will run.
-    if session.config.getoption(IN_PROCESS_OPTION):
-        needing = [i.nodeid for i in session.items if i.get_closest_marker("e2e")]
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption(IN_PROCESS_OPTION):
+        needing = [i.nodeid for i in items if i.get_closest_marker("e2e")]
         if needing:
             raise pytest.UsageError(
                 f"{IN_PROCESS_OPTION} runs no Functions emulator, but these tests need its "
