@@ -202,27 +202,15 @@ def storage_bridge(offset: int) -> Sidecar:
     )
 
 
-IN_PROCESS_EMULATORS = ("auth", "firestore", "pubsub")
-"""The stack for tests that call the code in-process: no Functions emulator, whose paused
-triggers would still receive every write (a listing update measured 9.3 ms on the whole
-stack, 4 ms without it; a reset of 1,000 documents 0.5 s against 0.06 s)."""
-
-
-def stack_config(
-    offset: int | None = None, *, ui: bool = False, in_process: bool = False
-) -> StackConfig:
-    """The whole local stack, optionally on ports shifted by ``offset``, with the UI; or,
-    ``in_process``, only what tests that run no trigger need (no Functions emulator, so
-    no storage bridge either)."""
+def stack_config(offset: int | None = None, *, ui: bool = False) -> StackConfig:
+    """The whole local stack, optionally on ports shifted by ``offset``, with the UI."""
     if offset is None:
         offset = int(os.environ.get("PYTEST_FIREBASE_PORT_OFFSET", "0"))
     base = StackConfig(
         project_root=ROOT,
         project_id=PROJECT_ID,
-        emulators=IN_PROCESS_EMULATORS if in_process else EMULATORS,
-        sidecars=(localstripe(), fake_gcs(offset))
-        if in_process
-        else (localstripe(), fake_gcs(offset), storage_bridge(offset)),
+        emulators=EMULATORS,
+        sidecars=(localstripe(), fake_gcs(offset), storage_bridge(offset)),
         # The functions (they inherit the emulators' environment) call localstripe, unless
         # the developer points them at Stripe's test mode (see the README).
         extra_env={

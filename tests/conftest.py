@@ -13,33 +13,12 @@ import pytest
 import devstack
 from pytest_firebase.stack import StackConfig
 
-IN_PROCESS_OPTION = "--in-process-stack"
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        IN_PROCESS_OPTION,
-        action="store_true",
-        help="run on the stack without the Functions emulator (make test's second phase: "
-        "every test not marked e2e)",
-    )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption(IN_PROCESS_OPTION):
-        needing = [i.nodeid for i in items if i.get_closest_marker("e2e")]
-        if needing:
-            raise pytest.UsageError(
-                f"{IN_PROCESS_OPTION} runs no Functions emulator, but these tests need its "
-                f"triggers: {needing[:5]}... (select them with -m 'not e2e')"
-            )
-
 
 @pytest.fixture(scope="session")
-def firebase_stack_config(pytestconfig: pytest.Config) -> StackConfig:
+def firebase_stack_config() -> StackConfig:
     """The same stack `make dev` runs: the emulator suite, localstripe and the storage
-    stand-in; with --in-process-stack, the same without the Functions emulator."""
-    return devstack.stack_config(in_process=pytestconfig.getoption(IN_PROCESS_OPTION))
+    stand-in."""
+    return devstack.stack_config()
 
 
 @pytest.fixture(scope="session", autouse=True)
