@@ -334,12 +334,15 @@ def _start_attempt(db: firestore.Client, name: UploadName) -> dict[str, Any] | N
     return run_transaction(db, apply, busy_message="The photos are being changed.")
 
 
-def _recorded(db: firestore.Client, name: UploadName) -> bool:
+def _owner_ref(db: firestore.Client, name: UploadName) -> firestore.DocumentReference:
+    """The document the photo is recorded on: the listing, or the uploader's profile."""
     if name.target == "listing":
-        listing = listing_ref(db, name.owner_id).get().to_dict() or {}
-        return any(p.get("id") == name.photo_id for p in listing.get("photos") or [])
-    avatar = (profile_ref(db, name.owner_id).get().to_dict() or {}).get("avatar") or {}
-    return avatar.get("id") == name.photo_id
+        return listing_ref(db, name.owner_id)
+    return profile_ref(db, name.owner_id)
+
+
+def _recorded(db: firestore.Client, name: UploadName) -> bool:
+    return _has(_owner_ref(db, name).get(), name)
 
 
 def _write_outputs(name: UploadName, processed: photos.Processed) -> dict[str, Any]:

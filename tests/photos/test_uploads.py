@@ -66,6 +66,12 @@ def agent_listing(firestore_db: firestore.Client) -> Iterator[tuple[str, str]]:
     storage.delete_prefix(p.photos_bucket(), p.output_folder("listing", listing_id))
 
 
+def hold_photos(db: firestore.Client, listing_id: str, count: int) -> None:
+    """Give the listing ``count`` photos recorded earlier."""
+    held = [sample_photo(f"Held{n:016d}") for n in range(count)]
+    db.document(f"listings/{listing_id}").update({"photos": held})
+
+
 def slot(db: firestore.Client, owner: str, listing_id: str | None) -> p.PhotoUploadSlot:
     target = "listing" if listing_id else "avatar"
     request = p.PhotoUploadRequest(target=target, listingId=listing_id, contentType="image/jpeg")
@@ -207,8 +213,7 @@ def test_a_13th_photo_is_refused_at_upload_counting_uploads_under_way(
     firestore_db: firestore.Client, agent_listing: tuple[str, str], call_function: Call
 ) -> None:
     owner, listing_id = agent_listing
-    held = [sample_photo(f"Held{n:016d}") for n in range(MAX_PHOTOS - 2)]
-    firestore_db.document(f"listings/{listing_id}").update({"photos": held})
+    hold_photos(firestore_db, listing_id, MAX_PHOTOS - 2)
     asked = {"target": "listing", "listingId": listing_id, "contentType": "image/jpeg"}
 
     first = call_function(request_photo_upload, asked, uid=owner, claims=AGENT)
@@ -226,8 +231,7 @@ def test_racing_requests_never_open_more_slots_than_the_limit(
 ) -> None:
     # Four requests race for the listing's last place.
     owner, listing_id = agent_listing
-    held = [sample_photo(f"Held{n:016d}") for n in range(MAX_PHOTOS - 1)]
-    firestore_db.document(f"listings/{listing_id}").update({"photos": held})
+    hold_photos(firestore_db, listing_id, MAX_PHOTOS - 1)
     outcomes: list[str] = []
 
     def ask() -> None:
@@ -260,8 +264,7 @@ def test_expired_slots_free_their_place_and_are_swept(
     firestore_db: firestore.Client, agent_listing: tuple[str, str]
 ) -> None:
     owner, listing_id = agent_listing
-    held = [sample_photo(f"Held{n:016d}") for n in range(MAX_PHOTOS - 1)]
-    firestore_db.document(f"listings/{listing_id}").update({"photos": held})
+    hold_photos(firestore_db, listing_id, MAX_PHOTOS - 1)
     request = p.PhotoUploadRequest(target="listing", listingId=listing_id, contentType="image/png")
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
     p.request_upload(firestore_db, uid=owner, request=request, now=long_ago)
@@ -475,8 +478,7 @@ def test_a_photo_past_the_limit_at_recording_is_refused_and_its_outputs_removed(
     # Photos recorded by other means since the slot opened fill the listing first.
     owner, listing_id = agent_listing
     photo_id = slot(firestore_db, owner, listing_id).photoId
-    held = [sample_photo(f"Held{n:016d}") for n in range(MAX_PHOTOS)]
-    firestore_db.document(f"listings/{listing_id}").update({"photos": held})
+    hold_photos(firestore_db, listing_id, MAX_PHOTOS)
     event, _ = put_upload(upload_bucket, listing_id, photo_id, jpeg())
 
     deliver(process_photo_upload, event)
