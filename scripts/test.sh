@@ -7,8 +7,18 @@ cd "$(dirname "$0")/.."
 # Every process started below inherits this marker, detached emulators included.
 export PYTEST_FIREBASE_RUN_MARKER="run-$(date +%s)-$$-$RANDOM"
 
+# Each phase's time is printed, so a run over the 15-minute budget says where it went.
+phase() {
+  local name=$1 started=$SECONDS done
+  shift
+  "$@"
+  done=$?
+  echo "make test: $name took $((SECONDS - started)) s"
+  return $done
+}
+
 status=0
-./scripts/lint.sh || status=1
-.venv/bin/python -m pytest "$@" || status=1
+phase lint ./scripts/lint.sh || status=1
+phase pytest .venv/bin/python -m pytest "$@" || status=1
 .venv/bin/python -m pytest_firebase.procs "$PYTEST_FIREBASE_RUN_MARKER" || status=1
 exit $status

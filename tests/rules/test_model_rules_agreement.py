@@ -13,8 +13,8 @@ plain Python.
 
 Every example writes a document with fresh ids (no database reset between examples);
 the documents the policy looks up (listings, a conversation) are arranged once per test.
-The ``thorough`` profile runs 200 examples per operation (3,200 writes, about 100 s on
-two cores); ``deep`` runs 1,000 and ``HYPOTHESIS_PROFILE=fast`` 30. The tests at the end
+The ``thorough`` profile runs 120 examples per operation (about 2,000 writes, about 60 s
+on two cores); ``deep`` runs 1,000 and ``HYPOTHESIS_PROFILE=fast`` 30. The tests at the end
 pin the edges the strategies cannot reach (non-finite doubles, deletions, the expression
 budget).
 """

@@ -287,7 +287,7 @@ def test_every_point_within_the_radius_lies_in_the_cover(
     assert len(cover.ranges) <= nearby.MAX_RANGES
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(latitudes, longitudes, radii)
 def test_every_cell_read_reaches_into_the_circle(lat: float, lng: float, radius: float) -> None:
     cover = nearby.cover_circle(lat, lng, radius)

@@ -118,8 +118,12 @@ def alive(pid: int) -> bool:
     return fields is not None and fields[0] != "Z"
 
 
-def stop_group(proc: subprocess.Popen[bytes], *, grace: float = 15.0) -> None:
-    """Ask a group leader's whole group to stop (SIGINT, then SIGTERM, then SIGKILL)."""
+def stop_group(proc: subprocess.Popen[bytes], *, grace: float = 5.0) -> None:
+    """Ask a group leader's whole group to stop (SIGINT, then SIGTERM, then SIGKILL).
+
+    ``grace``: an idle firebase CLI stops on SIGINT in about a second, but at the end of
+    a test session it outlasted a 15 s grace (the session's teardown took 21 s): the
+    SIGTERM after ``grace`` ends it, and the sweep by marker ends whatever it detached."""
     if proc.poll() is not None:
         _signal_group(proc.pid, signal.SIGKILL)  # the leader is gone; its group may not be
         return
