@@ -282,6 +282,8 @@ export type Listing = {
   rejectionReason?: string | null;
   /** (default null) */
   reviewedAt?: Timestamp | null;
+  /** (at least 1 character(s); at most 128 character(s); default null) */
+  acceptedOfferId?: string | null;
   /** (default null) */
   archivedReason?: "agent_departed" | null;
 };
@@ -589,14 +591,57 @@ export type CalendarFeed = {
   createdAt: Timestamp;
 };
 
-/** A holding deposit paid through Stripe. */
+/** A rental's holding deposit: a manual-capture PaymentIntent on the renter's card. */
 export type Deposit = {
-  paymentIntentId: string;
-  status: "requires_payment" | "succeeded" | "refunded" | "failed";
   amount: Money;
+  /** (default null) */
+  paymentIntentId?: string | null;
+  /** (default "awaiting_card") */
+  state?: "awaiting_card" | "held" | "capturing" | "captured" | "releasing" | "released" | "failed";
+  /** (default "authorise") */
+  asked?: "authorise" | "capture" | "cancel";
+  /** (default null) */
+  askedAt?: Timestamp | null;
+  /** (default null) */
+  captureBefore?: Timestamp | null;
+  /** (default false) */
+  captureBeforeAssumed?: boolean;
+  /** (default null) */
+  flaggedAt?: Timestamp | null;
+  /** (default 0) */
+  stripeCreated?: number;
+  /** (at most 60 character(s); default null) */
+  cancellationReason?: string | null;
 };
 
-/** `offers/{offerId}`: a buyer's offer on a listing. */
+/** The latest move, for the notification trigger and the apps. */
+export type LastChange = {
+  move: "make" | "accept" | "reject" | "counter" | "withdraw" | "accept_counter" | "decline" | "lapse" | "replace" | "lose";
+  by: "buyer" | "agent" | "system";
+  at: Timestamp;
+  /** (at most 500 character(s); default null) */
+  reason?: string | null;
+};
+
+/** When and for how long a renter wants the home. */
+export type RentConditions = {
+  /** (matches /^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$/) */
+  moveInDate: string;
+  /** (>= 1; <= 36) */
+  termMonths: number;
+};
+
+/** What a buyer says of how they will pay. */
+export type SaleConditions = {
+  /** (default false) */
+  mortgageAgreedInPrinciple?: boolean;
+  /** (default false) */
+  cashBuyer?: boolean;
+  /** (default false) */
+  chainFree?: boolean;
+};
+
+/** A buyer's offer on a listing. */
 export type Offer = {
   /** (at least 1 character(s); at most 128 character(s)) */
   listingId: string;
@@ -604,14 +649,27 @@ export type Offer = {
   buyerId: string;
   /** (at least 1 character(s); at most 128 character(s)) */
   agentId: string;
+  kind: "sale" | "rent";
   amount: Money;
-  status: "submitted" | "accepted" | "declined" | "withdrawn" | "expired";
+  conditions: SaleConditions | RentConditions;
   /** (at most 1000 character(s); default null) */
   message?: string | null;
+  status: "open" | "countered" | "accepted" | "rejected" | "withdrawn" | "declined" | "lapsed" | "replaced";
+  /** (default null) */
+  counterAmount?: Money | null;
+  expiresAt: Timestamp;
+  /** (at most 500 character(s); default null) */
+  rejectionReason?: string | null;
   /** (default null) */
   deposit?: Deposit | null;
+  /** (>= 0; default 0) */
+  revision?: number;
+  /** (default null) */
+  lastChange?: LastChange | null;
   createdAt: Timestamp;
   updatedAt: Timestamp;
+  /** (default null) */
+  decidedAt?: Timestamp | null;
 };
 
 /** The newest message, for conversation lists (functions keep it). */

@@ -24,6 +24,8 @@ from api.listings import (
     approve_listing, on_agent_profile_changed, on_listing_reviewed, on_listing_updated,
     reject_listing, set_listing_status,
 )
+from api.offers import (accept_offer, counter_offer, follow_offer_move, make_offer, offer_clock,
+                        reject_offer, withdraw_offer)
 from api.payments import reconcile_stripe_events, stripe_webhook
 from api.photos import (
     arrange_listing_photos, process_photo_upload, remove_deleted_listing_photos,
@@ -40,9 +42,8 @@ from api.viewings import (
 DEPLOYED = tuple(sorted(n for n, f in vars().items() if hasattr(f, "__firebase_endpoint__")))
 __all__ = list(DEPLOYED)
 
-# Development aids, never deployed: only the Functions emulator sets FUNCTIONS_EMULATOR
-# (not is_emulated(): `firebase deploy` loads this file in the deployer's shell, which may
-# export FIRESTORE_EMULATOR_HOST). tests/security/test_explain_e2e.py proves it.
+# Development aids, never deployed: FUNCTIONS_EMULATOR, not is_emulated() (the deployer's
+# shell may export FIRESTORE_EMULATOR_HOST). tests/security/test_explain_e2e.py proves it.
 if os.environ.get("FUNCTIONS_EMULATOR") == "true":
     from api.dev import explain_refusal
 

@@ -224,14 +224,20 @@ def offers(
     active = [h for h in homes if h.status == "active" and h.kind == "sale"]
     showcase = [h for h in active if h.owner == SHOWCASE_AGENT and h.city.name == "London"]
     for home in showcase[:2]:  # the sign-in buyer has offers of their own
-        docs.append(_open_offer(rng, now, ids, buyer="seed-buyer", home=home, status="submitted"))
+        docs.append(_open_offer(rng, now, ids, buyer="seed-buyer", home=home, status="open"))
     for home in rng.sample(active, 20):
-        status = rng.choice(
-            ("submitted", "submitted", "submitted", "declined", "withdrawn", "expired")
-        )
+        status = rng.choice(("open", "countered", "open", "rejected", "withdrawn", "lapsed"))
         buyer = _buyer_for(rng, home, buyers)
         docs.append(_open_offer(rng, now, ids, buyer=buyer, home=home, status=status))
     return docs
+
+
+def mark_accepted(homes: list[Home], docs: list[SeedDoc]) -> None:
+    """Each listing under offer or sold names its accepted offer, as an acceptance does."""
+    by_id = {h.id: h for h in homes}
+    for doc in docs:
+        if doc.model is Offer and doc.data["status"] == "accepted":
+            by_id[doc.data["listingId"]].doc.data["acceptedOfferId"] = doc.path.split("/")[1]
 
 
 def _buyer_for(rng: random.Random, home: Home, buyers: list[Buyer], but: str = "") -> str:
@@ -253,14 +259,14 @@ def _settled(
     assert home.published is not None
     created = between(rng, home.published + 3 * DAY, home.updated - DAY)
     winner = _buyer_for(rng, home, buyers)
+    decided = between(rng, created, home.updated)
     accepted = {
-        "listingId": home.id,
-        "buyerId": winner,
-        "agentId": home.owner,
-        "amount": _amount(rng, home, 0.94, 1.0),
+        **_offer_fields(home, winner, _amount(rng, home, 0.94, 1.0), created, None),
         "status": "accepted",
-        "createdAt": created,
-        "updatedAt": between(rng, created, home.updated),
+        "updatedAt": decided,
+        "decidedAt": decided,
+        "revision": 2,
+        "lastChange": {"move": "accept", "by": "agent", "at": decided, "reason": None},
     }
     docs = [SeedDoc(f"offers/{next(ids)}", Offer, accepted)]
     if rng.random() < 0.3:
@@ -269,14 +275,17 @@ def _settled(
             SeedDoc(
                 f"offers/{next(ids)}",
                 Offer,
-                {
-                    **accepted,
-                    "buyerId": _buyer_for(rng, home, buyers, but=winner),
-                    "amount": _amount(rng, home, 0.85, 0.92),
-                    "status": "declined",
-                    "createdAt": early,
-                    "updatedAt": between(rng, early, created),
-                },
+                _answered(
+                    _offer_fields(
+                        home,
+                        _buyer_for(rng, home, buyers, but=winner),
+                        _amount(rng, home, 0.85, 0.92),
+                        early,
+                        None,
+                    ),
+                    "rejected",
+                    between(rng, early, created),
+                ),
             )
         )
     return docs
@@ -287,16 +296,72 @@ def _open_offer(
 ) -> SeedDoc:
     assert home.published is not None
     created = between(rng, max(home.published, now - 30 * DAY), now - HOUR)
-    data = {
+    amount = _amount(rng, home, 0.88, 0.98)
+    answered = created if status == "open" else between(rng, created, now)
+    note = rng.choice(OFFER_NOTES)
+    data = _answered(_offer_fields(home, buyer, amount, created, note), status, answered)
+    if status == "lapsed":  # it lapsed when its time was up
+        data["expiresAt"] = data["lastChange"]["at"] = data["updatedAt"] = data["decidedAt"]
+    elif status in ("open", "countered"):
+        data["expiresAt"] = max(data["expiresAt"], now + DAY)  # still open, so not yet due
+    return SeedDoc(f"offers/{next(ids)}", Offer, data)
+
+
+MOVE_TO = {
+    "countered": ("counter", "agent"),
+    "rejected": ("reject", "agent"),
+    "withdrawn": ("withdraw", "buyer"),
+    "lapsed": ("lapse", "system"),
+}
+REJECTION = "The seller has accepted a higher offer elsewhere in the chain."
+
+
+def _offer_fields(
+    home: Home, buyer: str, amount: dict[str, Any], created: dt.datetime, note: str | None
+) -> dict[str, Any]:
+    """An open offer as make_offer records it (conditions read from the buyer's note)."""
+    conditions = {
+        "mortgageAgreedInPrinciple": note is not None and "Mortgage" in note,
+        "cashBuyer": note is not None and "Cash" in note,
+        "chainFree": note is not None and "no chain" in note,
+    }
+    return {
         "listingId": home.id,
         "buyerId": buyer,
         "agentId": home.owner,
-        "amount": _amount(rng, home, 0.88, 0.98),
-        "status": status,
+        "kind": "sale",
+        "amount": amount,
+        "conditions": conditions,
+        "message": note,
+        "status": "open",
+        "counterAmount": None,
+        "expiresAt": created + 14 * DAY,
+        "rejectionReason": None,
+        "deposit": None,
+        "revision": 1,
+        "lastChange": {"move": "make", "by": "buyer", "at": created, "reason": None},
         "createdAt": created,
-        "updatedAt": created if status == "submitted" else between(rng, created, now),
+        "updatedAt": created,
+        "decidedAt": None,
     }
-    note = rng.choice(OFFER_NOTES)
-    if note:
-        data["message"] = note
-    return SeedDoc(f"offers/{next(ids)}", Offer, data)
+
+
+def _answered(offer: dict[str, Any], status: str, at: dt.datetime) -> dict[str, Any]:
+    """``offer`` moved to ``status`` at ``at`` (open: left as it is)."""
+    if status == "open":
+        return offer
+    move, by = MOVE_TO[status]
+    reason = REJECTION if status == "rejected" else None
+    data = {
+        **offer,
+        "status": status,
+        "revision": 2,
+        "lastChange": {"move": move, "by": by, "at": at, "reason": reason},
+        "updatedAt": at,
+        "rejectionReason": reason,
+        "decidedAt": None if status == "countered" else at,
+    }
+    if status == "countered":
+        asked = offer["amount"]
+        data["counterAmount"] = {**asked, "amount": asked["amount"] * 103 // 100}
+    return data

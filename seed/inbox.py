@@ -63,13 +63,15 @@ def _about_offer(
 ) -> list[_Note]:
     amount = f"£{data['amount']['amount'] // 100:,}"
     link, ref = f"/offers/{offer_id}", {"offerId": offer_id}
-    if data["status"] == "submitted":
+    # The ids the offer trigger gives the same notices (offer-{id}-{revision}), so the
+    # trigger, run on the seeded offers, finds them told already.
+    if data["status"] == "open":
         title = f"New offer on {home.title}"
         body = f"{names[data['buyerId']]} offered {amount} (asking {price_text(home)})."
         return [
             _Note(
                 data["agentId"],
-                f"offer-{offer_id}",
+                f"offer-{offer_id}-{data['revision']}",
                 "offer",
                 home,
                 title,
@@ -84,7 +86,7 @@ def _about_offer(
         return [
             _Note(
                 data["buyerId"],
-                f"offer-accepted-{offer_id}",
+                f"offer-{offer_id}-{data['revision']}",
                 "offer",
                 home,
                 "Your offer was accepted",

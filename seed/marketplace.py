@@ -58,6 +58,7 @@ def build(people: list[SeedUser], now: dt.datetime) -> list[SeedDoc]:
         *deals.viewings_of(rng, now, buyers, homes),
         *deals.offers(rng, now, buyers, homes),
     ]
+    deals.mark_accepted(homes, dealings)
     names = {p.uid: p.display_name for p in people}
     notes = inbox.notifications(rng, now, names, homes, owned + dealings)
     notes += chats.inbox(names, dealings)

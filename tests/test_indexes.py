@@ -274,7 +274,7 @@ def _anchors(summary: SeedSummary) -> Anchors:
     chat = next(
         d for d in docs if d.collection == "conversations" and d.data["buyerId"] == "seed-buyer"
     )
-    offer = next(d for d in docs if d.collection == "offers" and d.data["status"] == "submitted")
+    offer = next(d for d in docs if d.collection == "offers" and d.data["status"] == "open")
     unread = next(d for d in docs if d.collection == "notifications" and not d.data["read"])
     favourites = Counter(d.data["listingId"] for d in docs if d.collection == "favorites")
     listing = next(d for d in docs if d.collection == "listings")
@@ -324,7 +324,12 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
         "buyer_offers": {"equals": {"buyerId": "seed-buyer"}},
         "agent_offers": {"equals": {"agentId": "seed-agent"}},
         "listing_offers": {"equals": {k: a["offer"][k] for k in ("agentId", "listingId")}},
-        "open_offers": {"equals": {"listingId": a["offer"]["listingId"], "status": "submitted"}},
+        "open_offers": {"equals": {"listingId": a["offer"]["listingId"], "status": "open"}},
+        # The offer clock's query, three weeks on: every open offer is due by then.
+        "offers_to_lapse": {
+            "equals": {"status": "open"},
+            "ranges": {"expiresAt": [("<=", now + dt.timedelta(days=21))]},
+        },
         "buyer_viewings": {"equals": {"requesterId": "seed-buyer"}, "ranges": upcoming},
         "agent_viewings": {"equals": {"agentId": "seed-agent"}, "ranges": upcoming},
         # The viewing clock's queries, two days and two weeks on: what it would find then.

@@ -376,9 +376,19 @@ def test_activity_agrees_with_the_listings() -> None:
         listing = listings[offer.data["listingId"]]
         assert listing["ownerId"] == offer.data["agentId"] and listing["kind"] == "sale"
     accepted = {
-        o.data["listingId"] for o in seeded["offers"].values() if o.data["status"] == "accepted"
+        o.data["listingId"]: path.split("/")[1]
+        for path, o in seeded["offers"].items()
+        if o.data["status"] == "accepted"
     }
-    assert accepted == {i for i, d in listings.items() if d["status"] in ("under_offer", "sold")}
+    assert set(accepted) == {
+        i for i, d in listings.items() if d["status"] in ("under_offer", "sold")
+    }
+    # ...and each names it, as the acceptance does; nothing else names one.
+    assert {i: d["acceptedOfferId"] for i, d in listings.items() if d.get("acceptedOfferId")} == (
+        accepted
+    )
+    statuses = Counter(o.data["status"] for o in seeded["offers"].values())
+    assert {"open", "countered", "accepted", "rejected"} <= set(statuses)
 
 
 def test_chats_carry_what_the_chat_functions_derive() -> None:

@@ -89,7 +89,7 @@ GRAPH: Mapping[str, frozenset[str]] = {
     "pending_review": frozenset({"draft", "active", "rejected", "archived"}),
     "rejected": frozenset({"draft", "pending_review", "archived"}),
     "active": frozenset({"under_offer", "sold", "let", "archived"}),
-    "under_offer": frozenset({"active", "sold", "archived"}),
+    "under_offer": frozenset({"active", "sold", "let", "archived"}),
     "sold": frozenset({"archived"}),
     "let": frozenset({"archived"}),
     "archived": frozenset(),
@@ -99,15 +99,16 @@ GRAPH: Mapping[str, frozenset[str]] = {
 AgentStatus = Literal["active", "under_offer", "sold", "let", "archived"]
 AGENT_MOVES: Mapping[str, frozenset[str]] = {
     "active": frozenset({"under_offer", "sold", "let", "archived"}),
-    "under_offer": frozenset({"active", "sold", "archived"}),
+    "under_offer": frozenset({"active", "sold", "let", "archived"}),
     "sold": frozenset({"archived"}),
     "let": frozenset({"archived"}),
 }
 """The moves an owner makes through :func:`set_status` (a subset of :data:`GRAPH`)."""
 ADMIN_MOVES: Mapping[str, frozenset[str]] = {"pending_review": frozenset({"active", "rejected"})}
 """The moves an admin makes through :func:`approve` and :func:`reject`."""
-KIND_ONLY = {"under_offer": "sale", "sold": "sale", "let": "rent"}
-"""Statuses only one kind reaches: a rental is let, never sold or under offer."""
+KIND_ONLY = {"sold": "sale", "let": "rent"}
+"""Statuses only one kind reaches: a rental is let, never sold (either may be under offer:
+an accepted rental offer holds the home while references are checked)."""
 DEPARTURE_MOVES: Mapping[str, frozenset[str]] = {
     status: frozenset({"archived"})
     for status in ("active", "under_offer", "sold", "let", "rejected", "pending_review", "draft")
@@ -147,7 +148,7 @@ TRANSITION_NOT_ALLOWED = Refusal(
 STATUS_NOT_FOR_KIND = Refusal(
     FailedPrecondition,
     "status_not_for_kind",
-    "Only a listing for sale can be under offer or sold; only one for rent can be let.",
+    "Only a listing for sale can be sold; only one for rent can be let.",
 )
 AGENT_DEPARTED = Refusal(FailedPrecondition, DEPARTED, "The listing's agent is no longer an agent.")
 """The departure sweep archives the listing (or has)."""
@@ -624,7 +625,10 @@ def set_status(
         only = KIND_ONLY.get(status)
         if only is not None and data.get("kind") != only:
             raise STATUS_NOT_FOR_KIND(f"Only a listing for {only} can be marked {status}.")
-        transaction.update(ref, {"status": status, "updatedAt": firestore.SERVER_TIMESTAMP})
+        changes: dict[str, Any] = {"status": status, "updatedAt": firestore.SERVER_TIMESTAMP}
+        if status == "active":  # back on the market: the accepted offer fell through
+            changes["acceptedOfferId"] = None
+        transaction.update(ref, changes)
         return TransitionResult(
             listingId=listing_id, status=cast(ListingStatus, status), previousStatus=previous
         )

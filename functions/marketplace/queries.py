@@ -332,8 +332,16 @@ LISTING_OFFERS = Query(
 OPEN_OFFERS = Query(
     "open_offers",
     Offer,
-    "functions: offers still open on a listing (declined on acceptance)",
+    "functions: offers still open on a listing (rejected once another is accepted)",
     equals=("listingId", "status"),
+)
+OFFERS_TO_LAPSE = Query(
+    "offers_to_lapse",
+    Offer,
+    "functions (the offer clock): open or countered offers whose time is up",
+    equals=("status",),
+    ranges=("expiresAt",),
+    order=(Order("expiresAt"),),
 )
 BUYER_VIEWINGS = Query(
     "buyer_viewings",
@@ -420,6 +428,7 @@ QUERIES: tuple[Query, ...] = (
     AGENT_OFFERS,
     LISTING_OFFERS,
     OPEN_OFFERS,
+    OFFERS_TO_LAPSE,
     BUYER_VIEWINGS,
     AGENT_VIEWINGS,
     VIEWINGS_TO_LAPSE,

@@ -1,4 +1,8 @@
-"""Offers: written only by functions (via callables)."""
+"""``offers/{offerId}``: a buyer's offer on a listing, and its holding deposit.
+
+Written only by functions (the offer callables, the Stripe webhook, the offer clock); the
+buyer, the listing's agent and admins read it.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +13,104 @@ from pydantic import Field
 
 from firekit.docmodel import Document
 from marketplace.models.common import DocRef, Money, Uid, Value
+from marketplace.models.viewings import IsoDate
+
+OfferStatus = Literal[
+    "open", "countered", "accepted", "rejected", "withdrawn", "declined", "lapsed", "replaced"
+]
+OPEN_STATUSES = ("open", "countered")
+"""An offer someone still has to answer."""
+OfferMove = Literal[
+    "make",
+    "accept",
+    "reject",
+    "counter",
+    "withdraw",
+    "accept_counter",
+    "decline",
+    "lapse",
+    "replace",
+    "lose",
+]
+"""``lose``: rejected because another offer on the listing was accepted."""
+MAX_REASON = 500
+
+
+class SaleConditions(Value):
+    """What a buyer says of how they will pay."""
+
+    mortgageAgreedInPrinciple: bool = False
+    cashBuyer: bool = False
+    chainFree: bool = False
+
+
+class RentConditions(Value):
+    """When and for how long a renter wants the home."""
+
+    moveInDate: IsoDate
+    termMonths: Annotated[int, Field(ge=1, le=36)]
+
+
+DepositState = Literal[
+    "awaiting_card", "held", "capturing", "captured", "releasing", "released", "failed"
+]
+"""Where the holding deposit is, as far as Stripe has told us (``asked`` says what we
+last asked Stripe to do, so a crash between the call and this record is completed by a
+retry under the same idempotency key, never doubled)."""
+DepositAsk = Literal["authorise", "capture", "cancel"]
 
 
 class Deposit(Value):
-    """A holding deposit paid through Stripe."""
+    """A rental's holding deposit: a manual-capture PaymentIntent on the renter's card."""
 
-    paymentIntentId: str
-    status: Literal["requires_payment", "succeeded", "refunded", "failed"]
     amount: Money
+    """One week's rent: monthly rent x 12 / 52, rounded down (never from the client)."""
+    paymentIntentId: str | None = None
+    state: DepositState = "awaiting_card"
+    asked: DepositAsk = "authorise"
+    askedAt: dt.datetime | None = None
+    captureBefore: dt.datetime | None = None
+    """When Stripe stops holding it (the charge's ``capture_before``)."""
+    captureBeforeAssumed: bool = False
+    """True when the charge did not say (the local Stripe stand-in): assumed from the
+    authorisation time and Stripe's 7 days."""
+    flaggedAt: dt.datetime | None = None
+    """When the agent was told the hold is about to lapse."""
+    stripeCreated: int = 0
+    """The newest Stripe event applied (seconds), for the ordering guard."""
+    cancellationReason: Annotated[str, Field(max_length=60)] | None = None
+
+
+class LastChange(Value):
+    """The latest move, for the notification trigger and the apps."""
+
+    move: OfferMove
+    by: Literal["buyer", "agent", "system"]
+    at: dt.datetime
+    reason: Annotated[str, Field(max_length=MAX_REASON)] | None = None
 
 
 class Offer(Document):
-    """``offers/{offerId}``: a buyer's offer on a listing."""
+    """A buyer's offer on a listing."""
 
     path = "offers/{offerId}"
 
     listingId: DocRef
     buyerId: Uid
     agentId: Uid
+    kind: Literal["sale", "rent"]
     amount: Money
-    status: Literal["submitted", "accepted", "declined", "withdrawn", "expired"]
+    """For rent, the monthly rent offered; in the listing's currency."""
+    conditions: SaleConditions | RentConditions
     message: Annotated[str, Field(max_length=1000)] | None = None
+    status: OfferStatus
+    counterAmount: Money | None = None
+    """The agent's counter (status ``countered``), which the buyer may accept."""
+    expiresAt: dt.datetime
+    rejectionReason: Annotated[str, Field(max_length=MAX_REASON)] | None = None
     deposit: Deposit | None = None
+    revision: Annotated[int, Field(ge=0)] = 0
+    lastChange: LastChange | None = None
     createdAt: dt.datetime
     updatedAt: dt.datetime
+    decidedAt: dt.datetime | None = None

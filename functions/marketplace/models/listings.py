@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from firekit.docmodel import CallerUid, Client, Document, RequestTime, Transitions
-from marketplace.models.common import CountryCode, LatLng, Money, Uid, Value
+from marketplace.models.common import CountryCode, DocRef, LatLng, Money, Uid, Value
 from marketplace.models.photos import MAX_PHOTO_ISSUES, Photo, PhotoIssue
 
 ListingStatus = Literal[
@@ -100,5 +100,8 @@ class Listing(Document):
     featuredUntil: dt.datetime | None = None
     rejectionReason: Annotated[str, Field(max_length=500)] | None = None
     reviewedAt: dt.datetime | None = None
+    acceptedOfferId: DocRef | None = None
+    """The offer accepted (it put the listing under offer): one at a time, set by its
+    acceptance, so two acceptances racing cannot both win."""
     archivedReason: ArchiveReason | None = None
     """Set only when the system archived the listing; an agent's own archiving leaves it unset."""

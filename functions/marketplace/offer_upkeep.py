@@ -1,0 +1,152 @@
+"""What follows an offer's move: telling the other party, rejecting the listing's other
+open offers once one is accepted, and the clock that lapses offers whose time is up.
+
+Run by the offer trigger (each revision once, retried) and the offer clock; every step is
+a move through :func:`marketplace.offers.answer`, so a rerun finds nothing left to move.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from google.cloud import firestore
+
+from firekit.notify import Notice, Outcome
+from marketplace import offers, queries
+from marketplace.models.deals import OPEN_STATUSES
+
+PAGE = 200
+_WHAT: Mapping[str, tuple[str, str]] = {
+    "make": ("New offer", "{who} offered {amount} for {home}."),
+    "accept": ("Offer accepted", "Your offer of {amount} for {home} was accepted."),
+    "accept_counter": ("Counter-offer accepted", "{who} accepted your {amount} for {home}."),
+    "reject": ("Offer rejected", "Your offer of {amount} for {home} was rejected."),
+    "lose": ("Offer not accepted", "Another offer for {home} was accepted."),
+    "counter": ("Counter-offer", "The agent for {home} would accept {amount}."),
+    "decline": ("Counter-offer declined", "{who} declined your counter-offer for {home}."),
+    "withdraw": ("Offer withdrawn", "{who} withdrew their offer of {amount} for {home}."),
+    "lapse": ("Offer lapsed", "The offer of {amount} for {home} lapsed unanswered."),
+}
+"""Title and body of the notice of each move (a replaced offer tells nobody: the new one
+does)."""
+
+
+def told_of_change(data: Mapping[str, Any]) -> list[str]:
+    """Who hears of the offer's latest move: the party who did not make it (a lapse both;
+    losing to another offer the buyer)."""
+    by = data["lastChange"]["by"]
+    if by == "buyer":
+        return [data["agentId"]]
+    if by == "agent":
+        return [data["buyerId"]]
+    return (
+        [data["buyerId"]]
+        if data["lastChange"]["move"] == "lose"
+        else [
+            data["buyerId"],
+            data["agentId"],
+        ]
+    )
+
+
+def change_notices(db: firestore.Client, offer_id: str, data: Mapping[str, Any]) -> list[Notice]:
+    """The notices of the move ``data`` records (an offer as its event has it)."""
+    from marketplace.notify import display_name  # lazy: see tell_change
+
+    move = data["lastChange"]["move"]
+    if move not in _WHAT:
+        return []
+    title, body = _WHAT[move]
+    shown = data["counterAmount"] if move == "counter" else data["amount"]
+    by_uid = data["buyerId"]
+    text = body.format(
+        who=display_name(db, by_uid) or "The buyer",
+        amount=_money(shown),
+        home=_home(db, data["listingId"]),
+    )
+    reason = data["lastChange"].get("reason")
+    if reason:
+        text += f" Reason: {reason}"
+    return [
+        Notice(
+            uid=uid,
+            id=f"offer-{offer_id}-{data['revision']}",
+            kind="offer",
+            title=title,
+            body=text,
+            link=f"/offers/{offer_id}",
+            data={"offerId": offer_id, "change": move},
+            extra={"listingId": data["listingId"]},
+            collapse_id=f"offer-{offer_id}",
+        )
+        for uid in told_of_change(data)
+    ]
+
+
+def follow_up(db: firestore.Client, offer_id: str, data: Mapping[str, Any]) -> dict[str, int]:
+    """After a move: tell the other party once; after an acceptance, reject the listing's
+    other open offers. Safe to run again (notices are once each, moves find no edge)."""
+    from marketplace import notify  # lazy: firekit.push imports firebase_admin.messaging
+
+    told: list[Outcome] = [notify.notify(db, n) for n in change_notices(db, offer_id, data)]
+    lost = 0
+    if data.get("status") == "accepted":
+        lost = lose_others(db, data["listingId"], offer_id)
+    return {"told": sum(o.told for o in told), "lost": lost}
+
+
+def lose_others(db: firestore.Client, listing_id: str, winner: str) -> int:
+    """Reject every other open offer on the listing ("another offer was accepted")."""
+    moved = 0
+    for status in OPEN_STATUSES:
+        query = queries.OPEN_OFFERS.build(
+            db, equals={"listingId": listing_id, "status": status}, limit=PAGE
+        )
+        for snapshot in query.stream():
+            if snapshot.id != winner and _move(db, snapshot.id, "lose", offers.ANOTHER_ACCEPTED):
+                moved += 1
+    return moved
+
+
+def lapse_due(db: firestore.Client, now: dt.datetime) -> int:
+    """Lapse every open or countered offer whose time is up (a page of each per run)."""
+    moved = 0
+    for status in OPEN_STATUSES:
+        query = queries.OFFERS_TO_LAPSE.build(
+            db, equals={"status": status}, ranges={"expiresAt": [("<=", now)]}, limit=PAGE
+        )
+        moved += sum(_move(db, s.id, "lapse", None, now) for s in query.stream())
+    return moved
+
+
+def _move(
+    db: firestore.Client,
+    offer_id: str,
+    move: Any,
+    reason: str | None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Make a system move; False if the offer moved on meanwhile (nothing left to do)."""
+    from firekit.errors import AppError
+
+    try:
+        offers.answer(db, offer_id, move, None, reason=reason, now=now)
+    except AppError as refused:
+        if (refused.details or {}).get("reason") in ("move_not_allowed", "no_such_offer"):
+            return False
+        raise
+    return True
+
+
+def _home(db: firestore.Client, listing_id: str) -> str:
+    listing = db.document(f"listings/{listing_id}").get()
+    return str((listing.to_dict() or {}).get("title") or "the home")
+
+
+def _money(value: Mapping[str, Any]) -> str:
+    symbol = {"GBP": "£", "EUR": "€", "USD": "$"}.get(value["currency"])
+    major = value["amount"] / 100
+    text = f"{major:,.0f}" if value["amount"] % 100 == 0 else f"{major:,.2f}"
+    return f"{symbol}{text}" if symbol else f"{text} {value['currency']}"
