@@ -85,7 +85,8 @@ ANOTHER_OFFER_ACCEPTED = Refusal(
 Reason = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_REASON)
 ]
-MinorUnits = Annotated[int, Field(ge=1, le=MAX_MINOR_UNITS)]
+MinorUnits = Annotated[int, Field(ge=1, le=MAX_MINOR_UNITS, strict=True)]
+"""Money in minor units, a JSON integer: "340000" (a string) is refused, not converted."""
 
 
 class MakeOfferRequest(BaseModel):
