@@ -7,8 +7,12 @@ there is no ``pytest_plugins`` line here: naming it again would register it twic
 from __future__ import annotations
 
 import os
+import urllib.request
+from typing import Any
 
 import pytest
+import stripe
+from google.cloud import firestore
 
 import devstack
 from pytest_firebase.stack import StackConfig
@@ -37,3 +41,15 @@ def _firebase_admin_app() -> None:
     from firekit.bootstrap import ensure_initialized
 
     ensure_initialized()
+
+
+@pytest.fixture
+def stripe_client(firebase_stack: Any, firestore_db: firestore.Client) -> stripe.StripeClient:
+    """The functions' own Stripe client, on an empty localstripe (webhooks stay registered)."""
+    from marketplace.payments import stripe_api
+
+    base = stripe_api.api_base()
+    request = urllib.request.Request(f"{base}/_config/data", method="DELETE")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+    return stripe_api.client()

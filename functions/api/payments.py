@@ -29,8 +29,12 @@ def stripe_webhook(request: Request) -> Response:
     schedule="every 15 minutes", timeout_sec=540, secrets=[config.STRIPE_SECRET_KEY]
 )
 def reconcile_stripe_events(event: scheduler_fn.ScheduledEvent) -> None:
-    """Every 15 minutes: apply any recent Stripe event the webhook missed (idempotent)."""
-    from marketplace.payments import reconcile, stripe_api  # lazy: see the imports
+    """Every 15 minutes: apply any recent Stripe event the webhook missed (idempotent), and
+    cancel any deposit hold no offer records (an offer call that died mid-way)."""
+    from marketplace.payments import deposits, reconcile, stripe_api  # lazy: see the imports
 
-    report = reconcile.reconcile(bootstrap.db(), stripe_api.client())
+    db, api = bootstrap.db(), stripe_api.client()
+    report = reconcile.reconcile(db, api)
     logs.info("stripe events reconciled", function="reconcile_stripe_events", **report.outcomes)
+    orphans = deposits.sweep_orphans(db, api)
+    logs.info("deposit orphans cancelled", function="reconcile_stripe_events", orphans=orphans)

@@ -1,8 +1,10 @@
-"""What follows an offer's move: telling the other party, rejecting the listing's other
-open offers once one is accepted, and the clock that lapses offers whose time is up.
+"""What follows an offer's move: taking or letting go its deposit as the move asked,
+telling the other party, rejecting the listing's other open offers once one is accepted;
+and the clock that lapses offers whose time is up and watches the deposits' holds.
 
 Run by the offer trigger (each revision once, retried) and the offer clock; every step is
-a move through :func:`marketplace.offers.answer`, so a rerun finds nothing left to move.
+a move through :func:`marketplace.offers.answer` or a deposit step that checks Stripe
+first, so a rerun finds nothing left to do.
 """
 
 from __future__ import annotations
@@ -13,11 +15,18 @@ from typing import Any
 
 from google.cloud import firestore
 
+from firekit import logs
 from firekit.notify import Notice, Outcome
 from marketplace import offers, queries
 from marketplace.models.deals import OPEN_STATUSES
+from marketplace.offers import StripeFactory
+from marketplace.payments import deposits
 
 PAGE = 200
+STUCK_AFTER = dt.timedelta(minutes=2)
+"""An ask older than this has not been carried out by its trigger (or Stripe has not
+reported the hold): the clock sees to it."""
+HOLD_ENDING = "The hold on the holding deposit ran out before the offer was answered."
 _WHAT: Mapping[str, tuple[str, str]] = {
     "make": ("New offer", "{who} offered {amount} for {home}."),
     "accept": ("Offer accepted", "Your offer of {amount} for {home} was accepted."),
@@ -85,16 +94,23 @@ def change_notices(db: firestore.Client, offer_id: str, data: Mapping[str, Any])
     ]
 
 
-def follow_up(db: firestore.Client, offer_id: str, data: Mapping[str, Any]) -> dict[str, int]:
-    """After a move: tell the other party once; after an acceptance, reject the listing's
-    other open offers. Safe to run again (notices are once each, moves find no edge)."""
+def follow_up(
+    db: firestore.Client, offer_id: str, data: Mapping[str, Any], stripe_api: StripeFactory
+) -> dict[str, Any]:
+    """After a move: do what it asked of the deposit, tell the other party once; after an
+    acceptance, reject the listing's other open offers. Safe to run again (Stripe is
+    checked before it is asked, notices are once each, moves find no edge)."""
     from marketplace import notify  # lazy: firekit.push imports firebase_admin.messaging
 
+    deposit = data.get("deposit") or {}
+    carried = "nothing"
+    if deposit.get("asked") in ("capture", "cancel") and deposit.get("state") not in deposits.FINAL:
+        carried = deposits.carry_out(db, stripe_api(), offer_id)
     told: list[Outcome] = [notify.notify(db, n) for n in change_notices(db, offer_id, data)]
     lost = 0
     if data.get("status") == "accepted":
         lost = lose_others(db, data["listingId"], offer_id)
-    return {"told": sum(o.told for o in told), "lost": lost}
+    return {"deposit": carried, "told": sum(o.told for o in told), "lost": lost}
 
 
 def lose_others(db: firestore.Client, listing_id: str, winner: str) -> int:
@@ -110,6 +126,16 @@ def lose_others(db: firestore.Client, listing_id: str, winner: str) -> int:
     return moved
 
 
+def tick(db: firestore.Client, stripe_api: StripeFactory, now: dt.datetime) -> dict[str, int]:
+    """One run of the offer clock."""
+    return {
+        "lapsed": lapse_due(db, now),
+        "warned": warn_holds_ending(db, stripe_api, now),
+        "released": release_holds_ending(db, now),
+        "settled": settle_stuck_deposits(db, stripe_api, now),
+    }
+
+
 def lapse_due(db: firestore.Client, now: dt.datetime) -> int:
     """Lapse every open or countered offer whose time is up (a page of each per run)."""
     moved = 0
@@ -119,6 +145,94 @@ def lapse_due(db: firestore.Client, now: dt.datetime) -> int:
         )
         moved += sum(_move(db, s.id, "lapse", None, now) for s in query.stream())
     return moved
+
+
+def _holds_ending_by(db: firestore.Client, moment: dt.datetime) -> Any:
+    return queries.HOLDS_ENDING.build(
+        db,
+        equals={"deposit.state": "held"},
+        ranges={"deposit.captureBefore": [("<=", moment)]},
+        limit=PAGE,
+    ).stream()
+
+
+def warn_holds_ending(db: firestore.Client, stripe_api: StripeFactory, now: dt.datetime) -> int:
+    """Tell both parties, once, that an undecided offer's hold ends within a day (after
+    asking the charge when the hold really ends, if we only assumed it)."""
+    from marketplace import notify  # lazy: see follow_up
+
+    warned = 0
+    for snapshot in _holds_ending_by(db, now + deposits.WARN_BEFORE):
+        data = snapshot.to_dict() or {}
+        deposit = data["deposit"]
+        if data["status"] not in OPEN_STATUSES or deposit.get("flaggedAt"):
+            continue
+        if deposit.get("captureBeforeAssumed") and deposits.learn_capture_before(
+            db, stripe_api(), snapshot.id
+        ):
+            continue  # the real end is known now: the next run judges by it
+        for notice in hold_notices(db, snapshot.id, data):
+            notify.notify(db, notice)
+        snapshot.reference.update({"deposit.flaggedAt": now})
+        warned += 1
+    return warned
+
+
+def release_holds_ending(db: firestore.Client, now: dt.datetime) -> int:
+    """Lapse every undecided offer whose hold ends within the hour: its deposit is let go
+    (the offer trigger cancels it) rather than ever captured after Stripe dropped it."""
+    released = 0
+    for snapshot in _holds_ending_by(db, now + deposits.RELEASE_BEFORE):
+        if (snapshot.to_dict() or {}).get("status") in OPEN_STATUSES:
+            released += _move(db, snapshot.id, "lapse", HOLD_ENDING, now)
+    return released
+
+
+def settle_stuck_deposits(db: firestore.Client, stripe_api: StripeFactory, now: dt.datetime) -> int:
+    """Finish what a trigger left: a capture or release asked minutes ago and not done, a
+    hold whose authorisation Stripe has not reported."""
+    settled = 0
+    waiting = {"authorise": ["awaiting_card"], "capture": sorted(deposits.UNSETTLED)}
+    waiting["cancel"] = waiting["capture"]
+    for asked, states in waiting.items():
+        query = queries.DEPOSITS_ASKED.build(
+            db,
+            equals={"deposit.asked": asked, "deposit.state": states},
+            ranges={"deposit.askedAt": [("<=", now - STUCK_AFTER)]},
+            limit=PAGE,
+        )
+        for snapshot in query.stream():
+            if asked == "authorise":
+                outcome = deposits.refresh(db, stripe_api(), snapshot.id)
+            else:
+                outcome = deposits.carry_out(db, stripe_api(), snapshot.id)
+            logs.info(
+                "deposit settled by the clock", offerId=snapshot.id, asked=asked, outcome=outcome
+            )
+            settled += 1
+    return settled
+
+
+def hold_notices(db: firestore.Client, offer_id: str, data: Mapping[str, Any]) -> list[Notice]:
+    """The warning that an undecided offer's deposit hold ends within a day."""
+    ends = data["deposit"]["captureBefore"]
+    home = _home(db, data["listingId"])
+    return [
+        Notice(
+            uid=uid,
+            id=f"offer-{offer_id}-hold-ending",
+            kind="offer",
+            title="Holding deposit hold ends soon",
+            body=f"The card hold on the holding deposit for {home} ends "
+            f"{ends:%d %b %H:%M} UTC. Unless the offer is accepted before then, it lapses "
+            "and the hold is released.",
+            link=f"/offers/{offer_id}",
+            data={"offerId": offer_id, "change": "hold_ending"},
+            extra={"listingId": data["listingId"]},
+            collapse_id=f"offer-{offer_id}",
+        )
+        for uid in (data["agentId"], data["buyerId"])
+    ]
 
 
 def _move(

@@ -7,7 +7,12 @@ and the rest decide again on what it left (most then find no edge and are refuse
 ``FAILED_PRECONDITION``, nothing written). Every move stamps ``revision`` and
 ``lastChange``; the offer trigger (:mod:`marketplace.offer_upkeep`) tells the other party,
 and after an acceptance rejects the listing's other open offers ("another offer was
-accepted"). Deposits are a later part of this module's story (see ``Deposit`` in the model).
+accepted").
+
+A rental's offer comes with a holding deposit (:mod:`marketplace.payments.deposits`): one
+week of the rent offered, held on the renter's card before the offer is written. An
+acceptance needs the hold and asks for it to be taken; every other end asks for it to be
+let go; the offer trigger then does what was asked.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ import dataclasses
 import datetime as dt
 import random
 import time
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
@@ -36,6 +41,13 @@ from marketplace.models.deals import (
     RentConditions,
     SaleConditions,
 )
+from marketplace.payments import deposits
+
+if TYPE_CHECKING:
+    import stripe
+
+StripeFactory = Callable[[], "stripe.StripeClient"]
+"""Makes the Stripe client when a move needs it (most moves never do)."""
 
 OFFERS = "offers"
 SLOTS = "_offerSlots"
@@ -77,6 +89,11 @@ EMAIL_NOT_VERIFIED = Refusal(
 )
 REASON_REQUIRED = Refusal(
     FailedPrecondition, "reason_required", "Say why the offer is rejected: the buyer reads it."
+)
+DEPOSIT_NOT_HELD = Refusal(
+    FailedPrecondition,
+    "deposit_not_held",
+    "The renter's holding deposit is not held on their card, so the offer cannot be accepted.",
 )
 ANOTHER_OFFER_ACCEPTED = Refusal(
     FailedPrecondition, "another_offer_accepted", "Another offer on this listing was accepted."
@@ -142,6 +159,10 @@ class OfferResult(BaseModel):
     currency: str
     counterAmount: int | None = None
     expiresAt: str
+    depositState: str | None = None
+    deposit: deposits.DepositSheet | None = None
+    """Only in the answer to ``make_offer`` of a rental: what the payment sheet needs to
+    authorise the holding deposit on the renter's card."""
 
 
 # --- the graph ------------------------------------------------------------------------
@@ -211,15 +232,58 @@ def make(
     buyer_uid: str,
     email_verified: bool,
     request: MakeOfferRequest,
+    stripe_api: StripeFactory | None = None,
+    email: str | None = None,
     now: dt.datetime | None = None,
 ) -> OfferResult:
-    """Record the buyer's offer; their open offer on the listing, if any, is replaced."""
+    """Record the buyer's offer; their open offer on the listing, if any, is replaced. A
+    rental's offer first creates its deposit's hold (``stripe_api`` required), which is
+    cancelled again if the offer is not recorded."""
     moment = now or dt.datetime.now(dt.UTC)
     if not email_verified:
         raise EMAIL_NOT_VERIFIED()
     if not MIN_EXPIRY <= request.expiresAt - moment <= MAX_EXPIRY:
         raise BAD_EXPIRY(field="expiresAt")
     offer_ref = db.collection(OFFERS).document()
+    listing = listing_ref(db, request.listingId).get()
+    data = _offerable(listing, buyer_uid, request)
+    if data["kind"] != "rent":
+        return _record_offer(
+            db, offer_ref, buyer_uid=buyer_uid, request=request, moment=moment, intent_id=None
+        )
+    if stripe_api is None:
+        raise RuntimeError("a rental's offer needs the Stripe client for its deposit")
+    api = stripe_api()
+    intent, customer = deposits.authorise(
+        db,
+        api,
+        offer_id=offer_ref.id,
+        uid=buyer_uid,
+        email=email,
+        listing_id=listing.id,
+        amount=deposits.weekly(request.amount),
+        currency=request.currency,
+    )
+    try:
+        made = _record_offer(
+            db, offer_ref, buyer_uid=buyer_uid, request=request, moment=moment, intent_id=intent.id
+        )
+    except Exception:
+        deposits.cancel_unrecorded(api, intent.id, "offer not recorded")
+        raise
+    return made.model_copy(update={"deposit": deposits.sheet(intent, customer)})
+
+
+def _record_offer(
+    db: firestore.Client,
+    offer_ref: firestore.DocumentReference,
+    *,
+    buyer_uid: str,
+    request: MakeOfferRequest,
+    moment: dt.datetime,
+    intent_id: str | None,
+) -> OfferResult:
+    """Write the offer (and its deposit's link), replacing the buyer's open one there."""
     slot_ref = db.collection(SLOTS).document(f"{request.listingId}__{buyer_uid}")
     for attempt in range(_ATTEMPTS):
         listing = listing_ref(db, request.listingId).get()
@@ -228,15 +292,21 @@ def make(
         previous = _open_offer(db, slot)
         offer = _new_offer(buyer_uid, data, request, listing.id, moment)
         batch = db.batch()
+        if intent_id is not None:
+            weekly = deposits.weekly(request.amount)
+            offer["deposit"] = deposits.new_deposit(intent_id, weekly, request.currency, moment)
+            deposits.record_in(
+                batch, db, intent_id, uid=buyer_uid, offer_id=offer_ref.id, now=moment
+            )
         batch.create(offer_ref, offer)
         if slot.exists:
             batch.update(slot_ref, {"offerId": offer_ref.id}, option=_unchanged(slot))
         else:
             batch.create(slot_ref, {"offerId": offer_ref.id, "createdAt": moment})
         if previous is not None:
-            changes = _moved(
-                previous.to_dict() or {}, "replace", "replaced", "buyer", reason=None, now=moment
-            )
+            old = previous.to_dict() or {}
+            changes = _moved(old, "replace", "replaced", "buyer", reason=None, now=moment)
+            changes |= deposits.ask(old.get("deposit"), taken=False, now=moment)
             batch.update(previous.reference, changes, option=_unchanged(previous))
         try:
             batch.commit()
@@ -336,6 +406,11 @@ def answer(
             changes["counterAmount"] = {"amount": amount, "currency": data["amount"]["currency"]}
         if move == "accept_counter":
             changes["amount"] = data["counterAmount"]
+        if target.to not in OPEN_STATUSES:
+            taken = target.to == "accepted"
+            if taken and data.get("kind") == "rent":
+                _require_held(data.get("deposit"), moment)
+            changes |= deposits.ask(data.get("deposit"), taken=taken, now=moment)
         batch = db.batch()
         batch.update(snapshot.reference, changes, option=_unchanged(snapshot))
         if target.to == "accepted":
@@ -359,16 +434,31 @@ def answer_as(
     buyer: OfferMove | None = None,
     reason: str | None = None,
     amount: int | None = None,
+    stripe_api: StripeFactory | None = None,
 ) -> OfferResult:
     """A caller's move: ``agent``'s if they are the listing's agent, ``buyer``'s if the
-    buyer (a party with no such move is refused as the graph refuses it)."""
+    buyer (a party with no such move is refused as the graph refuses it). Before an
+    acceptance of a rental whose hold Stripe has not reported, Stripe is asked how the hold
+    stands (its webhook may be late, or, on the local stand-in, never come)."""
     data = _visible(db.collection(OFFERS).document(offer_id).get(), uid)
     move = agent if uid == data["agentId"] else buyer
     if move is None:
         raise MOVE_NOT_ALLOWED(status=data["status"])
     if move == "reject" and not reason:
         raise REASON_REQUIRED(field="reason")
+    deposit = data.get("deposit") or {}
+    waiting = deposit.get("state") in ("awaiting_card", "failed")
+    if move in ("accept", "accept_counter") and waiting and stripe_api is not None:
+        deposits.refresh(db, stripe_api(), offer_id)
     return answer(db, offer_id, move, uid, reason=reason, amount=amount)
+
+
+def _require_held(deposit: Mapping[str, Any] | None, now: dt.datetime) -> None:
+    """An accepted rental takes its deposit: Stripe must hold it, and still for a while."""
+    state = (deposit or {}).get("state")
+    ends = (deposit or {}).get("captureBefore")
+    if state != "held" or (isinstance(ends, dt.datetime) and ends - now <= deposits.RELEASE_BEFORE):
+        raise DEPOSIT_NOT_HELD(depositState=state)
 
 
 def _visible(snapshot: firestore.DocumentSnapshot[Any], actor_uid: str | None) -> dict[str, Any]:
@@ -444,6 +534,7 @@ def result_of(offer_id: str, data: Mapping[str, Any]) -> OfferResult:
         currency=data["amount"]["currency"],
         counterAmount=counter["amount"] if counter else None,
         expiresAt=expires.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        depositState=(data.get("deposit") or {}).get("state"),
     )
 
 

@@ -343,6 +343,24 @@ OFFERS_TO_LAPSE = Query(
     ranges=("expiresAt",),
     order=(Order("expiresAt"),),
 )
+HOLDS_ENDING = Query(
+    "holds_ending",
+    Offer,
+    "functions (the offer clock): deposits Stripe holds whose hold ends soon",
+    equals=("deposit.state",),
+    ranges=("deposit.captureBefore",),
+    order=(Order("deposit.captureBefore"),),
+)
+DEPOSITS_ASKED = Query(
+    "deposits_asked",
+    Offer,
+    "functions (the offer clock): deposits still waiting on what Stripe was asked "
+    "(an authorisation not reported, a capture or release not done)",
+    equals=("deposit.asked", "deposit.state"),
+    members=("deposit.state",),
+    ranges=("deposit.askedAt",),
+    order=(Order("deposit.askedAt"),),
+)
 BUYER_VIEWINGS = Query(
     "buyer_viewings",
     Viewing,
@@ -429,6 +447,8 @@ QUERIES: tuple[Query, ...] = (
     LISTING_OFFERS,
     OPEN_OFFERS,
     OFFERS_TO_LAPSE,
+    HOLDS_ENDING,
+    DEPOSITS_ASKED,
     BUYER_VIEWINGS,
     AGENT_VIEWINGS,
     VIEWINGS_TO_LAPSE,

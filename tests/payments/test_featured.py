@@ -541,4 +541,6 @@ def test_events_about_payments_that_are_not_ours_are_recorded_and_answered_200(
 def test_the_featured_handlers_are_part_of_the_one_stripe_intake() -> None:
     handlers = events.intake().handlers
     for kind, handler in featured.HANDLERS.items():
-        assert handlers[kind] is handler
+        routed = handlers[kind]
+        assert isinstance(routed, events.ByPurpose)
+        assert routed.routes[featured.PURPOSE] is handler

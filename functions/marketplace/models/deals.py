@@ -52,32 +52,37 @@ class RentConditions(Value):
 
 
 DepositState = Literal[
-    "awaiting_card", "held", "capturing", "captured", "releasing", "released", "failed"
+    "awaiting_card", "failed", "held", "captured", "released", "expired", "refunded"
 ]
-"""Where the holding deposit is, as far as Stripe has told us (``asked`` says what we
-last asked Stripe to do, so a crash between the call and this record is completed by a
-retry under the same idempotency key, never doubled)."""
+"""Where the holding deposit is, as Stripe last told us (a webhook event, or its answer to
+our own call): the card not yet authorised (or declined: ``failed``, another card may
+follow), the amount held on it, taken, let go, lapsed unused (``expired``: Stripe let the
+hold go), or taken and given back. ``held`` means Stripe holds it, never more."""
 DepositAsk = Literal["authorise", "capture", "cancel"]
+"""What we last asked Stripe to do with the hold, written before the call: a crash between
+the call and its record is completed by the next run under the same idempotency key."""
 
 
 class Deposit(Value):
     """A rental's holding deposit: a manual-capture PaymentIntent on the renter's card."""
 
     amount: Money
-    """One week's rent: monthly rent x 12 / 52, rounded down (never from the client)."""
-    paymentIntentId: str | None = None
+    """One week's rent: the monthly rent offered x 12 / 52, rounded down (never from the
+    client)."""
+    paymentIntentId: str
     state: DepositState = "awaiting_card"
     asked: DepositAsk = "authorise"
-    askedAt: dt.datetime | None = None
+    askedAt: dt.datetime
     captureBefore: dt.datetime | None = None
     """When Stripe stops holding it (the charge's ``capture_before``)."""
     captureBeforeAssumed: bool = False
-    """True when the charge did not say (the local Stripe stand-in): assumed from the
-    authorisation time and Stripe's 7 days."""
+    """True while the charge has not said (always, on the local Stripe stand-in): assumed
+    from the authorisation time and Stripe's 7 days."""
+    capturedAmount: Annotated[int, Field(ge=0)] | None = None
     flaggedAt: dt.datetime | None = None
-    """When the agent was told the hold is about to lapse."""
+    """When both parties were told the hold ends within a day."""
     stripeCreated: int = 0
-    """The newest Stripe event applied (seconds), for the ordering guard."""
+    """The newest Stripe event applied (seconds)."""
     cancellationReason: Annotated[str, Field(max_length=60)] | None = None
 
 
