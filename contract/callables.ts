@@ -7,6 +7,15 @@ export type OfferRequest = {
   offerId: string;
 };
 
+/** What the payment sheet needs to authorise the hold on the renter's card. */
+export type DepositSheet = {
+  paymentIntentId: string;
+  clientSecret: string;
+  customerId: string;
+  amount: number;
+  currency: string;
+};
+
 /** The offer after the call. */
 export type OfferResult = {
   offerId: string;
@@ -17,6 +26,10 @@ export type OfferResult = {
   /** (default null) */
   counterAmount: number | null;
   expiresAt: string;
+  /** (default null) */
+  depositState: string | null;
+  /** (default null) */
+  deposit: DepositSheet | null;
 };
 
 /** An admin's approval of a listing waiting for review. */
@@ -374,7 +387,7 @@ export type ExplainRefusalResponse = Explanation;
 /** Every callable: its request, its response and each way it refuses (the code
  * as the JS SDK names it, and details.reason). */
 export interface Callables {
-  /** The agent accepts an open offer; the buyer accepts the agent's counter. */
+  /** The agent accepts an open offer; the buyer accepts the agent's counter. A rental's deposit must be held; the offer trigger then takes it. */
   accept_offer: {
     request: AcceptOfferRequest;
     response: AcceptOfferResponse;
@@ -386,6 +399,8 @@ export interface Callables {
     | { code: "aborted"; reason: "busy" }
     | { code: "failed-precondition"; reason: "not_offerable" }
     | { code: "failed-precondition"; reason: "another_offer_accepted" }
+    | { code: "failed-precondition"; reason: "deposit_not_held" }
+    | { code: "unavailable"; reason: "payments_unavailable" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };
@@ -524,7 +539,7 @@ export interface Callables {
     | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };
   };
-  /** A buyer (verified email) offers on a listing; their open offer there is replaced. */
+  /** A buyer (verified email) offers on a listing; their open offer there is replaced. For a rental, the answer carries what the payment sheet needs to hold the deposit. */
   make_offer: {
     request: MakeOfferRequest;
     response: MakeOfferResponse;
@@ -538,6 +553,7 @@ export interface Callables {
     | { code: "failed-precondition"; reason: "wrong_currency" }
     | { code: "failed-precondition"; reason: "wrong_conditions" }
     | { code: "failed-precondition"; reason: "bad_expiry" }
+    | { code: "unavailable"; reason: "payments_unavailable" }
     | { code: "aborted"; reason: "busy" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "unauthenticated"; reason: null }

@@ -594,18 +594,18 @@ export type CalendarFeed = {
 /** A rental's holding deposit: a manual-capture PaymentIntent on the renter's card. */
 export type Deposit = {
   amount: Money;
-  /** (default null) */
-  paymentIntentId?: string | null;
+  paymentIntentId: string;
   /** (default "awaiting_card") */
-  state?: "awaiting_card" | "held" | "capturing" | "captured" | "releasing" | "released" | "failed";
+  state?: "awaiting_card" | "failed" | "held" | "captured" | "released" | "expired" | "refunded";
   /** (default "authorise") */
   asked?: "authorise" | "capture" | "cancel";
-  /** (default null) */
-  askedAt?: Timestamp | null;
+  askedAt: Timestamp;
   /** (default null) */
   captureBefore?: Timestamp | null;
   /** (default false) */
   captureBeforeAssumed?: boolean;
+  /** (>= 0; default null) */
+  capturedAmount?: number | null;
   /** (default null) */
   flaggedAt?: Timestamp | null;
   /** (default 0) */

@@ -18,6 +18,12 @@ order a client would cause it:
    and the ledger are what the webhook writes. localstripe also delivers them to
    ``stripe_webhook`` a second after they happen: whichever comes second is a duplicate.
 
+4. the sign-in renter's offer on ``agent@``'s first active London rental, with its holding
+   deposit: ``offers.make`` (what ``make_offer`` runs: the manual-capture PaymentIntent of
+   a week's rent, then the offer), the test card confirmed on the intent as the payment
+   sheet does, and the hold recorded as Stripe reports it (``deposits.refresh``: localstripe
+   sends no ``amount_capturable_updated``).
+
 Loading again creates nothing new: a plan that the mirror and Stripe both show active is
 kept, and a listing whose paid window is still running gets its ``featuredUntil`` back
 from ``_featuredListings`` (the marketplace seed has just overwritten the listing). A
@@ -38,9 +44,11 @@ from pathlib import Path
 import stripe
 from google.cloud import firestore
 
+from marketplace import offers
 from marketplace.listings import listing_ref
 from marketplace.models.billing import Customer, Payment, Subscription
-from marketplace.payments import customers, featured, plans, reconcile, stripe_api
+from marketplace.models.deals import RentConditions
+from marketplace.payments import customers, deposits, featured, plans, reconcile, stripe_api
 from marketplace.payments.requests import FeatureRequest, StartPlanRequest
 from seed.accounts import SeedUser
 from seed.documents import SeedDoc
@@ -53,6 +61,8 @@ SIGN_IN_AGENTS = (PLAN_AGENT, NO_PLAN_AGENT)
 """Their listings' featured state comes from real payments, never from the generator."""
 FEATURED_DAYS = (7, 14, 30)
 """One featured listing per entry, bought for that many days."""
+RENTER = "seed-renter"
+"""Offers on ``seed-agent``'s first active London rental, with a held deposit."""
 TEST_CARD = "pm_card_visa"
 """Stripe's test PaymentMethod (Visa 4242 4242 4242 4242), known to localstripe too (so
 the seed also runs against Stripe's test mode, which refuses raw card numbers)."""
@@ -114,7 +124,70 @@ def load(
         until = (listing_ref(db, listing_id).get().to_dict() or {}).get("featuredUntil")
         if not isinstance(until, dt.datetime) or until <= now:
             raise RuntimeError(f"listings/{listing_id} is not featured after paying for it")
+    renter = next(p for p in people if p.uid == RENTER)
+    _hold_deposit(db, api, renter, deposit_listing(documents), now)
     return stored(db, agent.uid)
+
+
+def deposit_listing(documents: Sequence[SeedDoc]) -> str:
+    """``seed-agent``'s first active London rental: where ``renter@`` has offered."""
+    rentals = sorted(
+        d.path
+        for d in documents
+        if d.collection == "listings"
+        and d.data["ownerId"] == PLAN_AGENT
+        and d.data["status"] == "active"
+        and d.data["kind"] == "rent"
+        and d.data["address"]["city"] == "London"
+    )
+    if not rentals:
+        raise ValueError(f"{PLAN_AGENT} has no active London rental for {RENTER}'s offer")
+    return rentals[0].split("/")[1]
+
+
+def _hold_deposit(
+    db: firestore.Client,
+    api: stripe.StripeClient,
+    renter: SeedUser,
+    listing_id: str,
+    now: dt.datetime,
+) -> str:
+    """The renter's open offer with its deposit held (kept if Stripe still holds it)."""
+    for offer in db.collection("offers").where("buyerId", "==", renter.uid).stream():
+        data = offer.to_dict() or {}
+        deposit = data.get("deposit") or {}
+        if data.get("listingId") == listing_id and data.get("status") == "open" and deposit:
+            found = api.v1.payment_intents.retrieve(deposit["paymentIntentId"])
+            if deposit.get("state") == "held" and found.status == "requires_capture":
+                return offer.id
+    rent = (listing_ref(db, listing_id).get().to_dict() or {})["price"]
+    request = offers.MakeOfferRequest(
+        listingId=listing_id,
+        amount=rent["amount"] // 100 * 97,  # 3% under the asking rent
+        currency=rent["currency"],
+        conditions=RentConditions(
+            moveInDate=(now + dt.timedelta(days=30)).date().isoformat(), termMonths=12
+        ),
+        expiresAt=now + dt.timedelta(days=6),  # inside the card hold's 7 days
+        message="Working in London from next month; references ready.",
+    )
+    made = offers.make(
+        db,
+        buyer_uid=renter.uid,
+        email_verified=True,
+        request=request,
+        stripe_api=lambda: api,
+        email=renter.email,
+    )
+    if made.deposit is None:
+        raise RuntimeError(f"{RENTER}'s offer on {listing_id} came with no deposit")
+    api.v1.payment_intents.update(
+        made.deposit.paymentIntentId, params={"payment_method": TEST_CARD}
+    )
+    api.v1.payment_intents.confirm(made.deposit.paymentIntentId)
+    if deposits.refresh(db, api, made.offerId) != "applied":
+        raise RuntimeError(f"{RENTER}'s deposit on {listing_id} is not held after confirming")
+    return made.offerId
 
 
 def _check_in_step(db: firestore.Client, api: stripe.StripeClient, uid: str) -> None:

@@ -330,6 +330,15 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
             "equals": {"status": "open"},
             "ranges": {"expiresAt": [("<=", now + dt.timedelta(days=21))]},
         },
+        # The offer clock's deposit queries, a week and a day on: the renter's held deposit.
+        "holds_ending": {
+            "equals": {"deposit.state": "held"},
+            "ranges": {"deposit.captureBefore": [("<=", now + dt.timedelta(days=8))]},
+        },
+        "deposits_asked": {
+            "equals": {"deposit.asked": "authorise", "deposit.state": ["held"]},
+            "ranges": {"deposit.askedAt": [("<=", now + dt.timedelta(days=1))]},
+        },
         "buyer_viewings": {"equals": {"requesterId": "seed-buyer"}, "ranges": upcoming},
         "agent_viewings": {"equals": {"agentId": "seed-agent"}, "ranges": upcoming},
         # The viewing clock's queries, two days and two weeks on: what it would find then.

@@ -190,7 +190,9 @@ def test_loading_again_overwrites_and_the_plan_and_featured_listings_are_real_in
     assert firestore_db.document(f"_stripeCustomers/{customer_id}").get().get("uid") == uid
     account = firestore_db.document(f"users/{uid}/private/account").get()
     assert account.get("stripeCustomerId") == customer_id
-    assert [c.id for c in api.v1.customers.list(params={"limit": 100}).data] == [customer_id]
+    renter = firestore_db.document(f"customers/{payments.RENTER}").get().get("stripeCustomerId")
+    listed_customers = api.v1.customers.list(params={"limit": 100}).data
+    assert sorted(c.id for c in listed_customers) == sorted([customer_id, renter])
     [subscription] = api.v1.subscriptions.list(
         params={"customer": customer_id, "status": "all"}
     ).data
@@ -239,6 +241,24 @@ def test_loading_again_overwrites_and_the_plan_and_featured_listings_are_real_in
         data = snapshot.to_dict()
         if data["ownerId"] in payments.SIGN_IN_AGENTS and snapshot.id not in wanted:
             assert data.get("featuredUntil") is None, snapshot.id
+
+    # The renter's offer on the agent's London rental: one, open, its week's deposit held
+    # on the card in localstripe (the same hold after the second load).
+    rental = payments.deposit_listing(summary.documents)
+    [offer] = [
+        o.to_dict()
+        for o in firestore_db.collection("offers").where("buyerId", "==", payments.RENTER).get()
+        if o.get("listingId") == rental
+    ]
+    deposit = offer["deposit"]
+    hold = intents[deposit["paymentIntentId"]]
+    assert (offer["status"], deposit["state"], hold["status"]) == (
+        "open",
+        "held",
+        "requires_capture",
+    )
+    assert deposit["amount"]["amount"] == hold["amount"] == offer["amount"]["amount"] * 12 // 52
+    assert hold["metadata"]["purpose"] == "deposit" and hold["capture_method"] == "manual"
 
     # Every event about the customer went through the webhook's intake (the seed's call
     # or localstripe's delivery to the webhook, whichever came first); the payments for
