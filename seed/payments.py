@@ -43,6 +43,7 @@ from pathlib import Path
 
 import stripe
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from marketplace import offers
 from marketplace.listings import listing_ref
@@ -153,7 +154,9 @@ def _hold_deposit(
     now: dt.datetime,
 ) -> str:
     """The renter's open offer with its deposit held (kept if Stripe still holds it)."""
-    for offer in db.collection("offers").where("buyerId", "==", renter.uid).stream():
+    for offer in (
+        db.collection("offers").where(filter=FieldFilter("buyerId", "==", renter.uid)).stream()
+    ):
         data = offer.to_dict() or {}
         deposit = data.get("deposit") or {}
         if data.get("listingId") == listing_id and data.get("status") == "open" and deposit:

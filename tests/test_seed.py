@@ -12,6 +12,7 @@ import requests
 import stripe
 from firebase_admin import auth
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from firekit import push
 from firekit.docmodel import Document
@@ -247,7 +248,9 @@ def test_loading_again_overwrites_and_the_plan_and_featured_listings_are_real_in
     rental = payments.deposit_listing(summary.documents)
     [offer] = [
         o.to_dict()
-        for o in firestore_db.collection("offers").where("buyerId", "==", payments.RENTER).get()
+        for o in firestore_db.collection("offers")
+        .where(filter=FieldFilter("buyerId", "==", payments.RENTER))
+        .get()
         if o.get("listingId") == rental
     ]
     deposit = offer["deposit"]
