@@ -38,14 +38,18 @@ from typing import TYPE_CHECKING, Any
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict
 
-from firekit import leases, logs, webhooks
+from firekit import leases, logs
 from firekit.transactions import run_transaction
-from firekit.webhooks import Outcome, WebhookEvent
 from marketplace.payments import customers
 from marketplace.payments.stripe_api import stripe_id
 
 if TYPE_CHECKING:
     import stripe
+
+    from firekit.webhooks import Handler, WebhookEvent
+
+# firekit.webhooks (the intake) is imported where an outcome is returned: every function's
+# cold start imports this module through the offer callables, only the webhook needs it.
 
 PURPOSE = "deposit"
 PAYMENT_LINKS = "_stripePayments"
@@ -293,6 +297,8 @@ def apply_state(
 ) -> str:
     """Move the offer's deposit to ``state`` if that is forward (by :data:`RANK`); returns
     the outcome (applied, or stale when it is not newer than what is stored)."""
+    from firekit.webhooks import Outcome
+
     deposit = (snapshot.to_dict() or {}).get("deposit")
     if not snapshot.exists or not deposit:
         return Outcome.UNKNOWN_SUBJECT
@@ -334,6 +340,8 @@ def _offer_of(
     db: firestore.Client, transaction: firestore.Transaction, intent_id: str | None
 ) -> firestore.DocumentSnapshot[Any] | str:
     """The offer whose deposit a PaymentIntent is, from our own link (never the event)."""
+    from firekit.webhooks import Outcome
+
     if intent_id is None:
         return Outcome.UNKNOWN_SUBJECT
     link = db.collection(PAYMENT_LINKS).document(intent_id).get(transaction=transaction)
@@ -347,7 +355,7 @@ def _offer_of(
     return offer
 
 
-def _on_intent(state_of: Callable[[WebhookEvent], str]) -> webhooks.Handler:
+def _on_intent(state_of: Callable[[WebhookEvent], str]) -> Handler:
     def handle(
         db: firestore.Client, transaction: firestore.Transaction, event: WebhookEvent
     ) -> str:
@@ -366,7 +374,7 @@ def _on_intent(state_of: Callable[[WebhookEvent], str]) -> webhooks.Handler:
     return handle
 
 
-def _on_charge(state: str) -> webhooks.Handler:
+def _on_charge(state: str) -> Handler:
     def handle(
         db: firestore.Client, transaction: firestore.Transaction, event: WebhookEvent
     ) -> str:
@@ -383,7 +391,7 @@ def _capturable(event: WebhookEvent) -> str:
     return intent_state(event.data) if event.data.get("amount_capturable", 1) else "awaiting_card"
 
 
-HANDLERS: dict[str, webhooks.Handler] = {
+HANDLERS: dict[str, Handler] = {
     "payment_intent.amount_capturable_updated": _on_intent(_capturable),
     "payment_intent.succeeded": _on_intent(lambda _: "captured"),
     "payment_intent.canceled": _on_intent(lambda e: intent_state(e.data)),
