@@ -2,9 +2,10 @@
 holding deposit held in localstripe (goal: the acceptance answers in the same time at 50
 as at 1, the releases running after it; what follows costs the same per competing offer).
 
-After one unmeasured warm-up sample, per sample a fresh rental listing and ``n + 1`` offers by fresh renters, each made by
-``offers.make`` (its manual-capture PaymentIntent in localstripe), its card confirmed as
-the payment sheet does and its hold recorded (``deposits.refresh``). Then, timed:
+After one unmeasured warm-up sample, per sample a fresh rental listing and ``n + 1``
+offers by fresh renters, each made by ``offers.make`` (its manual-capture PaymentIntent in
+localstripe), its card confirmed as the payment sheet does and its hold recorded
+(``deposits.refresh``). Then, timed:
 
 1. ``accept``: ``offers.answer_as(..., agent="accept")``, what ``accept_offer`` runs;
 2. ``winner``: the accepted offer's trigger (``offer_upkeep.follow_up``): the deposit

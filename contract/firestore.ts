@@ -604,6 +604,8 @@ export type Deposit = {
   captureBefore?: Timestamp | null;
   /** (default false) */
   captureBeforeAssumed?: boolean;
+  /** (default false) */
+  captureBeforeChecked?: boolean;
   /** (>= 0; default null) */
   capturedAmount?: number | null;
   /** (default null) */

@@ -25,7 +25,7 @@ from api.listings import (
     reject_listing, set_listing_status,
 )
 from api.offers import (accept_offer, counter_offer, follow_offer_move, make_offer, offer_clock,
-                        reject_offer, withdraw_offer)
+                        on_listing_off_market, reject_offer, withdraw_offer)
 from api.payments import reconcile_stripe_events, stripe_webhook
 from api.photos import (
     arrange_listing_photos, process_photo_upload, remove_deleted_listing_photos,

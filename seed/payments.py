@@ -48,7 +48,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from marketplace import offers
 from marketplace.listings import listing_ref
 from marketplace.models.billing import Customer, Payment, Subscription
-from marketplace.models.deals import RentConditions
+from marketplace.models.deals import Offer, RentConditions
 from marketplace.payments import customers, deposits, featured, plans, reconcile, stripe_api
 from marketplace.payments.requests import FeatureRequest, StartPlanRequest
 from seed.accounts import SeedUser
@@ -126,8 +126,10 @@ def load(
         if not isinstance(until, dt.datetime) or until <= now:
             raise RuntimeError(f"listings/{listing_id} is not featured after paying for it")
     renter = next(p for p in people if p.uid == RENTER)
-    _hold_deposit(db, api, renter, deposit_listing(documents), now)
-    return stored(db, agent.uid)
+    offer_id = _hold_deposit(db, api, renter, deposit_listing(documents), now)
+    offer = db.document(f"offers/{offer_id}").get()
+    held = [SeedDoc(offer.reference.path, Offer, offer.to_dict() or {})]
+    return stored(db, agent.uid) + stored(db, renter.uid) + held
 
 
 def deposit_listing(documents: Sequence[SeedDoc]) -> str:

@@ -335,6 +335,9 @@ def _values(a: Anchors, now: Any) -> dict[str, dict[str, Any]]:
             "equals": {"deposit.state": "held"},
             "ranges": {"deposit.captureBefore": [("<=", now + dt.timedelta(days=8))]},
         },
+        "holds_to_check": {
+            "equals": {"deposit.state": "held", "deposit.captureBeforeChecked": True}
+        },
         "deposits_asked": {
             "equals": {"deposit.asked": "authorise", "deposit.state": ["held"]},
             "ranges": {"deposit.askedAt": [("<=", now + dt.timedelta(days=1))]},

@@ -13,12 +13,12 @@ from firebase_functions import scheduler_fn
 
 from firekit import bootstrap, logs
 from firekit.callables import CallContext, callable_function
-from firekit.errors import BUSY
+from firekit.errors import BUSY, MOVE_NOT_ALLOWED
 from firekit.events import AnyDocument, DocumentChange, Effects, document_trigger
 from firekit.ratelimit import RateLimit
 from marketplace import config
 from marketplace import offers as o
-from marketplace.listings import NO_SUCH_LISTING
+from marketplace.listings import NO_SUCH_LISTING, OWN_LISTING
 from marketplace.payments.requests import PAYMENTS_UNAVAILABLE
 
 # The Stripe SDK comes in with the first client made (stripe_api.client): most moves never
@@ -26,7 +26,7 @@ from marketplace.payments.requests import PAYMENTS_UNAVAILABLE
 
 _OFFERS = RateLimit(20, per_seconds=60)
 _MOVES = RateLimit(60, per_seconds=60)
-_MOVE_REFUSALS = (o.NO_SUCH_OFFER, o.MOVE_NOT_ALLOWED, BUSY)
+_MOVE_REFUSALS = (o.NO_SUCH_OFFER, MOVE_NOT_ALLOWED, BUSY)
 
 
 @callable_function(
@@ -36,7 +36,7 @@ _MOVE_REFUSALS = (o.NO_SUCH_OFFER, o.MOVE_NOT_ALLOWED, BUSY)
         o.EMAIL_NOT_VERIFIED,
         NO_SUCH_LISTING,
         o.NOT_OFFERABLE,
-        o.OWN_LISTING,
+        OWN_LISTING,
         o.WRONG_CURRENCY,
         o.WRONG_CONDITIONS,
         o.BAD_EXPIRY,
@@ -135,6 +135,30 @@ def follow_offer_move(change: DocumentChange[AnyDocument], effects: Effects) -> 
     offer_id = change.params["offerId"]
     done = offer_upkeep.follow_up(effects.db, offer_id, change.after_data, stripe_api.client)
     logs.info("offer move followed up", offerId=offer_id, **done)
+
+
+# Claim mode, retried: each offer it ends is a move of its own, refused once made, so a
+# rerun ends nothing twice. Any status change is claimed (the handler, not the wrapper,
+# knows which statuses are off the market): 2 reads and 2 writes.
+@document_trigger(
+    "listings/{listingId}",
+    model=AnyDocument,
+    on="updated",
+    only_when_changed=("status",),
+    mode="claim",
+    retry=True,
+)
+def on_listing_off_market(change: DocumentChange[AnyDocument], effects: Effects) -> None:
+    """A listing that leaves the market (let, sold, withdrawn, archived) ends its open
+    offers: their holds are let go, their buyers told."""
+    from marketplace import offer_upkeep
+
+    if change.after_data is None:
+        return
+    listing_id = change.params["listingId"]
+    status = str(change.after_data.get("status"))
+    ended = offer_upkeep.end_offers_off_market(effects.db, listing_id, status)
+    logs.info("offers of a listing off the market", listingId=listing_id, ended=ended)
 
 
 @scheduler_fn.on_schedule(

@@ -12,15 +12,16 @@ from pydantic import BaseModel, ConfigDict, StrictBool
 
 from firekit import bootstrap, logs
 from firekit.callables import CallContext, callable_function
-from firekit.errors import BUSY
+from firekit.errors import BUSY, MOVE_NOT_ALLOWED
 from firekit.events import AnyDocument, DocumentChange, Effects, document_trigger
 from firekit.ratelimit import RateLimit
 from marketplace import viewings as v
+from marketplace.listings import OWN_LISTING
 
 _LOOKS = RateLimit(60, per_seconds=60)
 _BOOKINGS = RateLimit(20, per_seconds=60)
 _MOVES = RateLimit(60, per_seconds=60)
-_MOVE_REFUSALS = (v.NO_SUCH_VIEWING, v.MOVE_NOT_ALLOWED, v.NOT_YOURS_TO_MOVE, BUSY)
+_MOVE_REFUSALS = (v.NO_SUCH_VIEWING, MOVE_NOT_ALLOWED, v.NOT_YOURS_TO_MOVE, BUSY)
 
 
 @callable_function(
@@ -36,7 +37,7 @@ def list_viewing_slots(call: CallContext, data: v.SlotsRequest) -> v.SlotsResult
     rate_limit=_BOOKINGS,
     refusals=(
         v.NO_SUCH_LISTING,
-        v.OWN_LISTING,
+        OWN_LISTING,
         v.NO_VIEWING_HOURS,
         v.NOT_A_SLOT,
         v.SLOT_TAKEN,

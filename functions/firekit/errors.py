@@ -140,6 +140,11 @@ class Refusal:
 BUSY = Refusal(Aborted, "busy", "Someone else is changing this; try again in a moment.")
 """Contention that outlasted our retries (a transaction, a lease): one meaning, retry
 shortly, whatever was contended, so one reason; the message says what was busy."""
+MOVE_NOT_ALLOWED = Refusal(
+    FailedPrecondition, "move_not_allowed", "That move is not allowed from its current status."
+)
+"""A state machine's refusal (a viewing's, an offer's): one meaning whatever the machine;
+the details name the status, the message says what could not be done."""
 
 
 # Names the style guide uses for the same things.

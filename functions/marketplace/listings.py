@@ -132,6 +132,10 @@ are all the sweep holds in memory."""
 
 # How the callables' moves refuse (each listed in its callable's refusals=).
 NO_SUCH_LISTING = Refusal(NotFound, "no_such_listing", "No such listing.")
+OWN_LISTING = Refusal(
+    FailedPrecondition, "own_listing", "Agents cannot do this with their own listings."
+)
+"""An agent booking a viewing of, or offering on, a listing of theirs."""
 NOT_LISTING_OWNER = Refusal(
     PermissionDenied, "not_listing_owner", "Only the listing's agent may do this."
 )

@@ -10,7 +10,7 @@ first, so a rerun finds nothing left to do.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from google.cloud import firestore
@@ -21,12 +21,17 @@ from marketplace import offers, queries
 from marketplace.models.deals import OPEN_STATUSES
 from marketplace.offers import StripeFactory
 from marketplace.payments import deposits
+from marketplace.queries import RangeOp
 
 PAGE = 200
 STUCK_AFTER = dt.timedelta(minutes=2)
 """An ask older than this has not been carried out by its trigger (or Stripe has not
 reported the hold): the clock sees to it."""
 HOLD_ENDING = "The hold on the holding deposit ran out before the offer was answered."
+OFF_MARKET = "The listing is no longer on the market ({status})."
+AUTHORISE_WAIT = dt.timedelta(days=1)
+"""How long the clock asks Stripe about a hold the renter has not authorised (after
+that, the renter's card is not coming: the offer lapses on its own expiry)."""
 _WHAT: Mapping[str, tuple[str, str]] = {
     "make": ("New offer", "{who} offered {amount} for {home}."),
     "accept": ("Offer accepted", "Your offer of {amount} for {home} was accepted."),
@@ -127,13 +132,30 @@ def lose_others(db: firestore.Client, listing_id: str, winner: str) -> int:
 
 
 def tick(db: firestore.Client, stripe_api: StripeFactory, now: dt.datetime) -> dict[str, int]:
-    """One run of the offer clock."""
+    """One run of the offer clock. Letting holds go that are about to end comes first, and
+    every offer is a step of its own: one that fails (Stripe down, a bad document) is
+    logged and left for the next run, never stopping the rest."""
     return {
-        "lapsed": lapse_due(db, now),
-        "warned": warn_holds_ending(db, stripe_api, now),
         "released": release_holds_ending(db, now),
+        "lapsed": lapse_due(db, now),
+        "checked": check_hold_ends(db, stripe_api),
+        "warned": warn_holds_ending(db, now),
         "settled": settle_stuck_deposits(db, stripe_api, now),
     }
+
+
+def _each(snapshots: Iterable[Any], step: Callable[[Any], bool], what: str) -> int:
+    """Run ``step`` on each offer; how many it did something to. A step that raises is
+    logged, and the others still run."""
+    done = 0
+    for snapshot in snapshots:
+        try:
+            done += bool(step(snapshot))
+        except Exception as failed:  # one offer's failure must not stop the clock
+            logs.error(
+                "offer clock step failed", step=what, offerId=snapshot.id, error=repr(failed)
+            )
+    return done
 
 
 def lapse_due(db: firestore.Client, now: dt.datetime) -> int:
@@ -143,7 +165,7 @@ def lapse_due(db: firestore.Client, now: dt.datetime) -> int:
         query = queries.OFFERS_TO_LAPSE.build(
             db, equals={"status": status}, ranges={"expiresAt": [("<=", now)]}, limit=PAGE
         )
-        moved += sum(_move(db, s.id, "lapse", None, now) for s in query.stream())
+        moved += _each(query.stream(), lambda s: _move(db, s.id, "lapse", None, now), "lapse")
     return moved
 
 
@@ -156,52 +178,61 @@ def _holds_ending_by(db: firestore.Client, moment: dt.datetime) -> Any:
     ).stream()
 
 
-def warn_holds_ending(db: firestore.Client, stripe_api: StripeFactory, now: dt.datetime) -> int:
-    """Tell both parties, once, that an undecided offer's hold ends within a day (after
-    asking the charge when the hold really ends, if we only assumed it)."""
-    from marketplace import notify  # lazy: see follow_up
-
-    warned = 0
-    for snapshot in _holds_ending_by(db, now + deposits.WARN_BEFORE):
-        data = snapshot.to_dict() or {}
-        deposit = data["deposit"]
-        if data["status"] not in OPEN_STATUSES or deposit.get("flaggedAt"):
-            continue
-        if deposit.get("captureBeforeAssumed") and deposits.learn_capture_before(
-            db, stripe_api(), snapshot.id
-        ):
-            continue  # the real end is known now: the next run judges by it
-        for notice in hold_notices(db, snapshot.id, data):
-            notify.notify(db, notice)
-        snapshot.reference.update({"deposit.flaggedAt": now})
-        warned += 1
-    return warned
-
-
 def release_holds_ending(db: firestore.Client, now: dt.datetime) -> int:
     """Lapse every undecided offer whose hold ends within the hour: its deposit is let go
     (the offer trigger cancels it) rather than ever captured after Stripe dropped it."""
-    released = 0
-    for snapshot in _holds_ending_by(db, now + deposits.RELEASE_BEFORE):
-        if (snapshot.to_dict() or {}).get("status") in OPEN_STATUSES:
-            released += _move(db, snapshot.id, "lapse", HOLD_ENDING, now)
-    return released
+
+    def release(snapshot: Any) -> bool:
+        undecided = (snapshot.to_dict() or {}).get("status") in OPEN_STATUSES
+        return undecided and _move(db, snapshot.id, "lapse", HOLD_ENDING, now)
+
+    return _each(_holds_ending_by(db, now + deposits.RELEASE_BEFORE), release, "release")
+
+
+def check_hold_ends(db: firestore.Client, stripe_api: StripeFactory) -> int:
+    """Ask each new hold's charge when it really ends (once per hold)."""
+    query = queries.HOLDS_TO_CHECK.build(
+        db, equals={"deposit.state": "held", "deposit.captureBeforeChecked": False}, limit=PAGE
+    )
+    return _each(query.stream(), lambda s: deposits.learn_hold_end(db, stripe_api(), s.id), "check")
+
+
+def warn_holds_ending(db: firestore.Client, now: dt.datetime) -> int:
+    """Tell both parties, once, that an undecided offer's hold ends within a day."""
+    from marketplace import notify  # lazy: see follow_up
+
+    def warn(snapshot: Any) -> bool:
+        data = snapshot.to_dict() or {}
+        if data["status"] not in OPEN_STATUSES or data["deposit"].get("flaggedAt"):
+            return False
+        for notice in hold_notices(db, snapshot.id, data):
+            notify.notify(db, notice)
+        snapshot.reference.update({"deposit.flaggedAt": now})
+        return True
+
+    return _each(_holds_ending_by(db, now + deposits.WARN_BEFORE), warn, "warn")
 
 
 def settle_stuck_deposits(db: firestore.Client, stripe_api: StripeFactory, now: dt.datetime) -> int:
-    """Finish what a trigger left: a capture or release asked minutes ago and not done, a
-    hold whose authorisation Stripe has not reported."""
+    """Finish what a trigger left: a capture or release asked minutes ago and not done; a
+    hold asked for in the last day whose authorisation Stripe has not reported."""
+    stuck: list[tuple[RangeOp, dt.datetime]] = [("<=", now - STUCK_AFTER)]
+    recent: list[tuple[RangeOp, dt.datetime]] = [*stuck, (">=", now - AUTHORISE_WAIT)]
+    waiting = {
+        "authorise": (["awaiting_card"], recent),
+        "capture": (sorted(deposits.UNSETTLED), stuck),
+        "cancel": (sorted(deposits.UNSETTLED), stuck),
+    }
     settled = 0
-    waiting = {"authorise": ["awaiting_card"], "capture": sorted(deposits.UNSETTLED)}
-    waiting["cancel"] = waiting["capture"]
-    for asked, states in waiting.items():
+    for asked, (states, when) in waiting.items():
         query = queries.DEPOSITS_ASKED.build(
             db,
             equals={"deposit.asked": asked, "deposit.state": states},
-            ranges={"deposit.askedAt": [("<=", now - STUCK_AFTER)]},
+            ranges={"deposit.askedAt": when},
             limit=PAGE,
         )
-        for snapshot in query.stream():
+
+        def settle(snapshot: Any, asked: str = asked) -> bool:
             if asked == "authorise":
                 outcome = deposits.refresh(db, stripe_api(), snapshot.id)
             else:
@@ -209,8 +240,25 @@ def settle_stuck_deposits(db: firestore.Client, stripe_api: StripeFactory, now: 
             logs.info(
                 "deposit settled by the clock", offerId=snapshot.id, asked=asked, outcome=outcome
             )
-            settled += 1
+            return True
+
+        settled += _each(query.stream(), settle, f"settle {asked}")
     return settled
+
+
+def end_offers_off_market(db: firestore.Client, listing_id: str, status: str) -> int:
+    """Lapse every open offer on a listing that left the market (let, sold, withdrawn,
+    archived...): their holds are let go and their buyers told."""
+    if status in offers.OFFERABLE:
+        return 0
+    reason = OFF_MARKET.format(status=status.replace("_", " "))
+    moved = 0
+    for open_status in OPEN_STATUSES:
+        query = queries.OPEN_OFFERS.build(
+            db, equals={"listingId": listing_id, "status": open_status}, limit=PAGE
+        )
+        moved += _each(query.stream(), lambda s: _move(db, s.id, "lapse", reason), "off market")
+    return moved
 
 
 def hold_notices(db: firestore.Client, offer_id: str, data: Mapping[str, Any]) -> list[Notice]:
@@ -224,8 +272,8 @@ def hold_notices(db: firestore.Client, offer_id: str, data: Mapping[str, Any]) -
             kind="offer",
             title="Holding deposit hold ends soon",
             body=f"The card hold on the holding deposit for {home} ends "
-            f"{ends:%d %b %H:%M} UTC. Unless the offer is accepted before then, it lapses "
-            "and the hold is released.",
+            f"{ends:%d %b %H:%M} UTC. Unless the offer is accepted more than an hour before "
+            "then, it lapses and the hold is released.",
             link=f"/offers/{offer_id}",
             data={"offerId": offer_id, "change": "hold_ending"},
             extra={"listingId": data["listingId"]},

@@ -29,9 +29,16 @@ from google.cloud import firestore
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from firekit import logs
-from firekit.errors import BUSY, FailedPrecondition, NotFound, PermissionDenied, Refusal
+from firekit.errors import (
+    BUSY,
+    MOVE_NOT_ALLOWED,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    Refusal,
+)
 from firekit.ids import PlainId
-from marketplace.listings import NO_SUCH_LISTING, listing_ref
+from marketplace.listings import NO_SUCH_LISTING, OWN_LISTING, listing_ref
 from marketplace.models.common import MAX_MINOR_UNITS, Currency
 from marketplace.models.deals import (
     MAX_REASON,
@@ -64,14 +71,8 @@ NO_SUCH_OFFER = Refusal(NotFound, "no_such_offer", "No such offer.")
 NOT_YOUR_OFFER = Refusal(
     PermissionDenied, "not_your_offer", "Only the buyer or the listing's agent may do this."
 )
-MOVE_NOT_ALLOWED = Refusal(
-    FailedPrecondition, "move_not_allowed", "The offer cannot make that move from its status."
-)
 NOT_OFFERABLE = Refusal(
     FailedPrecondition, "not_offerable", "The listing is not on the market for offers."
-)
-OWN_LISTING = Refusal(
-    FailedPrecondition, "own_listing", "Agents cannot offer on their own listings."
 )
 WRONG_CURRENCY = Refusal(
     FailedPrecondition, "wrong_currency", "An offer is made in the listing's currency."
@@ -269,8 +270,11 @@ def make(
             db, offer_ref, buyer_uid=buyer_uid, request=request, moment=moment, intent_id=intent.id
         )
     except Exception:
-        deposits.cancel_unrecorded(api, intent.id, "offer not recorded")
-        raise
+        # A commit that failed on the wire may still have landed: its link says so.
+        if not db.collection(deposits.PAYMENT_LINKS).document(intent.id).get().exists:
+            deposits.cancel_unrecorded(api, intent.id, "offer not recorded")
+            raise
+        made = result_of(offer_ref.id, offer_ref.get().to_dict() or {})
     return made.model_copy(update={"deposit": deposits.sheet(intent, customer)})
 
 
@@ -311,6 +315,9 @@ def _record_offer(
         try:
             batch.commit()
         except (gexc.FailedPrecondition, gexc.Aborted, gexc.AlreadyExists):
+            landed = offer_ref.get()
+            if landed.exists:  # an earlier attempt's commit landed, its answer was lost
+                return result_of(offer_ref.id, landed.to_dict() or {})
             _back_off(attempt)  # another offer of theirs got in first: replace that one
             continue
         logs.info("offer made", offerId=offer_ref.id, listingId=listing.id)
@@ -446,9 +453,10 @@ def answer_as(
         raise MOVE_NOT_ALLOWED(status=data["status"])
     if move == "reject" and not reason:
         raise REASON_REQUIRED(field="reason")
+    target = edge(data["status"], move, _actor(data, uid))  # refused before Stripe is asked
     deposit = data.get("deposit") or {}
     waiting = deposit.get("state") in ("awaiting_card", "failed")
-    if move in ("accept", "accept_counter") and waiting and stripe_api is not None:
+    if target.to == "accepted" and waiting and stripe_api is not None:
         deposits.refresh(db, stripe_api(), offer_id)
     return answer(db, offer_id, move, uid, reason=reason, amount=amount)
 

@@ -351,6 +351,13 @@ HOLDS_ENDING = Query(
     ranges=("deposit.captureBefore",),
     order=(Order("deposit.captureBefore"),),
 )
+HOLDS_TO_CHECK = Query(
+    "holds_to_check",
+    Offer,
+    "functions (the offer clock): held deposits whose charge was not yet asked when the "
+    "hold really ends",
+    equals=("deposit.state", "deposit.captureBeforeChecked"),
+)
 DEPOSITS_ASKED = Query(
     "deposits_asked",
     Offer,
@@ -448,6 +455,7 @@ QUERIES: tuple[Query, ...] = (
     OPEN_OFFERS,
     OFFERS_TO_LAPSE,
     HOLDS_ENDING,
+    HOLDS_TO_CHECK,
     DEPOSITS_ASKED,
     BUYER_VIEWINGS,
     AGENT_VIEWINGS,

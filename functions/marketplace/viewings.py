@@ -57,6 +57,7 @@ from pydantic import (
 from firekit import logs
 from firekit.errors import (
     BUSY,
+    MOVE_NOT_ALLOWED,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -66,6 +67,7 @@ from firekit.errors import (
 )
 from firekit.ids import PlainId
 from marketplace import slots
+from marketplace.listings import OWN_LISTING
 from marketplace.models.viewings import MAX_NOTE, MAX_REASON, Availability
 
 VIEWINGS = "viewings"
@@ -90,9 +92,6 @@ REMINDERS: Sequence[dt.timedelta] = (dt.timedelta(days=1), dt.timedelta(hours=1)
 
 NO_SUCH_LISTING = Refusal(NotFound, "no_such_listing", "No such listing.")
 NO_SUCH_VIEWING = Refusal(NotFound, "no_such_viewing", "No such viewing.")
-OWN_LISTING = Refusal(
-    FailedPrecondition, "own_listing", "Agents cannot book viewings of their own listings."
-)
 NO_VIEWING_HOURS = Refusal(
     FailedPrecondition,
     "no_viewing_hours",
@@ -108,9 +107,6 @@ PENDING_LIMIT = Refusal(
     ResourceExhausted,
     "pending_limit",
     "Too many of your viewing requests are waiting for an answer.",
-)
-MOVE_NOT_ALLOWED = Refusal(
-    FailedPrecondition, "move_not_allowed", "This viewing cannot be changed that way now."
 )
 NOT_YOURS_TO_MOVE = Refusal(
     PermissionDenied, "not_yours_to_move", "Only the listing's agent may do that."

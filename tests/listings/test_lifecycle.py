@@ -441,7 +441,8 @@ ALLOWED = {
     ("sale", "active"): {"under_offer", "sold", "archived"},
     ("sale", "under_offer"): {"active", "sold", "archived"},
     ("sale", "sold"): {"archived"},
-    ("rent", "active"): {"let", "archived"},
+    ("rent", "active"): {"under_offer", "let", "archived"},
+    ("rent", "under_offer"): {"active", "let", "archived"},
     ("rent", "let"): {"archived"},
 }
 """Every move an agent may make, by kind; every other (reachable) pair is refused."""
@@ -479,9 +480,13 @@ def test_an_agent_moves_their_listing_only_along_the_graph(
         doc = stored(firestore_db, listing_id)
         assert doc["status"] == to
         assert doc["updatedAt"] > before["updatedAt"]
-        assert {k: v for k, v in doc.items() if k not in ("status", "updatedAt")} == {
-            k: v for k, v in before.items() if k not in ("status", "updatedAt")
+        # Back on the market, it holds no accepted offer (a deal that fell through).
+        moved = ("status", "updatedAt", "acceptedOfferId")
+        assert {k: v for k, v in doc.items() if k not in moved} == {
+            k: v for k, v in before.items() if k not in moved
         }
+        if to == "active":
+            assert doc.get("acceptedOfferId") is None
     else:
         # A move off the graph, or one the graph allows but not for this kind (let a sale).
         on_graph = to in listings.AGENT_MOVES.get(status, set())

@@ -26,6 +26,7 @@ from firekit import webhooks
 from firekit.errors import AppError
 from marketplace import offer_upkeep, offers
 from marketplace.payments import deposits, events
+from marketplace.payments.stripe_api import stripe_id
 from tests.listings.factories import uid
 from tests.offers.test_offers import AGENT, VERIFIED, home, offer_request, stored
 from tests.payments.featured_world import event
@@ -141,7 +142,7 @@ def stripe_calls(
     """Counts the capture and cancel calls our code makes on the real client."""
     counted: Counter[str] = Counter()
     service = stripe_client.v1.payment_intents
-    for name in ("capture", "cancel", "create"):
+    for name in ("capture", "cancel", "create", "retrieve"):
         real = getattr(service, name)
 
         def counting(*args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
@@ -436,8 +437,9 @@ def test_every_deposit_event_three_times_shuffled_ends_as_in_order(
             outcomes = deliver(firestore_db, *messy)
             assert outcomes.count("duplicate") == 2 * len(story), (seed, outcomes)
         deposit = stored(firestore_db, offer_id)["deposit"]
-        ends.append((deposit["state"], deposit["stripeCreated"]))
-    assert ends == [(end, start + len(lifecycle) - 1)] * 4
+        ends.append({k: v for k, v in deposit.items() if k not in ("paymentIntentId", "askedAt")})
+    assert ends[0]["state"] == end and ends[0]["stripeCreated"] == start + len(lifecycle) - 1
+    assert ends == [ends[0]] * 4  # every fact recorded, whatever the order
 
 
 def test_events_about_another_payments_deposit_change_nothing(
@@ -571,7 +573,13 @@ def test_a_hold_ending_within_a_day_is_flagged_and_within_the_hour_let_go(
     held(firestore_db, stripe_client, offer_id)
     now = dt.datetime.now(dt.UTC)
     ref = firestore_db.document(f"offers/{offer_id}")
-    ref.update({"deposit.captureBefore": now + dt.timedelta(hours=23)})
+    # Its charge said so (the clock asked it once): 23 hours from now.
+    ref.update(
+        {
+            "deposit.captureBefore": now + dt.timedelta(hours=23),
+            "deposit.captureBeforeChecked": True,
+        }
+    )
 
     first = offer_upkeep.tick(firestore_db, deposits_api, now)
     second = offer_upkeep.tick(firestore_db, deposits_api, now)
@@ -599,9 +607,15 @@ def test_a_hold_past_its_end_is_never_taken(
     )
 
     refused = call_function(accept_offer, {"offerId": offer_id}, uid=agent, claims=AGENT)
+    taken_before = intent(stripe_client, intent_id(firestore_db, offer_id))["status"]
+    offer_upkeep.tick(firestore_db, deposits_api, dt.datetime.now(dt.UTC))
+    follow(firestore_db, offer_id)
 
     assert refused.error["details"]["reason"] == "deposit_not_held"
-    assert intent(stripe_client, intent_id(firestore_db, offer_id))["status"] == "requires_capture"
+    assert taken_before == "requires_capture"  # nothing was asked of Stripe
+    data = stored(firestore_db, offer_id)
+    assert (data["status"], data["deposit"]["state"]) == ("lapsed", "released")
+    assert intent(stripe_client, intent_id(firestore_db, offer_id))["status"] == "canceled"
 
 
 def test_the_clock_finishes_what_a_trigger_left_undone(
@@ -619,3 +633,66 @@ def test_the_clock_finishes_what_a_trigger_left_undone(
     assert done["settled"] == 2
     assert stored(firestore_db, accepted)["deposit"]["state"] == "captured"
     assert stored(firestore_db, unreported)["deposit"]["state"] == "held"
+
+
+def test_the_clock_asks_each_new_holds_charge_when_it_really_ends_once(
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient, stripe_calls: Counter[str]
+) -> None:
+    _, _, _, offer_id = rental_offer(firestore_db)
+    held(firestore_db, stripe_client, offer_id)
+    assumed = stored(firestore_db, offer_id)["deposit"]["captureBefore"]
+
+    first = offer_upkeep.tick(firestore_db, deposits_api, dt.datetime.now(dt.UTC))
+    asked = stripe_calls["retrieve"]
+    second = offer_upkeep.tick(firestore_db, deposits_api, dt.datetime.now(dt.UTC))
+
+    assert (first["checked"], second["checked"]) == (1, 0)
+    assert stripe_calls["retrieve"] == asked  # once per hold, not once per run
+    deposit = stored(firestore_db, offer_id)["deposit"]
+    # localstripe's charge has no capture_before: its authorisation + 7 days, still assumed.
+    latest = intent(stripe_client, intent_id(firestore_db, offer_id))["latest_charge"]
+    charge = stripe_client.v1.charges.retrieve(str(stripe_id(latest))).to_dict()
+    authorised = dt.datetime.fromtimestamp(charge["created"], dt.UTC)
+    assert deposit["captureBefore"] == authorised + deposits.HOLD
+    assert (deposit["captureBeforeChecked"], deposit["captureBeforeAssumed"]) == (True, True)
+    assert abs(deposit["captureBefore"] - assumed) < dt.timedelta(minutes=1)
+
+
+def test_a_listing_that_leaves_the_market_ends_its_offers_and_lets_their_holds_go(
+    firestore_db: firestore.Client, stripe_client: stripe.StripeClient
+) -> None:
+    _, _, listing_id, offer_id = rental_offer(firestore_db)
+    _, _, _, elsewhere = rental_offer(firestore_db)
+    held(firestore_db, stripe_client, offer_id)
+
+    on_market = offer_upkeep.end_offers_off_market(firestore_db, listing_id, "under_offer")
+    ended = offer_upkeep.end_offers_off_market(firestore_db, listing_id, "withdrawn")
+    again = offer_upkeep.end_offers_off_market(firestore_db, listing_id, "withdrawn")
+    follow(firestore_db, offer_id)
+
+    assert (on_market, ended, again) == (0, 1, 0)
+    data = stored(firestore_db, offer_id)
+    assert (data["status"], data["deposit"]["state"]) == ("lapsed", "released")
+    assert data["lastChange"]["reason"] == "The listing is no longer on the market (withdrawn)."
+    assert intent(stripe_client, intent_id(firestore_db, offer_id))["status"] == "canceled"
+    assert stored(firestore_db, elsewhere)["status"] == "open"
+    told = firestore_db.document(f"users/{data['buyerId']}/notifications/offer-{offer_id}-2")
+    assert told.get().exists
+
+
+def test_a_move_that_is_not_yours_is_refused_before_stripe_is_asked(
+    firestore_db: firestore.Client,
+    stripe_client: stripe.StripeClient,
+    call_function: Call,
+    stripe_calls: Counter[str],
+) -> None:
+    _, renter, _, offer_id = rental_offer(firestore_db)
+    confirm_card(stripe_client, intent_id(firestore_db, offer_id))
+    before = stored(firestore_db, offer_id)
+    asked = dict(stripe_calls)
+
+    refused = call_function(accept_offer, {"offerId": offer_id}, uid=renter, claims=VERIFIED)
+
+    assert refused.error["details"]["reason"] == "move_not_allowed"
+    assert dict(stripe_calls) == asked
+    assert stored(firestore_db, offer_id) == before

@@ -99,8 +99,8 @@ def test_a_renter_offers_with_a_deposit_the_agent_accepts_and_the_deposit_is_tak
     # localstripe announces the capture itself; the webhook records it (or finds it done).
     wait_for(
         lambda: (
-            any(
-                s.get("type") == "payment_intent.succeeded"
+            any(  # an entry still being applied is a bare lease, with no type yet
+                (s.to_dict() or {}).get("type") == "payment_intent.succeeded"
                 for s in firestore_db.collection("_webhookEvents").get()
             )
             or None

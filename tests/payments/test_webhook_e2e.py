@@ -33,8 +33,10 @@ def test_localstripe_events_reach_the_webhook_and_are_recorded_once(
         if e.type == "customer.created" and e.data.object.id == customer.id
     )
 
+    ledger = firestore_db.document(f"_webhookEvents/stripe:{created.id}")
     entry = wait_for(
-        lambda: firestore_db.document(f"_webhookEvents/stripe:{created.id}").get().to_dict(),
+        # While the event is being applied its entry is a bare lease: wait for the outcome.
+        lambda: (ledger.get().to_dict() or {}).get("outcome") and ledger.get().to_dict(),
         timeout=30,
         what="the webhook's ledger entry for customer.created",
     )

@@ -130,6 +130,18 @@ WELL_FORMED: dict[str, dict[str, Any]] = {
     "cancel_viewing": {"viewingId": "no-such-viewing", "reason": "Busy."},
     "reschedule_viewing": {"viewingId": "no-such-viewing", "start": "2027-03-01T10:00:00Z"},
     "calendar_link": {"renew": True},
+    "make_offer": {
+        "listingId": "no-such-listing",
+        "amount": 340_000_00,
+        "currency": "GBP",
+        "conditions": {"moveInDate": "2027-03-01", "termMonths": 12},
+        "expiresAt": "2027-03-01T10:00:00Z",
+        "message": "Hello",
+    },
+    "accept_offer": {"offerId": "no-such-offer"},
+    "reject_offer": {"offerId": "no-such-offer", "reason": "Too low."},
+    "counter_offer": {"offerId": "no-such-offer", "amount": 350_000_00},
+    "withdraw_offer": {"offerId": "no-such-offer"},
 }
 WRITES_WHEN_WELL_FORMED = {"calendar_link"}
 """Callables whose well-formed calls write by design (the caller's calendar token): only

@@ -78,6 +78,8 @@ class Deposit(Value):
     captureBeforeAssumed: bool = False
     """True while the charge has not said (always, on the local Stripe stand-in): assumed
     from the authorisation time and Stripe's 7 days."""
+    captureBeforeChecked: bool = False
+    """The charge was asked for the hold's real end (once, soon after the hold)."""
     capturedAmount: Annotated[int, Field(ge=0)] | None = None
     flaggedAt: dt.datetime | None = None
     """When both parties were told the hold ends within a day."""

@@ -24,7 +24,8 @@ reads ``held`` only while Stripe holds the money.
 **The hold's end.** Stripe keeps an authorisation 7 days for most card payments a
 customer starts, less in some cases; the charge's ``capture_before`` is the truth. The
 webhook records the hold with ``captureBefore`` assumed (authorisation + 7 days, marked
-assumed) and the offer clock asks the charge for the real one. A day before it, both
+assumed); the offer clock (or the first read of the hold from Stripe) then asks its
+charge for the real one, once. A day before it, both
 parties are told; an hour before it, if the offer is still undecided, the hold is let go
 and the offer lapses: a hold Stripe may already have dropped is never captured.
 """
@@ -156,6 +157,7 @@ def new_deposit(intent_id: str, amount: int, currency: str, now: dt.datetime) ->
         "askedAt": now,
         "captureBefore": None,
         "captureBeforeAssumed": False,
+        "captureBeforeChecked": False,
         "capturedAmount": None,
         "flaggedAt": None,
         "stripeCreated": 0,
@@ -295,38 +297,46 @@ def apply_state(
     capture_before: dt.datetime | None = None,
     reason: str | None = None,
 ) -> str:
-    """Move the offer's deposit to ``state`` if that is forward (by :data:`RANK`); returns
-    the outcome (applied, or stale when it is not newer than what is stored)."""
+    """Record what Stripe said: the state if it is forward (by :data:`RANK`), and the facts
+    the event carries (when the hold was made, what was taken, why it was let go) if
+    not yet known, so the same events in any order leave the same deposit. Returns the
+    outcome (stale: nothing new)."""
     from firekit.webhooks import Outcome
 
     deposit = (snapshot.to_dict() or {}).get("deposit")
     if not snapshot.exists or not deposit:
         return Outcome.UNKNOWN_SUBJECT
-    if RANK[state] <= RANK[str(deposit.get("state"))]:
-        return Outcome.STALE
-    changes: dict[str, Any] = {"deposit.state": state}
-    if created is not None:
-        changes["deposit.stripeCreated"] = max(created, int(deposit.get("stripeCreated") or 0))
-    if state == "held":
+    changes: dict[str, Any] = {}
+    if RANK[state] > RANK[str(deposit.get("state"))]:
+        changes["deposit.state"] = state
+    if created is not None and created > int(deposit.get("stripeCreated") or 0):
+        changes["deposit.stripeCreated"] = created
+    if state == "held" and deposit.get("captureBefore") is None:
         authorised = dt.datetime.fromtimestamp(created, dt.UTC) if created else _now()
         changes["deposit.captureBefore"] = capture_before or authorised + HOLD
         changes["deposit.captureBeforeAssumed"] = capture_before is None
-    if state == "captured" and captured is not None:
+    if state == "captured" and captured is not None and deposit.get("capturedAmount") is None:
         changes["deposit.capturedAmount"] = captured
-    if reason is not None:
+    if reason is not None and deposit.get("cancellationReason") is None:
         changes["deposit.cancellationReason"] = reason[:60]
+    if not changes:
+        return Outcome.STALE
     transaction.update(snapshot.reference, changes)
     return Outcome.APPLIED
 
 
 def refresh(db: firestore.Client, api: stripe.StripeClient, offer_id: str) -> str:
-    """Ask Stripe how the hold stands and record it: for a hold whose webhook has not
-    arrived (the local Stripe stand-in sends none for an authorisation)."""
+    """Ask Stripe how the hold stands and record it (for a hold whose webhook has not
+    arrived: the local Stripe stand-in sends none for an authorisation), with the hold's
+    real end when it is held."""
     deposit = (db.collection(OFFERS).document(offer_id).get().to_dict() or {}).get("deposit")
     if not deposit or deposit.get("state") in FINAL:
         return "nothing"
     intent = api.v1.payment_intents.retrieve(str(deposit["paymentIntentId"])).to_dict()
-    return record(db, offer_id, intent_state(intent), captured=intent.get("amount_received"))
+    outcome = record(db, offer_id, intent_state(intent), captured=intent.get("amount_received"))
+    if intent_state(intent) == "held":
+        learn_hold_end(db, api, offer_id)
+    return outcome
 
 
 def _now() -> dt.datetime:
@@ -405,30 +415,34 @@ HANDLERS: dict[str, Handler] = {
 # --- the clock: holds near their end, stuck asks, orphans -------------------------------
 
 
-def charge_capture_before(api: stripe.StripeClient, intent_id: str) -> dt.datetime | None:
-    """The hold's real end from its charge (None where Stripe, or its stand-in, says
-    nothing)."""
+def hold_end(api: stripe.StripeClient, intent_id: str) -> tuple[dt.datetime, bool] | None:
+    """When the hold ends, from its charge: ``capture_before`` (not assumed), or where
+    the charge does not say (the local stand-in) its authorisation + 7 days (assumed);
+    None if there is no charge yet."""
     intent = api.v1.payment_intents.retrieve(intent_id).to_dict()
     charge_id = stripe_id(intent.get("latest_charge"))
     if charge_id is None:
         return None
     charge = api.v1.charges.retrieve(charge_id).to_dict()
-    details = (charge.get("payment_method_details") or {}).get("card") or {}
-    seconds = details.get("capture_before")
-    return dt.datetime.fromtimestamp(seconds, dt.UTC) if isinstance(seconds, int) else None
+    seconds = ((charge.get("payment_method_details") or {}).get("card") or {}).get("capture_before")
+    if isinstance(seconds, int):
+        return dt.datetime.fromtimestamp(seconds, dt.UTC), False
+    return dt.datetime.fromtimestamp(int(charge["created"]), dt.UTC) + HOLD, True
 
 
-def learn_capture_before(db: firestore.Client, api: stripe.StripeClient, offer_id: str) -> bool:
-    """Replace an assumed ``captureBefore`` with the charge's own, if it has one."""
-    deposit = (db.collection(OFFERS).document(offer_id).get().to_dict() or {}).get("deposit")
-    if not deposit or not deposit.get("captureBeforeAssumed"):
+def learn_hold_end(db: firestore.Client, api: stripe.StripeClient, offer_id: str) -> bool:
+    """Read the held deposit's real end from its charge, once (``captureBeforeChecked``):
+    a hold may end sooner than 7 days (a Visa merchant-initiated one after 4 days 18
+    hours), and the webhook that reports the hold cannot tell. False if not held."""
+    ref = db.collection(OFFERS).document(offer_id)
+    deposit = (ref.get().to_dict() or {}).get("deposit") or {}
+    if deposit.get("state") != "held" or deposit.get("captureBeforeChecked"):
         return False
-    real = charge_capture_before(api, str(deposit["paymentIntentId"]))
-    if real is None:
-        return False
-    db.collection(OFFERS).document(offer_id).update(
-        {"deposit.captureBefore": real, "deposit.captureBeforeAssumed": False}
-    )
+    found = hold_end(api, str(deposit["paymentIntentId"]))
+    changes: dict[str, Any] = {"deposit.captureBeforeChecked": True}
+    if found is not None:
+        changes["deposit.captureBefore"], changes["deposit.captureBeforeAssumed"] = found
+    ref.update(changes)
     return True
 
 
@@ -454,14 +468,16 @@ def sweep_orphans(
 
 
 def _recent_intents(api: stripe.StripeClient, since: int) -> Iterator[dict[str, Any]]:
-    """PaymentIntents created since ``since``. Stripe lists newest first, so the walk stops
-    at the first older one; the local stand-in lists oldest first (and takes no
-    ``created`` filter), so there it reads them all."""
-    seen_newer = False
-    for listed in api.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter():
-        intent = listed.to_dict()
+    """PaymentIntents created since ``since``: asked of Stripe with a ``created`` filter;
+    the local stand-in refuses the filter (400), so there every PaymentIntent is read and
+    filtered here."""
+    import stripe
+
+    try:
+        listed = api.v1.payment_intents.list(params={"limit": 100, "created": {"gte": since}})
+    except stripe.InvalidRequestError:
+        listed = api.v1.payment_intents.list(params={"limit": 100})
+    for found in listed.auto_paging_iter():
+        intent = found.to_dict()
         if int(intent.get("created", 0)) >= since:
-            seen_newer = True
             yield intent
-        elif seen_newer:
-            return
