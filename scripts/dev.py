@@ -32,7 +32,7 @@ def _print_banner(
     print(f"  connectAuthEmulator(auth, 'http://{stack.host('auth')}')")
     print(f"  connectFirestoreEmulator(db, '127.0.0.1', {stack.port('firestore')})")
     print(f"  connectFunctionsEmulator(functions, '127.0.0.1', {stack.port('functions')})")
-    print("\nSign in as (email / password / role):")
+    print("\nSign in as (email / password / role):" if users else "\nNo seed data: sign up.")
     for user in users:
         print(f"  {user.email:<26} {user.password:<18} {user.role.value}")  # type: ignore[attr-defined]
     print("\nSchedules (run here on their schedule; each run prints a line):")
@@ -50,8 +50,19 @@ def _interrupt(*_: object) -> None:
     raise _StartupInterruptedError
 
 
-def main() -> int:
-    """Start, seed, announce, wait for Ctrl-C or SIGTERM, stop."""
+NO_SEED = "--no-seed"
+"""Start with empty emulators (no accounts, no listings): for trying an app from sign-up,
+and for the process-hygiene test, which needs the stack and not its data."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start, seed (unless ``--no-seed``), announce, wait for Ctrl-C or SIGTERM, stop."""
+    args = sys.argv[1:] if argv is None else argv
+    unknown = [a for a in args if a != NO_SEED]
+    if unknown:
+        print(f"usage: dev.py [{NO_SEED}] (unknown: {' '.join(unknown)})", file=sys.stderr)
+        return 2
+    seeded = NO_SEED not in args
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
@@ -65,16 +76,18 @@ def main() -> int:
         os.environ.update(devstack.storage_environment(stack.config.port_offset))
         from seed.load import load_all, seed_users
 
-        print(load_all().describe(), flush=True)
-        # The seed's writes queue hundreds of trigger runs: announce the stack once they
-        # are done, or the first thing a developer tries waits behind them.
-        print(stack.settle_triggers().describe(), flush=True)
+        if seeded:
+            print(load_all().describe(), flush=True)
+            # The seed's writes queue hundreds of trigger runs: announce the stack once
+            # they are done, or the first thing a developer tries waits behind them.
+            print(stack.settle_triggers().describe(), flush=True)
         scheduler = schedules.run_in_background(
             stack.host("functions"), stack.config.project_id, stop
         )
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: stop.set())  # up and running: stop calmly
-        _print_banner(stack, list(seed_users()), scheduler)  # sign-in accounts, not everyone
+        # The sign-in accounts, not everyone (none without the seed).
+        _print_banner(stack, list(seed_users()) if seeded else [], scheduler)
         while not stop.wait(1.0):
             pass
     except _StartupInterruptedError:
