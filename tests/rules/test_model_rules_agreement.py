@@ -13,7 +13,7 @@ plain Python.
 
 Every example writes a document with fresh ids (no database reset between examples);
 the documents the policy looks up (listings, a conversation) are arranged once per test.
-The ``thorough`` profile runs 120 examples per operation (about 2,000 writes, about 60 s
+The ``thorough`` profile runs 100 examples per operation (about 1,600 writes, about 50 s
 on two cores); ``deep`` runs 1,000 and ``HYPOTHESIS_PROFILE=fast`` 30. The tests at the end
 pin the edges the strategies cannot reach (non-finite doubles, deletions, the expression
 budget).

@@ -127,7 +127,7 @@ def stop_group(proc: subprocess.Popen[bytes], *, grace: float = 5.0) -> None:
     if proc.poll() is not None:
         _signal_group(proc.pid, signal.SIGKILL)  # the leader is gone; its group may not be
         return
-    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
         _signal_group(proc.pid, sig)
         try:
             proc.wait(timeout=wait)
