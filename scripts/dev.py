@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: stop.set())  # a second Ctrl-C must not cut the stop short
         print("\nStopping...", flush=True)
-        swept = stack.stop()
+        # Time for the CLI to stop its function workers itself (a test's 5 s is not).
+        swept = stack.stop(grace=20.0)
         print(f"Stopped{f' (swept {len(swept)} stray processes)' if swept else ''}.", flush=True)
     return 0
 

@@ -342,10 +342,13 @@ class EmulatorStack:
         state.parent.mkdir(parents=True, exist_ok=True)
         state.write_text(f"{self.marker} {os.getpid()}")
 
-    def stop(self) -> list[int]:
-        """Stop everything this stack started; returns pids that had to be swept."""
+    def stop(self, *, grace: float = 5.0) -> list[int]:
+        """Stop everything this stack started; returns pids that had to be swept.
+
+        ``grace``: how long each process group may take to stop on SIGINT (see
+        :func:`procs.stop_group`); a developer's Ctrl-C can wait longer than a test."""
         for _name, proc in reversed(self._procs):
-            procs.stop_group(proc)
+            procs.stop_group(proc, grace=grace)
         self._procs.clear()
         if self.reused:
             return procs.sweep(self.marker)  # only what we started beside a reused suite
