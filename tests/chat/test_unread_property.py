@@ -33,7 +33,7 @@ OPS = st.lists(
     max_size=4,
 )
 EXAMPLES = settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],

@@ -131,7 +131,9 @@ def firebase_stack(firebase_stack_config: StackConfig) -> Iterator[EmulatorStack
     yield stack
     if stack.reused and stack.triggers_enabled is False:
         set_background_triggers(stack, True)  # hand a reused suite back as we found it
-    swept = stack.stop()
+    # The session's data is thrown away: no reason to wait for a graceful stop (at the end
+    # of a long session the CLI outlasts any short grace while its workers wind down).
+    swept = stack.stop(grace=1.0)
     if swept:
         print(f"\npytest_firebase: swept {len(swept)} leftover emulator processes: {swept}")
 
