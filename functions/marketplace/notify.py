@@ -80,6 +80,42 @@ def display_name(db: firestore.Client, uid: str) -> str | None:
     return (" ".join(name.split()) or None) if isinstance(name, str) else None
 
 
+def listing_title(db: firestore.Client, listing_id: str) -> str:
+    """What a notice calls a listing: its title, or "the home" (one read)."""
+    listing = db.document(f"listings/{listing_id}").get()
+    return str((listing.to_dict() or {}).get("title") or "the home")
+
+
+def move_notices(
+    kind: str,
+    subject_id: str,
+    data: Mapping[str, Any],
+    *,
+    recipients: Sequence[str],
+    title: str,
+    text: str,
+    change: str,
+) -> list[Notice]:
+    """One notice per recipient of a move on a viewing or an offer (``kind``): told once
+    per revision (the inbox id), the move's reason appended, collapsed per subject."""
+    reason = data["lastChange"].get("reason")
+    body = f"{text} Reason: {reason}" if reason else text
+    return [
+        Notice(
+            uid=uid,
+            id=f"{kind}-{subject_id}-{data['revision']}",
+            kind=kind,
+            title=title,
+            body=body,
+            link=f"/{kind}s/{subject_id}",
+            data={f"{kind}Id": subject_id, "change": change},
+            extra={"listingId": data["listingId"]},
+            collapse_id=f"{kind}-{subject_id}",
+        )
+        for uid in recipients
+    ]
+
+
 # --- the daily email digest -----------------------------------------------------------
 
 _ALERTS = mail.Section(

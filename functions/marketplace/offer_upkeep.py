@@ -67,36 +67,27 @@ def told_of_change(data: Mapping[str, Any]) -> list[str]:
 
 def change_notices(db: firestore.Client, offer_id: str, data: Mapping[str, Any]) -> list[Notice]:
     """The notices of the move ``data`` records (an offer as its event has it)."""
-    from marketplace.notify import display_name  # lazy: see tell_change
+    from marketplace.notify import display_name, listing_title, move_notices  # lazy: see follow_up
 
     move = data["lastChange"]["move"]
     if move not in _WHAT:
         return []
     title, body = _WHAT[move]
     shown = data["counterAmount"] if move == "counter" else data["amount"]
-    by_uid = data["buyerId"]
     text = body.format(
-        who=display_name(db, by_uid) or "The buyer",
+        who=display_name(db, data["buyerId"]) or "The buyer",
         amount=_money(shown),
-        home=_home(db, data["listingId"]),
+        home=listing_title(db, data["listingId"]),
     )
-    reason = data["lastChange"].get("reason")
-    if reason:
-        text += f" Reason: {reason}"
-    return [
-        Notice(
-            uid=uid,
-            id=f"offer-{offer_id}-{data['revision']}",
-            kind="offer",
-            title=title,
-            body=text,
-            link=f"/offers/{offer_id}",
-            data={"offerId": offer_id, "change": move},
-            extra={"listingId": data["listingId"]},
-            collapse_id=f"offer-{offer_id}",
-        )
-        for uid in told_of_change(data)
-    ]
+    return move_notices(
+        "offer",
+        offer_id,
+        data,
+        recipients=told_of_change(data),
+        title=title,
+        text=text,
+        change=move,
+    )
 
 
 def follow_up(
@@ -264,7 +255,9 @@ def end_offers_off_market(db: firestore.Client, listing_id: str, status: str) ->
 def hold_notices(db: firestore.Client, offer_id: str, data: Mapping[str, Any]) -> list[Notice]:
     """The warning that an undecided offer's deposit hold ends within a day."""
     ends = data["deposit"]["captureBefore"]
-    home = _home(db, data["listingId"])
+    from marketplace.notify import listing_title
+
+    home = listing_title(db, data["listingId"])
     return [
         Notice(
             uid=uid,
@@ -300,11 +293,6 @@ def _move(
             return False
         raise
     return True
-
-
-def _home(db: firestore.Client, listing_id: str) -> str:
-    listing = db.document(f"listings/{listing_id}").get()
-    return str((listing.to_dict() or {}).get("title") or "the home")
 
 
 def _money(value: Mapping[str, Any]) -> str:

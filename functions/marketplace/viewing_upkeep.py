@@ -51,11 +51,6 @@ def _when(data: Mapping[str, Any]) -> str:
     return start.astimezone(zone(data["timeZone"])).strftime("%a %d %b at %H:%M")
 
 
-def _home(db: firestore.Client, listing_id: str) -> str:
-    listing = db.document(f"listings/{listing_id}").get()
-    return str((listing.to_dict() or {}).get("title") or "the home")
-
-
 def told_of_change(data: Mapping[str, Any]) -> list[str]:
     """Who hears of the viewing's latest change: the party who did not make it (both if
     the clock did, but a lapse only its requester; a completion nobody)."""
@@ -70,7 +65,11 @@ def told_of_change(data: Mapping[str, Any]) -> list[str]:
 
 def change_notices(db: firestore.Client, viewing: str, data: Mapping[str, Any]) -> list[Notice]:
     """The notices of the change ``data`` records (a viewing as its event has it)."""
-    from marketplace.notify import display_name  # lazy: see tell_change
+    from marketplace.notify import (  # lazy: see tell_change
+        display_name,
+        listing_title,
+        move_notices,
+    )
 
     kind = data["lastChange"]["kind"]
     if kind not in _WHAT:
@@ -80,24 +79,16 @@ def change_notices(db: firestore.Client, viewing: str, data: Mapping[str, Any]) 
     title, body = _WHAT[shown]
     by = data["lastChange"].get("by")
     who = (display_name(db, by) if by else None) or "A buyer"
-    text = body.format(who=who, home=_home(db, data["listingId"]), when=_when(data))
-    reason = data["lastChange"].get("reason")
-    if reason:
-        text += f" Reason: {reason}"
-    return [
-        Notice(
-            uid=uid,
-            id=f"viewing-{viewing}-{data['revision']}",
-            kind="viewing",
-            title=title,
-            body=text,
-            link=f"/viewings/{viewing}",
-            data={"viewingId": viewing, "change": kind},
-            extra={"listingId": data["listingId"]},
-            collapse_id=f"viewing-{viewing}",
-        )
-        for uid in told_of_change(data)
-    ]
+    text = body.format(who=who, home=listing_title(db, data["listingId"]), when=_when(data))
+    return move_notices(
+        "viewing",
+        viewing,
+        data,
+        recipients=told_of_change(data),
+        title=title,
+        text=text,
+        change=kind,
+    )
 
 
 def tell_change(db: firestore.Client, viewing: str, data: Mapping[str, Any]) -> list[Outcome]:
@@ -169,7 +160,9 @@ def reminder_notices(
 ) -> list[Notice]:
     """The reminders to both parties (``which``: ``day`` or ``hour`` before)."""
     when = "Tomorrow" if which == "day" else "In an hour"
-    body = f"{when}: viewing of {_home(db, data['listingId'])}, {_when(data)}."
+    from marketplace.notify import listing_title
+
+    body = f"{when}: viewing of {listing_title(db, data['listingId'])}, {_when(data)}."
     start = int(data["slotStart"].timestamp())
     return [
         Notice(
