@@ -1,10 +1,11 @@
-"""Cloud Storage for functions: one client, upload URLs signed the same way deployed and
-under the stand-in, writes that happen once (the trigger for finished uploads is
-:mod:`firekit.uploads`, so code that only reads or writes objects loads no SDK trigger).
+"""Cloud Storage for functions: one client, upload and download URLs signed the same way
+deployed and under the stand-in, writes that happen once, objects streamed in and out in
+chunks (the trigger for finished uploads is :mod:`firekit.uploads`, so code that only reads
+or writes objects loads no SDK trigger).
 
 Under the emulators ``STORAGE_EMULATOR_HOST`` points google-cloud-storage at the stand-in
 (fake-gcs-server; see docs/storage-stand-in.md), which checks no credentials: the client is
-anonymous, and upload URLs are signed with a key made in this process. Deployed, the
+anonymous, and URLs are signed with a key made in this process. Deployed, the
 client uses the runtime's service account, which holds no private key: URLs are signed by
 IAM's ``signBlob`` on the service account itself, which needs the
 ``iam.serviceAccounts.signBlob`` permission (role "Service Account Token Creator" granted
@@ -16,9 +17,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import io
 import json
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import google.auth
@@ -92,25 +95,82 @@ def signed_upload(
         "x-goog-if-generation-match": "0",
     }
     blob = bucket(bucket_name).blob(object_name)
-    signing: dict[str, Any]
-    if emulated():
-        signing = {"credentials": _local_signer()}
-    else:
-        credentials = _service_account_credentials()
-        signing = {
-            "service_account_email": credentials.service_account_email,
-            "access_token": credentials.token,
-        }
     url = blob.generate_signed_url(
         version="v4",
         method="PUT",
         expiration=lifetime,
         content_type=content_type,
         headers=dict(headers),  # a copy: the library adds Host to the dict it is given
-        **signing,
+        **_signing(),
     )
     expires_at = dt.datetime.now(dt.UTC) + lifetime
     return SignedUpload(url, {"Content-Type": content_type, **headers}, expires_at)
+
+
+MAX_SIGNED_LIFETIME = dt.timedelta(days=7)
+"""The longest a V4 signed URL may live (604800 s): Cloud Storage refuses longer ones."""
+
+
+def signed_download(
+    bucket_name: str,
+    object_name: str,
+    lifetime: dt.timedelta,
+    *,
+    download_as: str | None = None,
+) -> str:
+    """A V4 signed ``GET`` URL for one object of a private bucket, valid for ``lifetime``
+    (at most :data:`MAX_SIGNED_LIFETIME`: a longer one raises ``ValueError`` here rather
+    than a URL Cloud Storage would refuse). ``download_as``: the file name a browser saves
+    it under. Signed as :func:`signed_upload` signs; the stand-in checks no signature."""
+    if not dt.timedelta(0) < lifetime <= MAX_SIGNED_LIFETIME:
+        raise ValueError(f"a signed URL lives more than 0 s and at most 7 days, not {lifetime}")
+    disposition = {"response_disposition": f'attachment; filename="{download_as}"'}
+    url: str = (
+        bucket(bucket_name)
+        .blob(object_name)
+        .generate_signed_url(
+            version="v4",
+            method="GET",
+            expiration=lifetime,
+            **(disposition if download_as else {}),
+            **_signing(),
+        )
+    )
+    return url
+
+
+WRITE_CHUNK = 8 * 1024 * 1024
+"""What a streamed write holds before sending it (a multiple of 256 KiB, as resumable
+uploads require): the memory a writer costs, whatever the object's size."""
+READ_CHUNK = 1024 * 1024
+
+
+def open_write(bucket_name: str, object_name: str, *, content_type: str) -> io.BufferedIOBase:
+    """A file to stream one object into (a resumable upload, :data:`WRITE_CHUNK` at a
+    time), replacing any object of that name. Use it as a context manager: the object
+    exists once the block ends without an exception; an exception abandons the upload and
+    leaves any earlier object of that name as it was. Not seekable (``zipfile`` copes)."""
+    blob = bucket(bucket_name).blob(object_name)
+    # flush() cannot send a partial chunk; zipfile and TextIOWrapper call it anyway.
+    writer: io.BufferedIOBase = blob.open(
+        "wb", chunk_size=WRITE_CHUNK, ignore_flush=True, content_type=content_type
+    )
+    return writer
+
+
+def open_read(bucket_name: str, object_name: str) -> io.BufferedIOBase:
+    """A file reading one object :data:`READ_CHUNK` at a time; the first read raises
+    ``google.api_core.exceptions.NotFound`` if the object is gone."""
+    reader: io.BufferedIOBase = (
+        bucket(bucket_name).blob(object_name).open("rb", chunk_size=READ_CHUNK)
+    )
+    return reader
+
+
+def object_names(bucket_name: str, prefix: str) -> Iterator[str]:
+    """The names of the objects under ``prefix``, in name order (listed page by page)."""
+    for blob in client().list_blobs(bucket_name, prefix=prefix):
+        yield str(blob.name)
 
 
 def write_once(
@@ -209,6 +269,18 @@ def _local_signer() -> Any:
             "token_uri": "https://oauth2.googleapis.com/token",
         }
     )
+
+
+def _signing() -> dict[str, Any]:
+    # What generate_signed_url signs with: a key made in this process under the stand-in;
+    # deployed, IAM signBlob as the runtime's service account (see the module).
+    if emulated():
+        return {"credentials": _local_signer()}
+    credentials = _service_account_credentials()
+    return {
+        "service_account_email": credentials.service_account_email,
+        "access_token": credentials.token,
+    }
 
 
 def _service_account_credentials() -> Any:
