@@ -79,6 +79,9 @@ LAZY_MODULES = (
     "marketplace.queries",
     "marketplace.models.documents",
     "marketplace.payments.events",
+    "marketplace.erasure",
+    "marketplace.export",
+    "marketplace.ownership",
     "marketplace.payments.reconcile",
     "firekit.explain",
 )

@@ -104,6 +104,34 @@ export type CounterOfferRequest = {
   amount: number;
 };
 
+/** Delete the caller's account: nothing to say but yes. */
+export type DeleteAccountRequest = {
+  confirm: true;
+};
+
+/** Phase one is done (the account is closed); the cascade runs on. */
+export type ErasureStarted = {
+  erasureId: string;
+  state: "running" | "done";
+};
+
+/** An admin erases a user's account, for a stated reason (kept in the audit log). */
+export type EraseUserRequest = {
+  /** (at least 1 character(s); at most 128 character(s)) */
+  uid: string;
+  /** (at least 3 character(s); at most 500 character(s)) */
+  reason: string;
+};
+
+/** Export the caller's data: nothing to choose. */
+export type ExportRequest = {
+};
+
+/** The export is queued; an inbox entry announces its download link. */
+export type ExportStarted = {
+  exportId: string;
+};
+
 /** An agent's request to feature a listing: which one, and for how many days. */
 export type FeatureRequest = {
   /** (at least 1 character(s); at most 128 character(s)) */
@@ -357,6 +385,11 @@ export type ConfirmViewingResponse = ViewingResult;
 export type CounterOfferResponse = OfferResult;
 export type DeclineViewingRequest = ViewingMove;
 export type DeclineViewingResponse = ViewingResult;
+export type DeleteMyAccountRequest = DeleteAccountRequest;
+export type DeleteMyAccountResponse = ErasureStarted;
+export type EraseUserResponse = ErasureStarted;
+export type ExportMyDataRequest = ExportRequest;
+export type ExportMyDataResponse = ExportStarted;
 export type FeatureListingRequest = FeatureRequest;
 export type FeatureListingResponse = FeatureOffer;
 export type ListViewingSlotsRequest = SlotsRequest;
@@ -393,6 +426,7 @@ export interface Callables {
     response: AcceptOfferResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_offer" }
     | { code: "failed-precondition"; reason: "move_not_allowed" }
@@ -411,6 +445,7 @@ export interface Callables {
     response: ApproveListingResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "permission-denied"; reason: "role" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_listing" }
@@ -428,6 +463,7 @@ export interface Callables {
     response: ArrangeListingPhotosResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_listing" }
     | { code: "permission-denied"; reason: "not_listing_owner" }
@@ -444,6 +480,7 @@ export interface Callables {
     response: CalendarLinkResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "unauthenticated"; reason: null }
@@ -455,6 +492,7 @@ export interface Callables {
     response: CancelViewingResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_viewing" }
     | { code: "failed-precondition"; reason: "move_not_allowed" }
@@ -470,6 +508,7 @@ export interface Callables {
     response: ConfirmViewingResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_viewing" }
     | { code: "failed-precondition"; reason: "move_not_allowed" }
@@ -486,6 +525,7 @@ export interface Callables {
     response: CounterOfferResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_offer" }
     | { code: "failed-precondition"; reason: "move_not_allowed" }
@@ -500,11 +540,55 @@ export interface Callables {
     response: DeclineViewingResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_viewing" }
     | { code: "failed-precondition"; reason: "move_not_allowed" }
     | { code: "permission-denied"; reason: "not_yours_to_move" }
     | { code: "aborted"; reason: "busy" }
+    | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
+    | { code: "internal"; reason: null };
+  };
+  /** Close the caller's account at once and erase it (signed in within 5 minutes). */
+  delete_my_account: {
+    request: DeleteMyAccountRequest;
+    response: DeleteMyAccountResponse;
+    refusal:
+    | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
+    | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "failed-precondition"; reason: "reauth_required" }
+    | { code: "aborted"; reason: "busy" }
+    | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
+    | { code: "internal"; reason: null };
+  };
+  /** Admin only: close a user's account and erase it; the reason goes in the audit log. */
+  erase_user: {
+    request: EraseUserRequest;
+    response: EraseUserResponse;
+    refusal:
+    | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
+    | { code: "permission-denied"; reason: "role" }
+    | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "failed-precondition"; reason: "own_account" }
+    | { code: "not-found"; reason: "no_such_user" }
+    | { code: "aborted"; reason: "busy" }
+    | { code: "invalid-argument"; reason: "invalid_argument" }
+    | { code: "unauthenticated"; reason: null }
+    | { code: "internal"; reason: null };
+  };
+  /** Queue an archive of the caller's data (once a day); an inbox entry brings its link. */
+  export_my_data: {
+    request: ExportMyDataRequest;
+    response: ExportMyDataResponse;
+    refusal:
+    | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
+    | { code: "resource-exhausted"; reason: "rate_limited" }
+    | { code: "resource-exhausted"; reason: "export_today" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "unauthenticated"; reason: null }
     | { code: "internal"; reason: null };
@@ -515,6 +599,7 @@ export interface Callables {
     response: FeatureListingResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "permission-denied"; reason: "role" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_listing" }
@@ -532,6 +617,7 @@ export interface Callables {
     response: ListViewingSlotsResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_listing" }
     | { code: "failed-precondition"; reason: "no_viewing_hours" }
@@ -545,6 +631,7 @@ export interface Callables {
     response: MakeOfferResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "permission-denied"; reason: "email_not_verified" }
     | { code: "not-found"; reason: "no_such_listing" }
@@ -565,6 +652,7 @@ export interface Callables {
     response: RejectListingResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "permission-denied"; reason: "role" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_listing" }
@@ -580,6 +668,7 @@ export interface Callables {
     response: RejectOfferResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_offer" }
     | { code: "failed-precondition"; reason: "move_not_allowed" }
@@ -595,6 +684,7 @@ export interface Callables {
     response: RequestPhotoUploadResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_listing" }
     | { code: "permission-denied"; reason: "not_listing_owner" }
@@ -612,6 +702,7 @@ export interface Callables {
     response: RequestViewingResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_listing" }
     | { code: "failed-precondition"; reason: "own_listing" }
@@ -631,6 +722,7 @@ export interface Callables {
     response: RescheduleViewingResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_viewing" }
     | { code: "failed-precondition"; reason: "move_not_allowed" }
@@ -651,6 +743,7 @@ export interface Callables {
     response: SearchNearResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "invalid-argument"; reason: "invalid_argument" }
     | { code: "unauthenticated"; reason: null }
@@ -662,6 +755,7 @@ export interface Callables {
     response: SetListingStatusResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "permission-denied"; reason: "role" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_listing" }
@@ -680,6 +774,7 @@ export interface Callables {
     response: SetUserRoleResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "permission-denied"; reason: "role" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "failed-precondition"; reason: "own_role" }
@@ -696,6 +791,7 @@ export interface Callables {
     response: StartAgentPlanResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "permission-denied"; reason: "role" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_user" }
@@ -713,6 +809,7 @@ export interface Callables {
     response: WithdrawOfferResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "not-found"; reason: "no_such_offer" }
     | { code: "failed-precondition"; reason: "move_not_allowed" }
@@ -727,6 +824,7 @@ export interface Callables {
     response: ExplainRefusalResponse;
     refusal:
     | { code: "unauthenticated"; reason: "signed_out" }
+    | { code: "permission-denied"; reason: "account_closed" }
     | { code: "resource-exhausted"; reason: "rate_limited" }
     | { code: "permission-denied"; reason: "not_emulated" }
     | { code: "invalid-argument"; reason: "invalid_argument" }

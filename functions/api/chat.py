@@ -7,7 +7,7 @@ import datetime as dt
 
 from firebase_functions import scheduler_fn
 
-from firekit import bootstrap, logs
+from firekit import bootstrap, logs, ownership
 from firekit.events import AnyDocument, DocumentChange, Effects, document_trigger
 from marketplace.models.conversations import Message
 
@@ -27,6 +27,8 @@ def summarize_conversation(change: DocumentChange[Message], effects: Effects) ->
 
     data = change.after_data or {}
     params = change.params
+    if chat.is_kept_for_other(params["conversationId"]):
+        return  # an erased buyer's conversation re-keyed: its summary moved with it
     done = chat.summarize(effects.db, params["conversationId"], params["messageId"], data)
     logs.info(
         "conversation summarized", outcome=done.outcome, conversationId=params["conversationId"]
@@ -41,6 +43,8 @@ def notify_new_message(change: DocumentChange[Message], effects: Effects) -> Non
     from marketplace import chat  # lazy: see the imports
 
     params = change.params
+    if chat.is_kept_for_other(params["conversationId"]):
+        return  # a message moved with an erased buyer's conversation: told long ago
     told = chat.notify_recipient(
         effects.db, params["conversationId"], params["messageId"], change.after_data or {}
     )
@@ -69,7 +73,9 @@ def on_conversation_read(change: DocumentChange[AnyDocument], effects: Effects) 
     before = (change.before_data or {}).get("lastReadAt") or {}
     after = (change.after_data or {}).get("lastReadAt") or {}
     conversation_id = change.params["conversationId"]
-    for reader in sorted(uid for uid in after if after.get(uid) != before.get(uid)):
+    changed = (uid for uid in after if after.get(uid) != before.get(uid))
+    # A former user's read mark moved with the erasure: nobody to recount.
+    for reader in sorted(uid for uid in changed if not ownership.is_pseudonym(uid)):
         chat.recount_reader(effects.db, conversation_id, reader)
         previous = before.get(reader)
         chat.mark_streak_read(

@@ -3,7 +3,8 @@
 Order of checks, and why: the request's shape first (a POST of a UTF-8 JSON object
 ``{"data": ...}`` of bounded size and depth: anything else is ``INVALID_ARGUMENT`` before
 the SDK parses it, since the SDK turns a body it cannot parse into ``INTERNAL``), then
-auth and role (cheap, and nothing about the payload is revealed to strangers), then
+auth, a closed account's tombstone and role (cheap, and nothing about the payload is
+revealed to strangers), then
 validation (so malformed calls write nothing, not even a rate-limit counter), then the
 rate limit, then the handler. Every failure goes through
 :func:`firekit.errors.to_https_error` here and nowhere else, and every call produces
@@ -42,7 +43,7 @@ from flask_cors import cross_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
-from firekit import logs
+from firekit import logs, ownership
 from firekit.bootstrap import db, ensure_initialized, is_emulated
 from firekit.errors import (
     ROOT_FIELD,
@@ -122,6 +123,7 @@ class Contract(Generic[M]):
         """The refusals the policy itself may give before the handler runs."""
         return (
             *(() if self.allow_anonymous else (SIGNED_OUT,)),
+            ownership.ACCOUNT_CLOSED,
             *((NO_APP_CHECK,) if self.require_app_check else ()),
             *((WRONG_ROLE,) if self.roles else ()),
             *((RATE_LIMITED,) if self.rate_limit else ()),
@@ -293,6 +295,10 @@ def _authorize(policy: Contract[M], request: https_fn.CallableRequest[Any]) -> M
     uid = auth.uid if auth is not None and auth.uid else None
     if uid is None and not policy.allow_anonymous:
         raise SIGNED_OUT()
+    # An ID token outlives its account by up to an hour (and the SDK checks no revocation):
+    # a closed account's tombstone refuses it, one read, before anything else is revealed.
+    if uid is not None and ownership.is_closed(db(), uid):
+        raise ownership.ACCOUNT_CLOSED()
     if policy.require_app_check and request.app is None and not is_emulated():
         raise NO_APP_CHECK()
     claims: dict[str, Any] = dict(auth.token) if auth is not None and uid is not None else {}

@@ -136,6 +136,15 @@ class Refusal:
         ``message``) and any further ``details`` beside the reason."""
         return self.error(message or self.when, {"reason": self.reason, **details})
 
+    def raised(self, error: BaseException) -> bool:
+        """Whether ``error`` is this refusal: its code and its reason."""
+        details = getattr(error, "details", None)
+        return (
+            isinstance(error, self.error)
+            and isinstance(details, Mapping)
+            and details.get("reason") == self.reason
+        )
+
 
 BUSY = Refusal(Aborted, "busy", "Someone else is changing this; try again in a moment.")
 """Contention that outlasted our retries (a transaction, a lease): one meaning, retry

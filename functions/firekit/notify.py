@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from firekit import logs, mail, push, wire
+from firekit import logs, mail, ownership, push, wire
 
 PUSH_PENDING = "pushPending"
 """The key in the inbox document's ``data`` saying its push has not been sent yet."""
@@ -235,6 +235,8 @@ class Notifier:
     ) -> bool:
         """Create the notice's inbox document in ``transaction`` if it is absent; whether it
         was. Reads it first: call it after the transaction's other reads."""
+        if ownership.is_pseudonym(notice.uid):
+            return False  # a former user: nobody to tell
         ref = self.inbox_ref(db, notice.uid, notice.id)
         if ref.get(transaction=transaction).exists:
             return False
@@ -280,6 +282,8 @@ class Notifier:
         Raises :class:`PushUnavailableError` when FCM failed transiently: the inbox document
         exists with its push pending, and calling again pushes it.
         """
+        if ownership.is_pseudonym(notice.uid):
+            return Outcome(told=False)  # a former user: nobody to tell
         reach = self.reach(db, notice.uid)
         now = self.clock()
         pending = notice.push and reach.wants_push(now)

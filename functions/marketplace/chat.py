@@ -57,7 +57,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 
-from firekit import logs
+from firekit import logs, ownership
 from firekit.errors import BUSY
 from firekit.transactions import run_transaction
 from marketplace import queries
@@ -95,6 +95,12 @@ def inbox_id(conversation_id: str, read_at: dt.datetime | None) -> str:
 
 def _micros(at: dt.datetime) -> int:
     return int(at.timestamp()) * 1_000_000 + at.microsecond
+
+
+def is_kept_for_other(conversation_id: str) -> bool:
+    """Whether the conversation is an erased buyer's, re-keyed to their pseudonym and kept
+    for the agent (its messages were copied there: nobody is told of them again)."""
+    return ownership.is_pseudonym(conversation_id.rpartition("__")[2])
 
 
 def other_participant(conversation: Mapping[str, Any], uid: str) -> str | None:

@@ -45,16 +45,13 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from pydantic import BaseModel
 
 from firekit import logs, ownership, storage
-from firekit.errors import Refusal, ResourceExhausted
 from firekit.ownership import Entry
 from marketplace.notify import Notice, notify
 from marketplace.ownership import EXPORTS, MAP
 from marketplace.photo_uploads import output_folder, photos_bucket
+from marketplace.privacy import EXPORT_TODAY
 from marketplace.profiles import profile_ref
 
-EXPORT_TODAY = Refusal(
-    ResourceExhausted, "export_today", "You can export your data once a day; try again tomorrow."
-)
 LINK_LIFETIME = dt.timedelta(days=7)
 """How long the download link works (the longest a V4 signed URL may)."""
 FOLDER = "exports/"

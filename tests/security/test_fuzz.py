@@ -142,10 +142,14 @@ WELL_FORMED: dict[str, dict[str, Any]] = {
     "reject_offer": {"offerId": "no-such-offer", "reason": "Too low."},
     "counter_offer": {"offerId": "no-such-offer", "amount": 350_000_00},
     "withdraw_offer": {"offerId": "no-such-offer"},
+    "erase_user": {"uid": "no-such-user", "reason": "Fuzzing."},
+    "delete_my_account": {"confirm": True},
+    "export_my_data": {},
 }
-WRITES_WHEN_WELL_FORMED = {"calendar_link"}
-"""Callables whose well-formed calls write by design (the caller's calendar token): only
-their malformed variants run here (tests/viewings covers the calls themselves)."""
+WRITES_WHEN_WELL_FORMED = {"calendar_link", "delete_my_account", "export_my_data"}
+"""Callables whose well-formed calls write by design (the caller's calendar token, closing
+the caller's account, an export): only their malformed variants run here (tests/viewings
+and tests/privacy cover the calls themselves)."""
 SIGNED_IN = {"role": ["admin", "agent"]}  # past every role check, to reach validation
 
 

@@ -6,7 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Uid = Annotated[str, Field(min_length=1, max_length=128)]
+from firekit.ownership import Personal
+
+Uid = Annotated[str, Field(min_length=1, max_length=128), Personal("uid")]
+"""A user's id: personal data wherever it is stored (the ownership map must name it)."""
 DocRef = Annotated[str, Field(min_length=1, max_length=128)]
 HTTPS_URL = r"^https://[^\s]+$"
 HttpsUrl = Annotated[str, Field(max_length=2048, pattern=HTTPS_URL)]
