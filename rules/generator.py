@@ -311,7 +311,7 @@ class _Bounds:
             at.Lt: "lt",
             at.MultipleOf: "multiple_of",
         }
-        if isinstance(item, Marker):
+        if isinstance(item, Marker) or _ignored_by_pydantic(item):
             return
         if isinstance(item, FieldInfo):
             for inner in item.metadata:
@@ -346,6 +346,20 @@ class _Bounds:
         if unsupported:
             raise RulesGenerationError(f"{where}: {sorted(unsupported)} on {kind} unsupported")
         return self.values
+
+
+def _ignored_by_pydantic(item: Any) -> bool:
+    """Metadata pydantic does not validate with, which the rules therefore ignore too: not
+    pydantic's nor ``annotated_types``', and without a schema hook of its own (an
+    application's marker, such as a personal-data one on ``Uid``). Validators and anything
+    else pydantic applies still reach the checks below, which refuse what they cannot
+    express."""
+    module = type(item).__module__.split(".")[0]
+    return (
+        module not in ("pydantic", "pydantic_core", "annotated_types")
+        and not isinstance(item, at.BaseMetadata)
+        and not hasattr(item, "__get_pydantic_core_schema__")
+    )
 
 
 def _peel(annotation: Any, constraints: Sequence[Any]) -> tuple[Any, list[Any]]:

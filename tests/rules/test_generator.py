@@ -223,6 +223,28 @@ def test_inexpressible_client_fields_raise(annotation: Any) -> None:
         generator.render([_one_field(annotation)])
 
 
+class Note:
+    """Metadata of the application's own, which pydantic does not validate with."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+def test_metadata_pydantic_ignores_the_rules_ignore() -> None:
+    # A personal-data marker on Uid, say: the checks are those of the field without it,
+    # at the top level and on a list's items alike.
+    name = Annotated[str, Field(min_length=1, max_length=128)]
+    for annotation, marked in (
+        (name, Annotated[name, Note("uid")]),
+        (
+            Annotated[list[name], Field(max_length=2)],
+            Annotated[list[Annotated[name, Note("uid")]], Field(max_length=2)],
+        ),
+    ):
+        plain = generator.render([_one_field(annotation)])
+        assert generator.render([_one_field(marked)]) == plain
+
+
 def test_a_union_is_valid_when_a_member_is() -> None:
     rules = generator.render([_one_field(int | str | None)])
     assert "data.value == null || data.value is int || data.value is string" in rules
