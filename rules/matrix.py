@@ -10,7 +10,10 @@ emulator; ``python rules/matrix.py`` renders ``docs/rules-matrix.md`` with the l
 Principals: ``anonymous`` (not signed in); ``owner`` (the user the document belongs to:
 the uid in its path or its owner field; an agent for listings, and for viewing hours
 unless the row says otherwise); ``other`` (another signed-in buyer); ``agent`` (an agent
-who does not own it); ``admin``.
+who does not own it); ``admin``. A signed-in principal whose account is *closed* (phase
+one of its deletion wrote the tombstone ``_tombstones/{uid}``; its ID tokens stay valid
+for up to an hour) keeps no write and no private read: only what ``other``, a stranger,
+may read (:meth:`Row.allowed_closed`), so a new row needs no column of its own.
 Operations: get, list (a query a client would make, constrained as the rules require),
 create (a valid document the principal would write for themselves: at the owner's path
 for documents under ``users/{uid}``), update (a valid client edit), delete.
@@ -28,30 +31,37 @@ ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "firestore.rules"
 RULES_SIZE_LIMIT = 256 * 1024  # Firestore's limit on a rules source file
 LOOKUP_LIMIT = 10  # get()/exists() calls per single-document request or query
+BATCH_LOOKUP_LIMIT = 20  # over all the writes of a batch or transaction
 HOT_PATHS = (
+    # A public listing makes none; the owner's draft, or an admin's read, the tombstone.
     ("reading a listing", "listings/{listingId}", "get", 1),
     ("browsing listings", "listings/{listingId}", "list", 1),
     ("listing one's notifications", "users/{uid}/notifications/{notificationId}", "list", 1),
-    # The conversation (is the sender in it, and not blocked?) and the sender's usage.
-    ("sending a chat message", "conversations/{conversationId}/messages/{messageId}", "create", 2),
-    # A read receipt or a block: the stored conversation says who takes part.
-    ("marking a conversation read", "conversations/{conversationId}", "update", 0),
+    # The conversation (is the sender in it, and not blocked?), the sender's tombstone and
+    # the sender's usage.
+    ("sending a chat message", "conversations/{conversationId}/messages/{messageId}", "create", 3),
+    # A read receipt or a block: the stored conversation says who takes part; the
+    # participant's tombstone.
+    ("marking a conversation read", "conversations/{conversationId}", "update", 1),
     (
         "reading a conversation's messages",
         "conversations/{conversationId}/messages/{messageId}",
         "list",
-        1,
+        2,
     ),
 )
 """(what, match path, operation, most lookups it may make)."""
-RULE_LOOKUP_BUDGET = 4
-"""The most any rule may make: the usage document's, one ``existsAfter`` per held
-collection (four: saved searches, devices, favourites, viewing hours; a write releases
-one id, so it makes one in practice)."""
+RULE_LOOKUP_BUDGET = 5
+"""The most any rule may make: on the usage document, the caller's tombstone and one
+``existsAfter`` per held collection (four: saved searches, devices, favourites, viewing
+hours; a write releases one id, so it makes one in practice)."""
 DOC = ROOT / "docs" / "rules-matrix.md"
 
 PRINCIPALS = ("anonymous", "owner", "other", "agent", "admin")
+SIGNED_IN = ("owner", "other", "agent", "admin")
+"""The principals an account stands behind, which may therefore be closed."""
 OPERATIONS = ("get", "list", "create", "update", "delete")
+READS = frozenset({"get", "list"})
 _RULE_OPS = {
     "get": "get",
     "list": "list",
@@ -83,6 +93,11 @@ class Row:
         if unknown:
             raise ValueError(f"{self.path}: unknown operations {sorted(unknown)}")
         return ops
+
+    def allowed_closed(self, principal: str) -> frozenset[str]:
+        """What ``principal`` may still do here once its account is closed: of what it
+        may do, only the reads a signed-in stranger (``other``) may make too."""
+        return self.allowed(principal) & self.allowed("other") & READS
 
     @property
     def key(self) -> str:
@@ -304,6 +319,18 @@ MATRIX: tuple[Row, ...] = (
 )
 
 
+def closed_cells() -> list[tuple[Row, str, str]]:
+    """(row, principal, operation) of every cell a signed-in principal may do while its
+    account is open: the ones a closed account must lose, but for a stranger's reads."""
+    return [
+        (row, principal, op)
+        for row in MATRIX
+        for principal in SIGNED_IN
+        for op in OPERATIONS
+        if op in row.allowed(principal)
+    ]
+
+
 # ---- lookups counted in the real firestore.rules ----------------------------------------
 _FUNCTION = re.compile(r"function\s+(\w+)\s*\(([^)]*)\)\s*\{")
 _ALLOW = re.compile(r"allow\s+([\w\s,]+):\s*if\s+(.*?);", re.S)
@@ -352,36 +379,77 @@ def _blocks(text: str) -> Iterator[tuple[str, str]]:
             i += 1
 
 
-def _function_bodies(text: str) -> dict[str, str]:
+def _function_bodies(text: str) -> dict[str, tuple[bool, str]]:
+    """Each function's name: (whether it takes parameters, its body)."""
     bodies = {}
     for match in _FUNCTION.finditer(text):
         depth, j = 1, match.end()
         while depth and j < len(text):
             depth += {"{": 1, "}": -1}.get(text[j], 0)
             j += 1
-        bodies[match.group(1)] = text[match.end() : j - 1]
+        bodies[match.group(1)] = (bool(match.group(2).strip()), text[match.end() : j - 1])
     return bodies
 
 
-def _lookups(expr: str, functions: dict[str, str], seen: frozenset[str] = frozenset()) -> int:
-    count = len(_LOOKUP.findall(expr))
-    for name in _CALL.findall(expr):
+def _lookups(expr: str, functions: dict[str, tuple[bool, str]]) -> int:
+    """The documents ``expr`` may look up: one per lookup written in it or in a function
+    it calls, except that a function without parameters reads the same documents at every
+    call (its paths can only use ``request``, ``resource`` and the match's wildcards), and
+    a document looked up twice in one request counts once (measured on the emulator):
+    so its lookups count once however often it is called (``live()``)."""
+    return len(_lookup_sites(expr, "", functions, frozenset()))
+
+
+def _lookup_sites(
+    expr: str, where: str, functions: dict[str, tuple[bool, str]], seen: frozenset[str]
+) -> set[str]:
+    sites = {f"{where}:{i}" for i in range(len(_LOOKUP.findall(expr)))}
+    for n, name in enumerate(_CALL.findall(expr)):
         if name in functions and name not in seen:
-            count += _lookups(functions[name], functions, seen | {name})
-    return count
+            takes_parameters, body = functions[name]
+            inner = f"{where}/{name}#{n}" if takes_parameters else name
+            sites |= _lookup_sites(body, inner, functions, seen | {name})
+    return sites
 
 
-def rule_lookups(text: str) -> dict[str, dict[str, int]]:
-    """For each match path, the lookups each operation's rule may cost (an upper bound)."""
-    functions = _function_bodies(text)
-    costs: dict[str, dict[str, int]] = {}
+def _calls(
+    expr: str, name: str, functions: dict[str, tuple[bool, str]], seen: frozenset[str]
+) -> bool:
+    called = [c for c in _CALL.findall(expr) if c in functions and c not in seen]
+    return name in called or any(
+        _calls(functions[c][1], name, functions, seen | {c}) for c in called
+    )
+
+
+def rule_conditions(text: str) -> dict[str, dict[str, str]]:
+    """For each match path, each operation's condition (what follows ``if``)."""
+    conditions: dict[str, dict[str, str]] = {}
     for path, body in _blocks(text):
         for allow in _ALLOW.finditer(body):
             ops = [o.strip() for o in allow.group(1).split(",")]
             expanded = {"read": ["get", "list"], "write": ["create", "update", "delete"]}
             for op in [x for o in ops for x in expanded.get(o, [o])]:
-                costs.setdefault(_short(path), {})[op] = _lookups(allow.group(2), functions)
-    return costs
+                conditions.setdefault(_short(path), {})[op] = allow.group(2).strip()
+    return conditions
+
+
+def rule_lookups(text: str) -> dict[str, dict[str, int]]:
+    """For each match path, the lookups each operation's rule may cost (an upper bound)."""
+    functions = _function_bodies(text)
+    return {
+        path: {op: _lookups(condition, functions) for op, condition in ops.items()}
+        for path, ops in rule_conditions(text).items()
+    }
+
+
+def rule_calls(text: str, name: str) -> dict[str, dict[str, bool]]:
+    """For each match path, whether each operation's rule calls the function ``name``,
+    itself or through the functions it calls."""
+    functions = _function_bodies(text)
+    return {
+        path: {op: _calls(condition, name, functions, frozenset()) for op, condition in ops.items()}
+        for path, ops in rule_conditions(text).items()
+    }
 
 
 def _short(path: str) -> str:
@@ -401,11 +469,18 @@ def render(rules_text: str) -> str:
         "",
         "Principals: **anonymous** (not signed in), **owner** (the user the document belongs",
         "to), **other** (another signed-in buyer), **agent** (an agent who does not own it),",
-        "**admin**. ✅ allowed, · denied. *Lookups*: the `get()`/`exists()` calls the rule",
-        "may make (an upper bound; the first true branch of an `||` stops earlier).",
+        "**admin**. **closed account**: any of the signed-in four once its account is closed",
+        "(phase one of its deletion wrote `_tombstones/{uid}`; its ID tokens stay valid for up",
+        "to an hour): of what it may otherwise do, only the reads a stranger (**other**) may",
+        "make, no write and no private read. ✅ allowed, · denied. *Lookups*: the documents",
+        "the rule may look up with `get()`/`exists()` (an upper bound: the first true branch",
+        "of an `||` stops earlier; a document looked up twice, such as the caller's tombstone,",
+        "counts once).",
         "",
         f"{len(MATRIX)} rows × {len(PRINCIPALS)} principals × {len(OPERATIONS)} operations = "
-        f"{len(MATRIX) * len(PRINCIPALS) * len(OPERATIONS)} cells.",
+        f"{len(MATRIX) * len(PRINCIPALS) * len(OPERATIONS)} cells; the {len(closed_cells())} "
+        "a signed-in principal may do",
+        "are checked again with its account closed, and again with every other one's closed.",
         "",
         *_render_budgets(rules_text, costs),
     ]
@@ -423,6 +498,8 @@ def _render_budgets(rules_text: str, costs: dict[str, dict[str, int]]) -> list[s
         f"- `firestore.rules`: {size:,} bytes of Firestore's {RULES_SIZE_LIMIT:,}.",
         f"- The costliest rule makes {most} lookup(s); Firestore allows {LOOKUP_LIMIT} per "
         "single-document request or query.",
+        f"- A batch may make {BATCH_LOOKUP_LIMIT} over all its writes, a document counting once: "
+        "the caller's tombstone takes one of them (`tests/rules/test_closed_accounts.py`).",
         "- Hot paths (lookups, of a budget):",
     ]
     out += [f"  - {what}: {costs[path][op]} of {most}" for what, path, op, most in HOT_PATHS]
@@ -439,6 +516,9 @@ def _render_row(row: Row, costs: dict[str, int]) -> list[str]:
         allowed = row.allowed(principal)
         cells = ["✅" if op in allowed else "·" for op in OPERATIONS]
         out.append(f"| {principal} | " + " | ".join(cells) + " |")
+    kept = frozenset().union(*(row.allowed_closed(p) for p in SIGNED_IN))
+    cells = ["✅" if op in kept else "·" for op in OPERATIONS]
+    out.append("| closed account | " + " | ".join(cells) + " |")
     lookups = [str(costs.get(op, 0)) for op in OPERATIONS]
     out += ["| *lookups* | " + " | ".join(lookups) + " |", ""]
     return out

@@ -24,6 +24,16 @@ CLAIMS = {"other": {"role": "buyer"}, "agent": {"role": "agent"}, "admin": {"rol
 NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 
 
+TOMBSTONES = "_tombstones"
+"""Phase one of an account's deletion writes ``_tombstones/{uid}`` (the Admin SDK): from
+then on the rules refuse that uid every write and every private read."""
+
+
+def tombstone(erasure_id: str = "erasure-1") -> dict[str, Any]:
+    """A tombstone as phase one writes it (the rules only ask whether it exists)."""
+    return {"erasureId": erasure_id, "closedAt": NOW, "expiresAt": NOW + dt.timedelta(hours=1)}
+
+
 def money(amount: int = 350_000_00) -> dict[str, Any]:
     return {"amount": amount, "currency": "GBP"}
 
@@ -357,6 +367,16 @@ OFFER = {
     "createdAt": NOW,
     "updatedAt": NOW,
 }
+NOTIFICATION = {
+    "kind": "listing_match",
+    "title": "New home in Leeds",
+    "body": "3 bed house",
+    "listingId": "l1",
+    "createdAt": NOW,
+    "read": False,
+    "readAt": None,
+}
+"""An unread entry of the in-app inbox, as functions write it."""
 AGENT_DRAFT = {"role": "agent"}
 
 SCENARIOS: dict[str, Scenario] = {
@@ -380,18 +400,7 @@ SCENARIOS: dict[str, Scenario] = {
         cap=limits.DEVICES,
     ),
     "users/{uid}/notifications/{notificationId}[notification]": Scenario(
-        _put(
-            f"users/{OWNER}/notifications/n-{{n}}",
-            {
-                "kind": "listing_match",
-                "title": "New home in Leeds",
-                "body": "3 bed house",
-                "listingId": "l1",
-                "createdAt": NOW,
-                "read": False,
-                "readAt": None,
-            },
-        ),
+        _put(f"users/{OWNER}/notifications/n-{{n}}", NOTIFICATION),
         _all,
         None,
         {"read": True, "readAt": SERVER_TIMESTAMP},
