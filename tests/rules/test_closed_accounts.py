@@ -5,8 +5,9 @@ Admin SDK; the ID tokens the user holds stay valid for up to an hour, and the ru
 ``live()`` refuses them every write and every private read. The matrix
 (``tests/security/test_rules_matrix.py``) checks each cell a signed-in principal may do with
 its account closed; here: that every rule granting anything asks ``live()`` (so a new
-collection cannot forget it), that nobody but the Admin SDK touches a tombstone, and that
-the tombstone's lookup, asked by every write of a batch, costs a batch one of its 20.
+collection cannot forget it), of the collection ``firekit.ownership`` writes, that nobody
+but the Admin SDK touches a tombstone, and that the tombstone's lookup, asked by every write
+of a batch, costs a batch one of its 20.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import matrix  # rules/matrix.py
 from limits.client import CappedClient
 from security.scenarios import NOTIFICATION, NOW, TOMBSTONES, listing_draft, stored, tombstone
 
+from firekit import ownership
 from firekit.docmodel import REQUEST_TIME
 from marketplace import limits
 from pytest_firebase.rest import SERVER_TIMESTAMP, FirestoreRest
@@ -47,6 +49,12 @@ def test_every_rule_that_grants_anything_asks_whether_the_caller_is_live() -> No
     }
 
     assert {(path, op) for path, op in granting if not asks[path][op]} == PUBLIC_READS
+
+
+def test_the_rules_ask_for_the_tombstone_the_core_writes() -> None:
+    text = (ROOT / "firestore.rules").read_text()
+    assert TOMBSTONES == ownership.TOMBSTONES
+    assert f"exists(/databases/$(database)/documents/{TOMBSTONES}/$(request.auth.uid))" in text
 
 
 def test_nobody_but_the_admin_sdk_reads_or_writes_a_tombstone(
