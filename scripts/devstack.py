@@ -71,7 +71,15 @@ def register_webhook(sidecar: Sidecar, stack: EmulatorStack) -> None:
 
 
 def localstripe() -> Sidecar:
-    """localstripe (GPL), run from its own venv as a separate process, never imported."""
+    """localstripe (GPL), run from its own venv as a separate process, never imported.
+
+    Every localstripe writes its whole store to one fixed file, ``/tmp/localstripe.pickle``
+    (its ``resources.Store``; no option moves it), after each write, and reads it back at
+    start unless started ``--from-scratch``. So ours always start from scratch: the file
+    is then only written, never read, and stacks side by side (test workers, a nested
+    test stack, ``make dev``) each keep their data in their own process alone
+    (tests/harness/test_parallel.py starts two and checks it).
+    """
     return Sidecar(
         name="localstripe",
         argv=(

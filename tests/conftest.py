@@ -17,6 +17,19 @@ from google.cloud import firestore
 import devstack
 from pytest_firebase.stack import StackConfig
 
+SLOW_MARKERS = ("stack", "package")
+"""Tests that start a stack of their own (30 to 90 s a file)."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The slow files first, so that under `-n 2` (scripts/test.sh) none of them is the
+    # last file a worker takes while the other has nothing left. The plugin's hook runs
+    # after this one and moves the trigger tests before them (in their order).
+    slow = [i for i in items if any(i.get_closest_marker(m) for m in SLOW_MARKERS)]
+    if slow:
+        items[:] = slow + [i for i in items if i not in slow]
+
 
 @pytest.fixture(scope="session")
 def firebase_stack_config() -> StackConfig:

@@ -10,6 +10,8 @@ Settings (ini or env; the package's README has the whole list):
 - ``firebase_cli`` or ``PYTEST_FIREBASE_CLI``: the ``firebase`` executable (default: the
   project's ``node_modules/.bin/firebase``, then ``firebase`` on PATH)
 - ``PYTEST_FIREBASE_PORT_OFFSET``: shift every port, to run beside another suite
+- ``firebase_worker_port_shift``: under pytest-xdist, worker ``gw<n>`` runs a stack of its
+  own on the offset plus n times this (default 10000); see ``pytest_firebase.parallel``
 
 Without a ``firebase.json`` the plugin stays out of the way: nothing is configured, and
 only a test that asks for the emulators fails, saying why.
@@ -31,13 +33,32 @@ import pytest
 import requests
 from cloudevents.http import CloudEvent
 
-from pytest_firebase import callables, events, rest, schedules, tokens, toolchain, wait, webhooks
+from pytest_firebase import (
+    callables,
+    events,
+    parallel,
+    procs,
+    rest,
+    schedules,
+    tokens,
+    toolchain,
+    wait,
+    webhooks,
+)
 from pytest_firebase.auth import AuthEmulator
 from pytest_firebase.stack import DEFAULT_EMULATORS, EmulatorStack, StackConfig, StackError
 from pytest_firebase.toolchain import ToolchainError
 
 if TYPE_CHECKING:  # imported late at run time: the environment must point at the emulator
     from google.cloud import firestore
+
+OFFSET_VAR = "PYTEST_FIREBASE_PORT_OFFSET"
+DEFAULT_WORKER_PORT_SHIFT = 10000
+"""Wider than the CLI's default ports span (4000-9499), so no two workers' stacks share a
+port; it also keeps a worker's stack off the Functions emulator's worker ports
+(8081-9081) and the ports Node's fetch refuses (this repository's
+tests/harness/test_parallel.py checks its own ports)."""
+_FIREBASE_PROJECT = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,6 +78,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "node_modules/.bin/firebase, then firebase on PATH)",
         default="",
     )
+    parser.addini(
+        "firebase_worker_port_shift",
+        "under pytest-xdist, worker gw<n> runs its own stack on the port offset plus n "
+        f"times this (default {DEFAULT_WORKER_PORT_SHIFT})",
+        default=str(DEFAULT_WORKER_PORT_SHIFT),
+    )
 
 
 def _default_config(config: pytest.Config) -> StackConfig:
@@ -71,7 +98,7 @@ def _default_config(config: pytest.Config) -> StackConfig:
         emulators=tuple(config.getini("firebase_emulators")),
         firebase_cli=Path(cli) if cli else None,
     )
-    return base.with_offset(int(os.environ.get("PYTEST_FIREBASE_PORT_OFFSET", "0")))
+    return base.with_offset(int(os.environ.get(OFFSET_VAR, "0")))
 
 
 def _project_from_firebaserc(root: Path) -> str:
@@ -82,12 +109,19 @@ def _project_from_firebaserc(root: Path) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A pytest-xdist worker runs on the ports its controller chose for it (see
+    # pytest_configure_node); set in the environment, the offset reaches every stack
+    # configuration of this process and of its children, a conftest's override included.
+    worker = getattr(config, "workerinput", None)
+    if worker is not None and parallel.OFFSET_KEY in worker:
+        os.environ[OFFSET_VAR] = str(worker[parallel.OFFSET_KEY])
     # Point every SDK at the emulators before any test module is imported, so code that
     # initialises clients at import time can never reach a real project.
     try:
         stack = EmulatorStack(_default_config(config))
     except StackError:
         return  # not a Firebase project (installed plugins load everywhere): stay out of it
+    config.stash[_FIREBASE_PROJECT] = True
     os.environ.update(stack.client_env())
 
 
@@ -109,6 +143,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = wanted + rest
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist, in the controller: each worker gets ports and a stack marker of its
+    own (``pytest_firebase.parallel``)."""
+    config: pytest.Config = node.config
+    if not config.stash.get(_FIREBASE_PROJECT, False):
+        return
+    shift = int(str(config.getini("firebase_worker_port_shift")))
+    base = int(os.environ.get(OFFSET_VAR, "0"))
+    node.workerinput[parallel.OFFSET_KEY] = parallel.worker_offset(base, node.gateway.id, shift)
+    node.workerinput[parallel.MARKER_KEY] = procs.new_marker()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    """pytest-xdist, in the controller: a worker that died never stopped its stack, so
+    whatever carries its marker is ended here."""
+    marker = getattr(node, "workerinput", {}).get(parallel.MARKER_KEY)
+    if error is None or marker is None:
+        return
+    swept = procs.sweep(marker)
+    reporter = node.config.pluginmanager.get_plugin("terminalreporter")
+    if swept and reporter is not None:
+        reporter.write_line(
+            f"pytest_firebase: worker {node.gateway.id} died; swept its stack's {len(swept)} "
+            f"processes: {swept}"
+        )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """pytest-xdist: ``--dist loadfile`` keeps the serial run's order
+    (``parallel.serial_order_scheduling``)."""
+    if config.getvalue("dist") == "loadfile" and config.stash.get(_FIREBASE_PROJECT, False):
+        return parallel.serial_order_scheduling(config, log)
+    return None
+
+
 @pytest.fixture(scope="session")
 def firebase_stack_config(pytestconfig: pytest.Config) -> StackConfig:
     """What the session's suite consists of; override to add sidecars."""
@@ -116,10 +188,14 @@ def firebase_stack_config(pytestconfig: pytest.Config) -> StackConfig:
 
 
 @pytest.fixture(scope="session")
-def firebase_stack(firebase_stack_config: StackConfig) -> Iterator[EmulatorStack]:
+def firebase_stack(
+    firebase_stack_config: StackConfig, pytestconfig: pytest.Config
+) -> Iterator[EmulatorStack]:
     """The running emulator suite (started once, or reused), stopped at session end."""
+    # Under pytest-xdist the controller chose the marker, to sweep the stack if we die.
+    marker = getattr(pytestconfig, "workerinput", {}).get(parallel.MARKER_KEY)
     try:
-        stack = EmulatorStack(firebase_stack_config)
+        stack = EmulatorStack(firebase_stack_config, marker=marker)
     except StackError as err:
         pytest.fail(f"pytest-firebase: {err}", pytrace=False)
     try:

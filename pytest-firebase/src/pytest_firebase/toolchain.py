@@ -173,8 +173,12 @@ def write_firestore_wrapper(real_jar: Path, cache_dir: Path) -> Path:
         f"Main-Class: {FIRESTORE_MAIN_CLASS}\n"
         f"Class-Path: {real_jar.resolve().as_uri()}\n\n"
     )
-    with zipfile.ZipFile(wrapper, "w") as jar:
+    # Written aside and renamed over the old one: stacks that start side by side (test
+    # workers, a nested test stack) each write it, and a JVM must never open it half-written.
+    partial = wrapper.with_name(f"{wrapper.name}.{os.getpid()}.partial")
+    with zipfile.ZipFile(partial, "w") as jar:
         jar.writestr("META-INF/MANIFEST.MF", manifest)
+    partial.replace(wrapper)
     return wrapper
 
 
