@@ -47,7 +47,11 @@ from marketplace.payments import customers, deposits, stripe_api
 from marketplace.profiles import profile_ref
 
 PAGE = 100
-"""Documents per page: a page's batch stays far below Firestore's 500 writes."""
+"""Documents per page where each needs reads or moves of its own."""
+BULK = 400
+"""Documents per page of plain deletes (a batch holds 500 writes; one is the progress)."""
+MESSAGES = 200
+"""Messages per page of a re-keyed conversation: two writes each (copy, delete)."""
 CLOSED_REASON = "The account was closed."
 BUSY_MESSAGE = "The account is being changed; try again in a moment."
 STRIPE = Callable[[], Any]
@@ -267,19 +271,16 @@ def _viewing_pseudonymised(data: Mapping[str, Any] | None, ctx: StepContext) -> 
 
 
 def favorites_step(ctx: StepContext) -> Page:
-    """Delete a page of favourites, each then taken off its listing's count by the same
-    reconcile a tap runs (a crash between leaves the favourite gone and uncounted-down:
-    the orphaned mark is found below on the retry, and the trigger reconciles it too)."""
-    page = list(ctx.db.collection(f"users/{ctx.uid}/favorites").select([]).limit(PAGE).stream())
-    for snapshot in page:
-        snapshot.reference.delete()
-
-        def apply(transaction: firestore.Transaction, lid: str = snapshot.id) -> int:
-            return favorites.reconcile(ctx.db, transaction, ctx.uid, lid)
-
-        run_transaction(ctx.db, apply, busy_message=BUSY_MESSAGE)
-    # Marks whose favourite is gone but are still counted (a crash above, a listing
-    # deleted since): reconciled, or deleted when their listing is gone.
+    """Delete a page of favourites and take each off its listing's count, in the page's
+    own batch (so a crash leaves both as they were); then marks a late trigger counted
+    after their favourite went, or whose listing is gone, reconciled one by one."""
+    page = [
+        s.id
+        for s in ctx.db.collection(f"users/{ctx.uid}/favorites").select([]).limit(PAGE).stream()
+    ]
+    uncounted = favorites.forget_in(ctx.db, ctx.batch, ctx.uid, page)
+    if page:
+        return Page(False, _count("favorites", len(page)) | _count("uncounted", uncounted))
     marks = list(
         ctx.db.collection_group(favorites.MARKS_COLLECTION)
         .where(filter=FieldFilter("uid", "==", ctx.uid))
@@ -294,9 +295,8 @@ def favorites_step(ctx: StepContext) -> Page:
             return favorites.reconcile(ctx.db, transaction, ctx.uid, lid)
 
         if run_transaction(ctx.db, recount, busy_message=BUSY_MESSAGE) == 0:
-            ctx.batch.delete(mark.reference)
-    done = len(page) < PAGE and len(marks) < PAGE
-    return Page(done, _count("favorites", len(page)) | _count("marksSwept", len(marks)))
+            ctx.batch.delete(mark.reference)  # its listing is gone: nothing to count down
+    return Page(len(marks) < PAGE, _count("marksSwept", len(marks)))
 
 
 # --- 5. conversations -----------------------------------------------------------------------
@@ -334,7 +334,7 @@ def _move_messages(ctx: StepContext, conversation_id: str) -> Page:
         ctx.batch.create(new, _conversation_pseudonymised(data, uid, alias, ctx.now))
         return Page(False, {}, conversation_id)
     if rekeyed:
-        messages = list(old.collection("messages").limit(PAGE).stream())
+        messages = list(old.collection("messages").limit(MESSAGES).stream())
         for message in messages:
             ctx.batch.set(
                 new.collection("messages").document(message.id), _said(message, uid, alias)
@@ -344,12 +344,12 @@ def _move_messages(ctx: StepContext, conversation_id: str) -> Page:
         messages = list(
             old.collection("messages")
             .where(filter=FieldFilter("senderId", "==", uid))
-            .limit(PAGE)
+            .limit(MESSAGES)
             .stream()
         )
         for message in messages:
             ctx.batch.update(message.reference, {"senderId": alias})
-    if len(messages) == PAGE:
+    if len(messages) == MESSAGES:
         return Page(False, _count("messages", len(messages)), conversation_id)
     # The last page: the conversation itself, the other side's inbox and badge.
     other = chat.other_participant(data or {}, uid) if data else None
@@ -535,10 +535,10 @@ def own(ctx: StepContext) -> Page:
     profile = profile_ref(ctx.db, ctx.uid)
     deleted = 0
     for collection in profile.collections():
-        for snapshot in collection.select([]).limit(PAGE).stream():
+        for snapshot in collection.select([]).limit(BULK - deleted).stream():
             ctx.batch.delete(snapshot.reference)
             deleted += 1
-        if deleted >= PAGE:
+        if deleted >= BULK:  # the batch is full: the next page goes on from here
             return Page(False, _count("ownDocuments", deleted))
     if profile.get().exists:
         ctx.batch.delete(profile)

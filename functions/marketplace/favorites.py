@@ -172,6 +172,28 @@ def reconcile(
     return delta
 
 
+def forget_in(
+    db: firestore.Client, batch: firestore.WriteBatch, uid: str, listing_ids: Iterable[str]
+) -> int:
+    """Delete the user's favourites of ``listing_ids`` and take each counted one off its
+    listing's count, all in ``batch``; returns how many were counted. For an account being
+    erased: its owner can no longer write, so no tap races this; a mark created meanwhile
+    by a late trigger is left for :func:`reconcile` (found by its ``uid``)."""
+    wanted = list(listing_ids)
+    marks = db.get_all([mark_ref(db, lid, uid) for lid in wanted])
+    counted = [
+        m.reference.parent.parent.id for m in marks if m.exists and m.reference.parent.parent
+    ]
+    for listing_id in wanted:
+        batch.delete(favorite_ref(db, uid, listing_id))
+    for listing_id in counted:
+        batch.delete(mark_ref(db, listing_id, uid))
+        shard = shard_refs(db, listing_id)[random.randrange(SHARDS)]  # spreading load only
+        change = {"listingId": listing_id, "count": firestore.Increment(-1)}
+        batch.set(shard, change | {"updatedAt": firestore.SERVER_TIMESTAMP}, merge=True)
+    return len(counted)
+
+
 def _sum(snapshots: Iterable[firestore.DocumentSnapshot[Any]]) -> int:
     return sum(int((s.to_dict() or {}).get("count", 0)) for s in snapshots if s.exists)
 

@@ -28,7 +28,6 @@ from firekit.transactions import run_transaction
 from marketplace import alerts, chat, favorites, offers, photo_uploads
 from marketplace.ownership import MAP
 from marketplace.payments import customers
-from marketplace.payments.stripe_api import stripe_id
 from tests.listings.factories import listing, uid
 from tests.offers.test_offers import offer_request
 
@@ -335,7 +334,7 @@ def _payments(db: firestore.Client, api: stripe.StripeClient, w: World) -> None:
             "metadata": {"uid": w.uid, "purpose": "featured", "listingId": w.their_listing},
         }
     )
-    pi = str(stripe_id(intent))
+    pi = str(intent.id)
     db.document(f"customers/{w.uid}/payments/{pi}").set({"status": "succeeded", "amount": 1000})
     db.document(f"customers/{w.uid}/subscriptions/sub_x").set({"status": "active", "plan": "p"})
     db.document(f"_stripePayments/{pi}").set({"uid": w.uid, "purpose": "featured"})
