@@ -196,7 +196,7 @@ MAP = OwnershipMap(
             "firestore",
             "uid == uid",
             Delete(),
-            export=False,
+            export=True,
             step="devices",
             fields={"uid": "deleted"},
             find=_where("calendarFeeds", "uid"),

@@ -107,6 +107,35 @@ def test_after_erasure_nothing_of_the_user_is_left_but_what_the_map_keeps(
     assert counted["stripe"]["stripeCustomers"] == 1
 
 
+NOT_EXPORTED = {"report note": "reports name their reporter: moderation records stay out"}
+
+
+def test_the_export_holds_every_canary_of_what_the_map_exports(
+    firestore_db: firestore.Client, leaver: w.World
+) -> None:
+    import io
+    import zipfile
+
+    from firekit import storage
+    from marketplace import export
+
+    now = dt.datetime.now(dt.UTC)
+    made = export.build(firestore_db, leaver.uid, export.start(firestore_db, leaver.uid, now), now)
+    assert made is not None
+    with storage.open_read(storage.default_bucket_name(), made.objectName) as archive:
+        data = archive.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as unzipped:
+        text = " ".join(
+            unzipped.read(name).decode("utf-8", "replace") for name in unzipped.namelist()
+        )
+    missing = {what for needle, what in leaver.needles().items() if needle not in text} - set(
+        NOT_EXPORTED
+    )
+    assert missing == set()
+    # The other users' words and addresses are not the leaver's to take.
+    assert f"{leaver.agent}@example.test" not in text and f"{leaver.buyer}@example.test" not in text
+
+
 def test_the_other_users_keep_their_conversations_deals_and_counts(
     firebase_stack: Any, firestore_db: firestore.Client, leaver: w.World
 ) -> None:
