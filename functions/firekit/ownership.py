@@ -193,6 +193,22 @@ class OwnershipMap:
         """The cascade steps the entries name, in first-named order."""
         return list(dict.fromkeys(entry.step for entry in self.entries))
 
+    def markdown(self) -> str:
+        """The map as a Markdown table (the README's, held to it by a test)."""
+        rows = ["| where | whose | export | erasure | step |", "|---|---|---|---|---|"]
+        for entry in self.entries:
+            erase = entry.erase
+            if isinstance(erase, Delete):
+                what = "deleted" + ("" if erase.why == Delete.why else f": {erase.why}")
+            elif isinstance(erase, Pseudonymise):
+                cleared = f" ({', '.join(erase.clear)} cleared)" if erase.clear else ""
+                what = f"kept, pseudonymised{cleared}: {erase.why}"
+            else:
+                what = f"kept {erase.retention}: {erase.why}"
+            export = "yes" if entry.export else "no"
+            rows.append(f"| `{entry.path}` | {entry.owned_by} | {export} | {what} | {entry.step} |")
+        return "\n".join(rows) + "\n"
+
     def kept(self) -> list[dict[str, str]]:
         """What erasure keeps, and why and for how long: the report's ``kept`` list."""
         out = []

@@ -267,3 +267,12 @@ def test_every_map_entry_a_cascade_deletes_has_a_finder_or_a_step_that_owns_it()
     ]
     # Swept through their owner rather than found by uid (see their entries).
     assert without == ["_chatPush/{conversationId}__{uid}", "_searchIndex/{shard}"]
+
+
+def test_the_readmes_table_is_the_map() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start = readme.index("<!-- ownership-map")
+    table = readme[readme.index("\n", start) + 1 : readme.index("<!-- /ownership-map -->")]
+    assert table == MAP.markdown(), "regenerate the README's table from MAP.markdown()"
