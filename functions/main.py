@@ -32,7 +32,7 @@ from api.photos import (
     remove_deleted_user_photos, remove_listing_photos, remove_old_avatar, request_photo_upload,
 )
 from api.plans import start_agent_plan
-from api.privacy import accountTasks, delete_my_account, erase_user, erasure_clock, export_my_data
+from api.privacy import accountTasks, delete_my_account, erase_user, export_my_data, privacy_clock
 from api.search import search_near
 from api.viewings import (calendar_link, cancel_viewing, confirm_viewing, decline_viewing,
                           list_viewing_slots, notify_viewing_change, request_viewing,

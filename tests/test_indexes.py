@@ -203,6 +203,8 @@ def test_the_cores_ttl_policies_are_kept() -> None:
         ("_fanoutChunks", "expiresAt"),
         ("_webhookEvents", "expiresAt"),
         ("_paymentLocks", "expiresAt"),
+        ("_tombstones", "expiresAt"),
+        ("_erasures", "expiresAt"),
     }
 
 

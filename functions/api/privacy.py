@@ -150,14 +150,15 @@ def _run(task: Task) -> str:
 
 
 @scheduler_fn.on_schedule(schedule="every 60 minutes", timeout_sec=300)
-def erasure_clock(event: scheduler_fn.ScheduledEvent) -> None:
+def privacy_clock(event: scheduler_fn.ScheduledEvent) -> None:
     """Hourly: queue again any erasure whose task gave up (its retries spent while a
-    processor was down), so none stays half done."""
-    from marketplace import erasure  # lazy: see the imports
+    processor was down), so none stays half done; delete archives whose link expired."""
+    from marketplace import erasure, export  # lazy: see the imports
 
     now = _now()
     stalled = erasure.stalled(bootstrap.db(), now - STALLED)
     hour = int(now.timestamp() // 3600)  # a new task name per hour: names are not reusable
     for erasure_id in stalled:
         _queue(ERASE, erasure_id, hour)
-    logs.info("erasure clock", function="erasure_clock", requeued=len(stalled))
+    swept = export.sweep_expired(now)
+    logs.info("privacy clock", function="privacy_clock", requeued=len(stalled), archives=swept)

@@ -231,6 +231,9 @@ TOMBSTONE_KEPT = dt.timedelta(days=7)
 """How long a finished erasure's tombstone stays (a TTL policy on ``expiresAt`` removes
 it): ID tokens expire within the hour, but a trigger's retries and late Cloud Tasks run
 for up to 7 days, and a late one must still find the account closed."""
+REPORT_KEPT = dt.timedelta(days=365)
+"""How long an erasure's report stays (a TTL policy on ``expiresAt``): proof the request
+was carried out, without personal data."""
 ERASURES = "_erasures"
 """``_erasures/{erasureId}``: an erasure's progress while it runs, its report once done."""
 
@@ -466,6 +469,7 @@ class Cascade:
                 {
                     "state": "done",
                     "finishedAt": now,
+                    "expiresAt": now + REPORT_KEPT,
                     "uid": firestore.DELETE_FIELD,
                     "facts": firestore.DELETE_FIELD,
                 },

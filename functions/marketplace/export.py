@@ -127,6 +127,18 @@ def build(db: firestore.Client, uid: str, export_id: str, now: dt.datetime) -> E
     return result
 
 
+def sweep_expired(now: dt.datetime) -> int:
+    """Delete archives whose link has expired (a day's grace); how many went. Deployed, a
+    bucket lifecycle rule on ``exports/`` may do the same: this keeps the promise anywhere."""
+    cutoff = now - LINK_LIFETIME - dt.timedelta(days=1)
+    bucket = storage.default_bucket_name()
+    removed = 0
+    for blob in storage.client().list_blobs(bucket, prefix=FOLDER):
+        if blob.time_created is not None and blob.time_created < cutoff:
+            removed += int(storage.delete(bucket, str(blob.name)))
+    return removed
+
+
 def ready_notice(uid: str, result: ExportResult) -> Notice:
     """The inbox entry that brings the link (its own, deterministic id: told once)."""
     until = result.expiresAt.astimezone(dt.UTC)

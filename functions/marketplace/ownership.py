@@ -481,6 +481,14 @@ MAP = OwnershipMap(
             find=_ids_from("mail", "digest-{uid}_"),
         ),
         Entry(
+            "mail/{messageId}",
+            "firestore",
+            "other users' digests, which may name them",
+            Keep("emails already sent to someone else: their correspondence", "as the mail log"),
+            export=False,
+            step="internal",
+        ),
+        Entry(
             ratelimit.COLLECTION + "/{key}",
             "firestore",
             "key == uid",
