@@ -22,7 +22,7 @@ from types import SimpleNamespace
 import pytest
 
 import devstack
-from pytest_firebase import parallel, procs
+from pytest_firebase import parallel, procs, stack
 from pytest_firebase.plugin import DEFAULT_WORKER_PORT_SHIFT, OFFSET_VAR
 from pytest_firebase.stack import (
     ALWAYS_STARTED,
@@ -249,3 +249,19 @@ def test_localstripes_side_by_side_share_a_pickle_file_but_never_its_data(
         for proc in started:
             procs.stop_group(proc, grace=2.0)
     assert procs.marked_pids(marker) == []
+
+
+def test_one_functions_emulator_at_a_time_discovers_its_functions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CLI serves the functions' list on the first free port from 8081, checked before
+    # Python binds it: two stacks discovering at once took the same port (seen under -n 2).
+    monkeypatch.setattr(stack, "DISCOVERY_LOCK", tmp_path / "discovery.lock")
+    with stack.functions_discovery():
+        started = time.monotonic()
+        refused = pytest.raises(stack.StackError, match="kept discovering its functions")
+        with refused, stack.functions_discovery(timeout=0.5):
+            pass
+        assert time.monotonic() - started >= 0.5
+    with stack.functions_discovery(timeout=0.5):
+        pass  # free again

@@ -46,7 +46,13 @@ from pytest_firebase import (
     webhooks,
 )
 from pytest_firebase.auth import AuthEmulator
-from pytest_firebase.stack import DEFAULT_EMULATORS, EmulatorStack, StackConfig, StackError
+from pytest_firebase.stack import (
+    DEFAULT_EMULATORS,
+    EmulatorStack,
+    StackConfig,
+    StackError,
+    functions_discovery,
+)
 from pytest_firebase.toolchain import ToolchainError
 
 if TYPE_CHECKING:  # imported late at run time: the environment must point at the emulator
@@ -363,7 +369,11 @@ def set_background_triggers(stack: EmulatorStack, enabled: bool) -> None:
     """
     verb = "enable" if enabled else "disable"
     url = f"http://{stack.host('hub')}/functions/{verb}BackgroundTriggers"
-    requests.put(url, timeout=120).raise_for_status()
+    if not enabled:
+        requests.put(url, timeout=120).raise_for_status()
+        return
+    with functions_discovery():  # enabling reloads the triggers: a discovery
+        requests.put(url, timeout=120).raise_for_status()
 
 
 @pytest.fixture(autouse=True)

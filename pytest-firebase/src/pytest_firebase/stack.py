@@ -7,14 +7,17 @@ offset writes a derived config next to it, so a second stack can run beside the 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -75,6 +78,46 @@ FETCH_BLOCKED_PORTS = frozenset(
 
 class StackError(RuntimeError):
     """The stack could not start; the message says why and what to do."""
+
+
+DISCOVERY_LOCK = Path(tempfile.gettempdir()) / "pytest-firebase-functions-discovery.lock"
+DISCOVERED = (
+    "functions: Loaded functions definitions from source",
+    "Failed to load function definition from source",
+    "All emulators ready",
+)
+"""What the CLI prints once its discovery of the functions is over, either way."""
+
+
+@contextlib.contextmanager
+def functions_discovery(timeout: float = 240.0) -> Iterator[None]:
+    """Hold this machine's lock on discovering Python functions, while a Functions emulator
+    does (its start, and each re-enabling of background triggers, which reloads them).
+
+    The Firebase CLI reads a Python codebase's functions from an admin server it starts on
+    the first free port from 8081: it checks the port, then Python binds it a second or more
+    later. Two emulators discovering at once (stacks started side by side by test workers)
+    both chose 8081; one server lost the port, and its CLI read the other's list of
+    functions, which it would not have found had the other stopped first. One at a time,
+    each finds 8081 free or sees it taken.
+    """
+    fd = os.open(DISCOVERY_LOCK, os.O_RDONLY | os.O_CREAT, 0o666)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StackError(
+                        f"Another Functions emulator kept discovering its functions for "
+                        f"{timeout:.0f} s (it holds {DISCOVERY_LOCK})"
+                    ) from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass(frozen=True)
@@ -255,19 +298,32 @@ class EmulatorStack:
             ",".join(self.config.emulators),
             *self._config_args(),
         ]
-        with log_path.open("wb") as log:
-            proc = procs.spawn_group(
-                argv, env=tools.apply(self._base_env()), cwd=self.config.project_root, log=log
-            )
-        self._procs.append(("firebase emulators", proc))
-        self._wait_for_hub(proc, log_path)
+        discovering = "functions" in self.config.emulators
+        timeout = self.config.startup_timeout
+        lock = functions_discovery(timeout) if discovering else contextlib.nullcontext()
+        with lock:  # until the functions are discovered, not until the whole suite is up
+            deadline = time.monotonic() + timeout
+            with log_path.open("wb") as log:
+                proc = procs.spawn_group(
+                    argv, env=tools.apply(self._base_env()), cwd=self.config.project_root, log=log
+                )
+            self._procs.append(("firebase emulators", proc))
+            if discovering:
+                self._wait_for_log(proc, log_path, DISCOVERED, deadline)
+        self._wait_for_log(proc, log_path, ("All emulators ready",), deadline)
 
-    def _wait_for_hub(self, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-        deadline = time.monotonic() + self.config.startup_timeout
+    def _wait_for_log(
+        self,
+        proc: subprocess.Popen[bytes],
+        log_path: Path,
+        lines: tuple[str, ...],
+        deadline: float,
+    ) -> None:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise StackError(self._explain_failure(log_path))
-            if "All emulators ready" in log_path.read_text(errors="replace"):
+            text = log_path.read_text(errors="replace")
+            if any(line in text for line in lines):
                 return
             time.sleep(0.25)
         raise StackError(
