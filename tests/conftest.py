@@ -23,9 +23,9 @@ SLOW_MARKERS = ("stack", "package")
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The slow files first, so that under `-n 2` (scripts/test.sh) none of them is the
-    # last file a worker takes while the other has nothing left. The plugin's hook runs
-    # after this one and moves the trigger tests before them (in their order).
+    # The slow files first, so that under `-n 2` none of them is the last file a worker
+    # takes while the other has nothing left. The plugin's hook runs after this one and
+    # moves the trigger tests before them (in their order).
     slow = [i for i in items if any(i.get_closest_marker(m) for m in SLOW_MARKERS)]
     if slow:
         items[:] = slow + [i for i in items if i not in slow]

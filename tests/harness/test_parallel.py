@@ -1,7 +1,7 @@
 """pytest-xdist: each worker its own stack (ports, marker), files in the serial order.
 
-`make test` runs pytest on 2 workers (scripts/test.sh). What keeps their tests as
-isolated as in a serial run: worker gw<n> runs a stack of its own on the run's port offset
+`./scripts/test.sh -n 2` runs pytest on 2 workers. What keeps their tests as isolated
+as in a serial run: worker gw<n> runs a stack of its own on the run's port offset
 plus n times the worker shift, every process of it carries a marker the controller chose,
 and what the stacks share on disk is safe to share (localstripe's pickle, below).
 """
@@ -35,7 +35,7 @@ from .test_process_hygiene import HYGIENE_OFFSETS
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = Path(__file__).parent / "sample_project"
-RUN_OFFSETS = (0, 3000, 4000, 5000, 6500)
+RUN_OFFSETS = (0, 3000, 4000, 5000, 6000, 6500, 7000)
 """Offsets whole runs use side by side: ours, beside `make dev` (README), and the ones
 engineers use on a shared machine for targeted runs and hand checks."""
 WORKERS = 2
