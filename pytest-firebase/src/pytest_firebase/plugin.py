@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -236,7 +237,14 @@ def empty_database(
 ) -> None:
     """Delete every document of one database of the Firestore emulator at ``host``."""
     url = f"http://{host}/emulator/v1/projects/{project}/databases/{database}/documents"
-    requests.delete(url, timeout=timeout).raise_for_status()
+    # The emulator answers 409 while a transaction (a trigger's, still running from the
+    # test before) holds a lock: it ends within seconds, so ask again a few times.
+    for attempt in range(5):
+        response = requests.delete(url, timeout=timeout)
+        if response.status_code != 409 or attempt == 4:
+            response.raise_for_status()
+            return
+        time.sleep(0.5 * (attempt + 1))
 
 
 @pytest.fixture(scope="session")
