@@ -68,12 +68,9 @@ def _count(what: str, n: int) -> dict[str, int]:
 
 
 def close(ctx: StepContext) -> Page:
-    """Disable the Auth user, revoke its tokens, blank the profile's name and picture."""
-    try:
-        auth.update_user(ctx.uid, disabled=True)
-        auth.revoke_refresh_tokens(ctx.uid)
-    except auth.UserNotFoundError:
-        pass  # deleted already (a retry after the last step): nothing to close
+    """Disable the Auth user, revoke its tokens (again: phase one may have stopped before
+    it), blank the profile's name and picture."""
+    _disable(ctx.uid)
     profile = profile_ref(ctx.db, ctx.uid)
     if profile.get().exists:
         ctx.batch.update(
@@ -708,7 +705,7 @@ def _disable(uid: str) -> None:
         auth.update_user(uid, disabled=True)
         auth.revoke_refresh_tokens(uid)
     except auth.UserNotFoundError:
-        pass  # no Auth user (deleted by hand): the cascade erases the rest
+        pass  # no Auth user (deleted by hand, or by the last step): nothing to close
 
 
 def stalled(db: firestore.Client, untouched_since: dt.datetime) -> list[str]:
