@@ -82,6 +82,7 @@ LAZY_MODULES = (
     "marketplace.erasure",
     "marketplace.export",
     "marketplace.ownership",
+    "marketplace.health",
     "marketplace.payments.reconcile",
     "firekit.explain",
 )

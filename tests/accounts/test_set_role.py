@@ -215,20 +215,3 @@ def test_role_change_end_to_end_with_real_emulator_tokens(
     assert done.data["role"] == "agent"
     assert auth_emulator.refresh(renter).claims["role"] == "agent"
     assert firestore_db.document("users/seed-renter").get().get("role") == "agent"
-
-
-@pytest.mark.e2e
-def test_the_health_endpoint_answers(firebase_stack: Any) -> None:
-    import requests
-
-    response = requests.get(firebase_stack.functions_url("health"), timeout=30)
-
-    assert response.status_code == 200
-    assert response.json() == {
-        "status": "ok",
-        "service": "Homefront",  # from functions/.env, through firebase_functions.params
-        "version": "0.1.0",
-        "revision": response.json()["revision"],
-        "emulated": True,
-    }
-    assert requests.post(firebase_stack.functions_url("health"), timeout=30).status_code == 405
