@@ -38,8 +38,8 @@ from api.viewings import (calendar_link, cancel_viewing, confirm_viewing, declin
                           list_viewing_slots, notify_viewing_change, request_viewing,
                           reschedule_viewing, viewing_calendar, viewing_clock)
 # fmt: on
-# What the SDK deploys: what carries its endpoint mark (the imports above, and only them).
-DEPLOYED = tuple(sorted(n for n, f in vars().items() if hasattr(f, "__firebase_endpoint__")))
+from firekit.observe import observe_deployed  # one log line and measurement per invocation
+DEPLOYED = observe_deployed(vars())  # what the SDK deploys: the imports above, each observed
 __all__ = list(DEPLOYED)
 
 # Development aids, never deployed: FUNCTIONS_EMULATOR, not is_emulated() (the deployer's

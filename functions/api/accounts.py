@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from firebase_functions import identity_fn
 
-from firekit import bootstrap, claims, logs
+from firekit import bootstrap, claims, observe
 from firekit.callables import CallContext, callable_function
 from firekit.errors import BUSY, AppError, to_https_error
 from firekit.events import DocumentChange, Effects, document_trigger
@@ -18,6 +18,7 @@ from marketplace.roles import DEFAULT_ROLE, ROLE_CLAIM, Role
 def before_user_created(event: identity_fn.AuthBlockingEvent) -> identity_fn.BeforeCreateResponse:
     """Refuse bad sign-ups; give everyone else the default role and a profile."""
     user = event.data
+    observe.annotate(uid=user.uid)
     provider = event.additional_user_info.provider_id if event.additional_user_info else None
     try:
         signup.check_sign_up(signup.SignUp(user.uid, user.email, user.display_name, provider))
@@ -29,11 +30,10 @@ def before_user_created(event: identity_fn.AuthBlockingEvent) -> identity_fn.Bef
             photo_url=signup.usable_photo_url(user.photo_url),
         )
     except AppError as refused:
-        logs.info("sign-up refused", function="before_user_created", reason=refused.message)
+        observe.annotate(reason=refused.message)
         raise to_https_error(refused) from None
-    except Exception as exc:  # one mapping: logged with its traceback, INTERNAL to Auth
-        raise to_https_error(exc, {"function": "before_user_created", "uid": user.uid}) from exc
-    logs.info("sign-up accepted", function="before_user_created", uid=user.uid)
+    except Exception as exc:  # one mapping: its traceback on the line, INTERNAL to Auth
+        raise to_https_error(exc) from exc
     # Merge, never replace: an import or an earlier function may have set other claims.
     return identity_fn.BeforeCreateResponse(
         custom_claims={**(user.custom_claims or {}), ROLE_CLAIM: DEFAULT_ROLE.value}

@@ -10,7 +10,7 @@ from typing import Any
 from firebase_functions import scheduler_fn
 from pydantic import BaseModel, ConfigDict
 
-from firekit import bootstrap, fanout, logs
+from firekit import bootstrap, fanout, logs, observe
 from firekit.events import AnyDocument, DocumentChange, Effects, document_trigger
 
 # marketplace.alerts (the index, the delivery, the digests: with pygeohash, the shards,
@@ -96,7 +96,7 @@ def on_listing_alerts(change: DocumentChange[ListingAlertEvent], effects: Effect
     listing_id = change.params["listingId"]
     for job, kind, params in alerts.events_of(listing_id, before, after, change.event_id):
         alert_fanout().start(job, kind, params)
-        logs.info("alert fan-out started", function="on_listing_alerts", job=job, kind=kind)
+        logs.info("alert fan-out started", job=job, alertKind=kind)
 
 
 @fanout.task_function(alert_fanout, max_concurrent=20, max_per_second=50, timeout_sec=540)
@@ -110,4 +110,4 @@ def send_email_digests(event: scheduler_fn.ScheduledEvent) -> None:
     from marketplace import alerts  # lazy: see the imports
 
     sent = alerts.send_due_digests(bootstrap.db(), dt.datetime.now(dt.UTC).date())
-    logs.info("email digests sent", function="send_email_digests", sent=sent)
+    observe.annotate(sent=sent)

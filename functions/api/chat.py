@@ -7,7 +7,7 @@ import datetime as dt
 
 from firebase_functions import scheduler_fn
 
-from firekit import bootstrap, logs, ownership
+from firekit import bootstrap, logs, observe, ownership
 from firekit.events import AnyDocument, DocumentChange, Effects, document_trigger
 from marketplace.models.conversations import Message
 
@@ -92,7 +92,7 @@ def queue_unread_chat_emails(event: scheduler_fn.ScheduledEvent) -> None:
     from marketplace import chat  # lazy: see the imports
 
     joined = chat.queue_unread_emails(bootstrap.db(), dt.datetime.now(dt.UTC))
-    logs.info("unread chat into digests", function="queue_unread_chat_emails", joined=joined)
+    observe.annotate(joined=joined)
 
 
 @document_trigger(

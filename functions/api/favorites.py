@@ -5,11 +5,9 @@ See :mod:`marketplace.favorites` for why the count is exact in any event order.
 
 from __future__ import annotations
 
-import time
-
 from firebase_functions import scheduler_fn
 
-from firekit import bootstrap, logs
+from firekit import bootstrap, observe
 from firekit.events import DocumentChange, Effects, document_trigger
 from marketplace import favorites
 from marketplace.models.users import Favorite
@@ -27,11 +25,5 @@ def on_favorite_written(change: DocumentChange[Favorite], effects: Effects) -> N
 @scheduler_fn.on_schedule(schedule="every 1 minutes", timeout_sec=300)
 def roll_up_favorites(event: scheduler_fn.ScheduledEvent) -> None:
     """Every minute: copy the sum of each changed listing's shards into ``favoritesCount``."""
-    started = time.perf_counter()
     totals = favorites.roll_up_changed(bootstrap.db())
-    logs.info(
-        "favourite counts rolled up",
-        function="roll_up_favorites",
-        listings=len(totals),
-        latencyMs=round((time.perf_counter() - started) * 1000, 1),
-    )
+    observe.annotate(listings=len(totals))

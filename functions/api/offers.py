@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from firebase_functions import scheduler_fn
 
-from firekit import bootstrap, logs
+from firekit import bootstrap, logs, observe
 from firekit.callables import CallContext, callable_function
 from firekit.errors import BUSY, MOVE_NOT_ALLOWED
 from firekit.events import AnyDocument, DocumentChange, Effects, document_trigger
@@ -170,7 +170,7 @@ def offer_clock(event: scheduler_fn.ScheduledEvent) -> None:
     from marketplace.payments import stripe_api
 
     done = offer_upkeep.tick(bootstrap.db(), stripe_api.client, dt.datetime.now(dt.UTC))
-    logs.info("offer clock", **done)
+    observe.annotate(offers=done)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ from __future__ import annotations
 from firebase_functions import https_fn, scheduler_fn
 from flask import Request, Response
 
-from firekit import bootstrap, logs
+from firekit import bootstrap, observe
 from marketplace import config
 
 # The handlers import what they run (the intake with every payments handler, the Stripe
@@ -35,6 +35,5 @@ def reconcile_stripe_events(event: scheduler_fn.ScheduledEvent) -> None:
 
     db, api = bootstrap.db(), stripe_api.client()
     report = reconcile.reconcile(db, api)
-    logs.info("stripe events reconciled", function="reconcile_stripe_events", **report.outcomes)
-    orphans = deposits.sweep_orphans(db, api)
-    logs.info("deposit orphans cancelled", function="reconcile_stripe_events", orphans=orphans)
+    observe.annotate(reconciled=report.outcomes)
+    observe.annotate(orphansCancelled=deposits.sweep_orphans(db, api))

@@ -6,13 +6,12 @@ out. See :mod:`marketplace.erasure`, :mod:`marketplace.export` and the map they 
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 from firebase_functions import https_fn, options, scheduler_fn, tasks_fn
 from pydantic import ValidationError
 
-from firekit import bootstrap, claims, logs
+from firekit import bootstrap, claims, observe
 from firekit.callables import CallContext, callable_function
 from firekit.errors import BUSY, log_unexpected
 from firekit.fanout.queue import Task, cloud_tasks_queue
@@ -55,7 +54,7 @@ def delete_my_account(call: CallContext, data: p.DeleteAccountRequest) -> p.Eras
         raise p.REAUTH_REQUIRED()
     erasure_id = erasure.begin(bootstrap.db(), call.uid, requested_by="self", now=now)
     _queue(ERASE, erasure_id)
-    logs.info("account closed", function="delete_my_account", erasureId=erasure_id)
+    observe.annotate(erasureId=erasure_id)
     return p.ErasureStarted(erasureId=erasure_id, state="running")
 
 
@@ -76,7 +75,7 @@ def erase_user(call: CallContext, data: p.EraseUserRequest) -> p.ErasureStarted:
         bootstrap.db(), data.uid, actor_uid=call.uid, reason=data.reason, now=_now()
     )
     _queue(ERASE, erasure_id)
-    logs.info("account erased by an admin", function="erase_user", erasureId=erasure_id)
+    observe.annotate(erasureId=erasure_id)
     return p.ErasureStarted(erasureId=erasure_id, state="running")
 
 
@@ -106,19 +105,18 @@ def accountTasks(request: https_fn.CallableRequest[Any]) -> dict[str, Any]:  # n
     try:
         task = Task.model_validate(request.data)
     except ValidationError:
-        logs.error("account task refused", function=QUEUE_FUNCTION)
+        observe.annotate(outcome="refused", severity="ERROR")
         return {"outcome": "refused"}  # can never succeed: acknowledged, loudly
-    started = time.perf_counter()
+    observe.annotate(job=task.job)
     try:
         outcome = _run(task)
     except _RetryLaterError as exc:
-        logs.info("account task deferred", job=task.job, reason=str(exc))
+        observe.annotate(outcome="deferred", severity="INFO", reason=str(exc))
         raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAVAILABLE, "retry") from exc
     except Exception as exc:
-        log_unexpected(exc, {"function": QUEUE_FUNCTION, "job": task.job})
+        log_unexpected(exc)
         raise
-    latency = round((time.perf_counter() - started) * 1000, 1)
-    logs.info("account task", job=task.job, outcome=outcome, latencyMs=latency)
+    observe.annotate(outcome=outcome)
     return {"outcome": outcome}
 
 
@@ -161,4 +159,4 @@ def privacy_clock(event: scheduler_fn.ScheduledEvent) -> None:
     for erasure_id in stalled:
         _queue(ERASE, erasure_id, hour)
     swept = export.sweep_expired(now)
-    logs.info("privacy clock", function="privacy_clock", requeued=len(stalled), archives=swept)
+    observe.annotate(requeued=len(stalled), archives=swept)

@@ -10,7 +10,7 @@ from firebase_functions import https_fn, scheduler_fn
 from flask import Request, Response
 from pydantic import BaseModel, ConfigDict, StrictBool
 
-from firekit import bootstrap, logs
+from firekit import bootstrap, logs, observe
 from firekit.callables import CallContext, callable_function
 from firekit.errors import BUSY, MOVE_NOT_ALLOWED
 from firekit.events import AnyDocument, DocumentChange, Effects, document_trigger
@@ -163,4 +163,4 @@ def viewing_clock(event: scheduler_fn.ScheduledEvent) -> None:
     from marketplace import viewing_upkeep  # lazy: see calendar_link
 
     done = viewing_upkeep.tick(bootstrap.db(), dt.datetime.now(dt.UTC))
-    logs.info("viewing clock", function="viewing_clock", **done)
+    observe.annotate(viewings=done)

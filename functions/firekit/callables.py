@@ -7,8 +7,9 @@ auth, a closed account's tombstone and role (cheap, and nothing about the payloa
 revealed to strangers), then
 validation (so malformed calls write nothing, not even a rate-limit counter), then the
 rate limit, then the handler. Every failure goes through
-:func:`firekit.errors.to_https_error` here and nowhere else, and every call produces
-exactly one ``logKind=call`` log line.
+:func:`firekit.errors.to_https_error` here and nowhere else. The function is
+:func:`firekit.observe.observed`: every call produces exactly one log line, whose caller
+and outcome (the error's code name, or ``ok``) this layer annotates.
 
 Signed in is a type, not a check: a callable that needs a caller (the default, and
 always with ``roles``) hands its handler a :class:`CallContext`, whose ``uid`` is a
@@ -16,7 +17,7 @@ always with ``roles``) hands its handler a :class:`CallContext`, whose ``uid`` i
 whose ``uid`` may be ``None``.
 
 The SDK rejects a *present but invalid* ID token with ``UNAUTHENTICATED`` before our code
-runs; such calls get the SDK's own log line, not ours.
+runs; such calls still get their line (the outcome read from the SDK's answer, no uid).
 
 Every refusal a callable gives carries a stable ``reason`` and is declared on it
 (``refusals=``, plus its policy's own): an answer with a code and reason it does not
@@ -30,7 +31,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import time
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +43,7 @@ from flask_cors import cross_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
-from firekit import logs, ownership
+from firekit import logs, observe, ownership
 from firekit.bootstrap import db, ensure_initialized, is_emulated
 from firekit.errors import (
     ROOT_FIELD,
@@ -60,8 +60,8 @@ from firekit.ratelimit import RATE_LIMITED, RateLimit, consume
 
 M = TypeVar("M", bound=BaseModel)
 CallableFunction = Callable[[flask.Request], flask.Response]
-"""What the decorator returns: the SDK's wrapped function behind the body check (Flask
-request in, response out), with the SDK's deploy manifest attribute."""
+"""What the decorator returns: the SDK's wrapped function behind the body check, observed
+(Flask request in, response out), with the SDK's deploy manifest attribute."""
 
 MAX_BODY_BYTES = 1024 * 1024
 """A callable's whole request body: a Firestore document holds at most 1 MiB anyway."""
@@ -257,9 +257,9 @@ def callable_function(
         run.__name__ = run.__qualname__ = policy.function
         ensure_initialized()
         sdk_entry = cast(CallableFunction, https_fn.on_call(**on_call_options)(run))
-        checked = _checking_the_body(policy.function, sdk_entry, on_call_options.get("cors"))
+        checked = _checking_the_body(sdk_entry, on_call_options.get("cors"))
         checked.__contract__ = policy  # type: ignore[attr-defined]
-        return checked
+        return observe.observed(checked)
 
     return decorate
 
@@ -269,24 +269,22 @@ def _invoke(
     handler: Callable[[Any, M], object],
     request: https_fn.CallableRequest[Any],
 ) -> Any:
-    started = time.perf_counter()
     uid = request.auth.uid if request.auth else None
-    outcome = "ok"
+    observe.annotate(uid=uid)
     try:
         call = _authorize(policy, request)
         data = _validate(policy.model, request.data)
         if policy.rate_limit is not None:
             consume(db(), policy.function, _rate_key(call), policy.rate_limit)
-        return _to_json(handler(call, data))
+        result = _to_json(handler(call, data))
     except Exception as exc:  # every failure is mapped here, in one place
-        error = to_https_error(exc, {"function": policy.function, "uid": uid})
-        outcome = error_name(error.code)
+        error = to_https_error(exc)
+        observe.annotate(outcome=error_name(error.code))
         if not policy.declares(error):
             _report_undeclared(policy, error)
         raise error from exc
-    finally:
-        latency_ms = (time.perf_counter() - started) * 1000
-        logs.call_line(policy.function, uid, outcome, latency_ms)
+    observe.annotate(outcome="ok")
+    return result
 
 
 def _authorize(policy: Contract[M], request: https_fn.CallableRequest[Any]) -> MaybeSignedIn:
@@ -359,7 +357,7 @@ def _to_json(result: object) -> Any:
 # --- the request's shape, checked before the SDK parses it -----------------------------
 
 
-def _checking_the_body(function: str, sdk_entry: CallableFunction, cors: Any) -> CallableFunction:
+def _checking_the_body(sdk_entry: CallableFunction, cors: Any) -> CallableFunction:
     # The SDK reads the body with Flask's request.json and json.loads, outside any
     # handler of ours: a body that is not JSON, not UTF-8, nested past the recursion
     # limit, or a bare string or number comes back as INTERNAL with no line of ours.
@@ -367,9 +365,8 @@ def _checking_the_body(function: str, sdk_entry: CallableFunction, cors: Any) ->
     origins = cors.cors_origins if cors is not None and cors.cors_origins is not None else "*"
 
     @cross_origin(methods="POST", origins=origins)  # as the SDK answers, so browsers see it
-    def refuse(issue: FieldIssue, started: float) -> flask.Response:
-        latency_ms = (time.perf_counter() - started) * 1000
-        logs.call_line(function, None, "INVALID_ARGUMENT", latency_ms, reason=issue["issue"])
+    def refuse(issue: FieldIssue) -> flask.Response:
+        observe.annotate(outcome="INVALID_ARGUMENT", reason=issue["issue"])
         error = to_https_error(InvalidArgument("Malformed request.", [issue]))
         wire = {
             "status": error_name(error.code),
@@ -380,10 +377,9 @@ def _checking_the_body(function: str, sdk_entry: CallableFunction, cors: Any) ->
 
     @functools.wraps(sdk_entry)
     def entry(request: flask.Request) -> flask.Response:
-        started = time.perf_counter()
         issue = None if request.method == "OPTIONS" else malformed_call_body(request)
         if issue is not None:
-            return refuse(issue, started)
+            return refuse(issue)
         return sdk_entry(request)
 
     return entry

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypedDict
 from firebase_functions.https_fn import FunctionsErrorCode, HttpsError
 from pydantic import ValidationError
 
-from firekit import logs
+from firekit import logs, observe
 
 INTERNAL_MESSAGE = "Internal error."
 ROOT_FIELD = "__root__"
@@ -182,7 +182,10 @@ def to_https_error(exc: BaseException, context: Mapping[str, Any] | None = None)
 
 
 def log_unexpected(exc: BaseException, context: Mapping[str, Any] | None = None) -> None:
-    """Log an unexpected exception with its traceback, in a form Error Reporting picks up."""
+    """Log an unexpected exception with its traceback, in a form Error Reporting picks up:
+    on the line of the invocation in progress (``stack_trace``), or on a line of its own."""
+    if observe.record_failure(exc, context):
+        return
     # Error Reporting groups entries whose message is a formatted Python traceback.
     trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     logs.error(trace, errorType=type(exc).__name__, **dict(context or {}))

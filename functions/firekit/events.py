@@ -33,16 +33,16 @@ a retried trigger is redelivered for up to 7 days; turn it on per function where
 transient failure (a provider outage) must not lose the effect. firebase-functions 0.6.0
 cannot express it for Firestore triggers, so ``retry=True`` sets it in the manifest.
 
-Each event produces exactly one ``logKind=event`` log line with the outcome:
-``applied``, ``duplicate``, ``skipped_own_write``, ``skipped_unwatched``, ``invalid`` or
-``error``.
+The function is :func:`firekit.observe.observed`: each delivery produces exactly one log
+line, whose outcome this layer annotates: ``applied``, ``duplicate``,
+``skipped_own_write``, ``skipped_unwatched``, ``invalid`` or ``error`` (an ERROR, with
+the traceback when an exception caused it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, cast
@@ -54,7 +54,7 @@ from firebase_functions.params import Expression
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from firekit import ledger, logs
+from firekit import ledger, logs, observe
 from firekit.bootstrap import db, ensure_initialized
 from firekit.changes import DocumentChange, EffectMode, Effects, EventInProgress, Handler
 from firekit.diff import changed_paths, only_owned
@@ -190,7 +190,7 @@ def document_trigger(
         )
         if retry:
             enable_platform_retry(function)
-        return cast(EventFunction, function)
+        return cast(EventFunction, observe.observed(function))
 
     return decorate
 
@@ -212,16 +212,15 @@ def enable_platform_retry(function: Any) -> None:
 
 
 def _handle(trigger: _Trigger[M], handler: Handler[M], event: firestore_fn.Event[Any]) -> None:
-    started = time.perf_counter()
+    observe.annotate(event_id=event.id, document=event.document)
     try:
         result = _process(trigger, handler, event)
     except Exception as exc:  # ledger or Firestore trouble outside the handler
-        log_unexpected(exc, {"function": trigger.name, "eventId": event.id})
+        log_unexpected(exc)
         result = _Result("error", {"errorType": type(exc).__name__}, exc if trigger.retry else None)
-    latency_ms = (time.perf_counter() - started) * 1000
-    logs.event_line(
-        trigger.name, event.id, event.document, result.outcome, latency_ms, **result.fields
-    )
+    # Said outright: a redelivery asked for on purpose (in progress elsewhere) is no failure.
+    severity: logs.Severity = "ERROR" if result.outcome == "error" else "INFO"
+    observe.annotate(outcome=result.outcome, severity=severity, **result.fields)
     if result.reraise is not None:
         raise result.reraise
 
@@ -276,7 +275,7 @@ def _run_recompute(
     try:
         handler(change, Effects(record.client, trigger.name, change.event_id, None))
     except Exception as exc:
-        log_unexpected(exc, {"function": trigger.name, "eventId": change.event_id})
+        log_unexpected(exc)
         fields = {"errorType": type(exc).__name__}
         return _Result("error", fields, exc if trigger.retry else None)
     return _Result("applied")
@@ -325,7 +324,7 @@ def _run_claimed(
     except Exception as exc:
         # The effect happened: never ask for a redelivery that would repeat it. The lease
         # still guards against one until it expires.
-        log_unexpected(exc, {"function": trigger.name, "eventId": change.event_id})
+        log_unexpected(exc)
         return _Result("applied", {"ledgerMarked": False})
     return _Result("applied")
 
@@ -364,7 +363,7 @@ def _verdict_result(trigger: _Trigger[M], verdict: ledger.Verdict) -> _Result:
 def _failure(
     trigger: _Trigger[M], record: _LedgerRecord, exc: Exception, *, claim_token: str | None
 ) -> _Result:
-    log_unexpected(exc, {"function": trigger.name, "eventId": record.base["eventId"]})
+    log_unexpected(exc)
     error_type = type(exc).__name__
     try:
         attempts = ledger.mark_failed(

@@ -4,13 +4,12 @@ default bucket, handed over as a :class:`~firekit.storage.FinishedUpload`."""
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from typing import Any
 
 from firebase_functions import storage_fn
 
-from firekit import logs
+from firekit import observe
 from firekit.bootstrap import ensure_initialized
 from firekit.events import enable_platform_retry
 from firekit.storage import FinishedUpload, default_bucket_name
@@ -29,7 +28,8 @@ def upload_trigger(
     handler again. Delivery is at least once and in any order: the handler must be
     idempotent. ``retry`` (on by default) has a failed run redelivered; the SDK writes
     ``retry=False`` into the manifest, so it is set there. Other options go to the SDK
-    (``memory``, ``timeout_sec``, ...).
+    (``memory``, ``timeout_sec``, ...). The function is :func:`firekit.observe.observed`:
+    the handler's answer is its line's outcome.
     """
 
     def decorate(handler: UploadHandler) -> Any:
@@ -39,6 +39,7 @@ def upload_trigger(
         def run(event: Any) -> None:
             data: storage_fn.StorageObjectData = event.data
             if not data.name.startswith(prefix):
+                observe.annotate(outcome="skipped_outside_prefix")
                 return
             upload = FinishedUpload(
                 bucket=data.bucket,
@@ -48,33 +49,19 @@ def upload_trigger(
                 content_type=data.content_type,
                 event_id=event.id,
             )
-            started = time.perf_counter()
+            observe.annotate(document=f"gs://{upload.bucket}/{upload.name}")
             try:
                 outcome = handler(upload)
-            except Exception as exc:
-                logs.event_line(
-                    function_name,
-                    event_id=event.id,
-                    document=f"gs://{upload.bucket}/{upload.name}",
-                    outcome="error",
-                    latency_ms=(time.perf_counter() - started) * 1000,
-                    errorType=type(exc).__name__,
-                    error=str(exc)[:500],
-                )
+            except Exception:
+                observe.annotate(outcome="error", severity="ERROR")  # the traceback follows
                 raise
-            logs.event_line(
-                function_name,
-                event_id=event.id,
-                document=f"gs://{upload.bucket}/{upload.name}",
-                outcome=outcome,
-                latency_ms=(time.perf_counter() - started) * 1000,
-            )
+            observe.annotate(outcome=outcome)
 
         run.__name__ = run.__qualname__ = function_name
         ensure_initialized()
         function = storage_fn.on_object_finalized(bucket=default_bucket_name(), **options)(run)
         if retry:
             enable_platform_retry(function)
-        return function
+        return observe.observed(function)
 
     return decorate

@@ -41,7 +41,8 @@ duplicate deliveries, so a delivery that committed and then died before its foll
 is completed by the provider's retry. They must be idempotent (they converge on what is
 stored); one that fails answers 500.
 
-Each request logs one structured line: provider, event id and type, outcome, latency.
+Each request gets one log line (:mod:`firekit.observe`, of kind ``webhook``): provider,
+event id and type, outcome, status, latency.
 Handlers guard against reordering themselves (see ``marketplace.payments``): the ledger
 makes an event apply once, not in order.
 """
@@ -59,7 +60,7 @@ from typing import Any, Protocol
 from flask import Response
 from google.cloud import firestore
 
-from firekit import leases, logs
+from firekit import leases, observe
 from firekit.bootstrap import db as default_db
 from firekit.errors import log_unexpected
 from firekit.transactions import run_transaction
@@ -252,19 +253,11 @@ def parse_object(body: bytes) -> dict[str, Any]:
     return payload
 
 
-class _Answer:
-    """Answers a request in JSON and logs its one line (status, outcome, latency)."""
-
-    def __init__(self, provider: str) -> None:
-        self.started = time.perf_counter()
-        self.fields: dict[str, Any] = {"function": f"{provider}_webhook", "logKind": "webhook"}
-
-    def __call__(self, status: int, outcome: str, **extra: Any) -> Response:
-        latency = round((time.perf_counter() - self.started) * 1000, 1)
-        line = {**self.fields, "status": status, "outcome": outcome, "latencyMs": latency}
-        (logs.info if status < 500 else logs.error)(f"webhook {outcome}", **line, **extra)
-        body = {"outcome": outcome} if status < 400 else {"error": outcome}
-        return Response(json.dumps(body), status=status, mimetype="application/json")
+def _answer(status: int, outcome: str, **extra: Any) -> Response:
+    """The answer in JSON; its outcome (and ``extra``) go on the request's log line."""
+    observe.annotate(outcome=outcome, **extra)
+    body = {"outcome": outcome} if status < 400 else {"error": outcome}
+    return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -275,35 +268,33 @@ def handle_request(
     request: Any, intake: Intake, verify: Verify, db: firestore.Client | None = None
 ) -> Response:
     """The whole intake for one HTTP request (see the module docstring)."""
-    answer = _Answer(intake.provider)
+    observe.annotate(kind="webhook", provider=intake.provider)
     try:
-        return _take(request, intake, verify, db or default_db(), answer)
+        return _take(request, intake, verify, db or default_db())
     except Exception as exc:  # never Flask's HTML 500: our shape, the traceback logged
-        log_unexpected(exc, answer.fields)
-        return answer(500, "failed", errorType=type(exc).__name__)
+        log_unexpected(exc)
+        return _answer(500, "failed", errorType=type(exc).__name__)
 
 
-def _take(
-    request: Any, intake: Intake, verify: Verify, db: firestore.Client, answer: _Answer
-) -> Response:
+def _take(request: Any, intake: Intake, verify: Verify, db: firestore.Client) -> Response:
     if request.method != "POST":
-        return answer(405, "method_not_allowed")
+        return _answer(405, "method_not_allowed")
     if not _is_json(request.headers.get("Content-Type")):
-        return answer(415, "unsupported_media_type")
+        return _answer(415, "unsupported_media_type")
     if (request.content_length or 0) > intake.max_bytes:
-        return answer(413, "payload_too_large")
+        return _answer(413, "payload_too_large")
     body: bytes = request.get_data(cache=False)
     if len(body) > intake.max_bytes:
-        return answer(413, "payload_too_large")
+        return _answer(413, "payload_too_large")
     try:
         event = parse_event(intake.provider, verify(body, request.headers))
     except MalformedEventError as exc:
-        return answer(400, "malformed_event", reason=str(exc)[:200])
+        return _answer(400, "malformed_event", reason=str(exc)[:200])
     except SignatureError as exc:
-        return answer(400, "invalid_signature", reason=str(exc)[:200])
-    answer.fields |= {"eventId": event.id, "eventType": event.type}
+        return _answer(400, "invalid_signature", reason=str(exc)[:200])
+    observe.annotate(event_id=event.id, eventType=event.type)
     outcome = intake.process(db, event)
-    return answer(_STATUS.get(outcome, 200), outcome)
+    return _answer(_STATUS.get(outcome, 200), outcome)
 
 
 def stripe_verifier(secret: Callable[[], str], tolerance_s: int = 300) -> Verify:

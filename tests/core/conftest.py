@@ -31,14 +31,19 @@ def unique() -> Callable[[str], str]:
 def read_logs(capsys: pytest.CaptureFixture[str]) -> LogReader:
     """Parse the JSON lines written to stdout and stderr since the last read.
 
-    ``read_logs("call")`` keeps only the one-per-call lines, ``read_logs("event")`` the
-    one-per-event lines; ``read_logs()`` returns every structured line.
+    ``read_logs("callable")`` keeps only the invocation lines of callables,
+    ``read_logs("trigger")`` those of triggers (``firekit.observe``: the lines with a
+    ``latency_ms``); ``read_logs()`` returns every structured line.
     """
 
     def read(kind: str | None = None) -> list[dict[str, Any]]:
         captured = capsys.readouterr()
         lines = (captured.out + captured.err).splitlines()
         entries = [json.loads(line) for line in lines if line.startswith("{")]
-        return [e for e in entries if kind is None or e.get("logKind") == kind]
+        return [e for e in entries if kind is None or _invocation_of_kind(e, kind)]
 
     return read
+
+
+def _invocation_of_kind(entry: dict[str, Any], kind: str) -> bool:
+    return "latency_ms" in entry and entry.get("kind") == kind

@@ -132,11 +132,16 @@ def test_missing_auth_is_unauthenticated(firestore_db: firestore.Client) -> None
     assert documents(firestore_db, "items") == []
 
 
-def test_invalid_token_is_refused_by_the_sdk_before_our_code(read_logs: LogReader) -> None:
+def test_invalid_token_is_refused_by_the_sdk_before_our_code_and_still_logged(
+    read_logs: LogReader,
+) -> None:
     wrong_audience = encode_unsigned({**id_token_claims("u1"), "aud": "another-project"})
     result = call(create_item, GOOD, token=wrong_audience)
     assert result.error_status == "UNAUTHENTICATED"
-    assert read_logs("call") == []  # the SDK answered; our handler never ran
+    # The SDK answered before our handler ran: the line reads the outcome from its answer.
+    [line] = read_logs("callable")
+    assert (line["outcome"], line["uid"], line["status"]) == ("UNAUTHENTICATED", None, 401)
+    assert line["severity"] == "WARNING" and "reason" not in line
 
 
 def test_wrong_role_is_permission_denied(firestore_db: firestore.Client, unique: Any) -> None:
@@ -224,7 +229,7 @@ def test_a_malformed_body_is_invalid_argument_with_one_line_and_no_write(
     assert (result.status, result.error_status) == (400, "INVALID_ARGUMENT")
     assert result.error_message == "Malformed request."
     assert [d["issue"] for d in result.error_details] == [issue]
-    assert [(line["outcome"], line["reason"]) for line in read_logs("call")] == [
+    assert [(line["outcome"], line["reason"]) for line in read_logs("callable")] == [
         ("INVALID_ARGUMENT", issue)
     ]
     assert list(firestore_db.collections()) == []
@@ -246,7 +251,7 @@ def test_a_wrong_method_or_type_is_refused_by_us(
 ) -> None:
     result = call_raw(echo_item, b'{"data": {}}', method=method, content_type=content_type)
     assert (result.status, result.error_details[0]["issue"]) == (400, issue)
-    assert [line["reason"] for line in read_logs("call")] == [issue]
+    assert [line["reason"] for line in read_logs("callable")] == [issue]
 
 
 def test_a_charset_is_still_json() -> None:
@@ -392,13 +397,12 @@ def test_unexpected_exception_is_internal_generic_and_logged(
     assert result.error_message == "Internal error."
     assert result.error_details is None
     assert "hunter2" not in str(result.body) and "RuntimeError" not in str(result.body)
-    lines = read_logs()
-    traces = [line for line in lines if line["severity"] == "ERROR" and "errorType" in line]
-    assert len(traces) == 1
-    assert traces[0]["errorType"] == "RuntimeError"
-    assert "Traceback (most recent call last)" in traces[0]["message"]
-    assert SECRET_TEXT in traces[0]["message"]  # the log keeps what the client must not see
-    assert [line["outcome"] for line in lines if line.get("logKind") == "call"] == ["INTERNAL"]
+    # One line: the call's own, an ERROR carrying the traceback for Error Reporting.
+    [line] = read_logs()
+    assert (line["kind"], line["outcome"], line["severity"]) == ("callable", "INTERNAL", "ERROR")
+    assert line["errorType"] == "RuntimeError"
+    assert line["stack_trace"].startswith("Traceback (most recent call last)")
+    assert SECRET_TEXT in line["stack_trace"]  # the log keeps what the client must not see
 
 
 def test_exactly_one_structured_line_per_call(unique: Any, read_logs: LogReader) -> None:
@@ -406,13 +410,13 @@ def test_exactly_one_structured_line_per_call(unique: Any, read_logs: LogReader)
     call(create_item, GOOD, uid=uid, claims={"role": "admin"})
     call(create_item, {"name": 1}, uid=uid, claims={"role": "admin"})
     call(create_item, GOOD)
-    lines = read_logs("call")
+    lines = read_logs("callable")
     assert [(line["function"], line["uid"], line["outcome"]) for line in lines] == [
         ("create_item", uid, "ok"),
         ("create_item", uid, "INVALID_ARGUMENT"),
         ("create_item", None, "UNAUTHENTICATED"),
     ]
-    assert all(isinstance(line["latencyMs"], float) for line in lines)
+    assert all(isinstance(line["latency_ms"], float) for line in lines)
     assert [line["severity"] for line in lines] == ["INFO", "WARNING", "WARNING"]
 
 

@@ -58,7 +58,7 @@ def test_an_update_of_no_watched_field_is_skipped_before_the_ledger(
     deliver(on_price, firestore_event(f"homes/{key}", before=HOME, after=currency))
     assert runs(firestore_db, key) == 0
     assert list(firestore_db.collection(LEDGER).stream()) == []
-    lines = read_logs("event")
+    lines = read_logs("trigger")
     assert [(line["outcome"], line["changedFields"]) for line in lines] == [
         ("skipped_unwatched", ["views"]),
         ("skipped_unwatched", ["price.currency"]),
@@ -97,5 +97,5 @@ def test_the_loop_guard_comes_first_for_a_watched_field_the_handler_writes(
     edited = {**HOME, "status": "sold", "views": 5}  # someone else's status change
     deliver(on_price_stamped, firestore_event(f"homes/{key}", before=HOME, after=edited))
     assert runs(firestore_db, key) == 1
-    outcomes = [line["outcome"] for line in read_logs("event")]
+    outcomes = [line["outcome"] for line in read_logs("trigger")]
     assert outcomes == ["skipped_own_write", "skipped_unwatched", "applied"]

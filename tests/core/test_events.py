@@ -125,7 +125,7 @@ def test_same_event_three_times_has_one_effect_transactional(
     for _ in range(3):
         count_note_changes(event)
     assert counter(firestore_db, note_id) == 1
-    lines = read_logs("event")
+    lines = read_logs("trigger")
     assert [line["outcome"] for line in lines] == ["applied", "duplicate", "duplicate"]
     record = ledger_record(firestore_db, "count_note_changes", event["id"])
     assert record["state"] == LedgerState.DONE and record["document"] == f"notes/{note_id}"
@@ -138,7 +138,7 @@ def test_concurrent_deliveries_have_one_effect_transactional(
     event = firestore_event(f"notes/{note_id}", after={"title": "Hi"})
     deliver_concurrently(count_note_changes, event, copies=2)
     assert counter(firestore_db, note_id) == 1
-    assert sorted(line["outcome"] for line in read_logs("event")) == ["applied", "duplicate"]
+    assert sorted(line["outcome"] for line in read_logs("trigger")) == ["applied", "duplicate"]
 
 
 def test_own_write_does_not_loop(
@@ -158,7 +158,7 @@ def test_own_write_does_not_loop(
     edited = {**after_own_write, "body": "one two three"}
     count_note_changes(firestore_event(f"notes/{note_id}", before=after_own_write, after=edited))
     assert counter(firestore_db, note_id) == 2
-    outcomes = [line["outcome"] for line in read_logs("event")]
+    outcomes = [line["outcome"] for line in read_logs("trigger")]
     assert outcomes == ["applied", "skipped_own_write", "applied"]
 
 
@@ -188,7 +188,7 @@ def test_invalid_after_document_is_recorded_without_effect_or_exception(
         "title": "string_too_short",
         "body": "string_type",
     }
-    lines = read_logs("event")
+    lines = read_logs("trigger")
     assert [line["outcome"] for line in lines] == ["invalid", "invalid"]
     assert secret not in str(record) and secret not in str(lines)
 
@@ -200,13 +200,13 @@ def test_exactly_one_structured_line_per_event(
     event = firestore_event(f"notes/{note_id}", after={"title": "Hi"}, event_id=unique("evt"))
     count_note_changes(event)
     count_note_changes(event)
-    lines = read_logs("event")
+    lines = read_logs("trigger")
     assert len(lines) == 2
     for line in lines:
         assert line["function"] == "count_note_changes"
-        assert line["eventId"] == event["id"]
+        assert line["event_id"] == event["id"]
         assert line["document"] == f"notes/{note_id}"
-        assert isinstance(line["latencyMs"], float)
+        assert isinstance(line["latency_ms"], float)
         assert line["severity"] == "INFO"
 
 
@@ -224,7 +224,7 @@ def test_same_event_three_times_has_one_effect_claim(
     record = ledger_record(firestore_db, "send_mail", event["id"])
     assert (record["state"], record["attempts"]) == (LedgerState.DONE, 1)
     assert "leaseExpiresAt" not in record and "claimToken" not in record
-    assert [line["outcome"] for line in read_logs("event")] == ["applied", "duplicate", "duplicate"]
+    assert [line["outcome"] for line in read_logs("trigger")] == ["applied", "duplicate", "duplicate"]
 
 
 def test_concurrent_deliveries_have_one_effect_claim(
@@ -249,7 +249,7 @@ def test_concurrent_deliveries_have_one_effect_claim(
     for thread in threads:
         thread.join(timeout=60)
     assert sent_for(mail_id) == [f"send_mail:{event['id']}"]
-    lines = read_logs("event")
+    lines = read_logs("trigger")
     assert sorted((line["outcome"], line.get("reason")) for line in lines) == [
         ("applied", None),
         ("duplicate", "in_progress"),
@@ -286,7 +286,7 @@ def test_live_lease_blocks_a_second_attempt(
     firestore_db.collection(LEDGER).document(record_id("send_mail", event["id"])).set(live)
     send_mail(event)  # retry is off: acknowledged, the lease holder will finish the job
     assert sent_for(mail_id) == []
-    assert read_logs("event")[0]["reason"] == "in_progress"
+    assert read_logs("trigger")[0]["reason"] == "in_progress"
 
 
 def test_failed_side_effect_releases_the_claim_for_a_redelivery(
@@ -301,11 +301,11 @@ def test_failed_side_effect_releases_the_claim_for_a_redelivery(
     send_mail(event)  # a redelivery (e.g. a manual replay) succeeds
     assert sent_for(mail_id) == [f"send_mail:{event['id']}"]
     lines = read_logs()  # stdout and stderr are read one after the other: compare sorted
-    assert sorted(line["outcome"] for line in lines if line.get("logKind") == "event") == [
+    assert sorted(line["outcome"] for line in lines if line.get("kind") == "trigger") == [
         "applied",
         "error",
     ]
-    assert any("Traceback" in line["message"] for line in lines if line["severity"] == "ERROR")
+    assert any("Traceback" in line.get("stack_trace", "") for line in lines)
 
 
 def taken_over(db: firestore.Client, function: str, event_id: str) -> Callable[[], object]:
@@ -337,7 +337,7 @@ def test_a_finisher_that_lost_its_claim_does_not_mark_it_done(
     lines = read_logs()
     [lost] = [line for line in lines if "lost its claim" in line["message"]]
     assert (lost["severity"], lost["effectApplied"], lost["ledgerAttempts"]) == ("ERROR", True, 2)
-    [event_line] = [line for line in lines if line.get("logKind") == "event"]
+    [event_line] = [line for line in lines if line.get("kind") == "trigger"]
     assert (event_line["outcome"], event_line["claimLost"]) == ("applied", True)
 
 
@@ -355,7 +355,7 @@ def test_a_failure_that_lost_its_claim_does_not_mark_it_failed(
     lines = read_logs()
     [lost] = [line for line in lines if "lost its claim" in line["message"]]
     assert (lost["severity"], lost["effectApplied"]) == ("WARNING", False)
-    [event_line] = [line for line in lines if line.get("logKind") == "event"]
+    [event_line] = [line for line in lines if line.get("kind") == "trigger"]
     assert (event_line["outcome"], event_line["claimLost"]) == ("error", True)
 
 
@@ -412,7 +412,7 @@ def test_with_retry_errors_are_reraised_until_max_attempts(
     flaky_with_retry(event)  # and later redeliveries are acknowledged at once
     record = ledger_record(firestore_db, "flaky_with_retry", event["id"])
     assert (record["state"], record["attempts"]) == (LedgerState.FAILED, 2)
-    lines = read_logs("event")
+    lines = read_logs("trigger")
     assert [(line["outcome"], line.get("gaveUp"), line.get("reason")) for line in lines] == [
         ("error", False, None),
         ("error", True, None),

@@ -6,7 +6,6 @@ task of the same chunks (a retried chunk handing on, a repeated job start).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,7 @@ from firebase_admin import exceptions as admin_exceptions
 from firebase_functions import https_fn, options, tasks_fn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from firekit import logs
+from firekit import observe
 from firekit.bootstrap import db as default_db
 from firekit.bootstrap import is_emulated
 from firekit.errors import field_issues, log_unexpected
@@ -106,13 +105,14 @@ def task_function(
 
     The decorated function is only the deployed name; the body is the engine. Retries:
     exponential backoff from 1 s to 5 min, ``max_attempts`` times; the rate limits keep a
-    large job from starving everything else of Firestore write capacity.
+    large job from starving everything else of Firestore write capacity. The function is
+    :func:`firekit.observe.observed`; each task's line says its job, chunks and outcome.
     """
 
     def decorate(named: Callable[..., Any]) -> Any:
         run = _runner(named.__name__, fanout_of)
         run.__doc__ = named.__doc__
-        return tasks_fn.on_task_dispatched(
+        sdk_entry = tasks_fn.on_task_dispatched(
             retry_config=options.RetryConfig(
                 max_attempts=max_attempts, min_backoff_seconds=1, max_backoff_seconds=300
             ),
@@ -121,6 +121,7 @@ def task_function(
             ),
             **task_options,
         )(run)
+        return observe.observed(sdk_entry)
 
     return decorate
 
@@ -128,36 +129,30 @@ def task_function(
 def _runner(
     function_name: str, fanout_of: Callable[[], Fanout]
 ) -> Callable[[https_fn.CallableRequest[Any]], dict[str, Any]]:
-    """The task function's body: the payload checked, the task run, one log line."""
+    """The task function's body: the payload checked, the task run, its line annotated."""
 
     def run(request: https_fn.CallableRequest[Any]) -> dict[str, Any]:
-        started = time.perf_counter()
         try:
             task = Task.model_validate(request.data)
         except ValidationError as exc:
             # A malformed payload can never succeed: acknowledge it, loudly.
-            issues = field_issues(exc)
-            logs.error("fan-out task refused", function=function_name, issues=issues)
+            observe.annotate(outcome="refused", severity="ERROR", issues=field_issues(exc))
             return {"outcome": "refused"}
-        where = {"function": function_name, "job": task.job, "firstChunk": task.first_chunk}
+        observe.annotate(job=task.job, firstChunk=task.first_chunk)
         try:
             result = fanout_of().run_task(default_db(), task)
         except (ChunkBusy, ChunkRetry) as exc:
-            logs.info("fan-out task deferred", **where, reason=str(exc))
             # 503: the queue retries with backoff (no traceback: nothing is wrong).
+            observe.annotate(outcome="deferred", severity="INFO", reason=str(exc))
             raise https_fn.HttpsError(https_fn.FunctionsErrorCode.UNAVAILABLE, "retry") from exc
         except Exception as exc:
-            log_unexpected(exc, where)
+            log_unexpected(exc)
             raise
-        latency = round((time.perf_counter() - started) * 1000, 1)
-        logs.info(
-            "fan-out task",
-            **where,
+        observe.annotate(
             outcome=result.outcome,
             chunks=result.chunks,
             recipients=result.recipients,
             acted=result.acted,
-            latencyMs=latency,
         )
         return {"outcome": result.outcome, "recipients": result.recipients}
 
