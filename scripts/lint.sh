@@ -8,6 +8,7 @@ status=0
 .venv/bin/python rules/matrix.py --check || status=1
 .venv/bin/python contract/build.py --check || status=1
 node_modules/.bin/tsc -p contract || status=1
+node_modules/.bin/tsc -p console || status=1
 .venv/bin/ruff check . || status=1
 .venv/bin/ruff format --check . || status=1
 .venv/bin/mypy functions/firekit functions/marketplace functions/api functions/main.py \
