@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
@@ -17,11 +18,14 @@ from pytest_firebase import schedules  # noqa: E402
 from pytest_firebase.stack import EmulatorStack, StackError  # noqa: E402
 from pytest_firebase.toolchain import ToolchainError  # noqa: E402
 
+if TYPE_CHECKING:  # the seed is imported once the environment points at the emulators
+    from seed.accounts import SeedUser
+
 READY_LINE = "Dev stack ready."
 
 
 def _print_banner(
-    stack: EmulatorStack, users: list[object], scheduler: schedules.Scheduler
+    stack: EmulatorStack, users: list[SeedUser], scheduler: schedules.Scheduler
 ) -> None:
     print("\nServices:")
     rows = [*stack.describe(), ("health", stack.functions_url("health"))]
@@ -34,11 +38,15 @@ def _print_banner(
     print(f"  connectFunctionsEmulator(functions, '127.0.0.1', {stack.port('functions')})")
     print("\nSign in as (email / password / role):" if users else "\nNo seed data: sign up.")
     for user in users:
-        print(f"  {user.email:<26} {user.password:<18} {user.role.value}")  # type: ignore[attr-defined]
+        print(f"  {user.email:<26} {user.password:<18} {user.role.value}")
     print("\nSchedules (run here on their schedule; each run prints a line):")
     for function, next_run in scheduler.jobs:
         when = next_run.astimezone(dt.UTC)
         print(f"  {function.name:<26} {function.schedule:<18} next {when:%H:%M:%S} UTC")
+    admin = next((user for user in users if user.role.value == "admin"), None)
+    print(f"\nAdmin console: http://{stack.host('hosting')}/")
+    if admin is not None:
+        print(f"  sign in as {admin.email} / {admin.password}")
     print(f"\n{READY_LINE} Press Ctrl-C to stop everything.", flush=True)
 
 
