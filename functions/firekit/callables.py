@@ -279,7 +279,7 @@ def _invoke(
         result = _to_json(handler(call, data))
     except Exception as exc:  # every failure is mapped here, in one place
         error = to_https_error(exc)
-        observe.annotate(outcome=error_name(error.code))
+        observe.annotate(outcome=error_name(error.code), reason=_reason_of(error))
         if not policy.declares(error):
             _report_undeclared(policy, error)
         raise error from exc

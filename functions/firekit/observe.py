@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import os
 import re
 import time
 import traceback
@@ -79,6 +80,7 @@ _STATUS_NAMES = {
 }
 """An answer's outcome when nothing better says it: the callable protocol's error name of
 its status (as the SDK maps them), else ``HTTP_<status>``."""
+_EMULATOR_PROBE_PATH = "/__/health"
 _TRACE_HEADER = "X-Cloud-Trace-Context"
 _TRACE_VALUE = re.compile(r"([0-9a-fA-F]{32})(?:/([0-9]{1,20}))?(?:;o=([01]))?")
 """``TRACE_ID/SPAN_ID;o=OPTIONS``: 32 hex digits, a decimal span id, sampled or not."""
@@ -147,7 +149,8 @@ def annotate(
     """Say something about the invocation in progress, for its line: how it ended
     (``outcome``, and ``severity`` when the answer's status would mislead, e.g. a retry
     asked for on purpose), who called, which event, a finer ``kind`` (an HTTPS function
-    that is a webhook), and extra fields. Outside an invocation, nothing happens."""
+    that is a webhook), and extra fields. ``None`` says nothing (an earlier value stays).
+    Outside an invocation, nothing happens."""
     invocation = _CURRENT.get()
     if invocation is None:
         return
@@ -160,7 +163,7 @@ def annotate(
     ):
         if value is not None:
             setattr(invocation, name, value)
-    invocation.fields.update(fields)
+    invocation.fields.update((name, value) for name, value in fields.items() if value is not None)
 
 
 def record_failure(exc: BaseException, context: Mapping[str, Any] | None = None) -> bool:
@@ -188,7 +191,10 @@ def observed(function: F) -> F:
 
     @functools.wraps(function)
     def run(*args: Any, **kwargs: Any) -> Any:
-        invocation = _open(name, kind, args)
+        request = _request_of(args)
+        if _is_emulator_probe(request):
+            return flask.Response("ready", mimetype="text/plain")
+        invocation = _open(name, kind, request, args)
         token = _CURRENT.set(invocation)
         bound = logs.bind(_context_fields(invocation))
         started = time.perf_counter()
@@ -228,11 +234,29 @@ def observe_deployed(namespace: MutableMapping[str, Any]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _open(function: str, kind: str, args: tuple[Any, ...]) -> Invocation:
+def _request_of(args: tuple[Any, ...]) -> flask.Request | None:
+    if args and isinstance(args[0], flask.Request):
+        return args[0]
+    if flask.has_request_context():
+        return flask.request  # an event function's: functions-framework serves it in Flask
+    return None
+
+
+def _is_emulator_probe(request: flask.Request | None) -> bool:
+    # The Functions emulator asks each new worker GET /__/health until it answers (any
+    # answer), and functions-framework hands that to the function, whose refusal of a GET
+    # would log and count as a call. It is none: answered here, no line, no count.
+    return (
+        request is not None
+        and request.path == _EMULATOR_PROBE_PATH
+        and os.environ.get("FUNCTIONS_EMULATOR") == "true"
+    )
+
+
+def _open(
+    function: str, kind: str, request: flask.Request | None, args: tuple[Any, ...]
+) -> Invocation:
     invocation = Invocation(function, kind)
-    request = args[0] if args and isinstance(args[0], flask.Request) else None
-    if request is None and flask.has_request_context():
-        request = flask.request  # an event function's: functions-framework serves it in Flask
     if request is not None:
         _read_trace(invocation, request.headers.get(_TRACE_HEADER, ""))
         if kind == "task":

@@ -28,19 +28,22 @@ def parse_json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
-def emulator_lines(log: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """The structured lines the functions wrote to the emulator's ``log`` from byte
-    ``offset`` on (whole lines only), and the offset after them."""
+def emulator_log(log: Path, offset: int = 0) -> tuple[list[str], int]:
+    """The emulator's ``log`` from byte ``offset`` on (whole lines only), and the offset
+    after them."""
     with log.open("rb") as file:
         file.seek(offset)
         data = file.read()
     whole = data[: data.rfind(b"\n") + 1]
-    entries = []
-    for raw in whole.decode("utf-8", "replace").splitlines():
-        text = raw.removeprefix(FUNCTION_OUTPUT).strip() if raw.startswith(FUNCTION_OUTPUT) else ""
-        if text.startswith("{"):
-            entries.append(json.loads(text))
-    return entries, offset + len(whole)
+    return whole.decode("utf-8", "replace").splitlines(), offset + len(whole)
+
+
+def function_lines(raw_lines: Iterable[str]) -> list[dict[str, Any]]:
+    """The structured lines the functions wrote, among the emulator's log lines."""
+    texts = (
+        raw.removeprefix(FUNCTION_OUTPUT) for raw in raw_lines if raw.startswith(FUNCTION_OUTPUT)
+    )
+    return parse_json_lines("\n".join(texts))
 
 
 def schema_errors(line: dict[str, Any]) -> list[str]:

@@ -197,6 +197,17 @@ def test_a_refusal_of_the_sdk_is_read_from_its_answer(
     assert (line["outcome"], line["severity"]) == ("INVALID_ARGUMENT", "WARNING")
 
 
+def test_the_functions_emulators_readiness_probe_is_no_invocation(
+    lines: Callable[[], list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FUNCTIONS_EMULATOR", "true")
+    probed = request(OBSERVED_FEED, path="/__/health")  # what the emulator asks a new worker
+    assert probed.status_code == 200
+    assert lines() == []  # the function never ran
+    request(OBSERVED_FEED, path="/feed")
+    assert len(invocation_lines(lines())) == 1
+
+
 def test_outside_an_invocation_annotations_change_nothing_and_ids_are_fresh() -> None:
     observe.annotate(outcome="ok", uid="u1", shown=False)
     assert observe.current() is None
