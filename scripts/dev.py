@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
+import devlog  # noqa: E402
 import devstack  # noqa: E402
 from pytest_firebase import schedules  # noqa: E402
 from pytest_firebase.stack import EmulatorStack, StackError  # noqa: E402
@@ -47,6 +48,8 @@ def _print_banner(
     print(f"\nAdmin console: http://{stack.host('hosting')}/")
     if admin is not None:
         print(f"  sign in as {admin.email} / {admin.password}")
+    log = stack.emulator_log.relative_to(devstack.ROOT)
+    print(f"\nFunction logs follow: a line per invocation (all of it in {log}).")
     print(f"\n{READY_LINE} Press Ctrl-C to stop everything.", flush=True)
 
 
@@ -96,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, lambda *_: stop.set())  # up and running: stop calmly
         # The sign-in accounts, not everyone (none without the seed).
         _print_banner(stack, list(seed_users()) if seeded else [], scheduler)
+        devlog.start_following(stack.emulator_log, stop, color=sys.stdout.isatty())
         while not stop.wait(1.0):
             pass
     except _StartupInterruptedError:
