@@ -322,7 +322,8 @@ def test_an_admin_approves_one_listing_and_rejects_another_and_sees_the_audit_ro
     # A second window on the audit log, listening, as another admin's screen would be.
     browser.switch_to.new_window("window")
     browser.get(f"{console_url}#/audit")
-    until(browser, "the audit log")(lambda b: shown(b, "[data-testid=audit] table"))
+    # Listening: what is written from now on arrives as new rows.
+    until(browser, "the audit log's first snapshot")(lambda b: shown(b, "[data-loaded]"))
     browser.execute_script("window.sameDocument = true")  # gone if the page reloads
     audit_window = browser.current_window_handle
 

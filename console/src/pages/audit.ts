@@ -56,11 +56,14 @@ function change({ before, after }: AuditChange): TemplateResult {
 export class AuditLog extends ConsoleElement {
   static override properties = {
     rows: { state: true },
+    loaded: { state: true },
     error: { state: true },
     field: { state: true },
     value: { state: true },
   };
   declare rows: { id: string; entry: AuditRow; fresh: boolean }[];
+  /** The listener's first snapshot arrived: entries from now on are new. */
+  declare loaded: boolean;
   declare error: string | null;
   declare field: FilterField;
   declare value: string;
@@ -69,6 +72,7 @@ export class AuditLog extends ConsoleElement {
   constructor() {
     super();
     this.rows = [];
+    this.loaded = false;
     this.error = null;
     this.field = "actorUid";
     this.value = "";
@@ -88,6 +92,7 @@ export class AuditLog extends ConsoleElement {
   private listen(): void {
     this.stop();
     this.rows = [];
+    this.loaded = false;
     this.error = null;
     const filter: QueryConstraint[] = this.value ? [where(this.field, "==", this.value)] : [];
     const newest = query(
@@ -96,12 +101,13 @@ export class AuditLog extends ConsoleElement {
       orderBy("at", "desc"),
       limit(SHOWN),
     );
-    let first = true;
     this.stop = onSnapshot(
       newest,
       (snapshot) => {
         const added = new Set(
-          first ? [] : snapshot.docChanges().filter((c) => c.type === "added").map((c) => c.doc.id),
+          this.loaded
+            ? snapshot.docChanges().filter((c) => c.type === "added").map((c) => c.doc.id)
+            : [],
         );
         const before = new Map(this.rows.map((r) => [r.id, r.fresh]));
         this.rows = snapshot.docs.map((d) => ({
@@ -109,7 +115,9 @@ export class AuditLog extends ConsoleElement {
           entry: d.data(),
           fresh: added.has(d.id) || (before.get(d.id) ?? false),
         }));
-        first = false;
+        // A snapshot from the local cache may come before the server's: entries count as
+        // new only once the server has answered.
+        if (!snapshot.metadata.fromCache) this.loaded = true;
       },
       (err) => {
         this.error = describeError(err);
@@ -127,7 +135,7 @@ export class AuditLog extends ConsoleElement {
 
   override render(): TemplateResult {
     return html`
-      <section class="page" data-testid="audit">
+      <section class="page" data-testid="audit" ?data-loaded=${this.loaded}>
         <header class="page-head">
           <h2>Audit log</h2>
           <span class="muted live">● live · newest ${SHOWN}</span>
@@ -142,7 +150,7 @@ export class AuditLog extends ConsoleElement {
           <button type="submit">Filter</button>
         </form>
         ${errorLine(this.error)}
-        ${this.rows.length === 0 && !this.error ? html`<p class="muted">No entries.</p>` : nothing}
+        ${this.loaded && this.rows.length === 0 ? html`<p class="muted">No entries.</p>` : nothing}
         ${auditTable(this.rows.map((r) => auditRow(r.id, r.entry, r.fresh)))}
       </section>`;
   }
