@@ -224,7 +224,11 @@ def test_same_event_three_times_has_one_effect_claim(
     record = ledger_record(firestore_db, "send_mail", event["id"])
     assert (record["state"], record["attempts"]) == (LedgerState.DONE, 1)
     assert "leaseExpiresAt" not in record and "claimToken" not in record
-    assert [line["outcome"] for line in read_logs("trigger")] == ["applied", "duplicate", "duplicate"]
+    assert [line["outcome"] for line in read_logs("trigger")] == [
+        "applied",
+        "duplicate",
+        "duplicate",
+    ]
 
 
 def test_concurrent_deliveries_have_one_effect_claim(
