@@ -1,8 +1,9 @@
 """The admin console in a real browser: Debian's headless Chromium, driven by Selenium
 through the system's chromedriver, against Hosting and the emulators of the test stack.
 
-One browser serves the whole session (starting Chromium costs seconds); the console is
-built from its sources once per session, so the tests run what console/ holds now.
+One browser serves the module (starting Chromium costs seconds) and closes with it; the
+console is built from its sources once per session, so the tests run what console/ holds
+now.
 Screenshots go to ``.cache/artefacts/browser/``; with ``UPDATE_SCREENSHOTS=1`` they are
 copied to ``docs/screenshots/`` as well, for the README.
 """
@@ -47,7 +48,7 @@ def console_built() -> None:
         pytest.fail(f"node console/build.mjs failed:\n{built.stdout}{built.stderr}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     """Headless Chromium, through the system chromedriver (Selenium Manager, which would
     download a driver, is never asked: the Service names the driver)."""
@@ -91,7 +92,7 @@ def console_url(firebase_stack: EmulatorStack, console_built: None) -> str:
 Screenshot = Callable[[str], Path]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def screenshot(browser: WebDriver) -> Screenshot:
     """``screenshot(name)``: the browser's window as ``<name>.png`` among the artefacts."""
     copy = os.environ.get("UPDATE_SCREENSHOTS") == "1"

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -285,6 +286,12 @@ def test_the_queue_shows_a_page_at_a_time_oldest_first_with_photos_and_checks(
     assert checks and all(text.startswith("✓") for text in checks), checks
     assert any("duplicate" in text for text in checks), checks  # the trigger's last check
     screenshot("moderation-queue")
+    # Everything the page loaded (bundle, photos, the SDK's calls) came from this machine:
+    # nothing from a CDN, so the console works offline.
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map((e) => e.name)"
+    )
+    assert loaded and {urlsplit(url).hostname for url in loaded} == {"127.0.0.1"}, loaded
 
     queue.find_element(By.CSS_SELECTOR, "[data-testid=next]").click()
     until(browser, "page 2")(
