@@ -93,16 +93,22 @@ export abstract class QueuePage<T extends DocumentData & { status?: string }> ex
     this.outcomes = { ...this.outcomes, [id]: outcome };
   }
 
-  /** Run ``action`` on item ``id``, then read the item back for its stored status. */
+  /** Run ``action`` on item ``id``, then read the item back for its stored status; if
+   * refused, the refusal and the status as stored (someone else may have acted first). */
   private async act(id: string, action: () => Promise<unknown>): Promise<void> {
     this.note(id, { busy: true });
     try {
       await action();
-      const stored = await getDoc(docOf<T>(this.collectionPath, id));
-      this.note(id, { status: stored.data()?.status ?? "deleted" });
+      this.note(id, { status: await this.storedStatus(id) });
     } catch (err) {
-      this.note(id, { error: describeError(err) });
+      const error = describeError(err);
+      this.note(id, { error, status: await this.storedStatus(id).catch(() => undefined) });
     }
+  }
+
+  private async storedStatus(id: string): Promise<string> {
+    const stored = await getDoc(docOf<T>(this.collectionPath, id));
+    return stored.data()?.status ?? "deleted";
   }
 
   /** The items waiting, oldest first (queries.MODERATION_QUEUE, queries.OPEN_REPORTS). */

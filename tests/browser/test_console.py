@@ -353,6 +353,8 @@ def test_an_admin_approves_one_listing_and_rejects_another_and_sees_the_audit_ro
         lambda b: shown(b, f"[data-id='{raced}'] .error")
     )
     assert "failed-precondition (transition_not_allowed)" in error.text
+    assert status_of(browser, raced, "rejected") == "rejected"  # as stored: no more buttons
+    assert card(browser, raced).find_elements(By.CSS_SELECTOR, "[data-action=approve]") == []
     screenshot("moderation-actions")
 
     assert stored(f"listings/{approved}")["status"] == "active"
