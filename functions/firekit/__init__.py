@@ -3,6 +3,8 @@
 Nothing here knows the domain. Modules: :mod:`~firekit.bootstrap` (the admin app),
 :mod:`~firekit.settings` (params and secrets), :mod:`~firekit.errors` (the error
 hierarchy and its one mapping), :mod:`~firekit.logs` (structured lines),
+:mod:`~firekit.observe` (one line per invocation of every deployed function) with
+:mod:`~firekit.metrics` (its counts, flushed to ``_metrics``),
 :mod:`~firekit.callables` (``callable_function``), :mod:`~firekit.ratelimit`,
 :mod:`~firekit.events` (``document_trigger``) with :mod:`~firekit.changes` (the types
 its handlers see), :mod:`~firekit.ledger` (idempotency),
