@@ -71,10 +71,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     ):
         options.add_argument(argument)
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    service = Service(
-        executable_path=str(found["chromedriver"]),
-        log_output=str(ARTEFACTS / "chromedriver.log"),
-    )
+    log = ARTEFACTS / "chromedriver.log"
+    log.unlink(missing_ok=True)  # Selenium appends: keep this run's alone
+    service = Service(executable_path=str(found["chromedriver"]), log_output=str(log))
     driver = webdriver.Chrome(service=service, options=options)
     try:
         yield driver
