@@ -11,9 +11,10 @@ Principals: ``anonymous`` (not signed in); ``owner`` (the user the document belo
 the uid in its path or its owner field; an agent for listings, and for viewing hours
 unless the row says otherwise); ``other`` (another signed-in buyer); ``agent`` (an agent
 who does not own it); ``admin``. A signed-in principal whose account is *closed* (phase
-one of its deletion wrote the tombstone ``_tombstones/{uid}``; its ID tokens stay valid
-for up to an hour) keeps no write and no private read: only what ``other``, a stranger,
-may read (:meth:`Row.allowed_closed`), so a new row needs no column of its own.
+one of its deletion, or an admin's suspension, wrote the tombstone ``_tombstones/{uid}``;
+its ID tokens stay valid for up to an hour) keeps no write and no private read: only
+what ``other``, a stranger, may read (:meth:`Row.allowed_closed`), so a new row needs no
+column of its own.
 Operations: get, list (a query a client would make, constrained as the rules require),
 create (a valid document the principal would write for themselves: at the owner's path
 for documents under ``users/{uid}``), update (a valid client edit), delete.
@@ -309,7 +310,20 @@ MATRIX: tuple[Row, ...] = (
         owner=READ,
         rule="customers/{uid}/{document=**}",
     ),
-    Row("auditLog/{entryId}", "entry", admin=READ),
+    Row(
+        "auditLog/{entryId}",
+        "entry",
+        admin=READ,
+        note="append-only for every client, admins included: functions append each entry in "
+        "the transaction of the change it records; admins read it in pages of at most 100",
+    ),
+    Row(
+        "_metrics/{windowId}",
+        "window",
+        admin=READ,
+        note="the functions' measurements per 5-minute and hourly window: functions write "
+        "them, admins read them (the console's metrics)",
+    ),
     Row(
         "_eventLedger/{entryId}",
         "ledger entry",
@@ -470,12 +484,12 @@ def render(rules_text: str) -> str:
         "Principals: **anonymous** (not signed in), **owner** (the user the document belongs",
         "to), **other** (another signed-in buyer), **agent** (an agent who does not own it),",
         "**admin**. **closed account**: any of the signed-in four once its account is closed",
-        "(phase one of its deletion wrote `_tombstones/{uid}`; its ID tokens stay valid for up",
-        "to an hour): of what it may otherwise do, only the reads a stranger (**other**) may",
-        "make, no write and no private read. ✅ allowed, · denied. *Lookups*: the documents",
-        "the rule may look up with `get()`/`exists()` (an upper bound: the first true branch",
-        "of an `||` stops earlier; a document looked up twice, such as the caller's tombstone,",
-        "counts once).",
+        "(phase one of its deletion, or a suspension, wrote `_tombstones/{uid}`; its ID tokens",
+        "stay valid for up to an hour): of what it may otherwise do, only the reads a stranger",
+        "(**other**) may make, no write and no private read. ✅ allowed, · denied.",
+        "*Lookups*: the documents the rule may look up with `get()`/`exists()` (an upper",
+        "bound: the first true branch of an `||` stops earlier; a document looked up twice,",
+        "such as the caller's tombstone, counts once).",
         "",
         f"{len(MATRIX)} rows × {len(PRINCIPALS)} principals × {len(OPERATIONS)} operations = "
         f"{len(MATRIX) * len(PRINCIPALS) * len(OPERATIONS)} cells; the {len(closed_cells())} "

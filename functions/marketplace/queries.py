@@ -23,6 +23,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from firekit.docmodel import Document
 from marketplace.favorites import FavoriteShard
 from marketplace.models import (
+    AuditEntry,
     CalendarFeed,
     Conversation,
     Device,
@@ -31,6 +32,7 @@ from marketplace.models import (
     Message,
     Notification,
     Offer,
+    Report,
     SavedSearch,
     Subscription,
     Viewing,
@@ -229,9 +231,51 @@ AGENT_LISTINGS_BY_STATUS = Query(
 MODERATION_QUEUE = Query(
     "moderation_queue",
     Listing,
-    "admins: listings waiting for review, oldest first",
+    "admins (the console): listings waiting for review, oldest first, a page at a time "
+    "(limit page + 1, startAfter the last one's snapshot) and a count() of the same filter",
     equals=("status",),
-    order=(Order("updatedAt"),),
+    order=(Order("createdAt"),),
+)
+OPEN_REPORTS = Query(
+    "open_reports",
+    Report,
+    "admins (the console): reports still open, oldest first",
+    equals=("status",),
+    order=(Order("createdAt"),),
+)
+AUDIT_PAGE = 100
+"""The most audit entries one read may ask for (the rules hold a client's list to it)."""
+AUDIT_LOG = Query(
+    "audit_log",
+    AuditEntry,
+    "admins (the console): the audit log, newest first, listened to live",
+    order=(Order("at", DESC),),
+    page=AUDIT_PAGE,
+)
+AUDIT_BY_ACTOR = Query(
+    "audit_by_actor",
+    AuditEntry,
+    "admins (the console): one admin's actions, newest first",
+    equals=("actorUid",),
+    order=(Order("at", DESC),),
+    page=AUDIT_PAGE,
+)
+AUDIT_BY_ACTION = Query(
+    "audit_by_action",
+    AuditEntry,
+    "admins (the console): one kind of action, newest first",
+    equals=("action",),
+    order=(Order("at", DESC),),
+    page=AUDIT_PAGE,
+)
+AUDIT_OF_TARGET = Query(
+    "audit_of_target",
+    AuditEntry,
+    "admins (the console), and find_user's recent entries: what was done to one "
+    "document (users/{uid}, listings/{listingId}, reports/{reportId}), newest first",
+    equals=("target",),
+    order=(Order("at", DESC),),
+    page=AUDIT_PAGE,
 )
 INBOX = Query(
     "inbox",
@@ -438,6 +482,11 @@ QUERIES: tuple[Query, ...] = (
     AGENT_LISTINGS,
     AGENT_LISTINGS_BY_STATUS,
     MODERATION_QUEUE,
+    OPEN_REPORTS,
+    AUDIT_LOG,
+    AUDIT_BY_ACTOR,
+    AUDIT_BY_ACTION,
+    AUDIT_OF_TARGET,
     INBOX,
     INBOX_UNREAD,
     FAVOURITES,
