@@ -241,6 +241,14 @@ export type Money = {
   currency: "GBP" | "EUR" | "USD" | "CHF" | "SEK" | "NOK" | "DKK" | "PLN" | "CAD" | "AUD";
 };
 
+/** One check the submission review ran, whether it passed, and what it found. */
+export type ReviewCheck = {
+  check: "data" | "price" | "photos" | "address" | "title" | "duplicate";
+  passed: boolean;
+  /** (at most 500 character(s)) */
+  detail: string;
+};
+
 /** A listing. Agents write the description; functions own review, search and counters. */
 export type Listing = {
   /** (at least 1 character(s); at most 128 character(s)) */
@@ -286,6 +294,8 @@ export type Listing = {
   acceptedOfferId?: string | null;
   /** (default null) */
   archivedReason?: "agent_departed" | null;
+  /** (at most 6 item(s)) */
+  reviewChecks?: ReviewCheck[];
 };
 
 export type ListingCreate = {
@@ -764,6 +774,8 @@ export type Report = {
   listingId?: string | null;
   /** (at most 2000 character(s); default null) */
   excerpt?: string | null;
+  /** (default null) */
+  resolvedAt?: Timestamp | null;
 };
 
 export type ReportCreate = {
@@ -813,13 +825,27 @@ export type Payment = {
   updatedAt: Timestamp;
 };
 
-/** Who did what to which document, with the before/after values. */
+/** The target's fields the action changed: as they were, and as they became.
+
+Both sides name the same fields (one absent before is ``None``); a field the action
+left as it was is not named. A lookup changes nothing: both sides are empty. */
+export type AuditChange = {
+  before: { [key: string]: unknown };
+  after: { [key: string]: unknown };
+};
+
+/** Who did what to which document, and the fields it changed, before and after. */
 export type AuditEntry = {
-  action: string;
+  action: "listing.approved" | "listing.rejected" | "listing.archived" | "report.dismissed" | "user.blocked" | "user.disabled" | "user.enabled" | "user.erased" | "user.looked_up" | "user.role_changed";
   /** (at least 1 character(s); at most 128 character(s)) */
   actorUid: string;
+  /** (at least 1 character(s); at most 300 character(s)) */
   target: string;
-  change: { [key: string]: unknown };
+  change: AuditChange;
+  /** (at most 500 character(s); default null) */
+  reason?: string | null;
+  /** (at least 1 character(s); at most 128 character(s)) */
+  requestId: string;
   at: Timestamp;
 };
 

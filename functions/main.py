@@ -9,14 +9,13 @@ ensure_initialized()  # before anything else: the SDK verifies ID tokens on the 
 
 # fmt: off
 from api.accounts import before_user_created, on_profile_updated, set_user_role
+from api.admin import block_reported_user, disable_user, dismiss_report, find_user
 from api.alerts import (
     deliverAlerts, on_device_written, on_listing_alerts, on_saved_search_written,
     send_email_digests,
 )
-from api.chat import (
-    notify_new_message, on_conversation_read, on_report_created, queue_unread_chat_emails,
-    summarize_conversation,
-)
+from api.chat import (notify_new_message, on_conversation_read, on_report_created,
+                      queue_unread_chat_emails, summarize_conversation)
 from api.favorites import on_favorite_written, roll_up_favorites
 from api.featured import feature_listing
 from api.health import health

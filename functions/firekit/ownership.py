@@ -11,12 +11,15 @@ it, so every user-id field does) or whose name says it holds a person (``email``
 Erasure has two phases. Phase one is one write: a **tombstone** ``_tombstones/{uid}``
 (the security rules and every callable refuse its uid at once, whatever ID token it
 still holds; the Admin SDK's revocation check cannot be relied on: ID tokens stay valid
-for up to an hour and the emulator skips the check). Phase two is a :class:`Cascade`:
-ordered steps, each run page by page, with a progress document that records, per step,
-where it stopped and what it counted, committed with the page's own writes where the
-page's writes are Firestore writes. A crash anywhere resumes at the step and page where
-it stopped; the erasure is ``done`` only when every step says so, in the same write that
-removes the uid from the progress document, which is then the erasure's report.
+for up to an hour and the emulator skips the check). A **suspension** is a tombstone too
+(:func:`suspension`), refused the same way, but kept until it is lifted (no
+``expiresAt``) and lifted by deleting it; an erasure of a suspended account replaces it.
+Phase two is a :class:`Cascade`: ordered steps, each run page by page, with a progress
+document that records, per step, where it stopped and what it counted, committed with
+the page's own writes where the page's writes are Firestore writes. A crash anywhere
+resumes at the step and page where it stopped; the erasure is ``done`` only when every
+step says so, in the same write that removes the uid from the progress document, which
+is then the erasure's report.
 
 Pseudonyms (``former-<hex>``) replace the uid in records kept for someone else (a
 message in another user's conversation, an accepted offer); :func:`is_pseudonym` lets
@@ -249,17 +252,37 @@ def is_pseudonym(uid: str) -> bool:
 
 
 def tombstone_ref(db: firestore.Client, uid: str) -> firestore.DocumentReference:
-    """The tombstone of ``uid``, if their account is closed."""
+    """The tombstone of ``uid``, if their account is closed or suspended."""
     return db.collection(TOMBSTONES).document(uid)
 
 
 def is_closed(db: firestore.Client, uid: str) -> bool:
-    """Whether ``uid``'s account is closed (erased or being erased): one read."""
+    """Whether ``uid``'s account is closed (erased or being erased) or suspended: one read."""
     return bool(tombstone_ref(db, uid).get().exists)
 
 
-ACCOUNT_CLOSED = Refusal(PermissionDenied, "account_closed", "This account has been closed.")
-"""What every callable answers a closed account's still-valid ID token."""
+AccountState = Literal["open", "suspended", "closed"]
+"""What a tombstone says of an account: none (``open``), a suspension, an erasure
+(``closed``: being erased or erased)."""
+SUSPENSION = "suspension"
+
+
+def suspension(reason: str, now: dt.datetime) -> dict[str, Any]:
+    """A suspension's tombstone: refused like an erasure's, kept until lifted."""
+    return {"kind": SUSPENSION, "reason": reason, "since": now}
+
+
+def account_state(tombstone: firestore.DocumentSnapshot[Any]) -> AccountState:
+    """The state ``tombstone`` (read, present or not) gives its account."""
+    if not tombstone.exists:
+        return "open"
+    return "suspended" if (tombstone.to_dict() or {}).get("kind") == SUSPENSION else "closed"
+
+
+ACCOUNT_CLOSED = Refusal(
+    PermissionDenied, "account_closed", "This account has been closed or suspended."
+)
+"""What every callable answers a closed or suspended account's still-valid ID token."""
 
 
 # --- the cascade ------------------------------------------------------------------------
@@ -355,13 +378,14 @@ class Cascade:
         now: dt.datetime,
     ) -> str:
         """Phase one, in ``transaction``: the tombstone and the progress document, or the
-        erasure already begun for ``uid`` (a repeated request is the same erasure)."""
+        erasure already begun for ``uid`` (a repeated request is the same erasure). A
+        suspension's tombstone is replaced: the account stays refused throughout."""
         tombstone = tombstone_ref(db, uid)
         existing = tombstone.get(transaction=transaction)
-        if existing.exists:
+        if account_state(existing) == "closed":
             return str((existing.to_dict() or {})["erasureId"])
         erasure_id = uuid.uuid4().hex
-        transaction.create(tombstone, {"erasureId": erasure_id, "closedAt": now})
+        transaction.set(tombstone, {"kind": "erasure", "erasureId": erasure_id, "closedAt": now})
         transaction.create(
             self.ref(db, erasure_id),
             {

@@ -1,31 +1,56 @@
-"""The audit log: one append-only ``auditLog`` entry per admin action."""
+"""The audit log: one append-only ``auditLog`` entry per admin action, written in the
+transaction that makes the change, so the change and its record commit together or not
+at all (:class:`marketplace.models.audit.AuditEntry` is the shape)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from google.cloud import firestore
 
+from firekit import observe
+from marketplace.models.audit import AuditAction
+
 AUDIT_LOG = "auditLog"
 
 
-def audit_entry(
-    action: str, *, actor_uid: str, target: str, change: dict[str, Any]
-) -> dict[str, Any]:
-    """An audit record: who did what to which document, and the before/after values."""
+def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"before": ..., "after": ...}`` over the fields that differ: a field named on one
+    side only is ``None`` on the other, a field equal on both sides is left out."""
+    fields = [f for f in dict.fromkeys((*before, *after)) if before.get(f) != after.get(f)]
     return {
-        "action": action,
-        "actorUid": actor_uid,
-        "target": target,
-        "change": change,
-        "at": firestore.SERVER_TIMESTAMP,
+        "before": {f: before.get(f) for f in fields},
+        "after": {f: after.get(f) for f in fields},
     }
 
 
-def append_in(
-    transaction: firestore.Transaction, db: firestore.Client, entry: dict[str, Any]
+def record_in(
+    transaction: firestore.Transaction,
+    db: firestore.Client,
+    action: AuditAction,
+    *,
+    actor_uid: str,
+    target: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    reason: str | None = None,
 ) -> str:
-    """Append ``entry`` inside ``transaction``; returns the new entry's id."""
+    """Append the entry of one action inside ``transaction`` (the one that makes the
+    change); returns its id. ``before``/``after``: the target's fields as they were and
+    as they became (see :func:`changed`). Never name a user's id in them: the erasure
+    pseudonymises ``actorUid`` and a ``users/{uid}`` target, nothing inside ``change``."""
     ref = db.collection(AUDIT_LOG).document()
-    transaction.create(ref, entry)
+    transaction.create(
+        ref,
+        {
+            "action": action,
+            "actorUid": actor_uid,
+            "target": target,
+            "change": changed(before, after),
+            "reason": reason,
+            "requestId": observe.request_id(),
+            "at": firestore.SERVER_TIMESTAMP,
+        },
+    )
     return str(ref.id)

@@ -26,6 +26,7 @@ is no longer allowed counts as done, a processor object already gone counts as d
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -40,7 +41,16 @@ from firekit.claims import NO_SUCH_USER
 from firekit.errors import MOVE_NOT_ALLOWED, AppError
 from firekit.ownership import DONE, Cascade, Page, Step, StepContext, StepNotReadyError
 from firekit.transactions import run_transaction
-from marketplace import audit, chat, favorites, offers, photo_uploads, queries, viewings
+from marketplace import (
+    audit,
+    chat,
+    favorites,
+    offers,
+    photo_uploads,
+    queries,
+    suspensions,
+    viewings,
+)
 from marketplace.models.deals import OPEN_STATUSES
 from marketplace.ownership import FORMER_USER, MAP
 from marketplace.payments import customers, deposits, stripe_api
@@ -677,22 +687,29 @@ def begin_for_admin(
     db: firestore.Client, uid: str, *, actor_uid: str, reason: str, now: dt.datetime
 ) -> str:
     """Phase one on an admin's word: as :func:`begin`, with the audit entry (who, why)
-    in the same transaction. Raises :data:`~firekit.claims.NO_SUCH_USER` for no account."""
+    in the same transaction (a repeated request returns the erasure begun and records
+    nothing more). A suspended account is erased too: its suspension is replaced.
+    Raises :data:`~firekit.claims.NO_SUCH_USER` for no account."""
     try:
         auth.get_user(uid)
     except auth.UserNotFoundError:
         raise NO_SUCH_USER() from None
 
     def apply(transaction: firestore.Transaction) -> str:
+        tombstone = ownership.tombstone_ref(db, uid).get(transaction=transaction)
+        state = ownership.account_state(tombstone)
         erasure_id = CASCADE.begin_in(transaction, db, uid, requested_by="admin", facts={}, now=now)
-        change = {"erasureId": erasure_id, "reason": reason}
-        audit.append_in(
-            transaction,
-            db,
-            audit.audit_entry(
-                "user.erased", actor_uid=actor_uid, target=f"users/{uid}", change=change
-            ),
-        )
+        if state != "closed":  # else a repeated request: the same erasure, audited once
+            audit.record_in(
+                transaction,
+                db,
+                "user.erased",
+                actor_uid=actor_uid,
+                target=f"users/{uid}",
+                before={"account": state},
+                after={"account": "closed", "erasureId": erasure_id},
+                reason=reason,
+            )
         return erasure_id
 
     erasure_id = run_transaction(db, apply, busy_message=BUSY_MESSAGE)
@@ -701,11 +718,9 @@ def begin_for_admin(
 
 
 def _disable(uid: str) -> None:
-    try:
-        auth.update_user(uid, disabled=True)
-        auth.revoke_refresh_tokens(uid)
-    except auth.UserNotFoundError:
-        pass  # no Auth user (deleted by hand, or by the last step): nothing to close
+    # No Auth user (deleted by hand, or by the last step): nothing to close.
+    with contextlib.suppress(auth.UserNotFoundError):
+        suspensions.close_sign_in(uid)
 
 
 def stalled(db: firestore.Client, untouched_since: dt.datetime) -> list[str]:

@@ -11,7 +11,9 @@ A listing it cannot accept (bad data included) is rejected with a reason, never 
 about, so no event ever loops.
 
 Queued means: still ``pending_review``, with ``searchKeys`` set and ``reviewedAt`` unset
-(the moderation queue is ``status == pending_review`` by ``updatedAt``).
+(the moderation queue is ``status == pending_review`` by ``createdAt``). Whatever it
+decides, the review records the checks it ran on the listing (``reviewChecks``: each
+check, passed or not, and what it found), so a moderator sees them.
 
 **The agent hears of every decision** (published by the trigger, approved or rejected by
 an admin, rejected by the trigger): each stamps ``reviewedAt``, and a trigger on that
@@ -71,7 +73,13 @@ from marketplace import audit
 # marketplace.queries is imported by the functions that run a query: its table of queries
 # imports every model, and this module is imported at every function's cold start (its
 # request models), which should build only the models it needs.
-from marketplace.models.listings import ArchiveReason, Listing, ListingStatus
+from marketplace.models.listings import (
+    ArchiveReason,
+    Listing,
+    ListingStatus,
+    ReviewCheck,
+    ReviewCheckName,
+)
 from marketplace.profiles import profile_ref
 from marketplace.roles import Role
 
@@ -181,6 +189,7 @@ SERVER_FIELDS = frozenset(
         "reviewedAt",
         "rejectionReason",
         "archivedReason",
+        "reviewChecks",
     }
 )
 NORMALISED_FIELDS = frozenset({"title", "description", "address.postcode"})
@@ -332,27 +341,66 @@ def derived_fields(listing: Listing) -> dict[str, Any]:
 # --- sanity checks --------------------------------------------------------------------
 
 
-def problems(listing: Listing) -> list[str]:
-    """What makes a listing unfit to publish, as sentences the agent can act on."""
-    found: list[str] = []
+def checks(listing: Listing) -> list[ReviewCheck]:
+    """Each content check the review makes, passed or not, with what it found: the failed
+    ones' details are sentences the agent can act on (:func:`failed`)."""
     amount = listing.price.amount
     low, high = PRICE_BOUNDS[listing.kind]
     what = "monthly rent" if listing.kind == "rent" else "price"
-    if amount <= 0:
-        found.append(f"The {what} must be more than zero.")
-    elif not low * 100 <= amount <= high * 100:
-        found.append(f"The {what} must be between {low:,} and {high:,} {listing.price.currency}.")
-    if not listing.photos:
-        found.append("Add at least one photo.")
-    if not collapse(listing.address.line1):
-        found.append("The address needs a first line.")
-    if not collapse(listing.address.city):
-        found.append("The address needs a city.")
-    if not collapse(listing.address.postcode):
-        found.append("The address needs a postcode.")
-    if len(collapse(listing.title)) < 5:
-        found.append("The title needs at least 5 characters.")
-    return found
+    within = f"between {low:,} and {high:,} {listing.price.currency}"
+    photos = len(listing.photos)
+    address = listing.address
+    missing = [
+        sentence
+        for part, sentence in (
+            (address.line1, "The address needs a first line."),
+            (address.city, "The address needs a city."),
+            (address.postcode, "The address needs a postcode."),
+        )
+        if not collapse(part)
+    ]
+    return [
+        _check(
+            "price",
+            low * 100 <= amount <= high * 100,
+            ok=f"The {what} is {within}.",
+            fix=f"The {what} must be more than zero."
+            if amount <= 0
+            else f"The {what} must be {within}.",
+        ),
+        _check(
+            "photos",
+            photos > 0,
+            ok=f"{photos} photo{'' if photos == 1 else 's'}.",
+            fix="Add at least one photo.",
+        ),
+        _check(
+            "address",
+            not missing,
+            ok="The address has a first line, a city and a postcode.",
+            fix=" ".join(missing),
+        ),
+        _check(
+            "title",
+            len(collapse(listing.title)) >= 5,
+            ok="The title has at least 5 characters.",
+            fix="The title needs at least 5 characters.",
+        ),
+    ]
+
+
+def _check(check: ReviewCheckName, passed: bool, *, ok: str, fix: str) -> ReviewCheck:
+    return ReviewCheck(check=check, passed=passed, detail=ok if passed else fix)
+
+
+def failed(found: list[ReviewCheck]) -> list[str]:
+    """What the failed checks found: sentences the agent can act on."""
+    return [check.detail for check in found if not check.passed]
+
+
+def problems(listing: Listing) -> list[str]:
+    """What makes a listing unfit to publish, as sentences the agent can act on."""
+    return failed(checks(listing))
 
 
 def is_duplicate(listing_id: str, listing: Listing, others: list[Any]) -> bool:
@@ -379,26 +427,43 @@ def reason_text(found: list[str]) -> str:
 @dataclass(frozen=True)
 class _Reviewed:
     listing: Listing | None
-    problems: list[str]
+    checks: list[ReviewCheck]
+
+    @property
+    def problems(self) -> list[str]:
+        return failed(self.checks)
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The checks as the listing keeps them, for the moderator to see."""
+        return {"reviewChecks": [check.model_dump() for check in self.checks]}
 
 
 def _review_reads(
     db: firestore.Client, transaction: firestore.Transaction, listing_id: str, data: dict[str, Any]
 ) -> _Reviewed:
-    """Validate and sanity-check a stored listing, duplicate query included (reads only)."""
+    """Validate and sanity-check a stored listing, duplicate query included (reads only).
+
+    The duplicate check (a query) runs only when every other check passed."""
     try:
         listing = Listing.model_validate(data)
     except ValidationError as exc:
         fields = sorted({issue["field"] for issue in field_issues(exc)})
-        return _Reviewed(None, [f"The listing has invalid data in: {', '.join(fields)}."])
-    found = problems(listing)
+        detail = f"The listing has invalid data in: {', '.join(fields)}."
+        return _Reviewed(None, [ReviewCheck(check="data", passed=False, detail=detail)])
+    found = checks(listing)
     postcode = normalise_postcode(listing.address.postcode)
-    if postcode and not found:
+    if postcode and all(check.passed for check in found):
         from marketplace import queries  # lazy: see the imports
 
         query = queries.DUPLICATE_ADDRESS.build(db, equals={"address.postcode": postcode})
-        if is_duplicate(listing_id, listing, list(transaction.get(query))):
-            found.append("This address is already on the market in another listing.")
+        duplicate = is_duplicate(listing_id, listing, list(transaction.get(query)))
+        detail = (
+            "This address is already on the market in another listing."
+            if duplicate
+            else "No other listing at this address is on the market."
+        )
+        found.append(ReviewCheck(check="duplicate", passed=not duplicate, detail=detail))
     return _Reviewed(listing, found)
 
 
@@ -453,13 +518,19 @@ def review_submission(
         return ReviewOutcome.ARCHIVED
     reviewed = _review_reads(db, transaction, listing_id, data)
     if reviewed.listing is None or reviewed.problems:
-        transaction.update(ref, _reject_fields(reason_text(reviewed.problems)))
+        rejected = _reject_fields(reason_text(reviewed.problems))
+        transaction.update(ref, rejected | reviewed.record)
         return ReviewOutcome.REJECTED
     listing = reviewed.listing
     if _publishable(owner):
-        transaction.update(ref, _publish_fields(listing))
+        transaction.update(ref, _publish_fields(listing) | reviewed.record)
         return ReviewOutcome.PUBLISHED
-    queued = {**normalised_fields(listing), **derived_fields(listing), "rejectionReason": None}
+    queued = {
+        **normalised_fields(listing),
+        **derived_fields(listing),
+        "rejectionReason": None,
+        **reviewed.record,
+    }
     transaction.update(ref, queued)
     return ReviewOutcome.QUEUED
 
@@ -530,15 +601,14 @@ def _archive_departed(
 ) -> None:
     previous = _move_allowed(data, "archived", DEPARTURE_MOVES)
     transaction.update(ref, {"status": "archived", "archivedReason": DEPARTED})
-    _audit(
+    audit.record_in(
         transaction,
         db,
         "listing.archived",
         actor_uid=SYSTEM_ACTOR,
-        listing_id=ref.id,
-        previous=previous,
-        status="archived",
-        reason=DEPARTED,
+        target=f"{LISTINGS}/{ref.id}",
+        before={"status": previous, "archivedReason": None},
+        after={"status": "archived", "archivedReason": DEPARTED},
     )
 
 
@@ -575,15 +645,15 @@ def approve(db: firestore.Client, *, actor_uid: str, listing_id: str) -> Transit
             raise NOT_PUBLISHABLE(
                 "The listing cannot be published: " + reason_text(reviewed.problems)
             )
-        transaction.update(ref, _publish_fields(reviewed.listing))
-        _audit(
+        transaction.update(ref, _publish_fields(reviewed.listing) | reviewed.record)
+        audit.record_in(
             transaction,
             db,
             "listing.approved",
             actor_uid=actor_uid,
-            listing_id=listing_id,
-            previous=previous,
-            status="active",
+            target=f"{LISTINGS}/{listing_id}",
+            before={"status": previous},
+            after={"status": "active"},
         )
         return TransitionResult(listingId=listing_id, status="active", previousStatus=previous)
 
@@ -599,14 +669,15 @@ def reject(
         ref, data = _read(db, transaction, listing_id)
         previous = _move_allowed(data, "rejected", ADMIN_MOVES)
         transaction.update(ref, _reject_fields(reason))
-        _audit(
+        audit.record_in(
             transaction,
             db,
             "listing.rejected",
             actor_uid=actor_uid,
-            listing_id=listing_id,
-            previous=previous,
-            status="rejected",
+            target=f"{LISTINGS}/{listing_id}",
+            before={"status": previous},
+            after={"status": "rejected"},
+            reason=reason,
         )
         return TransitionResult(listingId=listing_id, status="rejected", previousStatus=previous)
 
@@ -657,26 +728,6 @@ def _move_allowed(data: Mapping[str, Any], status: str, moves: Mapping[str, froz
         shown = previous if isinstance(previous, str) and previous in GRAPH else "its status"
         raise TRANSITION_NOT_ALLOWED(f"A listing cannot move from {shown} to {status}.")
     return previous
-
-
-def _audit(
-    transaction: firestore.Transaction,
-    db: firestore.Client,
-    action: str,
-    *,
-    actor_uid: str,
-    listing_id: str,
-    previous: str,
-    status: str,
-    reason: str | None = None,
-) -> None:
-    change: dict[str, Any] = {"status": {"from": previous, "to": status}}
-    if reason is not None:
-        change["archivedReason"] = {"from": None, "to": reason}
-    entry = audit.audit_entry(
-        action, actor_uid=actor_uid, target=f"{LISTINGS}/{listing_id}", change=change
-    )
-    audit.append_in(transaction, db, entry)
 
 
 def _run(

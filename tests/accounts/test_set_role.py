@@ -56,7 +56,8 @@ def test_an_admin_changes_a_role(
     assert entry["action"] == "user.role_changed"
     assert entry["actorUid"] == "seed-admin"
     assert entry["target"] == "users/seed-buyer"
-    assert entry["change"] == {"role": {"from": "buyer", "to": "agent"}}
+    assert entry["change"] == {"before": {"role": "buyer"}, "after": {"role": "agent"}}
+    assert entry["reason"] is None and entry["requestId"]
 
 
 def test_repeating_a_role_change_changes_nothing_more(
@@ -110,10 +111,10 @@ def test_concurrent_changes_by_two_admins_leave_claim_record_and_audit_agreeing(
     assert auth.get_user("seed-buyer").custom_claims["role"] == recorded
     history = sorted(audit_entries(firestore_db), key=lambda e: e["at"])
     assert len(history) == sum(r.data["changed"] for r in results)
-    assert history[-1]["change"]["role"]["to"] == recorded
+    assert history[-1]["change"]["after"]["role"] == recorded
     # Each entry starts where the previous one ended: no change escaped the log.
     for earlier, later in itertools.pairwise(history):
-        assert later["change"]["role"]["from"] == earlier["change"]["role"]["to"]
+        assert later["change"]["before"]["role"] == earlier["change"]["after"]["role"]
 
 
 @pytest.mark.parametrize("claims", [None, {"role": "agent"}, {"role": "buyer"}, {"admin": True}])

@@ -111,8 +111,8 @@ def archived_once(db: Any, made: dict[str, str]) -> None:
         assert entry["action"] == "listing.archived"
         assert entry["actorUid"] == listings.SYSTEM_ACTOR
         assert entry["change"] == {
-            "status": {"from": swept[entry["target"]], "to": "archived"},
-            "archivedReason": {"from": None, "to": "agent_departed"},
+            "before": {"status": swept[entry["target"]], "archivedReason": None},
+            "after": {"status": "archived", "archivedReason": "agent_departed"},
         }
 
 
@@ -320,7 +320,8 @@ def test_a_submission_whose_agent_has_left_is_archived_not_published(
     assert {k: doc.get(k) for k in DEPARTED} == DEPARTED
     assert doc.get("publishedAt") is None and doc.get("searchKeys") is None
     [entry] = audit_entries(firestore_db)
-    assert entry["change"]["status"] == {"from": "pending_review", "to": "archived"}
+    change = entry["change"]
+    assert (change["before"]["status"], change["after"]["status"]) == ("pending_review", "archived")
 
 
 def test_an_admin_cannot_approve_a_listing_whose_agent_has_left(

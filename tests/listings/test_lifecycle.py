@@ -312,7 +312,10 @@ def test_an_admin_approves_a_queued_listing(
     assert entry["action"] == "listing.approved"
     assert entry["actorUid"] == "mod"
     assert entry["target"] == f"listings/{listing_id}"
-    assert entry["change"] == {"status": {"from": "pending_review", "to": "active"}}
+    assert entry["change"] == {
+        "before": {"status": "pending_review"},
+        "after": {"status": "active"},
+    }
 
 
 def test_an_admin_rejects_a_queued_listing_with_a_reason(
@@ -332,7 +335,13 @@ def test_an_admin_rejects_a_queued_listing_with_a_reason(
     assert doc["status"] == "rejected"
     assert doc["rejectionReason"] == "The photos show another home."
     assert isinstance(doc["reviewedAt"], dt.datetime)
-    assert [e["action"] for e in audit_entries(firestore_db)] == ["listing.rejected"]
+    [entry] = audit_entries(firestore_db)
+    assert entry["action"] == "listing.rejected"
+    assert entry["change"] == {
+        "before": {"status": "pending_review"},
+        "after": {"status": "rejected"},
+    }
+    assert entry["reason"] == "The photos show another home."
 
 
 @pytest.mark.parametrize("status", [s for s in ALL_STATUSES if s != "pending_review"])

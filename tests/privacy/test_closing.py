@@ -88,9 +88,10 @@ def test_an_admins_erasure_is_audited_in_the_same_step(firestore_db: firestore.C
         ("user.erased", admin, f"users/{user}")
     ]
     assert entries[0]["change"] == {
-        "erasureId": result.data["erasureId"],
-        "reason": "Legal request 42",
+        "before": {"account": "open", "erasureId": None},
+        "after": {"account": "closed", "erasureId": result.data["erasureId"]},
     }
+    assert entries[0]["reason"] == "Legal request 42"
     assert ownership.is_closed(firestore_db, user)
 
 

@@ -315,10 +315,12 @@ def _records(db: firestore.Client, w: World, now: dt.datetime) -> None:
     )
     db.collection("auditLog").document().set(
         {
-            "action": "role.changed",
+            "action": "user.role_changed",
             "actorUid": w.agent,
             "target": f"users/{w.uid}",
-            "change": {"role": ["buyer", "agent"]},
+            "change": {"before": {"role": "buyer"}, "after": {"role": "agent"}},
+            "reason": None,
+            "requestId": "world-request",
             "at": now,
         }
     )

@@ -143,6 +143,11 @@ WELL_FORMED: dict[str, dict[str, Any]] = {
     "counter_offer": {"offerId": "no-such-offer", "amount": 350_000_00},
     "withdraw_offer": {"offerId": "no-such-offer"},
     "erase_user": {"uid": "no-such-user", "reason": "Fuzzing."},
+    # The admin console's: nothing they name exists (a found user's lookup is audited).
+    "dismiss_report": {"reportId": "no-such-report"},
+    "block_reported_user": {"reportId": "no-such-report", "reason": "Harassment."},
+    "find_user": {"email": "nobody@example.com"},
+    "disable_user": {"uid": "no-such-user", "disabled": True, "reason": "Fuzzing."},
     "delete_my_account": {"confirm": True},
     "export_my_data": {},
 }

@@ -42,6 +42,8 @@ Feature = Literal[
     "chain_free",
 ]
 MAX_PHOTOS = 12
+ReviewCheckName = Literal["data", "price", "photos", "address", "title", "duplicate"]
+"""The submission review's checks (``data``: the stored listing fits the model at all)."""
 
 
 class Address(Value):
@@ -52,6 +54,14 @@ class Address(Value):
     city: Annotated[str, Field(min_length=1, max_length=100)]
     postcode: Annotated[str, Field(min_length=1, max_length=16)]
     country: CountryCode
+
+
+class ReviewCheck(Value):
+    """One check the submission review ran, whether it passed, and what it found."""
+
+    check: ReviewCheckName
+    passed: bool
+    detail: Annotated[str, Field(max_length=500)]
 
 
 class Listing(Document):
@@ -105,3 +115,6 @@ class Listing(Document):
     acceptance, so two acceptances racing cannot both win."""
     archivedReason: ArchiveReason | None = None
     """Set only when the system archived the listing; an agent's own archiving leaves it unset."""
+    reviewChecks: Annotated[list[ReviewCheck], Field(max_length=6)] = Field(default_factory=list)
+    """The checks the last review ran (the submission trigger's, or an admin's approval),
+    for the moderator: each check, passed or not, and what it found."""

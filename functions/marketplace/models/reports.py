@@ -2,7 +2,8 @@
 
 The moderation queue: only admins read it. The reporter writes what and why; a function
 adds who is reported, the listing and the reported message's text (kept as evidence,
-should the message or the conversation go).
+should the message or the conversation go). An admin closes it through a callable:
+``dismiss_report`` (``dismissed``) or ``block_reported_user`` (``actioned``), audited.
 """
 
 from __future__ import annotations
@@ -43,3 +44,5 @@ class Report(Document):
     listingId: DocRef | None = None
     excerpt: Annotated[str, Field(max_length=MAX_MESSAGE)] | None = None
     """The reported message's text when the report was made."""
+    resolvedAt: dt.datetime | None = None
+    """When an admin dismissed it or acted on it (who: the audit log)."""
