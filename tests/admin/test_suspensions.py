@@ -8,6 +8,7 @@ import datetime as dt
 import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from firebase_admin import auth
@@ -20,6 +21,7 @@ from pytest_firebase.auth import AuthEmulator, AuthError
 from pytest_firebase.callables import call
 from pytest_firebase.rest import FirestoreRest
 from pytest_firebase.stack import EmulatorStack
+from seed.load import load_users
 from tests.listings.factories import uid
 from tests.security.test_fuzz import CALLABLES
 
@@ -199,3 +201,28 @@ def test_two_admins_at_odds_leave_auth_agreeing_with_the_last_committed_state(
     for earlier, later in pairwise(entries):
         assert later["change"]["before"] == earlier["change"]["after"]
     assert (entries[-1]["change"]["after"]["account"] if entries else "open") == state
+
+
+@pytest.mark.e2e
+def test_a_suspension_end_to_end_through_the_functions_emulator(
+    auth_emulator: AuthEmulator, firestore_db: firestore.Client, call_emulated: Any
+) -> None:
+    load_users()
+    admin = auth_emulator.sign_in("admin@homefront.test", "seed-admin-pass")
+    renter = auth_emulator.sign_in("renter@homefront.test", "seed-buyer-pass")
+    lookup = {"email": "renter@homefront.test"}
+    assert call_emulated("find_user", lookup, renter.id_token).error_details == {"reason": "role"}
+
+    found = call_emulated("find_user", lookup, admin.id_token)
+    request = {"uid": found.data["uid"], "disabled": True, "reason": WHY}
+    done = call_emulated("disable_user", request, admin.id_token)
+    refused = call_emulated("export_my_data", {}, renter.id_token)  # its token still valid
+
+    assert done.data == {
+        "uid": found.data["uid"],
+        "disabled": True,
+        "account": "suspended",
+        "changed": True,
+    }
+    assert refused.error_details == {"reason": "account_closed"}
+    assert [e["action"] for e in audit_entries(firestore_db)] == ["user.looked_up", "user.disabled"]
