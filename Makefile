@@ -18,7 +18,7 @@ quickstart: bootstrap
 	node_modules/.bin/tsc -p examples && node .cache/examples/examples/quickstart.js
 
 # Every benchmark module (bench/README.md); add yours to the list. Not part of `make test`.
-BENCHES = near_search fanout_throughput fanout_cost fanout_memory webhook cold_start callable_overhead chat_latency chat_cost viewing_booking photo_processing offer_accept erasure observability
+BENCHES = near_search fanout_throughput fanout_cost fanout_memory webhook cold_start callable_overhead chat_latency chat_cost viewing_booking photo_processing offer_accept erasure observability moderation
 
 bench: bootstrap
 	@for name in $(BENCHES); do .venv/bin/python -m bench.$$name || exit 1; done

@@ -541,7 +541,10 @@ MAP = OwnershipMap(
             "_tombstones/{uid}",
             "firestore",
             "{uid} in the path",
-            Keep("refuses the closed account's tokens and late events", "7 days after erasure"),
+            Keep(
+                "refuses the closed (or suspended) account's tokens and late events",
+                "7 days after erasure; a suspension's until it is lifted",
+            ),
             export=False,
             step="report",
         ),
