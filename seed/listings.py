@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, get_args
 
+from marketplace.listings import checks, duplicate_check
 from marketplace.models import Listing
 from marketplace.models.listings import PUBLIC_STATUSES, Feature
 from seed import photos
@@ -143,6 +144,9 @@ def _home(rng: random.Random, now: dt.datetime, city: City, home_id: str, status
         "favoritesCount": 0,  # tallied once the favourites exist
         **_timeline(rng, now, status),
     }
+    if status == "pending_review":  # queued by the review, which records what it checked
+        found = [*checks(Listing.model_validate(data)), duplicate_check(False)]
+        data["reviewChecks"] = [check.model_dump() for check in found]
     return Home(
         doc=SeedDoc(f"listings/{home_id}", Listing, data),
         id=home_id,

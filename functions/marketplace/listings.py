@@ -458,13 +458,18 @@ def _review_reads(
 
         query = queries.DUPLICATE_ADDRESS.build(db, equals={"address.postcode": postcode})
         duplicate = is_duplicate(listing_id, listing, list(transaction.get(query)))
-        detail = (
-            "This address is already on the market in another listing."
-            if duplicate
-            else "No other listing at this address is on the market."
-        )
-        found.append(ReviewCheck(check="duplicate", passed=not duplicate, detail=detail))
+        found.append(duplicate_check(duplicate))
     return _Reviewed(listing, found)
+
+
+def duplicate_check(duplicate: bool) -> ReviewCheck:
+    """The duplicate-address check's record (it needs a query, so :func:`checks` has not)."""
+    return _check(
+        "duplicate",
+        not duplicate,
+        ok="No other listing at this address is on the market.",
+        fix="This address is already on the market in another listing.",
+    )
 
 
 def _publishable(profile: Mapping[str, Any]) -> bool:
