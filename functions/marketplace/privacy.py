@@ -30,8 +30,11 @@ EXPORT_TODAY = Refusal(
 OWN_ACCOUNT = Refusal(
     FailedPrecondition,
     "own_account",
-    "Close your own account from the app (delete_my_account), not as an admin.",
+    "Admins do not erase, suspend or re-enable their own account: close it from the app "
+    "(delete_my_account), and leave suspending it to another admin.",
 )
+"""One refusal for every admin action on the admin's own account (erase_user,
+disable_user, block_reported_user): a reason means one thing across the contract."""
 
 
 class _Request(BaseModel):

@@ -34,15 +34,13 @@ from firekit.errors import BUSY, FailedPrecondition, Refusal
 from firekit.ids import PlainId
 from firekit.ownership import AccountState
 from firekit.transactions import run_transaction
-from marketplace import audit
+from marketplace import audit, privacy
 from marketplace.models.audit import MAX_AUDIT_REASON
 
 SYNC_ATTEMPTS = 5
 BUSY_MESSAGE = "The account is being changed by someone else; try again."
 
-OWN_ACCOUNT = Refusal(
-    FailedPrecondition, "own_account", "Admins cannot suspend or re-enable their own account."
-)
+OWN_ACCOUNT = privacy.OWN_ACCOUNT
 ACCOUNT_ERASED = Refusal(
     FailedPrecondition,
     "account_erased",
