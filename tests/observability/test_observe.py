@@ -228,3 +228,20 @@ def test_a_failure_in_the_bookkeeping_never_fails_the_invocation(
     assert line["outcome"] == "NOT_FOUND"
     assert (complaint["severity"], complaint["message"]) == ("ERROR", "invocation line failed")
     assert complaint["error"] == "RuntimeError: counting broke"
+
+
+def test_a_browsers_preflight_gets_its_line_and_stays_out_of_the_metrics(
+    lines: Callable[[], list[dict[str, Any]]], counted: metrics.Aggregator
+) -> None:
+    asked = {"Origin": "http://127.0.0.1:5000", "Access-Control-Request-Method": "POST"}
+    answered = request(main.dismiss_report, method="OPTIONS", headers=asked)
+    assert answered.status_code in (200, 204)  # the SDK's CORS answer; no code of ours ran
+    [line] = invocation_lines(lines())
+    assert (line["function"], line["kind"], line["outcome"]) == (
+        "dismiss_report",
+        "callable",
+        "preflight",
+    )
+    jsonschema.validate(line, SCHEMA)
+    # Counted, it would put a ~1 ms "ok" beside every call a browser makes.
+    assert counted.pending() == {}
